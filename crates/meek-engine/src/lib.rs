@@ -1,0 +1,509 @@
+//! The inference engine: GGUF models on Candle, with token-level timestamps.
+//!
+//! [`Engine::load`] reads a GGUF file (checked first by [`gguf::read`]), builds its tokenizer and chat template
+//! from the file's metadata, and puts the weights on a device. [`Engine::generate`] runs greedy decoding with a KV
+//! cache and records the instant each token id reached the host; it knows nothing of statistics, energy or JSON.
+//!
+//! Devices: CPU always; CUDA and Metal with the `cuda` and `metal` cargo features. A device that is not compiled
+//! in gives [`EngineError::DeviceNotCompiled`], which says how to rebuild, so callers carry no `cfg`.
+//!
+//! Threads: Candle sizes its CPU thread pools once per process from `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS`.
+//! [`configure_threads`] sets both and must run before the first tensor operation; a process measures one thread
+//! count.
+
+pub mod chat;
+pub mod gguf;
+pub mod testing;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::{D, Device, Tensor};
+use candle_transformers::models::quantized_llama;
+pub use meek_config::DeviceRequest;
+use thiserror::Error;
+
+pub use chat::{ChatTemplate, Message};
+pub use gguf::{GgufInfo, SUPPORTED_ARCHITECTURES};
+pub use tokenizer::GgufTokenizer;
+
+/// Engine name and version for result files.
+pub const ENGINE: &str = "candle 0.11.1";
+
+/// Why a model cannot be loaded or run.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The file cannot be opened.
+    #[error("cannot open model file {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not a GGUF file, or a damaged header.
+    #[error(
+        "{path} is not a usable GGUF model file: {detail}. Check that the download completed and the file is a .gguf"
+    )]
+    NotGguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file is shorter than its own tensor table says.
+    #[error(
+        "{path} is truncated: tensor `{tensor}` ends at byte {needed} but the file has {size} bytes. \
+         Delete it and download it again"
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// First tensor found past the end.
+        tensor: String,
+        /// Bytes that tensor needs.
+        needed: u64,
+        /// Actual size.
+        size: u64,
+    },
+    /// An architecture this build cannot run.
+    #[error("{path}: architecture `{arch}` is not supported; supported: {}", SUPPORTED_ARCHITECTURES.join(", "))]
+    UnsupportedArchitecture {
+        /// The file.
+        path: PathBuf,
+        /// `general.architecture`.
+        arch: String,
+    },
+    /// The tokenizer metadata cannot be used.
+    #[error("{path}: {detail}")]
+    Tokenizer {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The device is not compiled into this build.
+    #[error(
+        "device `{device}` is not available in this build: rebuild with `cargo build --release --features {feature}` \
+         (or use `--device cpu`)"
+    )]
+    DeviceNotCompiled {
+        /// The device asked for.
+        device: String,
+        /// The cargo feature that enables it.
+        feature: &'static str,
+    },
+    /// The device is compiled in but cannot be opened.
+    #[error("cannot open device `{device}`: {detail}")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: String,
+        /// Why.
+        detail: String,
+    },
+    /// A prompt plus generation longer than the model can hold.
+    #[error(
+        "{model}: {needed} positions needed (prompt {prompt} + generation {n_gen}) but at most {max} are supported"
+    )]
+    TooLong {
+        /// Model name.
+        model: String,
+        /// Prompt tokens.
+        prompt: usize,
+        /// Tokens to generate.
+        n_gen: usize,
+        /// Total.
+        needed: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A tensor operation failed.
+    #[error("{context}: {source}")]
+    Candle {
+        /// What was being done.
+        context: String,
+        /// Candle's error.
+        source: candle_core::Error,
+    },
+}
+
+trait Ctx<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, EngineError>;
+}
+
+impl<T> Ctx<T> for candle_core::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, EngineError> {
+        self.map_err(|source| EngineError::Candle {
+            context: what(),
+            source,
+        })
+    }
+}
+
+/// Sets the thread count of Candle's CPU pools. Call before the first tensor operation of the process.
+pub fn configure_threads(n: usize) {
+    // SAFETY: called at start-up, before any thread that reads the environment is spawned.
+    unsafe {
+        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
+/// Opens the device asked for: `Auto` tries CUDA, then Metal, then falls back to the CPU.
+pub fn open_device(req: DeviceRequest) -> Result<(Device, String), EngineError> {
+    let unavailable = |device: String, e: candle_core::Error| EngineError::DeviceUnavailable {
+        device,
+        detail: e.to_string(),
+    };
+    match req {
+        DeviceRequest::Cpu => Ok((Device::Cpu, "cpu".into())),
+        DeviceRequest::Cuda(n) => {
+            check_compiled(req)?;
+            Device::new_cuda(n)
+                .map(|d| (d, format!("cuda:{n}")))
+                .map_err(|e| unavailable(format!("cuda:{n}"), e))
+        }
+        DeviceRequest::Metal => {
+            check_compiled(req)?;
+            Device::new_metal(0)
+                .map(|d| (d, "metal:0".into()))
+                .map_err(|e| unavailable("metal".into(), e))
+        }
+        DeviceRequest::Auto => {
+            if cfg!(feature = "cuda")
+                && candle_core::utils::cuda_is_available()
+                && let Ok(d) = Device::new_cuda(0)
+            {
+                return Ok((d, "cuda:0".into()));
+            }
+            if cfg!(feature = "metal")
+                && candle_core::utils::metal_is_available()
+                && let Ok(d) = Device::new_metal(0)
+            {
+                return Ok((d, "metal:0".into()));
+            }
+            Ok((Device::Cpu, "cpu".into()))
+        }
+    }
+}
+
+/// Cargo features of this engine build that change what it can run.
+pub fn compiled_features() -> Vec<String> {
+    let mut f = Vec::new();
+    if cfg!(feature = "cuda") {
+        f.push("cuda".to_string());
+    }
+    if cfg!(feature = "metal") {
+        f.push("metal".to_string());
+    }
+    f
+}
+
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+}
+
+/// Receives each generated token as soon as its id is on the host.
+pub trait TokenObserver {
+    /// Token number `index` (0 is the one produced by the prompt) arrived at `at`.
+    fn on_token(&mut self, index: usize, token: u32, at: Instant);
+}
+
+impl TokenObserver for () {
+    fn on_token(&mut self, _: usize, _: u32, _: Instant) {}
+}
+
+impl<F: FnMut(usize, u32, Instant)> TokenObserver for F {
+    fn on_token(&mut self, index: usize, token: u32, at: Instant) {
+        self(index, token, at);
+    }
+}
+
+/// How to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenOptions {
+    /// Most tokens to generate.
+    pub max_new_tokens: usize,
+    /// Stop at the end-of-sequence token (speed runs switch this off to generate exactly `max_new_tokens`).
+    pub stop_at_eos: bool,
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model produced its end-of-sequence token (included in `tokens`).
+    Eos,
+    /// `max_new_tokens` were generated.
+    Length,
+}
+
+/// One greedy generation with its timings.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Generated ids, in order.
+    pub tokens: Vec<u32>,
+    /// When the prompt was handed to the model.
+    pub started: Instant,
+    /// When each generated id reached the host (same length as `tokens`).
+    pub token_times: Vec<Instant>,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+impl Generation {
+    /// Time to first token.
+    pub fn ttft(&self) -> Duration {
+        self.token_times[0] - self.started
+    }
+
+    /// Time from the first to the last generated token.
+    pub fn decode_time(&self) -> Duration {
+        self.token_times[self.token_times.len() - 1] - self.token_times[0]
+    }
+
+    /// Gaps between consecutive tokens.
+    pub fn inter_token(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.token_times.windows(2).map(|w| w[1] - w[0])
+    }
+}
+
+/// A loaded model ready to generate.
+pub struct Engine {
+    weights: Weights,
+    tokenizer: GgufTokenizer,
+    chat: Option<ChatTemplate>,
+    device: Device,
+    device_name: String,
+    info: GgufInfo,
+    max_positions: usize,
+    name: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("name", &self.name)
+            .field("device", &self.device_name)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the header of a GGUF file and builds its tokenizer, without loading weights (for `tokenize`).
+pub fn load_tokenizer(
+    path: &Path,
+) -> Result<(GgufTokenizer, Option<ChatTemplate>, GgufInfo), EngineError> {
+    let (content, _) = gguf::read(path)?;
+    let (tok, chat) = tokenizer_and_template(path, &content)?;
+    Ok((tok, chat, gguf::info(&content)))
+}
+
+fn tokenizer_and_template(
+    path: &Path,
+    content: &candle_core::quantized::gguf_file::Content,
+) -> Result<(GgufTokenizer, Option<ChatTemplate>), EngineError> {
+    let tok_err = |detail: String| EngineError::Tokenizer {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let tokenizer = GgufTokenizer::from_gguf(content).map_err(tok_err)?;
+    let chat = match content
+        .metadata
+        .get("tokenizer.chat_template")
+        .and_then(|v| v.to_string().ok())
+    {
+        Some(src) => Some(
+            ChatTemplate::new(
+                src,
+                &tokenizer.token_text(tokenizer.bos()),
+                &tokenizer.token_text(tokenizer.eos()),
+            )
+            .map_err(tok_err)?,
+        ),
+        None => None,
+    };
+    Ok((tokenizer, chat))
+}
+
+impl Engine {
+    /// Loads a GGUF model onto `device`.
+    pub fn load(path: &Path, device: DeviceRequest) -> Result<Self, EngineError> {
+        let (content, mut file) = gguf::read(path)?;
+        let info = gguf::info(&content);
+        if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
+            return Err(EngineError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                arch: info.architecture,
+            });
+        }
+        let (tokenizer, chat) = tokenizer_and_template(path, &content)?;
+        let (device, device_name) = open_device(device)?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let weights = Weights::Llama(
+            quantized_llama::ModelWeights::from_gguf(content, &mut file, &device)
+                .ctx(|| format!("loading the weights of {}", path.display()))?,
+        );
+        let max_positions = info
+            .context_length
+            .unwrap_or(quantized_llama::MAX_SEQ_LEN)
+            .min(quantized_llama::MAX_SEQ_LEN);
+        Ok(Self {
+            weights,
+            tokenizer,
+            chat,
+            device,
+            device_name,
+            info,
+            max_positions,
+            name,
+        })
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template, when the model has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat.as_ref()
+    }
+
+    /// What the file says about itself.
+    pub fn info(&self) -> &GgufInfo {
+        &self.info
+    }
+
+    /// The device name, e.g. `cpu` or `cuda:0`.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// Longest prompt plus generation this engine runs for the model.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// `n` token ids for a speed run: BOS first when the model adds one, then ordinary tokens drawn uniformly
+    /// with a fixed seed (like llama-bench's random prompts, so no tokenizer work is timed and no cache can hit).
+    pub fn synthetic_prompt(&self, n: usize, seed: u64) -> Vec<u32> {
+        let tok = &self.tokenizer;
+        let normal: Vec<u32> = (0..tok.vocab_size() as u32)
+            .filter(|&i| tok.is_normal(i))
+            .collect();
+        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            // splitmix64: small, good enough to pick token ids.
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let mut ids = Vec::with_capacity(n);
+        if tok.adds_bos()
+            && let Some(b) = tok.bos()
+        {
+            ids.push(b);
+        }
+        while ids.len() < n {
+            ids.push(normal[(next() % normal.len() as u64) as usize]);
+        }
+        ids.truncate(n);
+        ids
+    }
+
+    /// Greedy generation from `prompt` (token ids), starting from an empty KV cache.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: GenOptions,
+        observer: &mut dyn TokenObserver,
+    ) -> Result<Generation, EngineError> {
+        let needed = prompt.len() + opts.max_new_tokens;
+        if prompt.is_empty() || opts.max_new_tokens == 0 || needed > self.max_positions {
+            return Err(EngineError::TooLong {
+                model: self.name.clone(),
+                prompt: prompt.len(),
+                n_gen: opts.max_new_tokens,
+                needed,
+                max: self.max_positions,
+            });
+        }
+        let Weights::Llama(model) = &mut self.weights;
+        model.clear_kv_cache();
+        let eos = self.tokenizer.eos();
+        let mut tokens = Vec::with_capacity(opts.max_new_tokens);
+        let mut times = Vec::with_capacity(opts.max_new_tokens);
+        let started = Instant::now();
+        let input = Tensor::new(prompt, &self.device)
+            .and_then(|t| t.unsqueeze(0))
+            .ctx(|| "prompt tensor".into())?;
+        let mut next =
+            greedy(model, &input, 0).ctx(|| format!("prefill of {} tokens", prompt.len()))?;
+        let mut stop = StopReason::Length;
+        loop {
+            let at = Instant::now();
+            observer.on_token(tokens.len(), next, at);
+            tokens.push(next);
+            times.push(at);
+            if opts.stop_at_eos && Some(next) == eos {
+                stop = StopReason::Eos;
+                break;
+            }
+            if tokens.len() == opts.max_new_tokens {
+                break;
+            }
+            let pos = prompt.len() + tokens.len() - 1;
+            let input = Tensor::new(&[next], &self.device)
+                .and_then(|t| t.unsqueeze(0))
+                .ctx(|| "token tensor".into())?;
+            next = greedy(model, &input, pos).ctx(|| format!("decode step at position {pos}"))?;
+        }
+        Ok(Generation {
+            prompt_tokens: prompt.len(),
+            tokens,
+            started,
+            token_times: times,
+            stop,
+        })
+    }
+}
+
+/// One forward pass and the arg-max of the last position's logits, copied to the host (which waits for the
+/// device, so the clock read after it is honest on asynchronous GPUs too).
+fn greedy(
+    model: &mut quantized_llama::ModelWeights,
+    input: &Tensor,
+    pos: usize,
+) -> candle_core::Result<u32> {
+    let logits = model.forward(input, pos)?;
+    let logits = logits.squeeze(0)?;
+    let logits = if logits.rank() == 2 {
+        logits.get(logits.dim(0)? - 1)?
+    } else {
+        logits
+    };
+    logits.argmax(D::Minus1)?.to_scalar::<u32>()
+}
+
+/// Refuses a device that this build cannot open at all, before anything is downloaded or loaded.
+pub fn check_compiled(req: DeviceRequest) -> Result<(), EngineError> {
+    match req {
+        DeviceRequest::Cuda(n) if !cfg!(feature = "cuda") => Err(EngineError::DeviceNotCompiled {
+            device: format!("cuda:{n}"),
+            feature: "cuda",
+        }),
+        DeviceRequest::Metal if !cfg!(feature = "metal") => Err(EngineError::DeviceNotCompiled {
+            device: "metal".into(),
+            feature: "metal",
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,266 @@
+//! Tokenizers built from GGUF metadata, matching llama.cpp's token ids.
+//!
+//! GPT-2-style byte-level BPE (`tokenizer.ggml.model = "gpt2"`) is built from `tokenizer.ggml.tokens` and
+//! `tokenizer.ggml.merges` with the pre-tokenisation llama.cpp uses for the file's `tokenizer.ggml.pre`:
+//! no space is ever prepended (candle's own GGUF tokenizer prepends one, which gives wrong ids), digits are split
+//! one by one for the SmolLM family, and control and user-defined tokens (`tokenizer.ggml.token_type` 3 and 4)
+//! are matched as single special tokens in text, like llama.cpp with `parse_special`.
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
+
+/// Token type of a control token (`<|im_start|>`) in `tokenizer.ggml.token_type`.
+const TYPE_CONTROL: i32 = 3;
+/// Token type of a user-defined token.
+const TYPE_USER_DEFINED: i32 = 4;
+/// Token type of an ordinary token.
+const TYPE_NORMAL: i32 = 1;
+
+/// llama.cpp's GPT-2 pattern (also the one inside HF's ByteLevel pre-tokenizer).
+const REGEX_GPT2: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+const REGEX_LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const REGEX_QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// A tokenizer with the model's special ids.
+#[derive(Clone)]
+pub struct GgufTokenizer {
+    inner: Tokenizer,
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: bool,
+}
+
+impl std::fmt::Debug for GgufTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufTokenizer")
+            .field("vocab", &self.tokens.len())
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .field("add_bos", &self.add_bos)
+            .finish()
+    }
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    v.to_vec()
+        .ok()?
+        .iter()
+        .map(|x| x.to_string().ok().cloned())
+        .collect()
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::U8(x) => Some(i64::from(*x)),
+        Value::I8(x) => Some(i64::from(*x)),
+        Value::U16(x) => Some(i64::from(*x)),
+        Value::I16(x) => Some(i64::from(*x)),
+        Value::U32(x) => Some(i64::from(*x)),
+        Value::I32(x) => Some(i64::from(*x)),
+        Value::U64(x) => i64::try_from(*x).ok(),
+        Value::I64(x) => Some(*x),
+        _ => None,
+    }
+}
+
+impl GgufTokenizer {
+    /// Builds the tokenizer from a GGUF header. Errors are plain messages; the caller adds the file name.
+    pub fn from_gguf(content: &Content) -> Result<Self, String> {
+        let md = &content.metadata;
+        let get = |k: &str| {
+            md.get(k)
+                .ok_or_else(|| format!("metadata key `{k}` is missing"))
+        };
+        let kind = get("tokenizer.ggml.model")?
+            .to_string()
+            .map_err(|e| e.to_string())?
+            .clone();
+        if kind != "gpt2" {
+            return Err(format!(
+                "tokenizer model `{kind}` is not supported yet (supported: `gpt2` byte-level BPE); \
+                 give the model's tokenizer.json instead"
+            ));
+        }
+        let tokens = strings(get("tokenizer.ggml.tokens")?)
+            .ok_or("`tokenizer.ggml.tokens` is not a list of strings")?;
+        let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
+            Some(v) => v
+                .to_vec()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|x| int(x).map(|i| i as i32))
+                .collect::<Option<_>>()
+                .ok_or("`tokenizer.ggml.token_type` is not a list of integers")?,
+            None => vec![TYPE_NORMAL; tokens.len()],
+        };
+        if types.len() != tokens.len() {
+            return Err(format!(
+                "{} token types for {} tokens",
+                types.len(),
+                tokens.len()
+            ));
+        }
+        let merges: Vec<(String, String)> = strings(get("tokenizer.ggml.merges")?)
+            .ok_or("`tokenizer.ggml.merges` is not a list of strings")?
+            .into_iter()
+            .map(|m| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| format!("merge `{m}` is not two tokens separated by a space"))
+            })
+            .collect::<Result<_, _>>()?;
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| format!("cannot build the BPE model: {e}"))?;
+        let mut inner = Tokenizer::new(bpe);
+        let pre = md
+            .get("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .map_or("default", String::as_str);
+        inner.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        let special: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, t)| matches!(**t, TYPE_CONTROL | TYPE_USER_DEFINED))
+            .map(|(tok, _)| AddedToken::from(tok.clone(), true))
+            .collect();
+        inner.add_special_tokens(&special);
+        let id = |k: &str| md.get(k).and_then(int).and_then(|i| u32::try_from(i).ok());
+        let flag = |k: &str| md.get(k).and_then(|v| v.to_bool().ok());
+        Ok(Self {
+            inner,
+            bos: id("tokenizer.ggml.bos_token_id"),
+            eos: id("tokenizer.ggml.eos_token_id"),
+            add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(false),
+            tokens,
+            types,
+        })
+    }
+
+    /// Token ids of `text`, with BOS first when the model asks for it (`tokenizer.ggml.add_bos_token`).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        let enc = self.inner.encode(text, false).map_err(|e| e.to_string())?;
+        let mut ids = Vec::with_capacity(enc.len() + 1);
+        if self.add_bos
+            && let Some(b) = self.bos
+        {
+            ids.push(b);
+        }
+        ids.extend_from_slice(enc.get_ids());
+        Ok(ids)
+    }
+
+    /// Text of `ids`; special tokens are kept as their text unless `skip_special`.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, String> {
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The vocabulary entry of `id` as stored in the file (byte-level form, e.g. `Ġworld`).
+    pub fn piece(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// Whether `id` is an ordinary (not control, not unused) token.
+    pub fn is_normal(&self, id: u32) -> bool {
+        self.types.get(id as usize) == Some(&TYPE_NORMAL)
+    }
+
+    /// Number of entries in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Beginning-of-sequence id.
+    pub fn bos(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// End-of-sequence id.
+    pub fn eos(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// Whether [`encode`](Self::encode) puts BOS first.
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// Text of a token id, for chat templates (`bos_token`, `eos_token`).
+    pub fn token_text(&self, id: Option<u32>) -> String {
+        id.and_then(|i| self.piece(i))
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn split(regex: &str) -> Result<PreTokenizerWrapper, String> {
+    Split::new(
+        SplitPattern::Regex(regex.to_string()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map(Into::into)
+    .map_err(|e| e.to_string())
+}
+
+/// The pre-tokeniser llama.cpp uses for `tokenizer.ggml.pre` (see `llama-vocab.cpp`).
+fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
+    // ByteLevel after an explicit split: no prefix space, no second regex.
+    let bytes = || ByteLevel::new(false, false, false).into();
+    Ok(match pre {
+        // Digits one by one, then the GPT-2 pattern.
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
+            Sequence::new(vec![Digits::new(true).into(), split(REGEX_GPT2)?, bytes()]).into()
+        }
+        "llama3" | "llama-bpe" | "smaug-bpe" | "falcon3" | "pixtral" => {
+            Sequence::new(vec![split(REGEX_LLAMA3)?, bytes()]).into()
+        }
+        "qwen2" | "stablelm2" | "deepseek-r1-qwen" | "hunyuan" => {
+            Sequence::new(vec![split(REGEX_QWEN2)?, bytes()]).into()
+        }
+        "gpt-2" | "gpt2" | "default" | "mpt" | "olmo" | "jais" => {
+            Sequence::new(vec![split(REGEX_GPT2)?, bytes()]).into()
+        }
+        other => {
+            return Err(format!(
+                "pre-tokenizer `{other}` is not supported yet (supported: smollm, gpt2, llama-bpe, qwen2 and their aliases)"
+            ));
+        }
+    })
+}
+
+/// The GPT-2 byte-to-character table: byte-level BPE vocabularies store byte `b` as `table[b]`.
+pub fn bytes_to_unicode() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let mut n = 0u32;
+    for b in 0..=255u8 {
+        let printable =
+            (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+        table[b as usize] = if printable {
+            char::from(b)
+        } else {
+            let c = char::from_u32(256 + n).expect("valid code point");
+            n += 1;
+            c
+        };
+    }
+    table
+}

@@ -1,0 +1,248 @@
+//! Loading, tokenizing and generation on tiny generated models, and the refusals for bad files.
+
+use std::path::{Path, PathBuf};
+
+use meek_engine::testing::{TinySpec, write_tiny_llama};
+use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Message, StopReason};
+
+fn tiny(dir: &Path, spec: TinySpec) -> PathBuf {
+    let p = dir.join(format!("tiny-{}.gguf", spec.seed));
+    write_tiny_llama(&p, spec).unwrap();
+    p
+}
+
+#[test]
+fn tiny_model_loads_and_describes_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::load(&tiny(dir.path(), TinySpec::default()), DeviceRequest::Cpu).unwrap();
+    let info = e.info();
+    assert_eq!(info.architecture, "llama");
+    assert_eq!(info.quantization, "Q4_1");
+    assert_eq!(info.context_length, Some(256));
+    assert_eq!(e.max_positions(), 256);
+    assert_eq!(e.device_name(), "cpu");
+    // 265 x 64 embedding and output + 2 norms per layer + final norm + 2 layers of (q, k, v, o, gate, up, down)
+    let v = 3 + 256 + 6;
+    let per_layer = 64 * 64 + 2 * 32 * 64 + 64 * 64 + 3 * 128 * 64 + 2 * 64;
+    assert_eq!(info.n_params, (2 * v * 64 + 64 + 2 * per_layer) as u64);
+}
+
+#[test]
+fn tokenizer_uses_merges_specials_and_no_prefix_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::load(&tiny(dir.path(), TinySpec::default()), DeviceRequest::Cpu).unwrap();
+    let t = e.tokenizer();
+    let ids = t.encode("hello the 12").unwrap();
+    let pieces: Vec<&str> = ids.iter().map(|&i| t.piece(i).unwrap()).collect();
+    // No space is prepended; digits are split one by one (smollm pre-tokenizer).
+    assert_eq!(pieces, ["hello", "Ġthe", "Ġ", "1", "2"]);
+    let ids = t.encode("<|im_start|>user\nhi<|im_end|>").unwrap();
+    assert_eq!(ids[0], 1);
+    assert_eq!(*ids.last().unwrap(), 2);
+    for text in [
+        "hello the 12",
+        "naïve café, 東京 🙂",
+        "  two  spaces\n\ttab",
+        "<|im_start|>x<|im_end|>",
+    ] {
+        let ids = t.encode(text).unwrap();
+        assert_eq!(
+            t.decode(&ids, false).unwrap(),
+            text,
+            "round trip of {text:?}"
+        );
+    }
+    assert_eq!(
+        t.decode(&t.encode("<|im_start|>x").unwrap(), true).unwrap(),
+        "x"
+    );
+}
+
+#[test]
+fn chat_template_comes_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::load(&tiny(dir.path(), TinySpec::default()), DeviceRequest::Cpu).unwrap();
+    let text = e
+        .chat_template()
+        .expect("tiny model has a template")
+        .render(&[Message::new("user", "hi")], true)
+        .unwrap();
+    assert!(
+        text.ends_with("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn generation_is_greedy_deterministic_and_timed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny(dir.path(), TinySpec::default());
+    let mut e = Engine::load(&path, DeviceRequest::Cpu).unwrap();
+    let prompt = e.synthetic_prompt(20, 7);
+    assert_eq!(prompt.len(), 20);
+    assert!(prompt.iter().all(|&i| e.tokenizer().is_normal(i)));
+    assert_eq!(prompt, e.synthetic_prompt(20, 7));
+    assert_ne!(prompt, e.synthetic_prompt(20, 8));
+    let opts = GenOptions {
+        max_new_tokens: 12,
+        stop_at_eos: false,
+    };
+    let mut seen = Vec::new();
+    let mut obs = |i: usize, t: u32, _| seen.push((i, t));
+    let a = e.generate(&prompt, opts, &mut obs).unwrap();
+    assert_eq!(a.tokens.len(), 12);
+    assert_eq!(a.token_times.len(), 12);
+    assert_eq!(a.stop, StopReason::Length);
+    assert_eq!(
+        seen,
+        a.tokens.iter().copied().enumerate().collect::<Vec<_>>()
+    );
+    assert!(a.token_times.windows(2).all(|w| w[0] <= w[1]));
+    assert!(a.token_times[0] >= a.started);
+    assert_eq!(a.inter_token().count(), 11);
+    // The KV cache is reset between generations: the same prompt gives the same tokens.
+    let b = e.generate(&prompt, opts, &mut ()).unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    // The KV cache matters: generating with the cache equals re-running the full sequence each step.
+    let c = e
+        .generate(
+            &[prompt.clone(), a.tokens[..5].to_vec()].concat(),
+            GenOptions {
+                max_new_tokens: 1,
+                stop_at_eos: false,
+            },
+            &mut (),
+        )
+        .unwrap();
+    assert_eq!(c.tokens[0], a.tokens[5]);
+}
+
+#[test]
+fn eos_stops_generation_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TinySpec {
+        eos_boost: 3.0,
+        ..TinySpec::default()
+    };
+    let mut e = Engine::load(&tiny(dir.path(), spec), DeviceRequest::Cpu).unwrap();
+    // Find a prompt whose greedy continuation contains EOS (id 2) within 40 tokens, if any seed gives one.
+    let opts = GenOptions {
+        max_new_tokens: 40,
+        stop_at_eos: false,
+    };
+    let eos = e.tokenizer().eos().unwrap();
+    let found = (0..200u64).find_map(|seed| {
+        let p = e.synthetic_prompt(8, seed);
+        let g = e.generate(&p, opts, &mut ()).unwrap();
+        g.tokens
+            .iter()
+            .position(|&t| t == eos)
+            .map(|pos| (p, pos, g.tokens.len()))
+    });
+    let (prompt, pos, len) = found.expect("random tiny model emits EOS for some prompt");
+    assert_eq!(
+        len, 40,
+        "without EOS stop, exactly max_new_tokens are generated"
+    );
+    let g = e
+        .generate(
+            &prompt,
+            GenOptions {
+                stop_at_eos: true,
+                ..opts
+            },
+            &mut (),
+        )
+        .unwrap();
+    assert_eq!(g.stop, StopReason::Eos);
+    assert_eq!(g.tokens.len(), pos + 1);
+}
+
+#[test]
+fn too_long_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Engine::load(&tiny(dir.path(), TinySpec::default()), DeviceRequest::Cpu).unwrap();
+    let p = e.synthetic_prompt(250, 1);
+    let err = e
+        .generate(
+            &p,
+            GenOptions {
+                max_new_tokens: 10,
+                stop_at_eos: false,
+            },
+            &mut (),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::TooLong {
+                needed: 260,
+                max: 256,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_files_are_refused_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = tiny(dir.path(), TinySpec::default());
+    let bytes = std::fs::read(&good).unwrap();
+    let write = |name: &str, data: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    };
+    let cases = [
+        (write("empty.gguf", b""), "too short"),
+        (
+            write("magic.gguf", &[b"LLAM", &bytes[4..]].concat()),
+            "GGUF magic",
+        ),
+        (
+            write("truncated.gguf", &bytes[..bytes.len() - 100]),
+            "truncated",
+        ),
+        (write("header.gguf", &bytes[..64]), "unreadable header"),
+        (dir.path().join("missing.gguf"), "cannot open"),
+    ];
+    for (path, want) in cases {
+        let err = Engine::load(&path, DeviceRequest::Cpu)
+            .unwrap_err()
+            .to_string();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(want) && err.contains(name), "{name}: {err}");
+    }
+    // An architecture the engine cannot run is refused before any weight is read.
+    let mut arch = bytes.clone();
+    let at = arch.windows(5).position(|w| w == b"llama").unwrap();
+    arch[at..at + 5].copy_from_slice(b"mamba");
+    let err = Engine::load(&write("arch.gguf", &arch), DeviceRequest::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`mamba` is not supported") && err.contains("llama"),
+        "{err}"
+    );
+}
+
+#[test]
+fn devices_not_compiled_in_say_how_to_rebuild() {
+    if !cfg!(feature = "cuda") {
+        let err = meek_engine::open_device(DeviceRequest::Cuda(0))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+    if !cfg!(feature = "metal") {
+        let err = meek_engine::open_device(DeviceRequest::Metal)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--features metal"), "{err}");
+    }
+    let (_, name) = meek_engine::open_device(DeviceRequest::Auto).unwrap();
+    assert!(!name.is_empty());
+}

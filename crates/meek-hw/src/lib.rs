@@ -1,0 +1,231 @@
+//! What machine is this: a hardware fingerprint for result files, and process memory readings.
+//!
+//! The fingerprint describes the hardware (CPU model, cores, SIMD extensions, memory, GPUs, virtualisation) and
+//! the OS, never the host name: result files are meant to be published. SIMD flags are detected at run time, the
+//! same way the kernels choose their code paths.
+
+use meek_schema::{CpuInfo, GpuInfo, MachineInfo};
+
+/// Describes this machine.
+pub fn machine() -> MachineInfo {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_cpu_all();
+    sys.refresh_memory();
+    let brand = sys
+        .cpus()
+        .first()
+        .map(|c| c.brand().trim().to_string())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "unknown".to_string());
+    let logical = std::thread::available_parallelism().map_or(1, usize::from);
+    let hypervisor = hypervisor();
+    MachineInfo {
+        cpu: CpuInfo {
+            brand,
+            arch: std::env::consts::ARCH.to_string(),
+            physical_cores: physical_cores(),
+            logical_cores: logical,
+            flags: simd_flags(),
+        },
+        memory_bytes: sys.total_memory(),
+        os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
+        kernel: sysinfo::System::kernel_version().unwrap_or_else(|| "unknown".to_string()),
+        virtualized: hypervisor.as_ref().map(|h| h.is_some()),
+        hypervisor: hypervisor.flatten(),
+        gpus: gpus(),
+    }
+}
+
+/// Physical cores usable by this process, or `None` when the OS does not say.
+pub fn physical_cores() -> Option<usize> {
+    let logical = std::thread::available_parallelism().map_or(1, usize::from);
+    // sysinfo counts the machine's cores; a CPU-restricted container may see fewer.
+    sysinfo::System::physical_core_count().map(|p| p.clamp(1, logical))
+}
+
+/// SIMD extensions the CPU offers, detected at run time.
+pub fn simd_flags() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut flags: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(if std::arch::is_x86_feature_detected!($f) { flags.push($f); })*};
+        }
+        probe!(
+            "sse4.2",
+            "avx",
+            "f16c",
+            "fma",
+            "avx2",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avxvnni"
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(if std::arch::is_aarch64_feature_detected!($f) { flags.push($f); })*};
+        }
+        probe!("neon", "dotprod", "i8mm", "fp16", "sve");
+    }
+    flags.into_iter().map(str::to_string).collect()
+}
+
+/// `Some(Some(vendor))` in a guest whose hypervisor names itself, `Some(None)` on bare metal, `None` when this
+/// cannot be told (non-x86 CPUs).
+#[allow(unused_unsafe)] // `__cpuid` is safe from Rust 1.94 on, unsafe before.
+fn hypervisor() -> Option<Option<String>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // CPUID leaf 1, ECX bit 31 is the "hypervisor present" bit; leaf 0x4000_0000 names the vendor.
+        // SAFETY: CPUID is available on every x86_64 CPU.
+        let leaf1 = unsafe { std::arch::x86_64::__cpuid(1) };
+        if leaf1.ecx & (1 << 31) == 0 {
+            return Some(None);
+        }
+        // SAFETY: as above; hypervisors answer this leaf, bare metal returns junk we map through a table.
+        let r = unsafe { std::arch::x86_64::__cpuid(0x4000_0000) };
+        let mut id = Vec::with_capacity(12);
+        for reg in [r.ebx, r.ecx, r.edx] {
+            id.extend_from_slice(&reg.to_le_bytes());
+        }
+        let id = String::from_utf8_lossy(&id)
+            .trim_matches(char::from(0))
+            .to_string();
+        let vendor = match id.as_str() {
+            "KVMKVMKVM" => "KVM",
+            "Microsoft Hv" => "Hyper-V",
+            "VMwareVMware" => "VMware",
+            "XenVMMXenVMM" => "Xen",
+            "TCGTCGTCGTCG" => "QEMU (TCG)",
+            " lrpepyh  vr" => "Parallels",
+            "VBoxVBoxVBox" => "VirtualBox",
+            "ACRNACRNACRN" => "ACRN",
+            "bhyve bhyve " => "bhyve",
+            _ => "unknown",
+        };
+        Some(Some(vendor.to_string()))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// GPUs on this machine: NVIDIA ones through `nvidia-smi` when it is installed.
+pub fn gpus() -> Vec<GpuInfo> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=name,memory.total,driver_version",
+            "--format=csv,noheader,nounits",
+        ])
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    if !out.status.success() {
+        return Vec::new();
+    }
+    parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_nvidia_smi(text: &str) -> Vec<GpuInfo> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            (f.len() == 3 && !f[0].is_empty()).then(|| GpuInfo {
+                name: f[0].to_string(),
+                memory_bytes: f[1].parse::<u64>().ok().map(|mib| mib * 1024 * 1024),
+                driver: Some(f[2].to_string()),
+            })
+        })
+        .collect()
+}
+
+/// Peak resident memory of this process since start or since the last [`reset_peak_rss`], in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(kb * 1024)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: getrusage only writes into the struct we pass.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+            return None;
+        }
+        // macOS reports bytes, other BSDs kilobytes.
+        let v = ru.ru_maxrss as u64;
+        Some(if cfg!(target_os = "macos") {
+            v
+        } else {
+            v * 1024
+        })
+    }
+}
+
+/// Resets the peak-resident-memory mark where the OS allows it (Linux: `/proc/self/clear_refs`), so the next
+/// [`peak_rss_bytes`] covers only what follows. Returns whether it was reset; where it was not, the peak is the
+/// process's lifetime peak.
+pub fn reset_peak_rss() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::write("/proc/self/clear_refs", "5").is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_is_described_without_host_name() {
+        let m = machine();
+        assert!(m.cpu.logical_cores >= 1);
+        assert!(m.memory_bytes > 0);
+        assert!(!m.cpu.arch.is_empty());
+        let host = sysinfo::System::host_name().unwrap_or_default();
+        if host.len() > 3 {
+            let json = format!("{m:?}");
+            assert!(
+                !json.contains(&host),
+                "host name leaked into the fingerprint"
+            );
+        }
+    }
+
+    #[test]
+    fn nvidia_smi_lines_are_parsed() {
+        let g = parse_nvidia_smi("NVIDIA H200, 143771, 570.86.15\n\n");
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].name, "NVIDIA H200");
+        assert_eq!(g[0].memory_bytes, Some(143_771 * 1024 * 1024));
+        assert_eq!(g[0].driver.as_deref(), Some("570.86.15"));
+        assert!(parse_nvidia_smi("garbage").is_empty());
+    }
+
+    #[test]
+    fn peak_rss_grows_with_a_big_allocation() {
+        let before = peak_rss_bytes().unwrap();
+        let v = vec![1u8; 64 << 20];
+        std::hint::black_box(&v);
+        let after = peak_rss_bytes().unwrap();
+        assert!(after >= before + (32 << 20), "{before} -> {after}");
+    }
+}

