@@ -138,6 +138,7 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         },
         device: engine.device_name().to_string(),
         threads: req.threads,
+        kernel: engine.kernel().to_string(),
         load_seconds,
         speed,
     })

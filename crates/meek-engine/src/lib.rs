@@ -12,6 +12,7 @@
 //! count.
 
 pub mod chat;
+pub mod cpu;
 pub mod gguf;
 pub mod testing;
 pub mod tokenizer;
@@ -201,7 +202,19 @@ pub fn compiled_features() -> Vec<String> {
 }
 
 enum Weights {
-    Llama(quantized_llama::ModelWeights),
+    /// candle-transformers' model: GPUs, and CPU files the own path cannot run.
+    Candle(quantized_llama::ModelWeights),
+    /// meekbench's CPU path.
+    Cpu(cpu::llama::Llama),
+}
+
+/// Which code runs the forward pass on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// meekbench's own CPU kernels where they support the file, else Candle's.
+    Auto,
+    /// Candle's (candle-transformers' model) always.
+    Candle,
 }
 
 /// Receives each generated token as soon as its id is on the host.
@@ -280,6 +293,7 @@ pub struct Engine {
     info: GgufInfo,
     max_positions: usize,
     name: String,
+    kernel: String,
 }
 
 impl std::fmt::Debug for Engine {
@@ -329,8 +343,27 @@ fn tokenizer_and_template(
 }
 
 impl Engine {
-    /// Loads a GGUF model onto `device`.
+    /// Loads a GGUF model onto `device`, on meekbench's own CPU kernels where they apply, unless the environment
+    /// says `MEEKBENCH_KERNELS=candle`.
     pub fn load(path: &Path, device: DeviceRequest) -> Result<Self, EngineError> {
+        let candle = std::env::var("MEEKBENCH_KERNELS").is_ok_and(|v| v == "candle");
+        Self::load_with(
+            path,
+            device,
+            if candle {
+                Kernels::Candle
+            } else {
+                Kernels::Auto
+            },
+        )
+    }
+
+    /// Loads a GGUF model onto `device` with the kernels asked for.
+    pub fn load_with(
+        path: &Path,
+        device: DeviceRequest,
+        kernels: Kernels,
+    ) -> Result<Self, EngineError> {
         let (content, mut file) = gguf::read(path)?;
         let info = gguf::info(&content);
         if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
@@ -345,10 +378,28 @@ impl Engine {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let weights = Weights::Llama(
-            quantized_llama::ModelWeights::from_gguf(content, &mut file, &device)
-                .ctx(|| format!("loading the weights of {}", path.display()))?,
-        );
+        // The own CPU path unless Candle's is asked for or the file needs what the own path lacks.
+        let cpu_ok = device.is_cpu()
+            && kernels == Kernels::Auto
+            && cpu::llama::unsupported(&content).is_none();
+        let (weights, kernel) = if cpu_ok {
+            let path_kind = cpu::quant::KernelPath::detect();
+            let model =
+                cpu::llama::Llama::load(&content, &mut file, path_kind).map_err(|detail| {
+                    EngineError::NotGguf {
+                        path: path.to_path_buf(),
+                        detail,
+                    }
+                })?;
+            (Weights::Cpu(model), path_kind.name().to_string())
+        } else {
+            let model = quantized_llama::ModelWeights::from_gguf(content, &mut file, &device)
+                .ctx(|| format!("loading the weights of {}", path.display()))?;
+            (
+                Weights::Candle(model),
+                format!("candle-{}", device_name.split(':').next().unwrap_or("cpu")),
+            )
+        };
         let max_positions = info
             .context_length
             .unwrap_or(quantized_llama::MAX_SEQ_LEN)
@@ -362,7 +413,14 @@ impl Engine {
             info,
             max_positions,
             name,
+            kernel,
         })
+    }
+
+    /// Which code computes the forward pass: `cpu-avx2` / `cpu-portable` (meekbench's kernels) or
+    /// `candle-cpu` / `candle-cuda` / `candle-metal`.
+    pub fn kernel(&self) -> &str {
+        &self.kernel
     }
 
     /// The tokenizer.
@@ -436,17 +494,15 @@ impl Engine {
                 max: self.max_positions,
             });
         }
-        let Weights::Llama(model) = &mut self.weights;
-        model.clear_kv_cache();
+        if let Weights::Cpu(m) = &mut self.weights {
+            // The whole run's KV cache up front: no reallocation between tokens.
+            m.reserve(needed);
+        }
         let eos = self.tokenizer.eos();
         let mut tokens = Vec::with_capacity(opts.max_new_tokens);
         let mut times = Vec::with_capacity(opts.max_new_tokens);
         let started = Instant::now();
-        let input = Tensor::new(prompt, &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .ctx(|| "prompt tensor".into())?;
-        let mut next =
-            greedy(model, &input, 0).ctx(|| format!("prefill of {} tokens", prompt.len()))?;
+        let mut next = self.step(prompt, 0)?;
         let mut stop = StopReason::Length;
         loop {
             let at = Instant::now();
@@ -461,10 +517,7 @@ impl Engine {
                 break;
             }
             let pos = prompt.len() + tokens.len() - 1;
-            let input = Tensor::new(&[next], &self.device)
-                .and_then(|t| t.unsqueeze(0))
-                .ctx(|| "token tensor".into())?;
-            next = greedy(model, &input, pos).ctx(|| format!("decode step at position {pos}"))?;
+            next = self.step(&[next], pos)?;
         }
         Ok(Generation {
             prompt_tokens: prompt.len(),
@@ -474,6 +527,69 @@ impl Engine {
             stop,
         })
     }
+}
+
+impl Engine {
+    /// Logits of the last of `tokens`, run at positions `pos..` (0 starts a new sequence), for checks such as
+    /// teacher-forced agreement between engines.
+    pub fn logits(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, EngineError> {
+        match &mut self.weights {
+            Weights::Cpu(m) => {
+                m.reserve(pos + tokens.len());
+                Ok(m.forward(tokens, pos).to_vec())
+            }
+            Weights::Candle(m) => {
+                if pos == 0 {
+                    m.clear_kv_cache();
+                }
+                let input = Tensor::new(tokens, &self.device)
+                    .and_then(|t| t.unsqueeze(0))
+                    .ctx(|| "input".into())?;
+                let l = m
+                    .forward(&input, pos)
+                    .and_then(|l| l.flatten_all())
+                    .and_then(|l| l.to_vec1::<f32>());
+                l.ctx(|| "logits".into())
+            }
+        }
+    }
+
+    /// Runs `tokens` at position `pos` (0 starts a new sequence with an empty cache) and returns the greedy next id.
+    fn step(&mut self, tokens: &[u32], pos: usize) -> Result<u32, EngineError> {
+        let what = || {
+            if pos == 0 {
+                format!("prefill of {} tokens", tokens.len())
+            } else {
+                format!("decode step at position {pos}")
+            }
+        };
+        match &mut self.weights {
+            Weights::Cpu(m) => {
+                m.reserve(pos + tokens.len());
+                Ok(argmax(m.forward(tokens, pos)))
+            }
+            Weights::Candle(m) => {
+                if pos == 0 {
+                    m.clear_kv_cache();
+                }
+                let input = Tensor::new(tokens, &self.device)
+                    .and_then(|t| t.unsqueeze(0))
+                    .ctx(|| "input tensor".into())?;
+                greedy(m, &input, pos).ctx(what)
+            }
+        }
+    }
+}
+
+/// Index of the largest value (the first one on ties, like `argmax` in Candle and llama.cpp's greedy sampler).
+fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// One forward pass and the arg-max of the last position's logits, copied to the host (which waits for the

@@ -246,3 +246,67 @@ fn devices_not_compiled_in_say_how_to_rebuild() {
     let (_, name) = meek_engine::open_device(DeviceRequest::Auto).unwrap();
     assert!(!name.is_empty());
 }
+
+/// meekbench's CPU kernels against candle-transformers' model on the same file: teacher-forced top-1 agreement
+/// and close logits.
+#[test]
+fn own_cpu_path_agrees_with_candle_transformers() {
+    use meek_engine::Kernels;
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [
+        candle_core::quantized::GgmlDType::Q4_1,
+        candle_core::quantized::GgmlDType::Q4_0,
+        candle_core::quantized::GgmlDType::Q8_0,
+    ] {
+        let path = tiny(
+            dir.path(),
+            TinySpec {
+                dtype,
+                seed: dtype as u64 + 10,
+                ..TinySpec::default()
+            },
+        );
+        let mut ours = Engine::load_with(&path, DeviceRequest::Cpu, Kernels::Auto).unwrap();
+        let mut theirs = Engine::load_with(&path, DeviceRequest::Cpu, Kernels::Candle).unwrap();
+        assert!(ours.kernel().starts_with("cpu-"), "{}", ours.kernel());
+        assert_eq!(theirs.kernel(), "candle-cpu");
+        let seq = ours.synthetic_prompt(48, 3);
+        let (mut agree, mut worst) = (0, 0f32);
+        for (i, &tok) in seq.iter().enumerate().skip(16) {
+            // Feed the same sequence to both: prefill of 16 tokens, then one token at a time.
+            let (a, b) = if i == 16 {
+                (
+                    ours.logits(&seq[..=i], 0).unwrap(),
+                    theirs.logits(&seq[..=i], 0).unwrap(),
+                )
+            } else {
+                (
+                    ours.logits(&[tok], i).unwrap(),
+                    theirs.logits(&[tok], i).unwrap(),
+                )
+            };
+            let top = |v: &[f32]| {
+                v.iter()
+                    .enumerate()
+                    .max_by(|x, y| x.1.total_cmp(y.1))
+                    .unwrap()
+                    .0
+            };
+            agree += usize::from(top(&a) == top(&b));
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            worst = worst.max(diff / scale);
+        }
+        assert!(
+            agree >= 30,
+            "{dtype:?}: top-1 agreed on {agree} of 32 positions"
+        );
+        assert!(
+            worst < 0.05,
+            "{dtype:?}: logits differ by {worst} of their range"
+        );
+    }
+}

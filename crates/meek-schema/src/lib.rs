@@ -154,6 +154,9 @@ pub struct ModelRun {
     pub device: String,
     /// CPU threads used for compute.
     pub threads: usize,
+    /// Code that computed the forward pass: `cpu-avx2`, `cpu-portable` (meekbench's own CPU kernels) or
+    /// `candle-cpu`, `candle-cuda`, `candle-metal` (Candle's); results from different paths measure different code.
+    pub kernel: String,
     /// Seconds from opening the file to a model ready to run (weights read, tokenizer built).
     pub load_seconds: f64,
     /// One entry per workload point (prompt length x generation length).

@@ -1,0 +1,109 @@
+//! meekbench's own CPU path: quantized kernels and model forward passes on plain buffers.
+//!
+//! Candle's CPU backend computes Q4_1 dot products with scalar code, has no blocked multiply for quantized prefill
+//! without AVX512-VNNI, and allocates a tensor per operation, which for a 135M-parameter model costs more than the
+//! arithmetic. This module keeps the weights in their GGUF block format, quantizes activations once per multiply
+//! ([`quant`]), runs every multiply and the attention on Candle's persistent spinning thread pool
+//! (`candle_core::utils::barrier_pool`, sized by `CANDLE_NUM_THREADS`), and reuses preallocated buffers and a
+//! preallocated KV cache across tokens. Models whose tensors it cannot handle fall back to candle-transformers.
+
+pub mod llama;
+pub mod quant;
+
+use quant::{Format, KernelPath, Q8Block, QK};
+
+/// A weight matrix in a GGUF block format, `rows` x `cols`, row-major.
+#[derive(Debug, Clone)]
+pub struct QMat {
+    /// Block format.
+    pub fmt: Format,
+    /// Output features.
+    pub rows: usize,
+    /// Input features (a multiple of 32).
+    pub cols: usize,
+    data: Vec<u8>,
+}
+
+impl QMat {
+    /// Wraps raw GGUF bytes, checking the size.
+    pub fn new(fmt: Format, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
+        if !cols.is_multiple_of(QK) {
+            return Err(format!("{cols} columns is not a multiple of {QK}"));
+        }
+        let want = rows * cols / QK * fmt.block_bytes();
+        if data.len() != want {
+            return Err(format!(
+                "{} bytes for a {rows}x{cols} {fmt:?} matrix, expected {want}",
+                data.len()
+            ));
+        }
+        Ok(Self {
+            fmt,
+            rows,
+            cols,
+            data,
+        })
+    }
+
+    /// The bytes of row `r`.
+    #[inline]
+    pub fn row(&self, r: usize) -> &[u8] {
+        let rb = self.cols / QK * self.fmt.block_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Bytes of the whole matrix (what one multiply reads from memory).
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// A pointer shared by worker threads that write disjoint elements.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: every user writes only indices no other thread touches during the same parallel call.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// # Safety
+    /// `i` is in bounds of the buffer and written by this thread alone.
+    #[inline]
+    unsafe fn write(self, i: usize, v: f32) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { *self.0.add(i) = v }
+    }
+}
+
+/// Runs `f` over `0..n` split across the pool's threads.
+pub fn parallel(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    candle_core::utils::barrier_pool().execute_chunked(n, f);
+}
+
+/// `out[t][r] = W[r] · x[t]` for `n` quantized activation rows `xq` (`n * cols / 32` blocks); `out` is `n * rows`.
+pub fn matmul(path: KernelPath, w: &QMat, xq: &[Q8Block], n: usize, out: &mut [f32]) {
+    let bpr = w.cols / QK;
+    assert_eq!(xq.len(), n * bpr);
+    assert_eq!(out.len(), n * w.rows);
+    let dst = Shared(out.as_mut_ptr());
+    parallel(w.rows, |range| {
+        let x = |t: usize| &xq[t * bpr..(t + 1) * bpr];
+        for r in range {
+            let row = w.row(r);
+            let mut t = 0;
+            // SAFETY (writes): (t, r) pairs are disjoint across threads since rows are; t * rows + r < n * rows.
+            while t + 4 <= n {
+                let v = quant::dot4(path, w.fmt, row, [x(t), x(t + 1), x(t + 2), x(t + 3)]);
+                for (k, v) in v.into_iter().enumerate() {
+                    unsafe { dst.write((t + k) * w.rows + r, v) };
+                }
+                t += 4;
+            }
+            while t < n {
+                unsafe { dst.write(t * w.rows + r, quant::dot(path, w.fmt, row, x(t))) };
+                t += 1;
+            }
+        }
+    });
+}
