@@ -7,6 +7,7 @@
 //! count honestly, and a crash in one measurement cannot take the others down). The result file is rewritten
 //! atomically after every run, so whatever was measured survives an interruption.
 
+pub mod eval;
 pub mod measure;
 pub mod writer;
 
@@ -60,6 +61,8 @@ pub struct BenchOptions {
     pub models: Vec<String>,
     /// Progress bars and status lines on standard error.
     pub progress: bool,
+    /// Leave the generated texts out of the accuracy records.
+    pub no_outputs: bool,
 }
 
 /// Runs one measurement and returns its result or the error message shown to the user.
@@ -258,6 +261,7 @@ pub fn run(
         .or_else(|| c.run.cache.clone())
         .unwrap_or_else(meek_hub::default_cache_dir);
     let fetcher = meek_hub::Fetcher::new(cache).with_progress(opts.progress);
+    let suites = eval::prepare(cfg, &fetcher)?;
     for spec in models {
         log(&format!("model {}: fetching {}", spec.id, spec.file));
         let fetched = match fetcher.fetch(spec) {
@@ -292,6 +296,8 @@ pub fn run(
                 repetitions: c.speed.repetitions,
                 seed: c.speed.seed,
                 progress: opts.progress,
+                suites: suites.clone(),
+                keep_outputs: !opts.no_outputs,
             };
             match launcher.launch(&req) {
                 Ok(run) => result.runs.push(run),

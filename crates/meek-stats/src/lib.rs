@@ -144,9 +144,39 @@ pub fn describe(sample: &Sample) -> Description {
     }
 }
 
+/// The 95% Wilson score interval of a proportion `successes / n` (Wilson, 1927; recommended over the normal
+/// approximation by Brown, Cai & DasGupta, 2001, since it stays inside [0, 1] and behaves at 0 and n).
+/// Returns `(0, 1)` for `n = 0`.
+pub fn wilson95(successes: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (n, p) = (n as f64, successes as f64 / n as f64);
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_interval_known_values() {
+        // statsmodels proportion_confint(8, 10, method="wilson") = (0.4902, 0.9433)
+        let (lo, hi) = wilson95(8, 10);
+        assert!(
+            (lo - 0.4902).abs() < 1e-4 && (hi - 0.9433).abs() < 1e-4,
+            "{lo} {hi}"
+        );
+        let (lo, hi) = wilson95(0, 20);
+        assert!(lo == 0.0 && (hi - 0.1611).abs() < 1e-4, "{hi}");
+        assert_eq!(wilson95(0, 0), (0.0, 1.0));
+        let (lo, hi) = wilson95(20, 20);
+        assert!((lo - 0.8389).abs() < 1e-4 && hi == 1.0);
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12 * (1.0 + a.abs().max(b.abs()))

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a bench: fetch each configured model and measure load time, time to first token, prefill and decode
-    /// speed, inter-token latency and peak memory.
+    /// speed, inter-token latency, peak memory, and accuracy on the configured reasoning suites.
     ///
     /// Without CONFIG, the built-in default (configs/reasoning.toml: SmolLM2-135M-Instruct Q4_1) is run. The result
     /// file is rewritten after every measurement, so an interrupted bench keeps what it measured.
@@ -71,6 +71,9 @@ struct BenchArgs {
     /// Print the result JSON on standard output when done.
     #[arg(long)]
     json: bool,
+    /// Leave the generated answers' texts out of the result file (scores and token counts stay).
+    #[arg(long)]
+    no_outputs: bool,
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +165,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         cache: a.cache,
         models: a.models,
         progress,
+        no_outputs: a.no_outputs,
     };
     let launcher = meek_bench::ChildProcess {
         program: std::env::current_exe().context("cannot find the meekbench executable")?,

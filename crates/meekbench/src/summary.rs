@@ -70,6 +70,54 @@ pub fn table(r: &BenchResult) -> String {
     for row in rows {
         out += &line(row);
     }
+    out.push_str("(medians ± sample standard deviation over the repetitions; TTFT includes prefill of the whole prompt)\n");
+    let mut acc = String::new();
+    for run in &r.runs {
+        for a in &run.accuracy {
+            let pct = |s: &meek_schema::Score| {
+                format!(
+                    "{:.0}% [{:.0}-{:.0}]",
+                    100.0 * s.accuracy,
+                    100.0 * s.ci95[0],
+                    100.0 * s.ci95[1]
+                )
+            };
+            acc += &format!(
+                "{} t={} {} ({} items, {}-shot, {}): strict {}, flexible {}; {:.1} tokens and {:.2} s per answer{}\n",
+                run.model.id,
+                run.threads,
+                a.suite,
+                a.strict.n,
+                a.shots,
+                a.prompt_style,
+                pct(&a.strict),
+                pct(&a.flexible),
+                a.mean_generated_tokens,
+                a.seconds_per_answer,
+                a.seconds_per_correct
+                    .map_or_else(String::new, |s| format!(", {s:.2} s per correct answer")),
+            );
+            let steps: Vec<String> = a
+                .by_steps
+                .iter()
+                .map(|g| format!("p={}: {:.0}%", g.key, 100.0 * g.flexible.accuracy))
+                .collect();
+            let fams: Vec<String> = a
+                .by_family
+                .iter()
+                .map(|g| format!("{}: {:.0}%", g.key, 100.0 * g.flexible.accuracy))
+                .collect();
+            acc += &format!(
+                "    flexible by steps: {}\n    flexible by family: {}\n",
+                steps.join(", "),
+                fams.join(", ")
+            );
+        }
+    }
+    if !acc.is_empty() {
+        out.push_str("\naccuracy (95% Wilson intervals):\n");
+        out.push_str(&acc);
+    }
     for f in &r.failures {
         out += &format!(
             "FAILED {}: {}\n",
@@ -77,8 +125,5 @@ pub fn table(r: &BenchResult) -> String {
             f.error.lines().next().unwrap_or("")
         );
     }
-    out.push_str(
-        "(medians ± sample standard deviation over the repetitions; TTFT includes prefill of the whole prompt)\n",
-    );
     out
 }

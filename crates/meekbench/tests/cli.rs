@@ -309,3 +309,113 @@ fn help_explains_the_commands() {
         .success()
         .stdout(contains("\"schema_version\""));
 }
+
+#[test]
+fn suites_are_answered_scored_and_recorded() {
+    let f = Fixture::new();
+    // Room for the prompts: the tiny vocabulary spends about one token per byte.
+    let spec = TinySpec {
+        context: 2048,
+        ..TinySpec::default()
+    };
+    write_tiny_llama(&f.model, spec).unwrap();
+    let cfg = f.config("", &sha256(&f.model));
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[[suites]]\nname = \"gen\"\nkind = \"generated\"\nfamilies = [\"arithmetic\", \"comparison\"]\n\
+         steps = [1, 3]\nitems_per_level = 2\nshots = 1\nmax_new_tokens = 8\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = meekbench()
+        .args([
+            "bench",
+            "--quiet",
+            "--json",
+            "--threads",
+            "1",
+            "--no-outputs",
+        ])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    assert!(validator.is_valid(&v));
+    let a = &v["runs"][0]["accuracy"][0];
+    assert_eq!(a["suite"], "gen");
+    assert_eq!(a["prompt_style"], "chat");
+    assert_eq!(a["strict"]["n"], 8);
+    let items = a["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8, "every item is recorded, right or wrong");
+    for it in items {
+        assert!(
+            it.get("output").is_none(),
+            "--no-outputs leaves the text out"
+        );
+        let g = it["generated_tokens"].as_u64().unwrap();
+        assert!((1..=8).contains(&g));
+        assert!(it["prompt_tokens"].as_u64().unwrap() > 10);
+    }
+    let steps: Vec<&str> = a["by_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["1", "3"]);
+}
+
+#[test]
+fn prompts_longer_than_the_context_are_scored_wrong_not_dropped() {
+    let f = Fixture::new(); // 256 positions: a 1-shot chat prompt does not fit
+    let cfg = f.config("", &sha256(&f.model));
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[[suites]]\nname = \"long\"\nkind = \"generated\"\nfamilies = [\"word\"]\nsteps = [4]\nitems_per_level = 3\nshots = 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = meekbench()
+        .args(["bench", "--quiet", "--json", "--threads", "1"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let a = &v["runs"][0]["accuracy"][0];
+    assert_eq!(a["flexible"]["n"], 3);
+    for it in a["items"].as_array().unwrap() {
+        assert_eq!(it["stop"], "prompt_too_long");
+        assert_eq!(it["correct_flexible"], false);
+    }
+}
+
+#[test]
+fn a_broken_suite_file_is_named_before_anything_runs() {
+    let f = Fixture::new();
+    let cfg = f.config("", &sha256(&f.model));
+    let suite = f.dir.path().join("suite.jsonl");
+    std::fs::write(
+        &suite,
+        "{\"id\": 1, \"prompt\": \"2+2?\", \"answer\": 4}\n{\"id\": 2, \"prompt\": \"x\"}\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[[suites]]\nname = \"file\"\nkind = \"jsonl\"\nsource = {{ path = \"{}\" }}\n",
+        suite.display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(
+            contains("suite.jsonl:2:")
+                .and(contains("answer"))
+                .and(contains("suite `file`")),
+        );
+}

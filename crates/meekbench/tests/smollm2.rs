@@ -140,7 +140,8 @@ fn bench_measures_smollm2_end_to_end() {
         .replace("threads = \"auto\"", "threads = [1]")
         .replace("prompt_tokens = [128]", "prompt_tokens = [32]")
         .replace("gen_tokens = [64]", "gen_tokens = [8]")
-        .replace("repetitions = 5", "repetitions = 2");
+        .replace("repetitions = 5", "repetitions = 2")
+        .replace("items_per_level = 4", "items_per_level = 1");
     let path = dir.path().join("smoke.toml");
     std::fs::write(&path, cfg).unwrap();
     smollm2(); // fetched (and cached) before the bench looks for it
@@ -176,4 +177,12 @@ fn bench_measures_smollm2_end_to_end() {
     )
     .unwrap();
     assert!(jsonschema::is_valid(&schema, &v));
+    // The default suite: 4 families x 3 step counts, answered with the model's chat template.
+    let a = &run["accuracy"][0];
+    assert_eq!(
+        (a["suite"].as_str(), a["prompt_style"].as_str()),
+        (Some("reasoning"), Some("chat"))
+    );
+    assert_eq!(a["flexible"]["n"], 12);
+    assert_eq!(a["by_steps"].as_array().unwrap().len(), 3);
 }

@@ -1,0 +1,374 @@
+//! Accuracy suites on a loaded model: items prepared by the parent (so a bad suite file fails before anything
+//! loads), answered greedily by the child on the same engine that gave the speed figures, scored by both
+//! extractors.
+
+use std::collections::BTreeMap;
+
+use indicatif::ProgressBar;
+use meek_config::{LoadedConfig, Source, SuiteKind};
+use meek_engine::{Engine, GenOptions, Message, StopReason};
+use meek_eval::{Item, extract, generate, jsonl, prompt};
+use meek_schema::{GroupScore, ItemRecord, Score, SuiteResult, Summary};
+use serde::{Deserialize, Serialize};
+
+use crate::BenchError;
+
+/// A suite ready to run: every item with its exemplars.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparedSuite {
+    /// Suite name.
+    pub name: String,
+    /// Exemplars per item.
+    pub shots: usize,
+    /// Token budget per answer.
+    pub max_new_tokens: usize,
+    /// The items.
+    pub items: Vec<PreparedItem>,
+}
+
+/// An item and the exemplars shown before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparedItem {
+    /// The question.
+    pub item: Item,
+    /// Worked examples from a separate split.
+    pub exemplars: Vec<Item>,
+}
+
+/// Builds every configured suite; errors name the suite and, for files, the file and line.
+pub fn prepare(
+    cfg: &LoadedConfig,
+    fetcher: &meek_hub::Fetcher,
+) -> Result<Vec<PreparedSuite>, BenchError> {
+    let mut out = Vec::new();
+    for (i, s) in cfg.config.suites.iter().enumerate() {
+        let bad = |m: String| {
+            BenchError::Config(format!(
+                "{}: suite `{}` (suites[{i}]): {m}",
+                cfg.origin, s.name
+            ))
+        };
+        let items = match &s.kind {
+            SuiteKind::Generated {
+                families,
+                steps,
+                items_per_level,
+                seed,
+            } => {
+                let mut items = Vec::new();
+                for f in families {
+                    for &p in steps {
+                        let test = generate::items(f, p, *items_per_level, *seed, 0)
+                            .map_err(|e| bad(e.to_string()))?;
+                        let shots = generate::items(f, p, s.shots, *seed, 1)
+                            .map_err(|e| bad(e.to_string()))?;
+                        items.extend(test.into_iter().map(|item| PreparedItem {
+                            item,
+                            exemplars: shots.clone(),
+                        }));
+                    }
+                }
+                items
+            }
+            SuiteKind::Jsonl {
+                format,
+                source,
+                exemplars,
+                limit,
+            } => {
+                let fmt = if format == "gsm8k" {
+                    jsonl::Format::Gsm8k
+                } else {
+                    jsonl::Format::Plain
+                };
+                let load = |src: &Source, limit: Option<usize>| -> Result<Vec<Item>, BenchError> {
+                    let path = match src {
+                        Source::Path(p) => p.clone(),
+                        Source::Hub {
+                            repo,
+                            revision,
+                            file,
+                        } => fetcher
+                            .fetch_dataset_file(repo, revision, file.as_deref().unwrap_or_default())
+                            .map_err(bad)?,
+                        Source::Pypi { .. } => {
+                            return Err(bad("a suite cannot come from PyPI".into()));
+                        }
+                    };
+                    jsonl::load(&path, fmt, limit).map_err(|e| bad(e.to_string()))
+                };
+                let items = load(source, *limit)?;
+                let shots = match exemplars {
+                    Some(e) if s.shots > 0 => load(e, Some(s.shots))?,
+                    _ => Vec::new(),
+                };
+                if shots.len() < s.shots {
+                    return Err(bad(format!(
+                        "shots = {} but the exemplar file has {} items",
+                        s.shots,
+                        shots.len()
+                    )));
+                }
+                items
+                    .into_iter()
+                    .map(|item| PreparedItem {
+                        item,
+                        exemplars: shots.clone(),
+                    })
+                    .collect()
+            }
+        };
+        out.push(PreparedSuite {
+            name: s.name.clone(),
+            shots: s.shots,
+            max_new_tokens: s.max_new_tokens,
+            items,
+        });
+    }
+    Ok(out)
+}
+
+/// Scores one answer. `output` is the generated text (special tokens removed).
+pub fn record(
+    item: &Item,
+    output: &str,
+    prompt_tokens: usize,
+    generated_tokens: usize,
+    stop: &str,
+    seconds: f64,
+    keep_output: bool,
+) -> ItemRecord {
+    let answer = prompt::answer_part(output);
+    let strict = extract::strict(answer);
+    let flexible = extract::flexible(answer);
+    ItemRecord {
+        id: item.id.clone(),
+        family: item.family.clone(),
+        steps: item.steps,
+        expected: item.answer.clone(),
+        correct_strict: extract::matches(strict.as_ref(), &item.answer),
+        correct_flexible: extract::matches(flexible.as_ref(), &item.answer),
+        extracted_strict: strict.map(|n| n.text),
+        extracted_flexible: flexible.map(|n| n.text),
+        prompt_tokens,
+        generated_tokens,
+        stop: stop.to_string(),
+        seconds,
+        output: keep_output.then(|| output.to_string()),
+    }
+}
+
+fn group<K: Ord + ToString>(
+    items: &[ItemRecord],
+    key: impl Fn(&ItemRecord) -> K,
+) -> Vec<GroupScore> {
+    let mut groups: BTreeMap<K, (usize, usize, usize)> = BTreeMap::new();
+    for r in items {
+        let g = groups.entry(key(r)).or_default();
+        g.0 += usize::from(r.correct_strict);
+        g.1 += usize::from(r.correct_flexible);
+        g.2 += 1;
+    }
+    groups
+        .into_iter()
+        .map(|(k, (s, f, n))| GroupScore {
+            key: k.to_string(),
+            strict: Score::new(s, n),
+            flexible: Score::new(f, n),
+        })
+        .collect()
+}
+
+/// Summarises the records of a suite.
+pub fn summarise(
+    suite: &PreparedSuite,
+    style: &str,
+    items: Vec<ItemRecord>,
+    decode_rates: Vec<f64>,
+) -> SuiteResult {
+    let n = items.len();
+    let strict = items.iter().filter(|r| r.correct_strict).count();
+    let flexible = items.iter().filter(|r| r.correct_flexible).count();
+    let total_seconds: f64 = items.iter().map(|r| r.seconds).sum();
+    let mean = |v: f64| if n == 0 { 0.0 } else { v / n as f64 };
+    SuiteResult {
+        suite: suite.name.clone(),
+        prompt_style: style.to_string(),
+        shots: suite.shots,
+        max_new_tokens: suite.max_new_tokens,
+        strict: Score::new(strict, n),
+        flexible: Score::new(flexible, n),
+        by_family: group(&items, |r| r.family.clone()),
+        by_steps: group(&items, |r| r.steps),
+        mean_generated_tokens: mean(items.iter().map(|r| r.generated_tokens as f64).sum()),
+        seconds_per_answer: mean(total_seconds),
+        seconds_per_correct: (flexible > 0).then(|| total_seconds / flexible as f64),
+        decode_tokens_per_second: meek_stats::Sample::new(decode_rates)
+            .ok()
+            .map(|s| Summary::from(&s)),
+        items,
+    }
+}
+
+/// Answers every item of `suite` with `engine` (greedy, stopping at end-of-sequence or the budget).
+pub fn evaluate(
+    engine: &mut Engine,
+    suite: &PreparedSuite,
+    keep_outputs: bool,
+    bar: &ProgressBar,
+) -> Result<SuiteResult, BenchError> {
+    let chat = engine.chat_template().is_some();
+    let style = if chat { "chat" } else { "completion" };
+    let mut records = Vec::with_capacity(suite.items.len());
+    let mut rates = Vec::new();
+    for p in &suite.items {
+        bar.set_message(format!("{} {}", suite.name, p.item.id));
+        let text = match engine.chat_template() {
+            Some(t) => {
+                let turns: Vec<Message> = prompt::chat(&p.item, &p.exemplars)
+                    .iter()
+                    .map(|(role, content)| Message::new(role, content))
+                    .collect();
+                t.render(&turns, true).map_err(BenchError::Measurement)?
+            }
+            None => prompt::completion(&p.item, &p.exemplars),
+        };
+        let ids = engine
+            .tokenizer()
+            .encode(&text)
+            .map_err(BenchError::Measurement)?;
+        let budget = suite
+            .max_new_tokens
+            .min(engine.max_positions().saturating_sub(ids.len()));
+        if budget == 0 {
+            // Recorded as wrong, never dropped.
+            records.push(record(
+                &p.item,
+                "",
+                ids.len(),
+                0,
+                "prompt_too_long",
+                0.0,
+                keep_outputs,
+            ));
+            bar.inc(1);
+            continue;
+        }
+        let g = engine.generate(
+            &ids,
+            GenOptions {
+                max_new_tokens: budget,
+                stop_at_eos: true,
+            },
+            &mut (),
+        )?;
+        let seconds =
+            (*g.token_times.last().expect("one token at least") - g.started).as_secs_f64();
+        if g.tokens.len() >= 2 {
+            rates.push((g.tokens.len() - 1) as f64 / g.decode_time().as_secs_f64());
+        }
+        let output = engine
+            .tokenizer()
+            .decode(&g.tokens, true)
+            .map_err(BenchError::Measurement)?;
+        let stop = match g.stop {
+            StopReason::Eos => "eos",
+            StopReason::Length => "length",
+        };
+        records.push(record(
+            &p.item,
+            &output,
+            ids.len(),
+            g.tokens.len(),
+            stop,
+            seconds,
+            keep_outputs,
+        ));
+        bar.inc(1);
+    }
+    Ok(summarise(suite, style, records, rates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite() -> PreparedSuite {
+        let items = generate::FAMILIES
+            .iter()
+            .flat_map(|f| generate::items(f, 2, 5, 3, 0).unwrap())
+            .map(|item| PreparedItem {
+                item,
+                exemplars: vec![],
+            })
+            .collect();
+        PreparedSuite {
+            name: "t".into(),
+            shots: 0,
+            max_new_tokens: 16,
+            items,
+        }
+    }
+
+    #[test]
+    fn an_oracle_scores_everything_and_a_mute_model_nothing() {
+        let s = suite();
+        let oracle: Vec<ItemRecord> = s
+            .items
+            .iter()
+            .map(|p| record(&p.item, &p.item.solution, 10, 5, "eos", 0.5, true))
+            .collect();
+        let r = summarise(&s, "chat", oracle, vec![10.0, 12.0]);
+        assert_eq!(
+            (r.strict.correct, r.flexible.correct, r.strict.n),
+            (20, 20, 20)
+        );
+        assert_eq!(r.strict.accuracy, 1.0);
+        assert!(r.strict.ci95[0] > 0.8 && r.strict.ci95[1] == 1.0);
+        assert_eq!(r.by_family.len(), 4);
+        assert!(r.by_family.iter().all(|g| g.flexible.correct == 5));
+        assert_eq!(r.by_steps[0].key, "2");
+        assert_eq!(r.seconds_per_correct, Some(0.5));
+        assert_eq!(r.decode_tokens_per_second.unwrap().median, 11.0);
+
+        let mute: Vec<ItemRecord> = s
+            .items
+            .iter()
+            .map(|p| record(&p.item, "", 10, 1, "length", 0.1, false))
+            .collect();
+        let r = summarise(&s, "chat", mute, vec![]);
+        assert_eq!((r.strict.correct, r.flexible.correct), (0, 0));
+        assert_eq!(r.seconds_per_correct, None);
+        assert!(
+            r.items
+                .iter()
+                .all(|i| i.output.is_none() && i.extracted_flexible.is_none())
+        );
+    }
+
+    #[test]
+    fn strict_and_flexible_disagree_where_they_should() {
+        let item = &suite().items[0].item;
+        let r = record(
+            item,
+            &format!("I think it is {}.", item.answer),
+            1,
+            1,
+            "eos",
+            0.0,
+            false,
+        );
+        assert!(!r.correct_strict && r.correct_flexible);
+        // Completion-style outputs are cut where the model starts the next question.
+        let r = record(
+            item,
+            &format!("x\nAnswer: {}\n\nQuestion: 1+1?\nSolution: 2", item.answer),
+            1,
+            1,
+            "length",
+            0.0,
+            false,
+        );
+        assert!(r.correct_strict && r.correct_flexible);
+    }
+}

@@ -1,0 +1,37 @@
+//! Accuracy suites: items with exact numeric answers, prompts, answer extraction and scoring.
+//!
+//! - [`generate`]: built-in suites generated from a seed (never seen in training), each item tagged with its family
+//!   and its number of dependent steps `p`, so accuracy can be reported per step count (the projection model
+//!   treats a `p`-step task as succeeding with probability `acc^p`).
+//! - [`jsonl`]: external suites in GSM8K's format (`question`, `answer` ending in `#### N`) or `{id, prompt,
+//!   answer}`.
+//! - [`prompt`]: the instruction, k-shot exemplars, as chat turns or as a completion prompt for base models.
+//! - [`extract`]: two extractors reported side by side, like lm-evaluation-harness: *strict* (the requested
+//!   `Answer: N` line, or `#### N`) and *flexible* (the last number, tolerant of `\boxed{}`, thousands
+//!   separators, currency and units); numbers are compared as numbers, not strings.
+//!
+//! This crate knows nothing of models: it turns a suite into prompts and an output text into a verdict.
+
+pub mod extract;
+pub mod generate;
+pub mod jsonl;
+pub mod prompt;
+
+use serde::{Deserialize, Serialize};
+
+/// One question with its exact answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// Unique within its suite.
+    pub id: String,
+    /// Family, e.g. `arithmetic`, `word`, `gsm8k`.
+    pub family: String,
+    /// Number of dependent steps (0 when unknown).
+    pub steps: u32,
+    /// The question as shown to the model.
+    pub question: String,
+    /// The expected answer, a number written without separators.
+    pub answer: String,
+    /// A worked solution ending in `Answer: N`, used when the item serves as an exemplar.
+    pub solution: String,
+}
