@@ -30,6 +30,8 @@ pub struct TinySpec {
     pub seed: u64,
     /// Factor on the end-of-sequence row of the output matrix: above 1 the model ends its answers sooner.
     pub eos_boost: f32,
+    /// Whether the file carries a chat template (false: a base model, prompted by completion).
+    pub chat_template: bool,
 }
 
 impl Default for TinySpec {
@@ -44,6 +46,7 @@ impl Default for TinySpec {
             dtype: GgmlDType::Q4_1,
             seed: 1,
             eos_boost: 1.0,
+            chat_template: true,
         }
     }
 }
@@ -162,7 +165,7 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
         .map(|i| V::I32(if i < SPECIALS.len() { 3 } else { 1 }))
         .collect();
     let merges: Vec<String> = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
-    let md: Vec<(&str, V)> = vec![
+    let mut md: Vec<(&str, V)> = vec![
         ("general.architecture", V::String("llama".into())),
         ("general.name", V::String("meekbench tiny llama".into())),
         ("llama.block_count", V::U32(spec.layers as u32)),
@@ -185,8 +188,10 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
         ("tokenizer.ggml.bos_token_id", V::U32(1)),
         ("tokenizer.ggml.eos_token_id", V::U32(2)),
         ("tokenizer.ggml.add_bos_token", V::Bool(false)),
-        ("tokenizer.chat_template", V::String(CHAT_TEMPLATE.into())),
     ];
+    if spec.chat_template {
+        md.push(("tokenizer.chat_template", V::String(CHAT_TEMPLATE.into())));
+    }
     let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (*k, v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut f = std::fs::File::create(path)?;

@@ -369,6 +369,34 @@ fn suites_are_answered_scored_and_recorded() {
 }
 
 #[test]
+fn base_models_without_a_chat_template_get_completion_prompts() {
+    let f = Fixture::new();
+    let spec = TinySpec {
+        context: 2048,
+        chat_template: false,
+        ..TinySpec::default()
+    };
+    write_tiny_llama(&f.model, spec).unwrap();
+    let cfg = f.config("", &sha256(&f.model));
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[[suites]]\nname = \"base\"\nkind = \"generated\"\nfamilies = [\"sequence\"]\nsteps = [1]\nitems_per_level = 2\nshots = 2\nmax_new_tokens = 4\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = meekbench()
+        .args(["bench", "--quiet", "--json", "--threads", "1"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let a = &v["runs"][0]["accuracy"][0];
+    assert_eq!(a["prompt_style"], "completion");
+    assert_eq!(a["shots"], 2);
+    assert_eq!(a["items"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn prompts_longer_than_the_context_are_scored_wrong_not_dropped() {
     let f = Fixture::new(); // 256 positions: a 1-shot chat prompt does not fit
     let cfg = f.config("", &sha256(&f.model));
