@@ -34,6 +34,9 @@ enum Command {
     Tokenize(TokenizeArgs),
     /// List the models of a config, where each is cached and whether it is verified.
     Models(ModelsArgs),
+    /// Project the meek-models study forward and place measured models on it: JSON of every curve, a Markdown
+    /// report and SVG charts in OUT.
+    Project(ProjectArgs),
     /// Print the JSON Schema of result files.
     Schema,
     /// Internal: measure one model in a child process (used by `bench`).
@@ -94,6 +97,19 @@ struct TokenizeArgs {
 }
 
 #[derive(Args, Debug)]
+struct ProjectArgs {
+    /// Result files of `meekbench bench` whose models are placed on the projection.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    results: Vec<PathBuf>,
+    /// Projection parameters (default: the built-in configs/projection.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct ModelsArgs {
     /// Bench configuration (default: the built-in one).
     config: Option<PathBuf>,
@@ -118,6 +134,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(a) => bench(a),
         Command::Tokenize(a) => tokenize(a),
         Command::Models(a) => models(a),
+        Command::Project(a) => project(a),
         Command::Schema => {
             print!("{}", meek_schema::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -290,5 +307,80 @@ fn models(a: ModelsArgs) -> Result<ExitCode> {
             ),
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Result files larger than this are refused unread (they come from other machines and people).
+const MAX_RESULT_BYTES: u64 = 64 << 20;
+
+fn project(a: ProjectArgs) -> Result<ExitCode> {
+    let cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            meek_projection::config::Config::parse(&text, &p.display().to_string())?
+        }
+        None => meek_projection::config::Config::default_config(),
+    };
+    let mut results = Vec::new();
+    let mut skipped = Vec::new();
+    for p in &a.results {
+        let name = p.display().to_string();
+        let size = std::fs::metadata(p).map(|m| m.len());
+        match size {
+            Err(e) => skipped.push(format!("{name}: {e}")),
+            Ok(n) if n > MAX_RESULT_BYTES => {
+                skipped.push(format!("{name}: {n} bytes, larger than any result file"))
+            }
+            Ok(_) => match std::fs::read_to_string(p) {
+                Err(e) => skipped.push(format!("{name}: {e}")),
+                Ok(text) => match meek_schema::from_json(&text) {
+                    Ok(r) => results.push((name, r)),
+                    Err(e) => skipped.push(format!("{name}: {e}")),
+                },
+            },
+        }
+    }
+    for s in &skipped {
+        eprintln!("skipped {s}");
+    }
+    let projection = meek_projection::project(&cfg, &results, skipped);
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let write = |name: &str, text: &str| -> Result<()> {
+        let path = a.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write(
+        "projection.json",
+        &serde_json::to_string_pretty(&projection)?,
+    )?;
+    write("report.md", &meek_projection::report::markdown(&projection))?;
+    for (name, svg) in meek_projection::report::charts(&projection) {
+        write(&name, &svg)?;
+    }
+    for k in &projection.peaks {
+        if k.scenario.starts_with("baseline") {
+            eprintln!(
+                "baseline: loss gap peaks at {:.2} years ({:.3} nats/token), {:.3} at 10 years",
+                k.t_numeric, k.gap, k.gap_at_10
+            );
+        }
+    }
+    for q in &projection.points {
+        eprintln!(
+            "{} on {}: {:.1} tok/s, {:.2e} $/token ({} energy), accuracy {}, meek-equivalent year {}",
+            q.model,
+            q.setup,
+            q.decode_tokens_per_second,
+            q.usd_per_token,
+            q.energy_basis,
+            q.accuracy
+                .map_or_else(|| "-".into(), |x| format!("{:.1}%", 100.0 * x)),
+            q.implied_year
+                .map_or_else(|| q.note.clone().unwrap_or_default(), |y| format!("{y:.1}"))
+        );
+    }
+    println!("{}", a.out.join("report.md").display());
     Ok(ExitCode::SUCCESS)
 }

@@ -447,3 +447,57 @@ fn a_broken_suite_file_is_named_before_anything_runs() {
                 .and(contains("suite `file`")),
         );
 }
+
+#[test]
+fn project_places_measured_models_and_skips_bad_files() {
+    let f = Fixture::new();
+    let cfg = f.config("", &sha256(&f.model));
+    let out = meekbench()
+        .args(["bench", "--quiet", "--threads", "1"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let result = PathBuf::from(String::from_utf8(out).unwrap().trim());
+    let junk = f.dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"schema_version\": 99}").unwrap();
+    let site = f.dir.path().join("projection");
+    meekbench()
+        .args(["project", "--out"])
+        .arg(&site)
+        .arg("--results")
+        .arg(&result)
+        .arg(&junk)
+        .assert()
+        .success()
+        .stderr(
+            contains("skipped")
+                .and(contains("junk.json"))
+                .and(contains("3.36 years").or(contains("peaks at 3.36"))),
+        );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(site.join("projection.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["points"][0]["model"], "tiny");
+    assert!(v["points"][0]["usd_per_token"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
+    let md = std::fs::read_to_string(site.join("report.md")).unwrap();
+    assert!(
+        md.contains("| tiny |") && md.contains("assumed (30 W)"),
+        "{md}"
+    );
+    for chart in [
+        "loss-gap.svg",
+        "accuracy-gap.svg",
+        "tokens-to-distinguish.svg",
+        "inference-gap.svg",
+    ] {
+        assert!(
+            std::fs::read_to_string(site.join(chart))
+                .unwrap()
+                .starts_with("<svg")
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! Calibrating the loss-to-accuracy curve on measured points: least squares over `(Lm, x0, k)` with the floor `b`
+//! fixed at the suite's chance rate, by Levenberg-Marquardt (Marquardt, 1963) with a finite-difference Jacobian.
+
+use crate::model::AccuracyCurve;
+
+/// Fits `acc(L)` to `(loss, accuracy)` points, starting from `start` (whose `b` is kept). Needs 3 points or more.
+pub fn fit_accuracy(points: &[(f64, f64)], start: AccuracyCurve) -> Result<AccuracyCurve, String> {
+    if points.len() < 3 {
+        return Err(format!(
+            "{} points; at least 3 are needed to fit Lm, x0 and k",
+            points.len()
+        ));
+    }
+    let curve = |p: [f64; 3]| AccuracyCurve {
+        lm: p[0],
+        x0: p[1],
+        k: p[2],
+        b: start.b,
+    };
+    let sse = |p: [f64; 3]| -> f64 {
+        let c = curve(p);
+        points
+            .iter()
+            .map(|&(l, a)| (c.accuracy(l) - a).powi(2))
+            .sum()
+    };
+    let mut p = [start.lm, start.x0, start.k];
+    let mut lambda = 1e-3;
+    let mut err = sse(p);
+    for _ in 0..500 {
+        // Jacobian of the residuals, by central differences.
+        let mut jtj = [[0f64; 3]; 3];
+        let mut jtr = [0f64; 3];
+        for &(l, a) in points {
+            let r = curve(p).accuracy(l) - a;
+            let mut j = [0f64; 3];
+            for (i, ji) in j.iter_mut().enumerate() {
+                let h = 1e-6 * p[i].abs().max(1e-3);
+                let (mut up, mut dn) = (p, p);
+                up[i] += h;
+                dn[i] -= h;
+                *ji = (curve(up).accuracy(l) - curve(dn).accuracy(l)) / (2.0 * h);
+            }
+            for r_ in 0..3 {
+                jtr[r_] += j[r_] * r;
+                for c in 0..3 {
+                    jtj[r_][c] += j[r_] * j[c];
+                }
+            }
+        }
+        let mut improved = false;
+        for _ in 0..30 {
+            let mut m = jtj;
+            for (i, row) in m.iter_mut().enumerate() {
+                row[i] *= 1.0 + lambda;
+            }
+            let Some(step) = solve3(m, jtr.map(|v| -v)) else {
+                lambda *= 10.0;
+                continue;
+            };
+            let cand = [p[0] + step[0], p[1] + step[1], p[2] + step[2]];
+            let e = sse(cand);
+            if e.is_finite() && e < err {
+                p = cand;
+                err = e;
+                lambda = (lambda / 10.0).max(1e-12);
+                improved = true;
+                break;
+            }
+            lambda *= 10.0;
+        }
+        if !improved || err < 1e-20 {
+            break;
+        }
+    }
+    Ok(curve(p))
+}
+
+/// Solves a 3x3 system by Gaussian elimination with partial pivoting.
+fn solve3(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> Option<[f64; 3]> {
+    for col in 0..3 {
+        let piv = (col..3).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+        if m[piv][col].abs() < 1e-300 {
+            return None;
+        }
+        m.swap(col, piv);
+        v.swap(col, piv);
+        for row in col + 1..3 {
+            let f = m[row][col] / m[col][col];
+            let pivot_row = m[col];
+            for (x, p) in m[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= f * p;
+            }
+            v[row] -= f * v[col];
+        }
+    }
+    let mut x = [0f64; 3];
+    for row in (0..3).rev() {
+        let s: f64 = (row + 1..3).map(|c| m[row][c] * x[c]).sum();
+        x[row] = (v[row] - s) / m[row][row];
+    }
+    Some(x)
+}

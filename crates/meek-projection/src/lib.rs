@@ -1,0 +1,450 @@
+//! The meek-models projection (Gundlach, Lynch, Thompson 2025): the study's model, its scenarios and
+//! uncertainty bands, driven by measured points from meekbench result files.
+//!
+//! - [`model`]: the equations (loss law, compute paths, gap and its peak, accuracy, distinguishability,
+//!   fixed-budget inference);
+//! - [`config`]: `configs/projection.toml` with the study's values and scenarios;
+//! - [`fit`]: calibration of the loss-to-accuracy curve;
+//! - [`project`]: every curve on a time grid, the bands, and the measured models placed on them;
+//! - [`report`]: Markdown and SVG charts.
+//!
+//! No Candle here: the crate builds and tests in seconds.
+
+pub mod config;
+pub mod fit;
+pub mod model;
+pub mod report;
+
+use meek_schema::BenchResult;
+use serde::Serialize;
+
+use config::Config;
+use model::Scenario;
+
+/// A named curve on the time grid, optionally with a band.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Curve {
+    /// Label.
+    pub name: String,
+    /// Values on the time grid.
+    pub values: Vec<f64>,
+    /// Lower edge of the uncertainty band.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low: Option<Vec<f64>>,
+    /// Upper edge of the uncertainty band.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high: Option<Vec<f64>>,
+}
+
+/// The peak of a scenario's loss gap.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Peak {
+    /// Scenario name.
+    pub scenario: String,
+    /// Peak time found numerically, years.
+    pub t_numeric: f64,
+    /// Closed-form peak time, where the scenario has one.
+    pub t_closed_form: Option<f64>,
+    /// Gap at the peak, nats/token.
+    pub gap: f64,
+    /// Gap at t = 10 years.
+    pub gap_at_10: f64,
+}
+
+/// One measured model placed on the projection.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// Model id.
+    pub model: String,
+    /// Result file it came from.
+    pub file: String,
+    /// Weights.
+    pub n_params: u64,
+    /// Device and threads.
+    pub setup: String,
+    /// Median decode rate of the first workload point.
+    pub decode_tokens_per_second: f64,
+    /// Joules per token and where the figure comes from.
+    pub joules_per_token: f64,
+    /// `measured` or `assumed (N W)`.
+    pub energy_basis: String,
+    /// Dollars per generated token: energy plus hardware amortisation.
+    pub usd_per_token: f64,
+    /// Accuracy (flexible) on the first suite, when one ran.
+    pub accuracy: Option<f64>,
+    /// Suite name.
+    pub suite: Option<String>,
+    /// Accuracy per step count.
+    pub accuracy_by_steps: Vec<(String, f64)>,
+    /// Loss implied by the accuracy through the curve.
+    pub implied_loss: Option<f64>,
+    /// Why no loss is implied (accuracy outside the curve's valid range, no suite).
+    pub note: Option<String>,
+    /// Effective compute implied by that loss, FLOP.
+    pub implied_compute: Option<f64>,
+    /// Meek-equivalent year: `ln(C/C0) / ln(g_alg g_h)`.
+    pub implied_year: Option<f64>,
+    /// Years until a model affordable at this machine's $/token reaches the target loss, per `g_inf`.
+    pub years_to_target: Vec<(f64, Option<f64>)>,
+    /// On the measured Pareto frontier of ($/token, accuracy).
+    pub pareto: bool,
+}
+
+/// Every curve and point.
+#[derive(Debug, Clone, Serialize)]
+pub struct Projection {
+    /// The configuration used.
+    pub config: Config,
+    /// Assumptions in words, each next to what it affects.
+    pub assumptions: Vec<String>,
+    /// Time grid, years.
+    pub t: Vec<f64>,
+    /// Loss gap per scenario (the baseline with a band).
+    pub loss_gap: Vec<Curve>,
+    /// Peaks per scenario.
+    pub peaks: Vec<Peak>,
+    /// Accuracy gap `acc_sota^p - acc_meek^p` per p (baseline, with bands).
+    pub accuracy_gap: Vec<Curve>,
+    /// Tokens needed to distinguish the models, per s (baseline).
+    pub tokens_to_distinguish: Vec<Curve>,
+    /// Inference-scenario gap per g_inf.
+    pub inference_gap: Vec<Curve>,
+    /// Measured models.
+    pub points: Vec<Point>,
+    /// The accuracy curve fitted on the measured models, when enough had known training tokens.
+    pub calibrated_curve: Option<model::AccuracyCurve>,
+    /// Why no curve was fitted, or what it was fitted on.
+    pub calibration_note: String,
+    /// Result files that were skipped, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Growth per year of a quantity that halves its cost every `months`.
+pub fn growth_from_halving(months: f64) -> f64 {
+    2f64.powf(12.0 / months)
+}
+
+fn envelope(
+    variants: &[Scenario],
+    t: &[f64],
+    f: impl Fn(&Scenario, f64) -> f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut lo = vec![f64::INFINITY; t.len()];
+    let mut hi = vec![f64::NEG_INFINITY; t.len()];
+    for s in variants {
+        for (i, &ti) in t.iter().enumerate() {
+            let v = f(s, ti);
+            lo[i] = lo[i].min(v);
+            hi[i] = hi[i].max(v);
+        }
+    }
+    (lo, hi)
+}
+
+/// Computes the projection and places the measured results on it. `results` are `(file name, parsed result)`.
+pub fn project(
+    cfg: &Config,
+    results: &[(String, BenchResult)],
+    skipped: Vec<String>,
+) -> Projection {
+    let m = &cfg.model;
+    let n = (m.horizon_years / m.step_years).round() as usize;
+    let t: Vec<f64> = (0..=n).map(|i| i as f64 * m.step_years).collect();
+    let base = cfg.baseline();
+    let u = &cfg.uncertainty;
+    let variants: Vec<Scenario> = u
+        .halving_months
+        .iter()
+        .map(|&h| growth_from_halving(h))
+        .chain([m.g_alg])
+        .flat_map(|g_alg| u.g_h.iter().chain([&m.g_h]).map(move |&g_h| (g_alg, g_h)))
+        .map(|(g_alg, g_h)| Scenario {
+            g_alg,
+            g_h,
+            ..base.clone()
+        })
+        .collect();
+    let series = |s: &Scenario, f: &dyn Fn(&Scenario, f64) -> f64| {
+        t.iter().map(|&x| f(s, x)).collect::<Vec<_>>()
+    };
+
+    let presets = if cfg.presets.is_empty() {
+        vec![config::Preset {
+            name: "baseline".into(),
+            g_i: None,
+            schedule: None,
+            frontier_usd: None,
+            gamma: None,
+        }]
+    } else {
+        cfg.presets.clone()
+    };
+    let mut loss_gap = Vec::new();
+    let mut peaks = Vec::new();
+    for (i, p) in presets.iter().enumerate() {
+        let s = cfg.scenario(p);
+        let values = series(&s, &|s, x| s.gap(x));
+        let (low, high) = if i == 0 {
+            let (lo, hi) = envelope(
+                &variants
+                    .iter()
+                    .map(|v| Scenario {
+                        schedule: s.schedule.clone(),
+                        frontier_usd: s.frontier_usd,
+                        law: s.law,
+                        ..v.clone()
+                    })
+                    .collect::<Vec<_>>(),
+                &t,
+                |s, x| s.gap(x),
+            );
+            (Some(lo), Some(hi))
+        } else {
+            (None, None)
+        };
+        let (tp, gp) = s.peak_numeric(m.horizon_years);
+        peaks.push(Peak {
+            scenario: p.name.clone(),
+            t_numeric: tp,
+            t_closed_form: s.peak_closed_form(),
+            gap: gp,
+            gap_at_10: s.gap(10.0),
+        });
+        loss_gap.push(Curve {
+            name: p.name.clone(),
+            values,
+            low,
+            high,
+        });
+    }
+
+    // Calibration on measured points with known training tokens: (Chinchilla loss, accuracy).
+    let cal = &cfg.calibration;
+    let mut fit_points = Vec::new();
+    for (_, r) in results {
+        for run in &r.runs {
+            if let (Some(d), Some(s)) =
+                (cal.training_tokens.get(&run.model.id), run.accuracy.first())
+            {
+                fit_points.push((
+                    cal.chinchilla.loss(run.model.n_params as f64, *d),
+                    s.flexible.accuracy,
+                ));
+            }
+        }
+    }
+    let start = model::AccuracyCurve {
+        b: cal.chance,
+        lm: 1.0 - cal.chance,
+        ..cfg.curve()
+    };
+    let (calibrated_curve, calibration_note) = match fit::fit_accuracy(&fit_points, start) {
+        Ok(c) => (
+            Some(c),
+            format!(
+                "acc(L) fitted on {} measured models (Chinchilla L(N, D), floor b = {}): Lm = {:.3}, x0 = {:.3}, k = {:.2}; \
+                 implied losses below use it.",
+                fit_points.len(),
+                cal.chance,
+                c.lm,
+                c.x0,
+                c.k
+            ),
+        ),
+        Err(e) => (
+            None,
+            format!(
+                "No calibration ({e}; measured models with known training tokens: {}): the study's MMLU curve is used.",
+                fit_points.len()
+            ),
+        ),
+    };
+    let curve = calibrated_curve.unwrap_or_else(|| cfg.curve());
+    let acc_gap = |s: &Scenario, x: f64, p: u32| {
+        curve.accuracy(s.law.loss(s.c_sota(x))).powi(p as i32)
+            - curve.accuracy(s.law.loss(s.c_meek(x))).powi(p as i32)
+    };
+    let accuracy_gap = cfg
+        .accuracy
+        .p
+        .iter()
+        .map(|&p| {
+            let (lo, hi) = envelope(&variants, &t, |s, x| acc_gap(s, x, p));
+            Curve {
+                name: format!("p = {p}"),
+                values: series(&base, &|s, x| acc_gap(s, x, p)),
+                low: Some(lo),
+                high: Some(hi),
+            }
+        })
+        .collect();
+    let tokens_to_distinguish = cfg
+        .distinguish
+        .s
+        .iter()
+        .map(|&sv| Curve {
+            name: format!("s = {sv}"),
+            values: series(&base, &|s, x| {
+                model::tokens_to_distinguish(cfg.distinguish.alpha, sv, s.gap(x))
+            }),
+            low: None,
+            high: None,
+        })
+        .collect();
+    let inference_gap = cfg
+        .inference
+        .g_inf
+        .iter()
+        .map(|&g| {
+            let inf = cfg.inference(g);
+            Curve {
+                name: format!("g_inf = {g}"),
+                values: series(&base, &|s, x| inf.gap(s, x)),
+                low: None,
+                high: None,
+            }
+        })
+        .collect();
+
+    let mut assumptions = vec![
+        calibration_note.clone(),
+        format!(
+            "Loss law L(C) = {} C^-{} + {}; meek compute C0 = ${} x {:e} FLOP/$ growing {} x {} per year.",
+            m.a, m.gamma, m.l0, m.budget_usd, m.kappa, m.g_alg, m.g_h
+        ),
+        format!(
+            "Bands: algorithmic halving time {}-{} months (g_alg {:.2}-{:.2}/yr) x hardware {}-{}/yr.",
+            u.halving_months[0],
+            u.halving_months[1],
+            growth_from_halving(u.halving_months[1]),
+            growth_from_halving(u.halving_months[0]),
+            u.g_h[0],
+            u.g_h[1]
+        ),
+        format!(
+            "Accuracy curve acc(L) = {} / (1 + exp({} (L - {}))) + {}: the study's fit to MMLU (4-way multiple choice); \
+             meekbench's suites are free-form numeric, so implied losses and years are indicative until the curve is \
+             calibrated on several local models (meek_projection::fit).",
+            cfg.accuracy.lm, -cfg.accuracy.k, cfg.accuracy.x0, cfg.accuracy.b
+        ),
+    ];
+    let mc = &cfg.machine;
+    assumptions.push(format!(
+        "$/token = J/token x ${}/kWh / 3.6e6 + ${} / ({} years x tokens/s x {:.0}% utilisation); \
+         where a result has no energy figure, {} W is assumed.",
+        mc.price_per_kwh,
+        mc.capex_usd,
+        mc.lifetime_years,
+        100.0 * mc.utilisation,
+        mc.assumed_watts
+    ));
+    assumptions.push(format!(
+        "Years until a model affordable here reaches loss {}: the fixed-budget inference scenario (g_alg {}) with B = this machine's $/token.",
+        mc.target_loss, cfg.inference.g_alg
+    ));
+
+    let mut points = Vec::new();
+    for (file, r) in results {
+        for run in &r.runs {
+            let Some(sp) = run.speed.first() else {
+                continue;
+            };
+            let tps = sp.decode_tokens_per_second.median;
+            let (joules, basis) = (
+                mc.assumed_watts / tps,
+                format!("assumed ({} W)", mc.assumed_watts),
+            );
+            let lifetime_s = mc.lifetime_years * 365.25 * 86400.0;
+            let usd = joules * mc.price_per_kwh / 3.6e6
+                + mc.capex_usd / (lifetime_s * tps * mc.utilisation);
+            let suite = run.accuracy.first();
+            let acc = suite.map(|s| s.flexible.accuracy);
+            let implied = match acc {
+                Some(a) => curve.loss_for(a),
+                None => Err("no accuracy suite in this run".to_string()),
+            };
+            let (implied_loss, note) = match implied {
+                Ok(l) => (Some(l), None),
+                Err(e) => (None, Some(e)),
+            };
+            let implied_compute = implied_loss.and_then(|l| base.law.compute_for(l));
+            let implied_year =
+                implied_compute.map(|c| (c / base.c_meek(0.0)).ln() / (m.g_alg * m.g_h).ln());
+            let years_to_target = cfg
+                .inference
+                .g_inf
+                .iter()
+                .map(|&g| {
+                    let inf = model::Inference {
+                        b_usd: usd,
+                        ..cfg.inference(g)
+                    };
+                    let hit = t.iter().find(|&&x| {
+                        base.law.loss(inf.compute(base.kappa, base.g_h, x)) <= mc.target_loss
+                    });
+                    (g, hit.copied())
+                })
+                .collect();
+            points.push(Point {
+                model: run.model.id.clone(),
+                file: file.clone(),
+                n_params: run.model.n_params,
+                setup: format!("{} x{} ({})", run.device, run.threads, r.machine.cpu.brand),
+                decode_tokens_per_second: tps,
+                joules_per_token: joules,
+                energy_basis: basis,
+                usd_per_token: usd,
+                accuracy: acc,
+                suite: suite.map(|s| s.suite.clone()),
+                accuracy_by_steps: suite
+                    .map(|s| {
+                        s.by_steps
+                            .iter()
+                            .map(|g| (g.key.clone(), g.flexible.accuracy))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                implied_loss,
+                note,
+                implied_compute,
+                implied_year,
+                years_to_target,
+                pareto: false,
+            });
+        }
+    }
+    // Pareto frontier: no other point is at least as cheap and at least as accurate, and better in one.
+    let flags: Vec<bool> = points
+        .iter()
+        .map(|p| {
+            let Some(a) = p.accuracy else { return false };
+            !points.iter().any(|q| {
+                q.accuracy.is_some_and(|qa| {
+                    q.usd_per_token <= p.usd_per_token
+                        && qa >= a
+                        && (q.usd_per_token < p.usd_per_token || qa > a)
+                })
+            })
+        })
+        .collect();
+    for (p, f) in points.iter_mut().zip(flags) {
+        p.pareto = f;
+    }
+    Projection {
+        config: cfg.clone(),
+        assumptions,
+        t,
+        loss_gap,
+        peaks,
+        accuracy_gap,
+        tokens_to_distinguish,
+        inference_gap,
+        points,
+        calibrated_curve,
+        calibration_note,
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests;

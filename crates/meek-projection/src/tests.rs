@@ -1,0 +1,283 @@
+use super::*;
+use crate::model::{AccuracyCurve, LossLaw, Schedule};
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * b.abs()
+}
+
+#[test]
+fn headline_values_of_the_study() {
+    let cfg = Config::default_config();
+    let s = cfg.baseline();
+    let t = s.peak_closed_form().unwrap();
+    assert!(close(t, 3.36, 0.005), "peak at {t}");
+    let (tn, g) = s.peak_numeric(20.0);
+    assert!(close(tn, t, 1e-4), "numeric {tn} vs closed {t}");
+    assert!(close(g, 0.212, 0.005), "peak gap {g}");
+    assert!(
+        close(s.gap(10.0), 0.093, 0.005),
+        "gap at 10: {}",
+        s.gap(10.0)
+    );
+    assert!(s.gap(200.0) < 0.01, "the gap closes");
+    // The SPRT numerator at alpha = 0.05.
+    assert!(close(
+        model::tokens_to_distinguish(0.05, 1.0, 1.0),
+        2.65,
+        0.005
+    ));
+}
+
+/// Closed-form and numeric peaks agree across random parameters (a deterministic property test).
+#[test]
+fn closed_form_peak_equals_numeric_peak() {
+    let mut state = 12345u64;
+    let mut uni = |lo: f64, hi: f64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + (hi - lo) * ((state >> 11) as f64 / (1u64 << 53) as f64)
+    };
+    for _ in 0..300 {
+        let s = Scenario {
+            law: LossLaw {
+                a: uni(100.0, 5000.0),
+                gamma: uni(0.05, 0.4),
+                l0: uni(1.0, 2.0),
+            },
+            budget_usd: uni(1e2, 1e5),
+            kappa: 1e17,
+            g_alg: uni(1.2, 6.0),
+            g_h: uni(1.05, 1.6),
+            frontier_usd: 0.0,
+            schedule: Schedule::constant(uni(1.1, 20.0)),
+        };
+        let s = Scenario {
+            frontier_usd: s.budget_usd,
+            ..s
+        };
+        let t = s.peak_closed_form().unwrap();
+        let horizon = (4.0 * t).max(1.0);
+        let (tn, _) = s.peak_numeric(horizon);
+        assert!(
+            (tn - t).abs() < 1e-3 * t.max(1.0),
+            "closed {t} numeric {tn} for {s:?}"
+        );
+    }
+}
+
+#[test]
+fn accuracy_inversion_round_trips_and_refuses_outside_the_range() {
+    let c = Config::default_config().curve();
+    for l in [1.8, 1.9, 1.97, 2.05, 2.2] {
+        let a = c.accuracy(l);
+        assert!(close(c.loss_for(a).unwrap(), l, 1e-9), "{l}");
+    }
+    let e = c.loss_for(0.2).unwrap_err();
+    assert!(e.contains("0.254") && e.contains("0.811"), "{e}");
+    assert!(c.loss_for(0.9).is_err());
+    let law = Config::default_config().baseline().law;
+    assert!(close(law.loss(law.compute_for(2.1).unwrap()), 2.1, 1e-12));
+    assert!(law.compute_for(1.6).is_none());
+}
+
+#[test]
+fn calibration_recovers_known_parameters() {
+    let truth = AccuracyCurve {
+        lm: 0.8,
+        x0: 2.3,
+        k: -9.0,
+        b: 0.0,
+    };
+    let points: Vec<(f64, f64)> = (0..12)
+        .map(|i| {
+            let l = 1.9 + 0.07 * i as f64;
+            (l, truth.accuracy(l))
+        })
+        .collect();
+    let start = AccuracyCurve {
+        lm: 0.6,
+        x0: 2.0,
+        k: -5.0,
+        b: 0.0,
+    };
+    let fit = fit::fit_accuracy(&points, start).unwrap();
+    assert!(
+        close(fit.lm, truth.lm, 1e-3)
+            && close(fit.x0, truth.x0, 1e-3)
+            && close(fit.k, truth.k, 1e-3),
+        "{fit:?}"
+    );
+    assert!(fit::fit_accuracy(&points[..2], start).is_err());
+}
+
+#[test]
+fn schedules_are_piecewise() {
+    let s = Schedule(vec![
+        model::Segment {
+            growth: 3.6,
+            until: Some(5.0),
+        },
+        model::Segment {
+            growth: 1.5,
+            until: None,
+        },
+    ]);
+    assert!(close(s.ln_factor(2.0), 2.0 * 3.6f64.ln(), 1e-12));
+    assert!(close(
+        s.ln_factor(7.0),
+        5.0 * 3.6f64.ln() + 2.0 * 1.5f64.ln(),
+        1e-12
+    ));
+    let flat = Schedule(vec![model::Segment {
+        growth: 3.6,
+        until: Some(5.0),
+    }]);
+    assert!(
+        close(flat.ln_factor(9.0), 5.0 * 3.6f64.ln(), 1e-12),
+        "flat after the last segment"
+    );
+    assert!(s.constant_growth().is_none());
+}
+
+#[test]
+fn bad_parameters_are_named_with_their_range() {
+    let bad = DEFAULT_TEXT.replace("gamma = 0.154", "gamma = -0.1");
+    let e = Config::parse(&bad, "p.toml").unwrap_err().to_string();
+    assert!(
+        e.contains("p.toml") && e.contains("model.gamma") && e.contains("gamma > 0"),
+        "{e}"
+    );
+    let bad = DEFAULT_TEXT.replace("g_h = 1.4 ", "g_h = 0.0 ");
+    let e = Config::parse(&bad, "p.toml").unwrap_err().to_string();
+    assert!(e.contains("model.g_h"), "{e}");
+    let e = Config::parse("[model]\nbogus = 1\n", "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("p.toml"), "{e}");
+}
+
+const DEFAULT_TEXT: &str = config::DEFAULT;
+
+#[test]
+fn projection_has_every_curve_and_bands_contain_the_baseline() {
+    let cfg = Config::default_config();
+    let p = project(&cfg, &[], vec![]);
+    assert_eq!(p.t.len(), 401);
+    assert_eq!(p.loss_gap.len(), cfg.presets.len());
+    let base = &p.loss_gap[0];
+    let (lo, hi) = (base.low.as_ref().unwrap(), base.high.as_ref().unwrap());
+    for i in 0..p.t.len() {
+        assert!(lo[i] <= base.values[i] + 1e-12 && base.values[i] <= hi[i] + 1e-12);
+    }
+    assert!(
+        hi.iter().zip(lo).any(|(h, l)| h - l > 0.01),
+        "the band has width"
+    );
+    assert_eq!(p.accuracy_gap.len(), 4);
+    assert_eq!(p.tokens_to_distinguish.len(), 3);
+    assert_eq!(p.inference_gap.len(), 2);
+    // Peaks: the flat schedule peaks earlier than constant growth.
+    let find = |n: &str| p.peaks.iter().find(|k| k.scenario.contains(n)).unwrap();
+    assert!(find("then flat").t_numeric < find("baseline").t_numeric + 2.0);
+    let md = report::markdown(&p);
+    assert!(md.contains("3.36 years"), "{md}");
+    for (name, svg) in report::charts(&p) {
+        assert!(
+            svg.starts_with("<svg") && svg.contains("polyline"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn hostile_names_are_escaped() {
+    assert_eq!(
+        report::escape("<img src=x onerror=alert(1)>"),
+        "&lt;img src=x onerror=alert(1)&gt;"
+    );
+}
+
+/// A minimal result file with one run of `n_params` weights at `tps` tokens/s and the given accuracy.
+fn result(id: &str, n_params: u64, tps: f64, acc: f64) -> meek_schema::BenchResult {
+    let summary = |v: f64| serde_json::json!({"median": v, "mean": v, "stddev": 0.0, "min": v, "max": v, "samples": [v]});
+    let score = |a: f64| serde_json::json!({"correct": (a * 100.0).round() as u64, "n": 100, "accuracy": a, "ci95": [a - 0.05, a + 0.05]});
+    let v = serde_json::json!({
+        "schema_version": 1, "status": "complete",
+        "tool": {"name": "meekbench", "version": "0", "features": [], "target": "t", "rustc": "r", "profile": "release", "engine": "e"},
+        "machine": {"cpu": {"brand": "Test CPU", "arch": "x86_64", "logical_cores": 2, "flags": []}, "memory_bytes": 1, "os": "os", "kernel": "k", "gpus": []},
+        "started_at": "2026-01-01T00:00:00Z",
+        "config": {"source": "s", "sha256": "x", "text": ""},
+        "runs": [{
+            "model": {"id": id, "file": "f", "sha256": "s", "size_bytes": 1, "source": "cache", "architecture": "llama", "quantization": "Q4_1", "n_params": n_params},
+            "device": "cpu", "threads": 2, "kernel": "cpu-avx2", "load_seconds": 0.1,
+            "speed": [{"n_prompt": 128, "n_gen": 64, "warmup": 1, "repetitions": 1, "ttft_ms": summary(1.0),
+                       "prefill_tokens_per_second": summary(100.0), "decode_tokens_per_second": summary(tps),
+                       "itl_ms": {"p50": 1.0, "p90": 1.0, "p99": 1.0, "mean": 1.0, "min": 1.0, "max": 1.0, "samples": [1.0]},
+                       "peak_rss_bytes": 1}],
+            "accuracy": [{"suite": "reasoning", "prompt_style": "chat", "shots": 0, "max_new_tokens": 8,
+                          "strict": score(acc), "flexible": score(acc), "by_family": [], "by_steps": [],
+                          "mean_generated_tokens": 1.0, "seconds_per_answer": 1.0, "items": []}]
+        }]
+    });
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn measured_models_are_placed_calibrated_and_ranked() {
+    let mut cfg = Config::default_config();
+    // Three models of a made-up family, trained on 1T tokens; accuracy generated from a known curve.
+    let truth = AccuracyCurve {
+        lm: 0.9,
+        x0: 2.6,
+        k: -12.0,
+        b: 0.0,
+    };
+    let models = [
+        ("small", 1.0e8, 300.0),
+        ("mid", 5.0e8, 120.0),
+        ("big", 3.0e9, 25.0),
+        ("slow-small", 1.0e8, 100.0),
+    ];
+    let results: Vec<(String, meek_schema::BenchResult)> = models
+        .iter()
+        .map(|&(id, n, tps)| {
+            cfg.calibration.training_tokens.insert(id.to_string(), 1e12);
+            let l = cfg.calibration.chinchilla.loss(n, 1e12);
+            (
+                format!("{id}.json"),
+                result(id, n as u64, tps, truth.accuracy(l)),
+            )
+        })
+        .collect();
+    let p = project(
+        &cfg,
+        &results,
+        vec!["junk.json: not a meekbench result file".into()],
+    );
+    let c = p.calibrated_curve.expect("calibrated on 4 models");
+    assert!(
+        p.calibration_note.contains("4 measured models"),
+        "{}",
+        p.calibration_note
+    );
+    // Three distinct losses cannot pin three parameters exactly, but the fitted curve reproduces the points.
+    for (_, r) in &results {
+        let run = &r.runs[0];
+        let l = cfg
+            .calibration
+            .chinchilla
+            .loss(run.model.n_params as f64, 1e12);
+        assert!((c.accuracy(l) - run.accuracy[0].flexible.accuracy).abs() < 1e-3);
+    }
+    assert_eq!(p.points.len(), 4);
+    let by = |id: &str| p.points.iter().find(|q| q.model == id).unwrap();
+    // Cost per token falls with speed; the slower copy of the small model is dominated.
+    assert!(by("small").usd_per_token < by("slow-small").usd_per_token);
+    assert!(by("small").pareto && by("big").pareto && !by("slow-small").pareto);
+    assert!(by("big").implied_year.unwrap() > by("small").implied_year.unwrap());
+    assert_eq!(by("big").energy_basis, "assumed (30 W)");
+    assert!(p.assumptions.iter().any(|a| a.contains("30 W is assumed")));
+    let md = report::markdown(&p);
+    assert!(md.contains("junk.json") && md.contains("| big |"));
+}
