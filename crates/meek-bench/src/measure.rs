@@ -115,6 +115,7 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
                 BenchError::Measurement(format!("{what} of pp{n_prompt} tg{n_gen}: {e}"))
             })
         };
+        let decode = Summary::from(&sample(decode, "decode rate")?);
         speed.push(SpeedPoint {
             n_prompt,
             n_gen,
@@ -122,10 +123,25 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             repetitions: req.repetitions,
             ttft_ms: Summary::from(&sample(ttft, "time to first token")?),
             prefill_tokens_per_second: Summary::from(&sample(prefill, "prefill rate")?),
-            decode_tokens_per_second: Summary::from(&sample(decode, "decode rate")?),
+            bandwidth_bound_tokens_per_second: None,
+            bandwidth_bound_fraction: None,
+            decode_tokens_per_second: decode,
             itl_ms: Latency::from(&sample(itl, "inter-token latency")?),
             peak_rss_bytes: meek_hw::peak_rss_bytes().unwrap_or(0),
         });
+    }
+    // The memory roof for this run's threads, measured in this process after the speed points (its 256 MiB buffer
+    // must not count in their peak memory where the OS cannot reset the peak).
+    let bandwidth = engine
+        .device_name()
+        .starts_with("cpu")
+        .then(|| meek_hw::read_bandwidth(req.threads, 3));
+    if let Some(bw) = bandwidth {
+        let bound = bw / info.weight_bytes_per_token.max(1) as f64;
+        for p in &mut speed {
+            p.bandwidth_bound_tokens_per_second = Some(bound);
+            p.bandwidth_bound_fraction = Some(p.decode_tokens_per_second.median / bound);
+        }
     }
     let mut accuracy = Vec::with_capacity(req.suites.len());
     for suite in &req.suites {
@@ -151,11 +167,13 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             quantization: info.quantization,
             n_params: info.n_params,
             context_length: info.context_length,
+            weight_bytes_per_token: info.weight_bytes_per_token,
         },
         device: engine.device_name().to_string(),
         threads: req.threads,
         kernel: engine.kernel().to_string(),
         load_seconds,
+        memory_read_bytes_per_second: bandwidth,
         speed,
         accuracy,
     })

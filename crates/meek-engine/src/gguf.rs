@@ -24,6 +24,14 @@ pub struct GgufInfo {
     pub context_length: Option<usize>,
     /// Number of tensors.
     pub n_tensors: usize,
+    /// Bytes of weights read to generate one token: every tensor once, except the token embedding, of which one
+    /// row is read (or all of it when it doubles as the output matrix).
+    pub weight_bytes_per_token: u64,
+}
+
+fn tensor_bytes(info: &gguf_file::TensorInfo) -> u64 {
+    let elems = info.shape.elem_count() as u64;
+    elems / info.ggml_dtype.block_size() as u64 * info.ggml_dtype.type_size() as u64
 }
 
 /// Opens a GGUF file and reads its header, refusing a file that is not GGUF or is shorter than its tensors.
@@ -54,10 +62,7 @@ pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineEr
     let content = gguf_file::Content::read(&mut file)
         .map_err(|e| not_gguf(format!("unreadable header: {e}")))?;
     for (name, info) in &content.tensor_infos {
-        let elems = info.shape.elem_count() as u64;
-        let block = info.ggml_dtype.block_size() as u64;
-        let bytes = elems / block * info.ggml_dtype.type_size() as u64;
-        let end = content.tensor_data_offset + info.offset + bytes;
+        let end = content.tensor_data_offset + info.offset + tensor_bytes(info);
         if end > size {
             return Err(EngineError::Truncated {
                 path: path.to_path_buf(),
@@ -97,6 +102,20 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
         }
     }
     by_type.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let tied = !content.tensor_infos.contains_key("output.weight");
+    let weight_bytes_per_token = content
+        .tensor_infos
+        .iter()
+        .map(|(name, info)| {
+            let bytes = tensor_bytes(info);
+            let rows = info.shape.dims().first().copied().unwrap_or(1).max(1) as u64;
+            if name == "token_embd.weight" && !tied {
+                bytes / rows
+            } else {
+                bytes
+            }
+        })
+        .sum();
     GgufInfo {
         architecture,
         name: s("general.name"),
@@ -106,5 +125,6 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
         n_params,
         context_length,
         n_tensors: content.tensor_infos.len(),
+        weight_bytes_per_token,
     }
 }

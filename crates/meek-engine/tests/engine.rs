@@ -310,3 +310,15 @@ fn own_cpu_path_agrees_with_candle_transformers() {
         );
     }
 }
+
+#[test]
+fn weight_bytes_per_token_count_each_matrix_once_and_one_embedding_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::load(&tiny(dir.path(), TinySpec::default()), DeviceRequest::Cpu).unwrap();
+    // Q8_0: 34 bytes per 32 weights; Q4_1: 20; F32: 4 per weight. The tiny model has an untied output matrix.
+    let v = 3 + 256 + 6;
+    let q41 = |n: usize| n / 32 * 20;
+    let per_layer = q41(64 * 64) * 2 + q41(32 * 64) * 2 + q41(128 * 64) * 3 + 2 * 64 * 4;
+    let expected = 64 / 32 * 34 + v * 64 / 32 * 34 + 64 * 4 + 2 * per_layer;
+    assert_eq!(e.info().weight_bytes_per_token, expected as u64);
+}

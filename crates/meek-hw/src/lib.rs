@@ -144,6 +144,45 @@ fn parse_nvidia_smi(text: &str) -> Vec<GpuInfo> {
         .collect()
 }
 
+/// Sustained memory read bandwidth with `threads` threads, bytes per second: the best of `reps` passes summing a
+/// 256 MiB buffer (far larger than any cache), in the manner of the STREAM benchmark (McCalpin, 1995), which also
+/// reports the best pass. A decode step of a model must read its weights once, so
+/// `bandwidth / weight bytes per token` bounds decode tokens per second.
+pub fn read_bandwidth(threads: usize, reps: usize) -> f64 {
+    let words = (256usize << 20) / 8;
+    let buf: Vec<u64> = (0..words as u64).collect();
+    let threads = threads.max(1);
+    let chunk = words.div_ceil(threads);
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t0 = std::time::Instant::now();
+        let total: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = buf
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        // Eight independent sums keep several loads in flight.
+                        let mut acc = [0u64; 8];
+                        for c in part.chunks_exact(8) {
+                            for k in 0..8 {
+                                acc[k] = acc[k].wrapping_add(c[k]);
+                            }
+                        }
+                        acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(0))
+                .fold(0u64, u64::wrapping_add)
+        });
+        std::hint::black_box(total);
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    (words * 8) as f64 / best
+}
+
 /// Peak resident memory of this process since start or since the last [`reset_peak_rss`], in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     #[cfg(target_os = "linux")]
@@ -218,6 +257,13 @@ mod tests {
         assert_eq!(g[0].memory_bytes, Some(143_771 * 1024 * 1024));
         assert_eq!(g[0].driver.as_deref(), Some("570.86.15"));
         assert!(parse_nvidia_smi("garbage").is_empty());
+    }
+
+    #[test]
+    fn bandwidth_probe_gives_a_plausible_figure() {
+        let bw = read_bandwidth(1, 1);
+        // Anything from an old laptop to a server socket: 0.5 GB/s to 2 TB/s.
+        assert!((5e8..2e12).contains(&bw), "{bw}");
     }
 
     #[test]

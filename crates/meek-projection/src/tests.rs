@@ -209,7 +209,7 @@ fn result(id: &str, n_params: u64, tps: f64, acc: f64) -> meek_schema::BenchResu
         "started_at": "2026-01-01T00:00:00Z",
         "config": {"source": "s", "sha256": "x", "text": ""},
         "runs": [{
-            "model": {"id": id, "file": "f", "sha256": "s", "size_bytes": 1, "source": "cache", "architecture": "llama", "quantization": "Q4_1", "n_params": n_params},
+            "model": {"id": id, "file": "f", "sha256": "s", "size_bytes": 1, "source": "cache", "architecture": "llama", "quantization": "Q4_1", "n_params": n_params, "weight_bytes_per_token": n_params / 2},
             "device": "cpu", "threads": 2, "kernel": "cpu-avx2", "load_seconds": 0.1,
             "speed": [{"n_prompt": 128, "n_gen": 64, "warmup": 1, "repetitions": 1, "ttft_ms": summary(1.0),
                        "prefill_tokens_per_second": summary(100.0), "decode_tokens_per_second": summary(tps),

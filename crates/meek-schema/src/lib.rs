@@ -159,6 +159,10 @@ pub struct ModelRun {
     pub kernel: String,
     /// Seconds from opening the file to a model ready to run (weights read, tokenizer built).
     pub load_seconds: f64,
+    /// Memory read bandwidth measured with this run's threads just before it, bytes per second (best of 3 passes
+    /// over 256 MiB); absent for GPU runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_read_bytes_per_second: Option<f64>,
     /// One entry per workload point (prompt length x generation length).
     pub speed: Vec<SpeedPoint>,
     /// One entry per accuracy suite, measured on the same loaded model after the speed points.
@@ -298,6 +302,8 @@ pub struct ModelInfo {
     pub quantization: String,
     /// Number of weights in the file.
     pub n_params: u64,
+    /// Bytes of weights read per generated token (every tensor once, one row of an untied embedding).
+    pub weight_bytes_per_token: u64,
     /// Context length the model was trained for, from its metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_length: Option<usize>,
@@ -329,6 +335,13 @@ pub struct SpeedPoint {
     pub itl_ms: Latency,
     /// Peak resident memory of the process during this point, bytes.
     pub peak_rss_bytes: u64,
+    /// Decode rate if every token only had to read the weights at the measured bandwidth:
+    /// `memory_read_bytes_per_second / weight_bytes_per_token` (absent without a bandwidth figure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bound_tokens_per_second: Option<f64>,
+    /// Median decode rate as a fraction of that bound (1.0 = memory-bound at full bandwidth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bound_fraction: Option<f64>,
 }
 
 /// Summary of a repeated measurement, with the raw values.

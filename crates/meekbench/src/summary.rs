@@ -16,6 +16,7 @@ pub fn table(r: &BenchResult) -> String {
         "decode tok/s",
         "ITL p50/p99 ms",
         "peak RSS",
+        "of BW bound",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
     for run in &r.runs {
@@ -38,6 +39,13 @@ pub fn table(r: &BenchResult) -> String {
                 ),
                 format!("{:.2} / {:.2}", p.itl_ms.p50, p.itl_ms.p99),
                 format!("{:.0} MiB", p.peak_rss_bytes as f64 / (1u64 << 20) as f64),
+                match (
+                    p.bandwidth_bound_fraction,
+                    p.bandwidth_bound_tokens_per_second,
+                ) {
+                    (Some(f), Some(b)) => format!("{:.0}% of {:.0}", 100.0 * f, b),
+                    _ => "-".into(),
+                },
             ]);
         }
     }
@@ -70,7 +78,10 @@ pub fn table(r: &BenchResult) -> String {
     for row in rows {
         out += &line(row);
     }
-    out.push_str("(medians ± sample standard deviation over the repetitions; TTFT includes prefill of the whole prompt)\n");
+    out.push_str(
+        "(medians ± sample standard deviation over the repetitions; TTFT includes prefill of the whole prompt; \
+         BW bound: decode tok/s if each token only read the weights at the measured memory bandwidth)\n",
+    );
     let mut acc = String::new();
     for run in &r.runs {
         for a in &run.accuracy {

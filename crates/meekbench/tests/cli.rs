@@ -106,6 +106,7 @@ fn bench_on_a_tiny_model_writes_a_complete_valid_result() {
         assert_eq!(run["model"]["sha256"], sha256(&f.model));
         assert_eq!(run["model"]["architecture"], "llama");
         assert_eq!(run["model"]["quantization"], "Q4_1");
+        assert!(run["memory_read_bytes_per_second"].as_f64().unwrap() > 1e8);
         assert!(run["load_seconds"].as_f64().unwrap() > 0.0);
         let speed = run["speed"].as_array().unwrap();
         assert_eq!(speed.len(), 2);
@@ -142,6 +143,13 @@ fn bench_on_a_tiny_model_writes_a_complete_valid_result() {
             );
             assert!(p["itl_ms"]["p50"].as_f64().unwrap() <= p["itl_ms"]["p99"].as_f64().unwrap());
             assert!(p["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+            let bound = p["bandwidth_bound_tokens_per_second"].as_f64().unwrap();
+            let fraction = p["bandwidth_bound_fraction"].as_f64().unwrap();
+            assert!(
+                (fraction * bound - p["decode_tokens_per_second"]["median"].as_f64().unwrap())
+                    .abs()
+                    < 1e-6 * bound
+            );
         }
     }
 }
