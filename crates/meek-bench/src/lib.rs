@@ -63,6 +63,9 @@ pub struct BenchOptions {
     pub progress: bool,
     /// Leave the generated texts out of the accuracy records.
     pub no_outputs: bool,
+    /// Set (by a signal handler) when the user asks to stop: the bench then writes what it measured with
+    /// status `interrupted` and returns.
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Runs one measurement and returns its result or the error message shown to the user.
@@ -262,7 +265,15 @@ pub fn run(
         .unwrap_or_else(meek_hub::default_cache_dir);
     let fetcher = meek_hub::Fetcher::new(cache).with_progress(opts.progress);
     let suites = eval::prepare(cfg, &fetcher)?;
-    for spec in models {
+    let stopped = || {
+        opts.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+    };
+    'models: for spec in models {
+        if stopped() {
+            break;
+        }
         log(&format!("model {}: fetching {}", spec.id, spec.file));
         let fetched = match fetcher.fetch(spec) {
             Ok(f) => f,
@@ -283,6 +294,9 @@ pub fn run(
             fetched.source
         ));
         for &t in &threads {
+            if stopped() {
+                break 'models;
+            }
             let req = MeasureRequest {
                 model_id: spec.id.clone(),
                 path: fetched.path.clone(),
@@ -301,6 +315,8 @@ pub fn run(
             };
             match launcher.launch(&req) {
                 Ok(run) => result.runs.push(run),
+                // The measurement was stopped by the user's interrupt (it reached the child too): not a failure.
+                Err(_) if stopped() => break 'models,
                 Err(e) => {
                     log(&format!("model {} with {t} threads: {e}", spec.id));
                     result.failures.push(Failure {
@@ -312,7 +328,11 @@ pub fn run(
             file.write(&result)?;
         }
     }
-    result.status = RunStatus::Complete;
+    result.status = if stopped() {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Complete
+    };
     result.finished_at = Some(now().0);
     file.write(&result)?;
     Ok(Outcome {

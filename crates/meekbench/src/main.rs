@@ -183,6 +183,23 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         models: a.models,
         progress,
         no_outputs: a.no_outputs,
+        interrupt: None,
+    };
+    // Ctrl-C (or SIGTERM) stops the bench after writing what was measured, with status "interrupted" and exit
+    // status 130; the measurement in progress, which receives the signal too, is dropped. A second Ctrl-C exits
+    // at once.
+    let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: writing what was measured (Ctrl-C again to quit at once)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let opts = meek_bench::BenchOptions {
+        interrupt: Some(interrupt),
+        ..opts
     };
     let launcher = meek_bench::ChildProcess {
         program: std::env::current_exe().context("cannot find the meekbench executable")?,
@@ -203,6 +220,13 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&outcome.result)?);
     } else if a.quiet {
         println!("{}", outcome.path.display());
+    }
+    if outcome.result.status == meek_schema::RunStatus::Interrupted {
+        eprintln!(
+            "interrupted; what was measured is in {}",
+            outcome.path.display()
+        );
+        return Ok(ExitCode::from(130));
     }
     let failures = &outcome.result.failures;
     if !failures.is_empty() {

@@ -509,3 +509,64 @@ fn project_places_measured_models_and_skips_bad_files() {
         );
     }
 }
+
+/// Ctrl-C as a terminal sends it: SIGINT to the whole process group, while a measurement runs.
+#[cfg(unix)]
+#[test]
+fn interrupt_keeps_what_was_measured_and_exits_130() {
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new();
+    let cfg = f.config("", &sha256(&f.model));
+    // Fast first thread count, then a long second one to interrupt.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("repetitions = 2", "repetitions = 400");
+    std::fs::write(&cfg, text).unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("meekbench"))
+        .args(["bench", "--quiet", "--threads", "1,2"])
+        .arg(&cfg)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first thread count's run is in the result file, then interrupt the second.
+    let runs = || -> usize {
+        f.results()
+            .first()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["runs"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    while runs() == 0 && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) with a negative pid signals the process group we created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = f.results();
+    assert_eq!(files.len(), 1);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(v["status"], "interrupted");
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(
+        runs.len(),
+        1,
+        "the finished run is kept, the interrupted one dropped"
+    );
+    assert_eq!(runs[0]["threads"], 1);
+    assert!(
+        v.get("failures").is_none(),
+        "an interrupt is not a failure: {v}"
+    );
+    assert!(v["finished_at"].is_string());
+}
