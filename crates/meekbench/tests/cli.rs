@@ -30,11 +30,16 @@ impl Fixture {
         Self { dir, model }
     }
 
-    fn config(&self, extra_run: &str, sha: &str) -> PathBuf {
+    /// A bench config for the fixture's model, pinned to its current hash, with `suites` (TOML) appended.
+    fn config(&self, suites: &str) -> PathBuf {
+        self.config_with_sha(&sha256(&self.model), suites)
+    }
+
+    fn config_with_sha(&self, sha: &str, suites: &str) -> PathBuf {
         let text = format!(
-            "[run]\ndevice = \"cpu\"\nthreads = [1, 2]\noutput = \"{out}\"\ncache = \"{cache}\"\n{extra_run}\n\
+            "[run]\ndevice = \"cpu\"\nthreads = [1, 2]\noutput = \"{out}\"\ncache = \"{cache}\"\n\n\
              [[models]]\nid = \"tiny\"\nfile = \"tiny.gguf\"\nsha256 = \"{sha}\"\nsources = [{{ path = \"{model}\" }}]\n\n\
-             [speed]\nprompt_tokens = [16]\ngen_tokens = [4, 6]\nwarmup = 1\nrepetitions = 2\n",
+             [speed]\nprompt_tokens = [16]\ngen_tokens = [4, 6]\nwarmup = 1\nrepetitions = 2\n{suites}",
             out = self.out().display(),
             cache = self.dir.path().join("cache").display(),
             model = self.model.display(),
@@ -57,6 +62,20 @@ impl Fixture {
     }
 }
 
+/// Runs `bench --quiet --json ARGS CONFIG`, expects success, returns the printed result.
+fn bench_json(cfg: &Path, args: &[&str]) -> serde_json::Value {
+    let out = meekbench()
+        .args(["bench", "--quiet", "--json"])
+        .args(args)
+        .arg(cfg)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
 fn schema() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -69,7 +88,7 @@ fn schema() -> serde_json::Value {
 #[test]
 fn bench_on_a_tiny_model_writes_a_complete_valid_result() {
     let f = Fixture::new();
-    let cfg = f.config("", &sha256(&f.model));
+    let cfg = f.config("");
     let out = meekbench()
         .args(["bench", "--quiet"])
         .arg(&cfg)
@@ -157,16 +176,8 @@ fn bench_on_a_tiny_model_writes_a_complete_valid_result() {
 #[test]
 fn json_flag_prints_the_result_and_overrides_are_recorded() {
     let f = Fixture::new();
-    let cfg = f.config("", &sha256(&f.model));
-    let out = meekbench()
-        .args(["bench", "--quiet", "--json", "--threads", "1"])
-        .arg(&cfg)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let cfg = f.config("");
+    let v = bench_json(&cfg, &["--threads", "1"]);
     assert_eq!(v["runs"].as_array().unwrap().len(), 1);
     assert_eq!(v["config"]["overrides"][0], "threads=[1]");
 }
@@ -195,7 +206,7 @@ fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
     let earlier = f.out().join("meekbench-earlier.json");
     std::fs::write(&earlier, "{\"earlier\": true}").unwrap();
 
-    let cfg = f.config("", &"0".repeat(64));
+    let cfg = f.config_with_sha(&"0".repeat(64), "");
     meekbench()
         .args(["bench", "--quiet"])
         .arg(&cfg)
@@ -205,7 +216,7 @@ fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
 
     // A file with the right hash that is not a model.
     std::fs::write(&f.model, b"definitely not a gguf file").unwrap();
-    let cfg = f.config("", &sha256(&f.model));
+    let cfg = f.config("");
     meekbench()
         .args(["bench", "--quiet"])
         .arg(&cfg)
@@ -232,7 +243,7 @@ fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
 #[test]
 fn devices_not_compiled_in_are_refused_before_anything_runs() {
     let f = Fixture::new();
-    let cfg = f.config("", &sha256(&f.model));
+    let cfg = f.config("");
     if !cfg!(feature = "cuda") {
         meekbench()
             .args(["bench", "--device", "cuda"])
@@ -253,7 +264,7 @@ fn devices_not_compiled_in_are_refused_before_anything_runs() {
 #[test]
 fn unwritable_output_is_refused_before_fetching() {
     let f = Fixture::new();
-    let cfg = f.config("", &sha256(&f.model));
+    let cfg = f.config("");
     let blocker = f.dir.path().join("file-not-dir");
     std::fs::write(&blocker, "x").unwrap();
     meekbench()
@@ -327,29 +338,10 @@ fn suites_are_answered_scored_and_recorded() {
         ..TinySpec::default()
     };
     write_tiny_llama(&f.model, spec).unwrap();
-    let cfg = f.config("", &sha256(&f.model));
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(
-        "\n[[suites]]\nname = \"gen\"\nkind = \"generated\"\nfamilies = [\"arithmetic\", \"comparison\"]\n\
+    let cfg = f.config("\n[[suites]]\nname = \"gen\"\nkind = \"generated\"\nfamilies = [\"arithmetic\", \"comparison\"]\n\
          steps = [1, 3]\nitems_per_level = 2\nshots = 1\nmax_new_tokens = 8\n",
     );
-    std::fs::write(&cfg, text).unwrap();
-    let out = meekbench()
-        .args([
-            "bench",
-            "--quiet",
-            "--json",
-            "--threads",
-            "1",
-            "--no-outputs",
-        ])
-        .arg(&cfg)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v = bench_json(&cfg, &["--threads", "1", "--no-outputs"]);
     let validator = jsonschema::validator_for(&schema()).unwrap();
     assert!(validator.is_valid(&v));
     let a = &v["runs"][0]["accuracy"][0];
@@ -385,19 +377,8 @@ fn base_models_without_a_chat_template_get_completion_prompts() {
         ..TinySpec::default()
     };
     write_tiny_llama(&f.model, spec).unwrap();
-    let cfg = f.config("", &sha256(&f.model));
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("\n[[suites]]\nname = \"base\"\nkind = \"generated\"\nfamilies = [\"sequence\"]\nsteps = [1]\nitems_per_level = 2\nshots = 2\nmax_new_tokens = 4\n");
-    std::fs::write(&cfg, text).unwrap();
-    let out = meekbench()
-        .args(["bench", "--quiet", "--json", "--threads", "1"])
-        .arg(&cfg)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let cfg = f.config("\n[[suites]]\nname = \"base\"\nkind = \"generated\"\nfamilies = [\"sequence\"]\nsteps = [1]\nitems_per_level = 2\nshots = 2\nmax_new_tokens = 4\n");
+    let v = bench_json(&cfg, &["--threads", "1"]);
     let a = &v["runs"][0]["accuracy"][0];
     assert_eq!(a["prompt_style"], "completion");
     assert_eq!(a["shots"], 2);
@@ -407,19 +388,8 @@ fn base_models_without_a_chat_template_get_completion_prompts() {
 #[test]
 fn prompts_longer_than_the_context_are_scored_wrong_not_dropped() {
     let f = Fixture::new(); // 256 positions: a 1-shot chat prompt does not fit
-    let cfg = f.config("", &sha256(&f.model));
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("\n[[suites]]\nname = \"long\"\nkind = \"generated\"\nfamilies = [\"word\"]\nsteps = [4]\nitems_per_level = 3\nshots = 1\n");
-    std::fs::write(&cfg, text).unwrap();
-    let out = meekbench()
-        .args(["bench", "--quiet", "--json", "--threads", "1"])
-        .arg(&cfg)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let cfg = f.config("\n[[suites]]\nname = \"long\"\nkind = \"generated\"\nfamilies = [\"word\"]\nsteps = [4]\nitems_per_level = 3\nshots = 1\n");
+    let v = bench_json(&cfg, &["--threads", "1"]);
     let a = &v["runs"][0]["accuracy"][0];
     assert_eq!(a["flexible"]["n"], 3);
     for it in a["items"].as_array().unwrap() {
@@ -431,19 +401,16 @@ fn prompts_longer_than_the_context_are_scored_wrong_not_dropped() {
 #[test]
 fn a_broken_suite_file_is_named_before_anything_runs() {
     let f = Fixture::new();
-    let cfg = f.config("", &sha256(&f.model));
     let suite = f.dir.path().join("suite.jsonl");
     std::fs::write(
         &suite,
         "{\"id\": 1, \"prompt\": \"2+2?\", \"answer\": 4}\n{\"id\": 2, \"prompt\": \"x\"}\n",
     )
     .unwrap();
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(&format!(
+    let cfg = f.config(&format!(
         "\n[[suites]]\nname = \"file\"\nkind = \"jsonl\"\nsource = {{ path = \"{}\" }}\n",
         suite.display()
     ));
-    std::fs::write(&cfg, text).unwrap();
     meekbench()
         .args(["bench", "--quiet"])
         .arg(&cfg)
@@ -459,7 +426,7 @@ fn a_broken_suite_file_is_named_before_anything_runs() {
 #[test]
 fn project_places_measured_models_and_skips_bad_files() {
     let f = Fixture::new();
-    let cfg = f.config("", &sha256(&f.model));
+    let cfg = f.config("");
     let out = meekbench()
         .args(["bench", "--quiet", "--threads", "1"])
         .arg(&cfg)
@@ -516,7 +483,7 @@ fn project_places_measured_models_and_skips_bad_files() {
 fn interrupt_keeps_what_was_measured_and_exits_130() {
     use std::os::unix::process::CommandExt;
     let f = Fixture::new();
-    let cfg = f.config("", &sha256(&f.model));
+    let cfg = f.config("");
     // Fast first thread count, then a long second one to interrupt.
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
