@@ -60,7 +60,7 @@ pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineEr
     }
     std::io::Seek::rewind(&mut file).map_err(|e| not_gguf(e.to_string()))?;
     let content = gguf_file::Content::read(&mut file)
-        .map_err(|e| not_gguf(format!("unreadable header: {e}")))?;
+        .map_err(|e| not_gguf(format!("unreadable header: {}", crate::first_line(&e))))?;
     for (name, info) in &content.tensor_infos {
         let end = content.tensor_data_offset + info.offset + tensor_bytes(info);
         if end > size {

@@ -120,13 +120,18 @@ pub enum EngineError {
         max: usize,
     },
     /// A tensor operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", first_line(source))]
     Candle {
         /// What was being done.
         context: String,
         /// Candle's error.
         source: candle_core::Error,
     },
+}
+
+/// The message of an error without the backtrace Candle appends when `RUST_BACKTRACE` is set.
+pub(crate) fn first_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 trait Ctx<T> {

@@ -207,6 +207,36 @@ fn bad_files_are_refused_with_the_file_named() {
             "truncated",
         ),
         (write("header.gguf", &bytes[..64]), "unreadable header"),
+        // Absurd counts and lengths are refused without allocating them.
+        (
+            write(
+                "counts.gguf",
+                &[
+                    b"GGUF".as_slice(),
+                    &3u32.to_le_bytes(),
+                    &(1u64 << 40).to_le_bytes(),
+                    &(1u64 << 40).to_le_bytes(),
+                    &[0u8; 64],
+                ]
+                .concat(),
+            ),
+            "exceeds",
+        ),
+        (
+            write(
+                "string.gguf",
+                &[
+                    b"GGUF".as_slice(),
+                    &3u32.to_le_bytes(),
+                    &1u64.to_le_bytes(),
+                    &1u64.to_le_bytes(),
+                    &(1u64 << 50).to_le_bytes(),
+                    &[b'x'; 64],
+                ]
+                .concat(),
+            ),
+            "exceeds",
+        ),
         (dir.path().join("missing.gguf"), "cannot open"),
     ];
     for (path, want) in cases {
@@ -215,6 +245,7 @@ fn bad_files_are_refused_with_the_file_named() {
             .to_string();
         let name = path.file_name().unwrap().to_str().unwrap();
         assert!(err.contains(want) && err.contains(name), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line, no backtrace: {err}");
     }
     // An architecture the engine cannot run is refused before any weight is read.
     let mut arch = bytes.clone();
