@@ -10,7 +10,7 @@ use candle_core::Device;
 use candle_core::quantized::gguf_file::Content;
 
 use super::quant::{self, Format, KernelPath, Q8Block, QK};
-use super::{QMat, Shared, matmul, parallel};
+use super::{QMat, Shared, matmul, matmul_many, parallel};
 
 /// Hyper-parameters from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,9 +214,16 @@ impl Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut xn);
             quantize(&xn, h, &mut xq);
-            matmul(self.path, &layer.wq, &xq, n, &mut q);
-            matmul(self.path, &layer.wk, &xq, n, &mut k);
-            matmul(self.path, &layer.wv, &xq, n, &mut v);
+            matmul_many(
+                self.path,
+                &mut [
+                    (&layer.wq, &mut q),
+                    (&layer.wk, &mut k),
+                    (&layer.wv, &mut v),
+                ],
+                &xq,
+                n,
+            );
             rope(&mut q, c.head_dim, &cos, &sin);
             rope(&mut k, c.head_dim, &cos, &sin);
             let (kc, vc) = &mut self.kv[l];
@@ -228,8 +235,12 @@ impl Llama {
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut xn);
             quantize(&xn, h, &mut xq);
-            matmul(self.path, &layer.gate, &xq, n, &mut g);
-            matmul(self.path, &layer.up, &xq, n, &mut u);
+            matmul_many(
+                self.path,
+                &mut [(&layer.gate, &mut g), (&layer.up, &mut u)],
+                &xq,
+                n,
+            );
             g.iter_mut()
                 .zip(&u)
                 .for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
@@ -379,7 +390,7 @@ fn attention(c: &Config, q: &[f32], kc: &[f32], vc: &[f32], pos: usize, n: usize
     let group = c.heads / c.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let dst = Shared(out.as_mut_ptr());
-    parallel(n * c.heads, |range| {
+    let work = |range: std::ops::Range<usize>| {
         let mut scores = vec![0f32; pos + n];
         let mut acc = vec![0f32; hd];
         for item in range {
@@ -408,5 +419,11 @@ fn attention(c: &Config, q: &[f32], kc: &[f32], vc: &[f32], pos: usize, n: usize
                 unsafe { dst.write(t * qd + head * hd + d, *a) };
             }
         }
-    });
+    };
+    // One short query (decoding) is not worth waking the threads for.
+    if n == 1 && pos < 256 {
+        work(0..c.heads);
+    } else {
+        parallel(n * c.heads, work);
+    }
 }

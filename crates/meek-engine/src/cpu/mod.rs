@@ -83,27 +83,50 @@ pub fn parallel(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
 
 /// `out[t][r] = W[r] · x[t]` for `n` quantized activation rows `xq` (`n * cols / 32` blocks); `out` is `n * rows`.
 pub fn matmul(path: KernelPath, w: &QMat, xq: &[Q8Block], n: usize, out: &mut [f32]) {
-    let bpr = w.cols / QK;
-    assert_eq!(xq.len(), n * bpr);
-    assert_eq!(out.len(), n * w.rows);
-    let dst = Shared(out.as_mut_ptr());
-    parallel(w.rows, |range| {
-        let x = |t: usize| &xq[t * bpr..(t + 1) * bpr];
-        for r in range {
-            let row = w.row(r);
-            let mut t = 0;
-            // SAFETY (writes): (t, r) pairs are disjoint across threads since rows are; t * rows + r < n * rows.
-            while t + 4 <= n {
-                let v = quant::dot4(path, w.fmt, row, [x(t), x(t + 1), x(t + 2), x(t + 3)]);
-                for (k, v) in v.into_iter().enumerate() {
-                    unsafe { dst.write((t + k) * w.rows + r, v) };
+    matmul_many(path, &mut [(w, out)], xq, n);
+}
+
+/// Several multiplies of the same activations (e.g. the query, key and value projections) in one parallel call,
+/// so the threads meet once instead of once per matrix.
+pub fn matmul_many(path: KernelPath, jobs: &mut [(&QMat, &mut [f32])], xq: &[Q8Block], n: usize) {
+    let mut offsets = Vec::with_capacity(jobs.len() + 1);
+    offsets.push(0);
+    for (w, out) in jobs.iter() {
+        assert_eq!(xq.len(), n * w.cols / QK);
+        assert_eq!(out.len(), n * w.rows);
+        offsets.push(offsets.last().copied().unwrap_or(0) + w.rows);
+    }
+    let targets: Vec<(&QMat, Shared)> = jobs
+        .iter_mut()
+        .map(|(w, out)| (*w, Shared(out.as_mut_ptr())))
+        .collect();
+    let total = offsets[jobs.len()];
+    parallel(total, |range| {
+        let mut g = range.start;
+        while g < range.end {
+            // The matrix holding global row `g`, and the part of the range inside it.
+            let j = offsets.partition_point(|&o| o <= g) - 1;
+            let end = range.end.min(offsets[j + 1]);
+            let (w, dst) = targets[j];
+            let bpr = w.cols / QK;
+            let x = |t: usize| &xq[t * bpr..(t + 1) * bpr];
+            for r in g - offsets[j]..end - offsets[j] {
+                let row = w.row(r);
+                let mut t = 0;
+                // SAFETY (writes): each (matrix, row) belongs to one thread; t * rows + r < n * rows of that matrix.
+                while t + 4 <= n {
+                    let v = quant::dot4(path, w.fmt, row, [x(t), x(t + 1), x(t + 2), x(t + 3)]);
+                    for (k, v) in v.into_iter().enumerate() {
+                        unsafe { dst.write((t + k) * w.rows + r, v) };
+                    }
+                    t += 4;
                 }
-                t += 4;
+                while t < n {
+                    unsafe { dst.write(t * w.rows + r, quant::dot(path, w.fmt, row, x(t))) };
+                    t += 1;
+                }
             }
-            while t < n {
-                unsafe { dst.write(t * w.rows + r, quant::dot(path, w.fmt, row, x(t))) };
-                t += 1;
-            }
+            g = end;
         }
     });
 }
