@@ -11,6 +11,9 @@
 #   scripts/peer-llama-bench.sh bench MODEL.gguf [ARGS...]  llama-bench -m MODEL -o json, JSON on stdout
 #                                                           defaults: -p 128 -n 64 -t 1,2 -r 5
 #                                                           (each overridden by the same flag in ARGS)
+#   scripts/peer-llama-bench.sh compare MODEL.gguf [PROMPT GEN THREADS REPS]
+#                                                           llama-bench and meekbench on the same file and
+#                                                           points (default 128 64 1,2 5), with the ratios
 #   scripts/peer-llama-bench.sh tokenize MODEL.gguf TEXT [ARGS...]
 #                                                           llama-tokenize --ids (special tokens parsed,
 #                                                           TEXT taken verbatim: --no-escape)
@@ -229,6 +232,56 @@ cmd_tokenize() {
     exec "$BIN_DIR/llama-tokenize" -m "$model" -p "$text" --ids --no-escape --log-disable "$@"
 }
 
+# Side by side on one GGUF file: llama-bench and meekbench at the same prompt/generation lengths and thread counts,
+# one after the other on this machine, and the ratios meekbench / llama-bench.
+cmd_compare() {
+    [[ $# -ge 1 ]] || die "usage: $0 compare MODEL.gguf [PROMPT GEN THREADS REPS]"
+    local model="$1" p="${2:-128}" n="${3:-64}" threads="${4:-1,2}" reps="${5:-5}"
+    [[ -f "$model" ]] || die "model not found: $model"
+    build
+    local here out sha
+    here="$(cd "$(dirname "$0")/.." && pwd)"
+    out="$(mktemp -d)"
+    sha="$(sha256sum "$model" | cut -d' ' -f1)"
+    log "llama-bench: -p $p -n $n -t $threads -r $reps"
+    "$BIN_DIR/llama-bench" -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" -o json > "$out/llama-bench.json"
+    cat > "$out/bench.toml" <<TOML
+[run]
+device = "cpu"
+threads = [$threads]
+output = "$out"
+[[models]]
+id = "$(basename "$model" .gguf)"
+file = "$(basename "$model")"
+sha256 = "$sha"
+sources = [{ path = "$(cd "$(dirname "$model")" && pwd)/$(basename "$model")" }]
+[speed]
+prompt_tokens = [$p]
+gen_tokens = [$n]
+warmup = 1
+repetitions = $reps
+TOML
+    log "meekbench: the same points"
+    (cd "$here" && cargo run --release -q -- bench --quiet --json "$out/bench.toml") > "$out/meekbench.json"
+    python3 - "$out/llama-bench.json" "$out/meekbench.json" <<'PY'
+import json, sys
+peer = json.load(open(sys.argv[1]))
+ours = json.load(open(sys.argv[2]))
+print(f"{'threads':>7}  {'test':<8} {'llama-bench t/s':>16} {'meekbench t/s':>14} {'ratio':>6}  kernel")
+for run in ours["runs"]:
+    t = run["threads"]
+    for pt in run["speed"]:
+        for kind, key, n in (("pp", "prefill_tokens_per_second", pt["n_prompt"]), ("tg", "decode_tokens_per_second", pt["n_gen"])):
+            ref = [r for r in peer if r["n_threads"] == t and (r["n_prompt"] if kind == "pp" else r["n_gen"]) == n
+                   and (r["n_gen"] == 0 if kind == "pp" else r["n_prompt"] == 0)]
+            if not ref:
+                continue
+            a, b = ref[0]["avg_ts"], pt[key]["median"]
+            print(f"{t:>7}  {kind}{n:<6} {a:>10.1f} ± {ref[0]['stddev_ts']:<4.1f} {b:>14.1f} {b / a:>6.2f}  {run['kernel']}")
+PY
+    log "raw files in $out"
+}
+
 main() {
     local cmd="${1:-}"
     [[ $# -gt 0 ]] && shift
@@ -246,6 +299,7 @@ main() {
             ;;
         bench)    cmd_bench "$@" ;;
         tokenize) cmd_tokenize "$@" ;;
+        compare)  cmd_compare "$@" ;;
         -h|--help|help) usage ;;
         *)
             usage
