@@ -63,6 +63,8 @@ pub struct BenchOptions {
     pub progress: bool,
     /// Leave the generated texts out of the accuracy records.
     pub no_outputs: bool,
+    /// Measure even when the model seems not to fit in the available memory.
+    pub ignore_memory_check: bool,
     /// Set (by a signal handler) when the user asks to stop: the bench then writes what it measured with
     /// status `interrupted` and returns.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -152,6 +154,44 @@ pub fn child_main(request: &Path, result: &Path) -> i32 {
         return 2;
     }
     code
+}
+
+/// Refuses a model that will not fit: weights (their file size), the KV cache at the longest sequence the plan
+/// runs, and a margin for activations, the bandwidth probe and the process itself, against available memory.
+fn check_memory(
+    path: &Path,
+    file_bytes: u64,
+    speed: &meek_config::SpeedSection,
+    suites: &[eval::PreparedSuite],
+) -> Result<(), String> {
+    let (content, _) = meek_engine::gguf::read(path).map_err(|e| e.to_string())?;
+    let info = meek_engine::gguf::info(&content);
+    let positions = speed
+        .points()
+        .iter()
+        .map(|(p, g)| p + g)
+        .chain(suites.iter().map(|s| {
+            info.context_length
+                .unwrap_or(4096)
+                .min(s.max_new_tokens + 4096)
+        }))
+        .max()
+        .unwrap_or(0) as u64;
+    let kv = info.kv_bytes_per_position.unwrap_or(0) * positions;
+    let needed = file_bytes + kv + (512 << 20);
+    let available = meek_hw::available_memory();
+    if available > 0 && needed > available {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(format!(
+            "needs about {:.1} GiB (weights {:.1} GiB + KV cache for {positions} positions {:.1} GiB + 0.5 GiB), but only \
+             {:.1} GiB is available; free memory, shorten the workload, or pass --ignore-memory-check",
+            gib(needed),
+            gib(file_bytes),
+            gib(kv),
+            gib(available)
+        ));
+    }
+    Ok(())
 }
 
 /// What a finished (or interrupted) bench produced.
@@ -293,6 +333,17 @@ pub fn run(
             fetched.path.display(),
             fetched.source
         ));
+        if !opts.ignore_memory_check
+            && let Err(e) = check_memory(&fetched.path, fetched.size_bytes, &c.speed, &suites)
+        {
+            log(&format!("model {}: {e}", spec.id));
+            result.failures.push(Failure {
+                model: spec.id.clone(),
+                error: e,
+            });
+            file.write(&result)?;
+            continue;
+        }
         for &t in &threads {
             if stopped() {
                 break 'models;

@@ -27,6 +27,8 @@ pub struct GgufInfo {
     /// Bytes of weights read to generate one token: every tensor once, except the token embedding, of which one
     /// row is read (or all of it when it doubles as the output matrix).
     pub weight_bytes_per_token: u64,
+    /// Bytes of KV cache per position (f32 keys and values of every layer), when the metadata says.
+    pub kv_bytes_per_position: Option<u64>,
 }
 
 fn tensor_bytes(info: &gguf_file::TensorInfo) -> u64 {
@@ -75,6 +77,20 @@ pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineEr
     Ok((content, file))
 }
 
+fn kv_bytes(content: &gguf_file::Content, arch: &str) -> Option<u64> {
+    let get = |k: &str| {
+        content
+            .metadata
+            .get(&format!("{arch}.{k}"))
+            .and_then(|v| v.to_u32().map(u64::from).or_else(|_| v.to_u64()).ok())
+    };
+    let layers = get("block_count")?;
+    let heads = get("attention.head_count")?.max(1);
+    let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
+    let head_dim = get("attention.key_length").unwrap_or(get("embedding_length")? / heads);
+    Some(layers * 2 * kv_heads * head_dim * 4)
+}
+
 /// Summarises the header.
 pub fn info(content: &gguf_file::Content) -> GgufInfo {
     let s = |key: &str| {
@@ -102,6 +118,7 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
         }
     }
     by_type.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let kv_bytes_per_position = kv_bytes(content, &architecture);
     let tied = !content.tensor_infos.contains_key("output.weight");
     let weight_bytes_per_token = content
         .tensor_infos
@@ -126,5 +143,6 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
         context_length,
         n_tensors: content.tensor_infos.len(),
         weight_bytes_per_token,
+        kv_bytes_per_position,
     }
 }

@@ -405,10 +405,13 @@ impl Engine {
                 format!("candle-{}", device_name.split(':').next().unwrap_or("cpu")),
             )
         };
-        let max_positions = info
-            .context_length
-            .unwrap_or(quantized_llama::MAX_SEQ_LEN)
-            .min(quantized_llama::MAX_SEQ_LEN);
+        // The own CPU path sizes its rotary table and KV cache per run, up to the trained context;
+        // candle-transformers' model has a fixed rotary table of MAX_SEQ_LEN positions.
+        let trained = info.context_length.unwrap_or(quantized_llama::MAX_SEQ_LEN);
+        let max_positions = match weights {
+            Weights::Cpu(_) => trained,
+            Weights::Candle(_) => trained.min(quantized_llama::MAX_SEQ_LEN),
+        };
         Ok(Self {
             weights,
             tokenizer,

@@ -36,6 +36,13 @@ pub fn machine() -> MachineInfo {
     }
 }
 
+/// Memory available to new allocations without swapping, bytes (the OS's "available" figure).
+pub fn available_memory() -> u64 {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    sys.available_memory()
+}
+
 /// Physical cores usable by this process, or `None` when the OS does not say.
 pub fn physical_cores() -> Option<usize> {
     let logical = std::thread::available_parallelism().map_or(1, usize::from);

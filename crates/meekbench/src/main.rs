@@ -77,6 +77,9 @@ struct BenchArgs {
     /// Leave the generated answers' texts out of the result file (scores and token counts stay).
     #[arg(long)]
     no_outputs: bool,
+    /// Measure a model even when it seems not to fit in the available memory.
+    #[arg(long)]
+    ignore_memory_check: bool,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +186,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         models: a.models,
         progress,
         no_outputs: a.no_outputs,
+        ignore_memory_check: a.ignore_memory_check,
         interrupt: None,
     };
     // Ctrl-C (or SIGTERM) stops the bench after writing what was measured, with status "interrupted" and exit

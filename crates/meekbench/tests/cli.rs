@@ -537,3 +537,25 @@ fn interrupt_keeps_what_was_measured_and_exits_130() {
     );
     assert!(v["finished_at"].is_string());
 }
+
+#[test]
+fn a_model_that_cannot_fit_in_memory_is_refused_before_loading() {
+    let f = Fixture::new();
+    let spec = TinySpec {
+        context: u32::MAX,
+        ..TinySpec::default()
+    };
+    write_tiny_llama(&f.model, spec).unwrap();
+    // 400 million positions of KV cache: hundreds of GiB.
+    let cfg = f.config("");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("prompt_tokens = [16]", "prompt_tokens = [400000000]");
+    std::fs::write(&cfg, text).unwrap();
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("GiB is available").and(contains("--ignore-memory-check")));
+}
