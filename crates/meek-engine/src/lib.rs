@@ -546,19 +546,9 @@ impl Engine {
                 m.reserve(pos + tokens.len());
                 Ok(m.forward(tokens, pos).to_vec())
             }
-            Weights::Candle(m) => {
-                if pos == 0 {
-                    m.clear_kv_cache();
-                }
-                let input = Tensor::new(tokens, &self.device)
-                    .and_then(|t| t.unsqueeze(0))
-                    .ctx(|| "input".into())?;
-                let l = m
-                    .forward(&input, pos)
-                    .and_then(|l| l.flatten_all())
-                    .and_then(|l| l.to_vec1::<f32>());
-                l.ctx(|| "logits".into())
-            }
+            Weights::Candle(m) => candle_logits(m, &self.device, tokens, pos)
+                .and_then(|l| l.to_vec1::<f32>())
+                .ctx(|| "logits".into()),
         }
     }
 
@@ -576,15 +566,12 @@ impl Engine {
                 m.reserve(pos + tokens.len());
                 Ok(argmax(m.forward(tokens, pos)))
             }
-            Weights::Candle(m) => {
-                if pos == 0 {
-                    m.clear_kv_cache();
-                }
-                let input = Tensor::new(tokens, &self.device)
-                    .and_then(|t| t.unsqueeze(0))
-                    .ctx(|| "input tensor".into())?;
-                greedy(m, &input, pos).ctx(what)
-            }
+            // The arg-max is copied to the host, which waits for the device: the clock read after it is honest
+            // on asynchronous GPUs too.
+            Weights::Candle(m) => candle_logits(m, &self.device, tokens, pos)
+                .and_then(|l| l.argmax(D::Minus1))
+                .and_then(|t| t.to_scalar::<u32>())
+                .ctx(what),
         }
     }
 }
@@ -600,21 +587,23 @@ fn argmax(v: &[f32]) -> u32 {
     best as u32
 }
 
-/// One forward pass and the arg-max of the last position's logits, copied to the host (which waits for the
-/// device, so the clock read after it is honest on asynchronous GPUs too).
-fn greedy(
-    model: &mut quantized_llama::ModelWeights,
-    input: &Tensor,
+/// candle-transformers' forward pass (the cache cleared at a new sequence): the last position's logits, on the device.
+fn candle_logits(
+    m: &mut quantized_llama::ModelWeights,
+    device: &Device,
+    tokens: &[u32],
     pos: usize,
-) -> candle_core::Result<u32> {
-    let logits = model.forward(input, pos)?;
-    let logits = logits.squeeze(0)?;
-    let logits = if logits.rank() == 2 {
-        logits.get(logits.dim(0)? - 1)?
+) -> candle_core::Result<Tensor> {
+    if pos == 0 {
+        m.clear_kv_cache();
+    }
+    let input = Tensor::new(tokens, device)?.unsqueeze(0)?;
+    let logits = m.forward(&input, pos)?.squeeze(0)?;
+    if logits.rank() == 2 {
+        logits.get(logits.dim(0)? - 1)
     } else {
-        logits
-    };
-    logits.argmax(D::Minus1)?.to_scalar::<u32>()
+        Ok(logits)
+    }
 }
 
 /// Refuses a device that this build cannot open at all, before anything is downloaded or loaded.
