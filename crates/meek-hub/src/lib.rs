@@ -136,15 +136,21 @@ impl Fetcher {
             .join(&spec.file)
     }
 
+    /// The model's file in meekbench's own cache, when it is there and verified.
+    fn cached(&self, spec: &ModelSpec) -> Option<Fetched> {
+        let cached = self.cached_path(spec);
+        let size = self.verify(&cached, &spec.sha256).ok()?;
+        Some(Fetched {
+            path: cached,
+            source: "cache".into(),
+            size_bytes: size,
+        })
+    }
+
     /// The model's file if it is already here and verified, without touching the network.
     pub fn lookup(&self, spec: &ModelSpec) -> Option<Fetched> {
-        let cached = self.cached_path(spec);
-        if let Ok(size) = self.verify(&cached, &spec.sha256) {
-            return Some(Fetched {
-                path: cached,
-                source: "cache".into(),
-                size_bytes: size,
-            });
+        if let Some(f) = self.cached(spec) {
+            return Some(f);
         }
         for s in &spec.sources {
             if let Source::Path(p) = s
@@ -162,14 +168,10 @@ impl Fetcher {
 
     /// Finds, fetches and verifies a model's file.
     pub fn fetch(&self, spec: &ModelSpec) -> Result<Fetched, FetchError> {
-        let cached = self.cached_path(spec);
-        if let Ok(size) = self.verify(&cached, &spec.sha256) {
-            return Ok(Fetched {
-                path: cached,
-                source: "cache".into(),
-                size_bytes: size,
-            });
+        if let Some(f) = self.cached(spec) {
+            return Ok(f);
         }
+        let cached = self.cached_path(spec);
         let mut attempts = Vec::new();
         for source in &spec.sources {
             let result = match source {
