@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use meek_engine::testing::{TinySpec, write_tiny_llama};
+mod common;
+
+use common::{schema, stdout};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -64,40 +67,26 @@ impl Fixture {
 
 /// Runs `bench --quiet --json ARGS CONFIG`, expects success, returns the printed result.
 fn bench_json(cfg: &Path, args: &[&str]) -> serde_json::Value {
-    let out = meekbench()
-        .args(["bench", "--quiet", "--json"])
-        .args(args)
-        .arg(cfg)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = stdout(
+        meekbench()
+            .args(["bench", "--quiet", "--json"])
+            .args(args)
+            .arg(cfg),
+    );
     serde_json::from_slice(&out).unwrap()
 }
 
-fn schema() -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../meek-schema/result.schema.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
+/// Runs `bench --quiet ARGS CONFIG`, expects success, returns the result file it printed.
+fn bench_path(cfg: &Path, args: &[&str]) -> PathBuf {
+    let out = stdout(meekbench().args(["bench", "--quiet"]).args(args).arg(cfg));
+    PathBuf::from(String::from_utf8(out).unwrap().trim())
 }
 
 #[test]
 fn bench_on_a_tiny_model_writes_a_complete_valid_result() {
     let f = Fixture::new();
     let cfg = f.config("");
-    let out = meekbench()
-        .args(["bench", "--quiet"])
-        .arg(&cfg)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let path = PathBuf::from(String::from_utf8(out).unwrap().trim());
+    let path = bench_path(&cfg, &[]);
     assert_eq!(
         f.results(),
         vec![path.clone()],
@@ -427,15 +416,7 @@ fn a_broken_suite_file_is_named_before_anything_runs() {
 fn project_places_measured_models_and_skips_bad_files() {
     let f = Fixture::new();
     let cfg = f.config("");
-    let out = meekbench()
-        .args(["bench", "--quiet", "--threads", "1"])
-        .arg(&cfg)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let result = PathBuf::from(String::from_utf8(out).unwrap().trim());
+    let result = bench_path(&cfg, &["--threads", "1"]);
     let junk = f.dir.path().join("junk.json");
     std::fs::write(&junk, "{\"schema_version\": 99}").unwrap();
     let site = f.dir.path().join("projection");

@@ -7,7 +7,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+mod common;
+
 use assert_cmd::Command;
+use common::{schema, stdout};
 use meek_engine::{DeviceRequest, Engine, GenOptions, Message};
 
 /// The model file, fetched once per test binary.
@@ -68,16 +71,13 @@ fn token_ids_match_llama_cpp() {
 fn tokenize_command_prints_llama_cpp_ids() {
     let g = golden();
     let case = &g.cases[1];
-    let out = Command::cargo_bin("meekbench")
-        .unwrap()
-        .args(["tokenize", "--json"])
-        .arg(smollm2())
-        .arg(&case.text)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = stdout(
+        Command::cargo_bin("meekbench")
+            .unwrap()
+            .args(["tokenize", "--json"])
+            .arg(smollm2())
+            .arg(&case.text),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let ids: Vec<u32> = serde_json::from_value(v["ids"].clone()).unwrap();
     assert_eq!(ids, case.ids_with_bos);
@@ -145,16 +145,13 @@ fn bench_measures_smollm2_end_to_end() {
     let path = dir.path().join("smoke.toml");
     std::fs::write(&path, cfg).unwrap();
     smollm2(); // fetched (and cached) before the bench looks for it
-    let out = Command::cargo_bin("meekbench")
-        .unwrap()
-        .args(["bench", "--quiet", "--json", "--output"])
-        .arg(dir.path())
-        .arg(&path)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = stdout(
+        Command::cargo_bin("meekbench")
+            .unwrap()
+            .args(["bench", "--quiet", "--json", "--output"])
+            .arg(dir.path())
+            .arg(&path),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let run = &v["runs"][0];
     assert_eq!(run["model"]["id"], "smollm2-135m-instruct-q4_1");
@@ -168,15 +165,7 @@ fn bench_measures_smollm2_end_to_end() {
     assert!(p["decode_tokens_per_second"]["median"].as_f64().unwrap() > 0.0);
     // The weights are memory-mapped or read: the process holds at least the file's size at its peak.
     assert!(p["peak_rss_bytes"].as_u64().unwrap() > 90_000_000);
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../meek-schema/result.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    assert!(jsonschema::is_valid(&schema, &v));
+    assert!(jsonschema::is_valid(&schema(), &v));
     // The default suite: 4 families x 3 step counts, answered with the model's chat template.
     let a = &run["accuracy"][0];
     assert_eq!(
