@@ -19,7 +19,7 @@ pub struct QMat {
     pub fmt: Format,
     /// Output features.
     pub rows: usize,
-    /// Input features (a multiple of 32).
+    /// Input features (a multiple of the format's block).
     pub cols: usize,
     data: Vec<u8>,
 }
@@ -27,10 +27,13 @@ pub struct QMat {
 impl QMat {
     /// Wraps raw GGUF bytes, checking the size.
     pub fn new(fmt: Format, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
-        if !cols.is_multiple_of(QK) {
-            return Err(format!("{cols} columns is not a multiple of {QK}"));
+        let per = fmt.block_elems();
+        if !cols.is_multiple_of(per) {
+            return Err(format!(
+                "{cols} columns is not a multiple of {per} ({fmt:?} blocks)"
+            ));
         }
-        let want = rows * cols / QK * fmt.block_bytes();
+        let want = rows * cols / per * fmt.block_bytes();
         if data.len() != want {
             return Err(format!(
                 "{} bytes for a {rows}x{cols} {fmt:?} matrix, expected {want}",
@@ -48,7 +51,7 @@ impl QMat {
     /// The bytes of row `r`.
     #[inline]
     pub fn row(&self, r: usize) -> &[u8] {
-        let rb = self.cols / QK * self.fmt.block_bytes();
+        let rb = self.cols / self.fmt.block_elems() * self.fmt.block_bytes();
         &self.data[r * rb..(r + 1) * rb]
     }
 

@@ -6,15 +6,24 @@
 //!
 //! - Q4_0 `{d: f16, qs: [u8; 16]}`: `w = (q - 8) d`, so `w·x = d_w d_x (Σ q x_q - 8 Σ x_q)`;
 //! - Q4_1 `{d: f16, m: f16, qs: [u8; 16]}`: `w = q d + m`, so `w·x = d_w d_x Σ q x_q + m Σ x`;
-//! - Q8_0 `{d: f16, qs: [i8; 32]}`: `w·x = d_w d_x Σ q_w x_q`.
+//! - Q5_0 `{d: f16, qh: u32, qs: [u8; 16]}` and Q5_1 `{d, m, qh, qs}`: as Q4_0/Q4_1 with a fifth bit per element
+//!   in `qh` (bit `j` for element `j`), offset 16 instead of 8;
+//! - Q8_0 `{d: f16, qs: [i8; 32]}`: `w·x = d_w d_x Σ q_w x_q`;
+//! - the K-quants, super-blocks of 256: Q4_K `{d, dmin: f16, scales: [u8; 12], qs: [u8; 128]}` with a 6-bit scale
+//!   and minimum per 32 elements, `w = d sc q - dmin m`; Q6_K `{ql: [u8; 128], qh: [u8; 64], scales: [i8; 16],
+//!   d: f16}` with a signed scale per 16 elements, `w = d sc (q - 32)`. Their 32-element chunks meet one activation
+//!   block each, so the activations use the same [`Q8Block`]s.
 //!
-//! In the 4-bit formats byte `j` holds element `j` in its low nibble and element `j + 16` in its high nibble.
-//! Each dot product has a portable version and an AVX2+FMA version chosen at run time ([`KernelPath`]).
+//! In the 4- and 5-bit formats byte `j` holds element `j` in its low nibble and element `j + 16` in its high
+//! nibble. Each dot product has a portable version and SIMD versions chosen at run time ([`KernelPath`]).
 
 use half::f16;
 
-/// Elements per block in every format here.
+/// Elements per activation block, and per block of the 32-element formats.
 pub const QK: usize = 32;
+
+/// Elements per super-block of the K-quants.
+pub const QK_K: usize = 256;
 
 /// A weight format this module computes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,18 +32,43 @@ pub enum Format {
     Q4_0,
     /// 4-bit with a minimum.
     Q4_1,
+    /// 5-bit, symmetric.
+    Q5_0,
+    /// 5-bit with a minimum.
+    Q5_1,
     /// 8-bit, symmetric.
     Q8_0,
+    /// K-quant, 4-bit with 6-bit scales and minimums per 32.
+    Q4K,
+    /// K-quant, 6-bit with 8-bit scales per 16.
+    Q6K,
 }
 
 impl Format {
-    /// Bytes per block of 32 weights.
+    /// Bytes per block.
     pub fn block_bytes(self) -> usize {
         match self {
             Self::Q4_0 => 18,
             Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q5_1 => 24,
             Self::Q8_0 => 34,
+            Self::Q4K => 144,
+            Self::Q6K => 210,
         }
+    }
+
+    /// Weights per block (32, or 256 for the K-quants).
+    pub fn block_elems(self) -> usize {
+        match self {
+            Self::Q4K | Self::Q6K => QK_K,
+            _ => QK,
+        }
+    }
+
+    /// Activation blocks ([`Q8Block`]) per weight block.
+    pub fn chunks(self) -> usize {
+        self.block_elems() / QK
     }
 
     /// The format of a GGML type, when supported.
@@ -43,7 +77,11 @@ impl Format {
         match t {
             G::Q4_0 => Some(Self::Q4_0),
             G::Q4_1 => Some(Self::Q4_1),
+            G::Q5_0 => Some(Self::Q5_0),
+            G::Q5_1 => Some(Self::Q5_1),
             G::Q8_0 => Some(Self::Q8_0),
+            G::Q4K => Some(Self::Q4K),
+            G::Q6K => Some(Self::Q6K),
             _ => None,
         }
     }
@@ -152,7 +190,7 @@ fn half(bytes: &[u8]) -> f32 {
 /// Dot product of one row of weights (`fmt` blocks) with quantized activations.
 #[inline]
 pub fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
-    assert_eq!(row.len(), x.len() * fmt.block_bytes());
+    assert_eq!(row.len() * fmt.chunks(), x.len() * fmt.block_bytes());
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
@@ -168,7 +206,10 @@ pub fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
 /// One row of weights against four rows of activations (prefill): each weight block is unpacked once.
 #[inline]
 pub fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
-    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
+    assert!(
+        xs.iter()
+            .all(|x| x.len() * fmt.block_bytes() == row.len() * fmt.chunks())
+    );
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
@@ -181,37 +222,135 @@ pub fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [
     }
 }
 
+/// One 32-element chunk of a weight block, unpacked: `w[j] = scale[j / 16] * q[j] + min`.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    q: [i8; QK],
+    scale: [f32; 2],
+    min: f32,
+}
+
+/// The 6-bit scale and minimum of sub-block `j` of a Q4_K block (llama.cpp's `get_scale_min_k4`).
+#[inline]
+fn q4k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Chunk `c` (of [`Format::chunks`]) of the block `blk`.
+fn unpack(fmt: Format, blk: &[u8], c: usize) -> Chunk {
+    let mut q = [0i8; QK];
+    let nibbles = |q: &mut [i8; QK], qs: &[u8], offset: i8| {
+        for j in 0..16 {
+            q[j] = (qs[j] & 0x0F) as i8 - offset;
+            q[j + 16] = (qs[j] >> 4) as i8 - offset;
+        }
+    };
+    let fifth = |q: &mut [i8; QK], qh: &[u8]| {
+        let bits = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+        for (j, v) in q.iter_mut().enumerate() {
+            *v += (((bits >> j) & 1) << 4) as i8;
+        }
+    };
+    match fmt {
+        Format::Q4_0 => {
+            nibbles(&mut q, &blk[2..18], 8);
+            Chunk {
+                q,
+                scale: [half(blk); 2],
+                min: 0.0,
+            }
+        }
+        Format::Q4_1 => {
+            nibbles(&mut q, &blk[4..20], 0);
+            Chunk {
+                q,
+                scale: [half(blk); 2],
+                min: half(&blk[2..4]),
+            }
+        }
+        Format::Q5_0 => {
+            nibbles(&mut q, &blk[6..22], 0);
+            fifth(&mut q, &blk[2..6]);
+            q.iter_mut().for_each(|v| *v -= 16);
+            Chunk {
+                q,
+                scale: [half(blk); 2],
+                min: 0.0,
+            }
+        }
+        Format::Q5_1 => {
+            nibbles(&mut q, &blk[8..24], 0);
+            fifth(&mut q, &blk[4..8]);
+            Chunk {
+                q,
+                scale: [half(blk); 2],
+                min: half(&blk[2..4]),
+            }
+        }
+        Format::Q8_0 => {
+            for (v, &b) in q.iter_mut().zip(&blk[2..34]) {
+                *v = b as i8;
+            }
+            Chunk {
+                q,
+                scale: [half(blk); 2],
+                min: 0.0,
+            }
+        }
+        Format::Q4K => {
+            let (d, dmin) = (half(blk), half(&blk[2..4]));
+            let (sc, m) = q4k_scale_min(c, &blk[4..16]);
+            let qs = &blk[16 + 32 * (c / 2)..16 + 32 * (c / 2) + 32];
+            let shift = 4 * (c % 2);
+            for (v, &b) in q.iter_mut().zip(qs) {
+                *v = ((b >> shift) & 0x0F) as i8;
+            }
+            let s = d * f32::from(sc);
+            Chunk {
+                q,
+                scale: [s, s],
+                min: -dmin * f32::from(m),
+            }
+        }
+        Format::Q6K => {
+            let (n, k) = (c / 4, c % 4);
+            let ql = &blk[64 * n + 32 * (k % 2)..64 * n + 32 * (k % 2) + 32];
+            let qh = &blk[128 + 32 * n..128 + 32 * n + 32];
+            let (lshift, hshift) = (4 * (k / 2), 2 * k);
+            for ((v, &l), &h) in q.iter_mut().zip(ql).zip(qh) {
+                *v = (((l >> lshift) & 0x0F) | (((h >> hshift) & 3) << 4)) as i8 - 32;
+            }
+            let d = half(&blk[208..210]);
+            let sc = |i: usize| f32::from(blk[192 + 8 * n + 2 * k + i] as i8);
+            Chunk {
+                q,
+                scale: [d * sc(0), d * sc(1)],
+                min: 0.0,
+            }
+        }
+    }
+}
+
 /// The portable dot product, also the reference for the SIMD versions.
 pub fn dot_portable(fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
-    let bb = fmt.block_bytes();
+    let (bb, cpb) = (fmt.block_bytes(), fmt.chunks());
     let mut acc = 0f32;
-    for (blk, xb) in row.chunks_exact(bb).zip(x) {
-        let d = half(&blk[0..2]);
-        match fmt {
-            Format::Q4_0 | Format::Q4_1 => {
-                let qs = if fmt == Format::Q4_0 {
-                    &blk[2..18]
-                } else {
-                    &blk[4..20]
-                };
-                let (lo, hi) = xb.qs.split_at(16);
-                let mut sum = 0i32;
-                for ((&q, &a), &b) in qs.iter().zip(lo).zip(hi) {
-                    sum += i32::from(q & 0x0F) * i32::from(a) + i32::from(q >> 4) * i32::from(b);
-                }
-                if fmt == Format::Q4_0 {
-                    acc += d * xb.d * (sum - 8 * xb.isum) as f32;
-                } else {
-                    acc += d * xb.d * sum as f32 + half(&blk[2..4]) * xb.s;
-                }
+    for (blk, xs) in row.chunks_exact(bb).zip(x.chunks_exact(cpb)) {
+        for (c, xb) in xs.iter().enumerate() {
+            let ch = unpack(fmt, blk, c);
+            let (mut s0, mut s1) = (0i32, 0i32);
+            for j in 0..16 {
+                s0 += i32::from(ch.q[j]) * i32::from(xb.qs[j]);
+                s1 += i32::from(ch.q[j + 16]) * i32::from(xb.qs[j + 16]);
             }
-            Format::Q8_0 => {
-                let mut sum = 0i32;
-                for j in 0..QK {
-                    sum += i32::from(blk[2 + j] as i8) * i32::from(xb.qs[j]);
-                }
-                acc += d * xb.d * sum as f32;
-            }
+            acc += xb.d * (ch.scale[0] * s0 as f32 + ch.scale[1] * s1 as f32) + ch.min * xb.s;
         }
     }
     acc
@@ -219,27 +358,15 @@ pub fn dot_portable(fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
 
 /// Dequantizes one row (used for embedding lookups).
 pub fn dequantize_row(fmt: Format, row: &[u8], out: &mut [f32]) {
-    let bb = fmt.block_bytes();
-    for (blk, o) in row.chunks_exact(bb).zip(out.chunks_exact_mut(QK)) {
-        let d = half(&blk[0..2]);
-        match fmt {
-            Format::Q4_0 => {
-                for j in 0..16 {
-                    o[j] = (f32::from(blk[2 + j] & 0x0F) - 8.0) * d;
-                    o[j + 16] = (f32::from(blk[2 + j] >> 4) - 8.0) * d;
-                }
-            }
-            Format::Q4_1 => {
-                let m = half(&blk[2..4]);
-                for j in 0..16 {
-                    o[j] = f32::from(blk[4 + j] & 0x0F) * d + m;
-                    o[j + 16] = f32::from(blk[4 + j] >> 4) * d + m;
-                }
-            }
-            Format::Q8_0 => {
-                for j in 0..QK {
-                    o[j] = f32::from(blk[2 + j] as i8) * d;
-                }
+    let (bb, cpb) = (fmt.block_bytes(), fmt.chunks());
+    for (blk, o) in row
+        .chunks_exact(bb)
+        .zip(out.chunks_exact_mut(fmt.block_elems()))
+    {
+        for (c, o) in o.chunks_exact_mut(QK).enumerate().take(cpb) {
+            let ch = unpack(fmt, blk, c);
+            for (j, (o, &q)) in o.iter_mut().zip(&ch.q).enumerate() {
+                *o = ch.scale[j / 16] * f32::from(q) + ch.min;
             }
         }
     }
@@ -283,13 +410,173 @@ macro_rules! x86_kernels {
                     Format::Q8_0 => unsafe { _mm256_loadu_si256(blk.add(2).cast()) },
                     Format::Q4_0 | Format::Q4_1 => {
                         let off = if fmt == Format::Q4_0 { 2 } else { 4 };
-                        let raw = unsafe { _mm_loadu_si128(blk.add(off).cast()) };
-                        let mask = _mm_set1_epi8(0x0F);
-                        let lo = _mm_and_si128(raw, mask);
-                        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-                        _mm256_set_m128i(hi, lo)
+                        unsafe { nibbles(blk.add(off)) }
+                    }
+                    Format::Q5_0 | Format::Q5_1 => {
+                        let (qh, qs) = if fmt == Format::Q5_0 { (2, 6) } else { (4, 8) };
+                        // SAFETY: the caller points at a whole block.
+                        let bits = unsafe { std::ptr::read_unaligned(blk.add(qh).cast::<u32>()) };
+                        let high = _mm256_and_si256(bytes_from_bits(bits), _mm256_set1_epi8(0x10));
+                        _mm256_or_si256(unsafe { nibbles(blk.add(qs)) }, high)
+                    }
+                    Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot_k"),
+                }
+            }
+
+            /// 16 bytes of packed nibbles at `p` as 32 bytes: low nibbles first, then high nibbles.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn nibbles(p: *const u8) -> __m256i {
+                let raw = unsafe { _mm_loadu_si128(p.cast()) };
+                let mask = _mm_set1_epi8(0x0F);
+                let lo = _mm_and_si128(raw, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+                _mm256_set_m128i(hi, lo)
+            }
+
+            /// Byte `j` is 0xFF when bit `j` of `bits` is set, else 0 (llama.cpp's `bytes_from_bits_32`).
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn bytes_from_bits(bits: u32) -> __m256i {
+                let shuf = _mm256_set_epi64x(
+                    0x0303030303030303,
+                    0x0202020202020202,
+                    0x0101010101010101,
+                    0,
+                );
+                let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuf);
+                let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+                _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+            }
+
+            /// Weights of chunk `c` of a K-quant block as bytes: unsigned nibbles (Q4_K) or signed `q - 32` (Q6_K).
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn k_weights(fmt: Format, blk: *const u8, c: usize) -> __m256i {
+                let mask = _mm256_set1_epi8(0x0F);
+                // SAFETY (loads): the caller points at a whole block; every offset below is inside it.
+                if fmt == Format::Q4K {
+                    let raw = unsafe { _mm256_loadu_si256(blk.add(16 + 32 * (c / 2)).cast()) };
+                    if c % 2 == 0 {
+                        _mm256_and_si256(raw, mask)
+                    } else {
+                        _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask)
+                    }
+                } else {
+                    let (n, k) = (c / 4, c % 4);
+                    let ql = unsafe { _mm256_loadu_si256(blk.add(64 * n + 32 * (k % 2)).cast()) };
+                    let qh = unsafe { _mm256_loadu_si256(blk.add(128 + 32 * n).cast()) };
+                    let lo = if k < 2 {
+                        _mm256_and_si256(ql, mask)
+                    } else {
+                        _mm256_and_si256(_mm256_srli_epi16(ql, 4), mask)
+                    };
+                    let hb = _mm256_and_si256(
+                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)),
+                        _mm256_set1_epi8(3),
+                    );
+                    let q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
+                    _mm256_sub_epi8(q, _mm256_set1_epi8(32))
+                }
+            }
+
+            /// Per-lane scales of chunk `c` times `dx`, and the minimum term per unit of `Σx` (Q4_K only).
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn k_scales(
+                fmt: Format,
+                blk: &[u8],
+                c: usize,
+                d: f32,
+                dmin: f32,
+                dx: f32,
+            ) -> (__m256, f32) {
+                if fmt == Format::Q4K {
+                    let (sc, m) = super::q4k_scale_min(c, &blk[4..16]);
+                    (_mm256_set1_ps(d * f32::from(sc) * dx), -dmin * f32::from(m))
+                } else {
+                    let (n, k) = (c / 4, c % 4);
+                    let s0 = f32::from(blk[192 + 8 * n + 2 * k] as i8);
+                    let s1 = f32::from(blk[193 + 8 * n + 2 * k] as i8);
+                    let dd = d * dx;
+                    (
+                        _mm256_set_m128(_mm_set1_ps(dd * s1), _mm_set1_ps(dd * s0)),
+                        0.0,
+                    )
+                }
+            }
+
+            /// Σ w·x of a K-quant chunk as 8 lanes (lanes 0-3: elements 0-15).
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn k_dot(fmt: Format, w: __m256i, xq: __m256i) -> __m256 {
+                let sums = if fmt == Format::Q4K {
+                    $pairs(w, xq)
+                } else {
+                    $pairs(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w))
+                };
+                _mm256_cvtepi32_ps(sums)
+            }
+
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn dot_k<const F: u8>(row: &[u8], x: &[Q8Block]) -> f32 {
+                let fmt = if F == 0 { Format::Q4K } else { Format::Q6K };
+                let bb = fmt.block_bytes();
+                let mut acc = [_mm256_setzero_ps(); 2];
+                let mut extra = 0f32;
+                for (blk, xs) in row.chunks_exact(bb).zip(x.chunks_exact(8)) {
+                    let b = blk.as_ptr();
+                    // SAFETY: `blk` is a whole block.
+                    let (d, dmin) = unsafe {
+                        if fmt == Format::Q4K {
+                            (f16_at(b), f16_at(b.add(2)))
+                        } else {
+                            (f16_at(b.add(208)), 0.0)
+                        }
+                    };
+                    for (c, xb) in xs.iter().enumerate() {
+                        // SAFETY: as above.
+                        let w = unsafe { k_weights(fmt, b, c) };
+                        let xq = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
+                        let (sv, m) = k_scales(fmt, blk, c, d, dmin, xb.d);
+                        acc[c % 2] = _mm256_fmadd_ps(sv, k_dot(fmt, w, xq), acc[c % 2]);
+                        extra += m * xb.s;
                     }
                 }
+                hsum(_mm256_add_ps(acc[0], acc[1])) + extra
+            }
+
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn dot4_k<const F: u8>(row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
+                let fmt = if F == 0 { Format::Q4K } else { Format::Q6K };
+                let bb = fmt.block_bytes();
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut extra = [0f32; 4];
+                for (i, blk) in row.chunks_exact(bb).enumerate() {
+                    let b = blk.as_ptr();
+                    // SAFETY: `blk` is a whole block.
+                    let (d, dmin) = unsafe {
+                        if fmt == Format::Q4K {
+                            (f16_at(b), f16_at(b.add(2)))
+                        } else {
+                            (f16_at(b.add(208)), 0.0)
+                        }
+                    };
+                    for c in 0..8 {
+                        // SAFETY: as above.
+                        let w = unsafe { k_weights(fmt, b, c) };
+                        for k in 0..4 {
+                            let xb = &xs[k][i * 8 + c];
+                            let xq = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
+                            let (sv, m) = k_scales(fmt, blk, c, d, dmin, xb.d);
+                            acc[k] = _mm256_fmadd_ps(sv, k_dot(fmt, w, xq), acc[k]);
+                            extra[k] += m * xb.s;
+                        }
+                    }
+                }
+                [0, 1, 2, 3].map(|k| hsum(acc[k]) + extra[k])
             }
 
             /// Σ w·x over one block as 8 lanes of i32 converted to f32.
@@ -299,7 +586,7 @@ macro_rules! x86_kernels {
                 let sums = match fmt {
                     // The left operand is unsigned: move the weights' signs onto the activations.
                     Format::Q8_0 => $pairs(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)),
-                    Format::Q4_0 | Format::Q4_1 => $pairs(w, xq),
+                    _ => $pairs(w, xq),
                 };
                 _mm256_cvtepi32_ps(sums)
             }
@@ -310,8 +597,9 @@ macro_rules! x86_kernels {
             unsafe fn correction(fmt: Format, blk: *const u8, d: f32, xb: &Q8Block) -> f32 {
                 match fmt {
                     Format::Q4_0 => -8.0 * d * xb.isum as f32,
-                    Format::Q4_1 => xb.s * unsafe { f16_at(blk.add(2)) },
-                    Format::Q8_0 => 0.0,
+                    Format::Q5_0 => -16.0 * d * xb.isum as f32,
+                    Format::Q4_1 | Format::Q5_1 => xb.s * unsafe { f16_at(blk.add(2)) },
+                    _ => 0.0,
                 }
             }
 
@@ -321,6 +609,8 @@ macro_rules! x86_kernels {
                 let fmt = match F {
                     0 => Format::Q4_0,
                     1 => Format::Q4_1,
+                    3 => Format::Q5_0,
+                    4 => Format::Q5_1,
                     _ => Format::Q8_0,
                 };
                 let bb = fmt.block_bytes();
@@ -377,6 +667,10 @@ macro_rules! x86_kernels {
                         Format::Q4_0 => dot_fmt::<0>(row, x),
                         Format::Q4_1 => dot_fmt::<1>(row, x),
                         Format::Q8_0 => dot_fmt::<2>(row, x),
+                        Format::Q5_0 => dot_fmt::<3>(row, x),
+                        Format::Q5_1 => dot_fmt::<4>(row, x),
+                        Format::Q4K => dot_k::<0>(row, x),
+                        Format::Q6K => dot_k::<1>(row, x),
                     }
                 }
             }
@@ -388,6 +682,8 @@ macro_rules! x86_kernels {
                 let fmt = match F {
                     0 => Format::Q4_0,
                     1 => Format::Q4_1,
+                    3 => Format::Q5_0,
+                    4 => Format::Q5_1,
                     _ => Format::Q8_0,
                 };
                 let bb = fmt.block_bytes();
@@ -414,7 +710,6 @@ macro_rules! x86_kernels {
 
             #[target_feature(enable = $features)]
             pub(super) unsafe fn dot4(fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
-                debug_assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
                 debug_assert_eq!(QK, 32);
                 // SAFETY: forwarded from the caller.
                 unsafe {
@@ -422,6 +717,10 @@ macro_rules! x86_kernels {
                         Format::Q4_0 => dot4_fmt::<0>(row, xs),
                         Format::Q4_1 => dot4_fmt::<1>(row, xs),
                         Format::Q8_0 => dot4_fmt::<2>(row, xs),
+                        Format::Q5_0 => dot4_fmt::<3>(row, xs),
+                        Format::Q5_1 => dot4_fmt::<4>(row, xs),
+                        Format::Q4K => dot4_k::<0>(row, xs),
+                        Format::Q6K => dot4_k::<1>(row, xs),
                     }
                 }
             }
@@ -504,8 +803,17 @@ mod tests {
             (Format::Q4_0, GgmlDType::Q4_0),
             (Format::Q4_1, GgmlDType::Q4_1),
             (Format::Q8_0, GgmlDType::Q8_0),
+            (Format::Q5_0, GgmlDType::Q5_0),
+            (Format::Q5_1, GgmlDType::Q5_1),
+            (Format::Q4K, GgmlDType::Q4K),
+            (Format::Q6K, GgmlDType::Q6K),
         ] {
-            for (rows, cols) in [(1, 32), (3, 64), (5, 96), (7, 576), (2, 1536)] {
+            let shapes: &[(usize, usize)] = if fmt.block_elems() == QK {
+                &[(1, 32), (3, 64), (5, 96), (7, 576), (2, 1536)]
+            } else {
+                &[(1, 256), (3, 512), (5, 768), (2, 2048)]
+            };
+            for &(rows, cols) in shapes {
                 let w = random(rows * cols, 11 + cols as u64);
                 let x = random(cols, 7 + rows as u64);
                 let qt = QTensor::quantize(
@@ -527,7 +835,7 @@ mod tests {
                     .iter()
                     .flat_map(|b| b.qs.map(|q| f64::from(q) * f64::from(b.d)))
                     .collect();
-                let rb = cols / QK * fmt.block_bytes();
+                let rb = cols / fmt.block_elems() * fmt.block_bytes();
                 for r in 0..rows {
                     let reference: f64 = (0..cols)
                         .map(|c| f64::from(deq[r * cols + c]) * xdeq[c])
