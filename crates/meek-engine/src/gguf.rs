@@ -7,7 +7,7 @@ use candle_core::quantized::gguf_file;
 use crate::EngineError;
 
 /// Architectures this build can run.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = crate::cpu::decoder::ARCHITECTURES;
 
 /// What the file says about itself.
 #[derive(Debug, Clone, PartialEq)]

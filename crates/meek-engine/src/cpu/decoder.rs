@@ -1,8 +1,19 @@
-//! The llama-architecture forward pass (SmolLM2, Llama 3.x) on plain buffers.
+//! Decoder-only transformer forward passes on plain buffers: llama (SmolLM2, Llama 3.x), qwen2, qwen3 and gemma3.
 //!
-//! Layout follows llama.cpp's GGUF conventions: matrices are `out x in`, rotary embeddings rotate interleaved
-//! pairs `(2i, 2i + 1)` of each head ("NORM" in llama.cpp), the output matrix falls back to the token embedding
-//! when absent (tied weights). Only the last position's logits are computed.
+//! The families differ in a few switches, read from the GGUF metadata (`{arch}.*` keys):
+//!
+//! | | rotary pairs | q/k norm | q/k/v bias | extra norms | activation | embedding scale | sliding window |
+//! |---|---|---|---|---|---|---|---|
+//! | llama | interleaved `(2i, 2i+1)` | | | | SiLU | | |
+//! | qwen2 | halves `(i, i+d/2)` | | yes | | SiLU | | |
+//! | qwen3 | halves | yes | | | SiLU | | |
+//! | gemma3 | halves | yes | | after attention and FFN | GELU (tanh) | `sqrt(hidden)` | 5 of 6 layers |
+//!
+//! Layout follows llama.cpp's conventions: matrices are `out x in`; the output matrix falls back to the token
+//! embedding when absent (tied weights); gemma3's local layers use rotary base 10000 and see the last
+//! `sliding_window` positions (a key at distance `>= window` is masked, as in llama.cpp and Hugging Face), its
+//! global layers (every sixth) see everything with the file's rotary base. Norm weights are used as stored (the GGUF
+//! converter already folded Gemma's `1 + w`). Only the last position's logits are computed.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -12,9 +23,54 @@ use candle_core::quantized::gguf_file::Content;
 use super::quant::{self, Format, KernelPath, Q8Block, QK};
 use super::{QMat, Shared, matmul, matmul_many, parallel};
 
+/// Architectures this path runs (`general.architecture`).
+pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
+
+/// Model family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Llama, SmolLM2, Mistral-style.
+    Llama,
+    /// Qwen2 and Qwen2.5 (biases on q, k, v).
+    Qwen2,
+    /// Qwen3 (q/k norms).
+    Qwen3,
+    /// Gemma 3 (q/k norms, sandwich norms, GELU, sliding windows).
+    Gemma3,
+}
+
+impl Arch {
+    /// The family of a `general.architecture` value.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "llama" => Self::Llama,
+            "qwen2" => Self::Qwen2,
+            "qwen3" => Self::Qwen3,
+            "gemma3" => Self::Gemma3,
+            _ => return None,
+        })
+    }
+
+    /// The `general.architecture` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+            Self::Qwen3 => "qwen3",
+            Self::Gemma3 => "gemma3",
+        }
+    }
+
+    fn neox(self) -> bool {
+        self != Self::Llama
+    }
+}
+
 /// Hyper-parameters from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Family.
+    pub arch: Arch,
     /// Transformer blocks.
     pub layers: usize,
     /// Hidden size.
@@ -29,10 +85,32 @@ pub struct Config {
     pub ffn: usize,
     /// RMS-norm epsilon.
     pub eps: f32,
-    /// Rotary base.
+    /// Rotary base (of the global layers).
     pub rope_base: f32,
+    /// Rotary base of the sliding-window layers.
+    pub rope_base_local: f32,
+    /// Sliding window of the local layers, when the family has them.
+    pub window: Option<usize>,
     /// Vocabulary size (rows of the output matrix).
     pub vocab: usize,
+}
+
+impl Config {
+    /// The sliding window of layer `l`, `None` for a layer that sees every position.
+    pub fn layer_window(&self, l: usize) -> Option<usize> {
+        match (self.arch, self.window) {
+            (Arch::Gemma3, Some(w)) if !(l + 1).is_multiple_of(6) => Some(w),
+            _ => None,
+        }
+    }
+
+    fn layer_rope_base(&self, l: usize) -> f32 {
+        if self.layer_window(l).is_some() {
+            self.rope_base_local
+        } else {
+            self.rope_base
+        }
+    }
 }
 
 struct Layer {
@@ -40,15 +118,21 @@ struct Layer {
     wq: QMat,
     wk: QMat,
     wv: QMat,
+    /// Biases of q, k, v (qwen2).
+    bias: Option<[Vec<f32>; 3]>,
+    /// RMS norms applied to each query and key head (qwen3, gemma3).
+    qk_norm: Option<(Vec<f32>, Vec<f32>)>,
     wo: QMat,
+    post_attn_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
     gate: QMat,
     up: QMat,
     down: QMat,
+    post_ffn_norm: Option<Vec<f32>>,
 }
 
-/// A llama model ready to run on the CPU.
-pub struct Llama {
+/// A decoder model ready to run on the CPU.
+pub struct Decoder {
     path: KernelPath,
     cfg: Config,
     embed: QMat,
@@ -61,9 +145,9 @@ pub struct Llama {
     logits: Vec<f32>,
 }
 
-impl std::fmt::Debug for Llama {
+impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Llama")
+        f.debug_struct("Decoder")
             .field("cfg", &self.cfg)
             .field("path", &self.path)
             .finish_non_exhaustive()
@@ -85,9 +169,23 @@ fn md_f(content: &Content, key: &str) -> Option<f32> {
     content.metadata.get(key).and_then(|v| v.to_f32().ok())
 }
 
+fn arch_of(content: &Content) -> Result<Arch, String> {
+    let name = content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .ok_or("metadata key `general.architecture` is missing")?;
+    Arch::from_name(name).ok_or_else(|| format!("architecture `{name}`"))
+}
+
 /// Why this path cannot run a file (the engine then uses candle-transformers), or `None` when it can.
 pub fn unsupported(content: &Content) -> Option<String> {
-    if md_u(content, "llama.expert_count").unwrap_or(0) > 1 {
+    let arch = match arch_of(content) {
+        Ok(a) => a,
+        Err(e) => return Some(e),
+    };
+    let a = arch.name();
+    if md_u(content, &format!("{a}.expert_count")).unwrap_or(0) > 1 {
         return Some("mixture of experts".into());
     }
     for (name, info) in &content.tensor_infos {
@@ -96,33 +194,52 @@ pub fn unsupported(content: &Content) -> Option<String> {
             return Some(format!("tensor {name} is {:?}", info.ggml_dtype));
         }
     }
-    let head_dim = md_u(content, "llama.embedding_length").ok()?
-        / md_u(content, "llama.attention.head_count").ok()?;
-    if md_u(content, "llama.rope.dimension_count").is_ok_and(|d| d != head_dim) {
+    let heads = md_u(content, &format!("{a}.attention.head_count")).ok()?;
+    let head_dim = md_u(content, &format!("{a}.attention.key_length"))
+        .or_else(|_| md_u(content, &format!("{a}.embedding_length")).map(|h| h / heads))
+        .ok()?;
+    if md_u(content, &format!("{a}.rope.dimension_count")).is_ok_and(|d| d != head_dim) {
         return Some("partial rotary embedding".into());
+    }
+    if md_u(content, &format!("{a}.attention.value_length")).is_ok_and(|d| d != head_dim) {
+        return Some("value heads of another size than key heads".into());
+    }
+    if arch == Arch::Gemma3
+        && md_u(content, "gemma3.attention.sliding_window_type").is_ok_and(|t| t != 6)
+    {
+        return Some("a sliding-window pattern other than 5 local : 1 global".into());
     }
     None
 }
 
-impl Llama {
-    /// Loads the weights of a llama GGUF (the caller checked [`unsupported`]).
+impl Decoder {
+    /// Loads the weights of a GGUF file of a supported family (the caller checked [`unsupported`]).
     pub fn load<R: Read + Seek>(
         content: &Content,
         reader: &mut R,
         path: KernelPath,
     ) -> Result<Self, String> {
-        let hidden = md_u(content, "llama.embedding_length")?;
-        let heads = md_u(content, "llama.attention.head_count")?;
+        let arch = arch_of(content)?;
+        let a = arch.name();
+        let key = |k: &str| format!("{a}.{k}");
+        let hidden = md_u(content, &key("embedding_length"))?;
+        let heads = md_u(content, &key("attention.head_count"))?;
         let embed = read_mat(content, reader, "token_embd.weight")?;
         let cfg = Config {
-            layers: md_u(content, "llama.block_count")?,
+            arch,
+            layers: md_u(content, &key("block_count"))?,
             hidden,
             heads,
-            kv_heads: md_u(content, "llama.attention.head_count_kv").unwrap_or(heads),
-            head_dim: hidden / heads,
-            ffn: md_u(content, "llama.feed_forward_length")?,
-            eps: md_f(content, "llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
-            rope_base: md_f(content, "llama.rope.freq_base").unwrap_or(10_000.0),
+            kv_heads: md_u(content, &key("attention.head_count_kv")).unwrap_or(heads),
+            head_dim: md_u(content, &key("attention.key_length")).unwrap_or(hidden / heads),
+            ffn: md_u(content, &key("feed_forward_length"))?,
+            eps: md_f(content, &key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+            rope_base: md_f(content, &key("rope.freq_base")).unwrap_or(10_000.0),
+            rope_base_local: md_f(content, &key("rope.local_freq_base")).unwrap_or(10_000.0),
+            window: match arch {
+                Arch::Gemma3 => md_u(content, &key("attention.sliding_window")).ok(),
+                _ => None,
+            },
             vocab: embed.rows,
         };
         let output = if content.tensor_infos.contains_key("output.weight") {
@@ -134,17 +251,62 @@ impl Llama {
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
+            let b = |s: &str| format!("blk.{l}.{s}.bias");
+            let mut vec = |name: String| read_vec(content, reader, &name);
+            let bias = if arch == Arch::Qwen2 {
+                Some([vec(b("attn_q"))?, vec(b("attn_k"))?, vec(b("attn_v"))?])
+            } else {
+                None
+            };
+            let qk_norm = if matches!(arch, Arch::Qwen3 | Arch::Gemma3) {
+                Some((vec(n("attn_q_norm"))?, vec(n("attn_k_norm"))?))
+            } else {
+                None
+            };
+            let (post_attn_norm, post_ffn_norm) = if arch == Arch::Gemma3 {
+                (
+                    Some(vec(n("post_attention_norm"))?),
+                    Some(vec(n("post_ffw_norm"))?),
+                )
+            } else {
+                (None, None)
+            };
             layers.push(Layer {
                 attn_norm: read_vec(content, reader, &n("attn_norm"))?,
                 wq: read_mat(content, reader, &n("attn_q"))?,
                 wk: read_mat(content, reader, &n("attn_k"))?,
                 wv: read_mat(content, reader, &n("attn_v"))?,
+                bias,
+                qk_norm,
                 wo: read_mat(content, reader, &n("attn_output"))?,
+                post_attn_norm,
                 ffn_norm: read_vec(content, reader, &n("ffn_norm"))?,
                 gate: read_mat(content, reader, &n("ffn_gate"))?,
                 up: read_mat(content, reader, &n("ffn_up"))?,
                 down: read_mat(content, reader, &n("ffn_down"))?,
+                post_ffn_norm,
             });
+        }
+        let qd = cfg.heads * cfg.head_dim;
+        let kvd = cfg.kv_heads * cfg.head_dim;
+        for (l, layer) in layers.iter().enumerate() {
+            let shapes = [
+                ("attn_q", &layer.wq, qd, hidden),
+                ("attn_k", &layer.wk, kvd, hidden),
+                ("attn_v", &layer.wv, kvd, hidden),
+                ("attn_output", &layer.wo, hidden, qd),
+                ("ffn_gate", &layer.gate, cfg.ffn, hidden),
+                ("ffn_up", &layer.up, cfg.ffn, hidden),
+                ("ffn_down", &layer.down, hidden, cfg.ffn),
+            ];
+            for (name, m, rows, cols) in shapes {
+                if (m.rows, m.cols) != (rows, cols) {
+                    return Err(format!(
+                        "tensor `blk.{l}.{name}.weight` is {}x{}, the metadata implies {rows}x{cols}",
+                        m.rows, m.cols
+                    ));
+                }
+            }
         }
         let vocab = output.as_ref().map_or(cfg.vocab, |o| o.rows);
         Ok(Self {
@@ -201,6 +363,10 @@ impl Llama {
                 &mut x[t * h..(t + 1) * h],
             );
         }
+        if c.arch == Arch::Gemma3 {
+            let s = (h as f32).sqrt();
+            x.iter_mut().for_each(|v| *v *= s);
+        }
         let blocks = |cols: usize| vec![Q8Block::default(); n * cols / QK];
         let (mut xn, mut xq) = (vec![0f32; n * h], blocks(h));
         let (mut q, mut k, mut v) = (
@@ -210,7 +376,9 @@ impl Llama {
         );
         let (mut att, mut attq, mut o) = (vec![0f32; n * qd], blocks(qd), vec![0f32; n * h]);
         let (mut g, mut u, mut hq) = (vec![0f32; n * c.ffn], vec![0f32; n * c.ffn], blocks(c.ffn));
-        let (cos, sin) = rope_table(&c, pos, n);
+        let global = rope_table(c.head_dim, c.rope_base, pos, n);
+        let local = (c.window.is_some()).then(|| rope_table(c.head_dim, c.rope_base_local, pos, n));
+        let neox = c.arch.neox();
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut xn);
             quantize(&xn, h, &mut xq);
@@ -224,14 +392,34 @@ impl Llama {
                 &xq,
                 n,
             );
-            rope(&mut q, c.head_dim, &cos, &sin);
-            rope(&mut k, c.head_dim, &cos, &sin);
+            if let Some([bq, bk, bv]) = &layer.bias {
+                add_rows(&mut q, bq);
+                add_rows(&mut k, bk);
+                add_rows(&mut v, bv);
+            }
+            if let Some((qn, kn)) = &layer.qk_norm {
+                rms_norm_in_place(&mut q, qn, c.eps);
+                rms_norm_in_place(&mut k, kn, c.eps);
+            }
+            let (cos, sin) = match &local {
+                Some(t)
+                    if c.layer_rope_base(l) == c.rope_base_local && c.layer_window(l).is_some() =>
+                {
+                    t
+                }
+                _ => &global,
+            };
+            rope(&mut q, c.head_dim, cos, sin, neox);
+            rope(&mut k, c.head_dim, cos, sin, neox);
             let (kc, vc) = &mut self.kv[l];
             kc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&k);
             vc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&v);
-            attention(&c, &q, kc, vc, pos, n, &mut att);
+            attention(&c, c.layer_window(l), &q, kc, vc, pos, n, &mut att);
             quantize(&att, qd, &mut attq);
             matmul(self.path, &layer.wo, &attq, n, &mut o);
+            if let Some(w) = &layer.post_attn_norm {
+                rms_norm_in_place(&mut o, w, c.eps);
+            }
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut xn);
             quantize(&xn, h, &mut xq);
@@ -241,11 +429,20 @@ impl Llama {
                 &xq,
                 n,
             );
-            g.iter_mut()
-                .zip(&u)
-                .for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
+            if c.arch == Arch::Gemma3 {
+                g.iter_mut()
+                    .zip(&u)
+                    .for_each(|(a, b)| *a = gelu_tanh(*a) * b);
+            } else {
+                g.iter_mut()
+                    .zip(&u)
+                    .for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
+            }
             quantize(&g, c.ffn, &mut hq);
             matmul(self.path, &layer.down, &hq, n, &mut o);
+            if let Some(w) = &layer.post_ffn_norm {
+                rms_norm_in_place(&mut o, w, c.eps);
+            }
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         }
         let last = &x[(n - 1) * h..];
@@ -256,6 +453,30 @@ impl Llama {
         let out = self.output.as_ref().unwrap_or(&self.embed);
         matmul(self.path, out, &lq, 1, &mut self.logits);
         &self.logits
+    }
+}
+
+/// GELU with the tanh approximation (Gemma's `gelu_pytorch_tanh`).
+#[inline]
+fn gelu_tanh(x: f32) -> f32 {
+    const C: f32 = 0.797_884_6; // sqrt(2 / pi)
+    0.5 * x * (1.0 + (C * (x + 0.044_715 * x * x * x)).tanh())
+}
+
+/// Adds `b` to every row of `x`.
+fn add_rows(x: &mut [f32], b: &[f32]) {
+    for row in x.chunks_exact_mut(b.len()) {
+        row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// RMS-normalizes every `w.len()`-sized piece of `x` (every head, for q/k norms) in place.
+fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for row in x.chunks_exact_mut(d) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let scale = 1.0 / (ms + eps).sqrt();
+        row.iter_mut().zip(w).for_each(|(v, w)| *v = *v * scale * w);
     }
 }
 
@@ -325,13 +546,13 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 }
 
 /// cos and sin for positions `pos..pos + n`, `head_dim / 2` each.
-fn rope_table(c: &Config, pos: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
-    let half = c.head_dim / 2;
+fn rope_table(head_dim: usize, base: f32, pos: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
     let mut cos = Vec::with_capacity(n * half);
     let mut sin = Vec::with_capacity(n * half);
     for p in pos..pos + n {
         for i in 0..half {
-            let theta = (p as f32) / c.rope_base.powf(2.0 * i as f32 / c.head_dim as f32);
+            let theta = (p as f32) / base.powf(2.0 * i as f32 / head_dim as f32);
             cos.push(theta.cos());
             sin.push(theta.sin());
         }
@@ -339,8 +560,9 @@ fn rope_table(c: &Config, pos: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
     (cos, sin)
 }
 
-/// Rotates interleaved pairs of every head of every token in `x` (`n` rows of whole heads).
-fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+/// Rotates pairs of every head of every token in `x` (`n` rows of whole heads): interleaved `(2i, 2i + 1)`, or
+/// with `neox` the halves `(i, i + head_dim / 2)`.
+fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], neox: bool) {
     let half = head_dim / 2;
     let n = cos.len() / half;
     let row = x.len() / n;
@@ -351,9 +573,14 @@ fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
         );
         for head in x[t * row..(t + 1) * row].chunks_exact_mut(head_dim) {
             for i in 0..half {
-                let (a, b) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = a * c[i] - b * s[i];
-                head[2 * i + 1] = a * s[i] + b * c[i];
+                let (ia, ib) = if neox {
+                    (i, i + half)
+                } else {
+                    (2 * i, 2 * i + 1)
+                };
+                let (a, b) = (head[ia], head[ib]);
+                head[ia] = a * c[i] - b * s[i];
+                head[ib] = a * s[i] + b * c[i];
             }
         }
     }
@@ -384,8 +611,19 @@ fn axpy(w: f32, x: &[f32], y: &mut [f32]) {
     y.iter_mut().zip(x).for_each(|(a, b)| *a += w * b);
 }
 
-/// Causal grouped-query attention of `n` new queries at positions `pos..` over the cache.
-fn attention(c: &Config, q: &[f32], kc: &[f32], vc: &[f32], pos: usize, n: usize, out: &mut [f32]) {
+/// Causal grouped-query attention of `n` new queries at positions `pos..` over the cache; with a `window`, a query
+/// sees only the keys less than `window` positions back.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    c: &Config,
+    window: Option<usize>,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    pos: usize,
+    n: usize,
+    out: &mut [f32],
+) {
     let (hd, kv_dim, qd) = (c.head_dim, c.kv_heads * c.head_dim, c.heads * c.head_dim);
     let group = c.heads / c.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -398,19 +636,20 @@ fn attention(c: &Config, q: &[f32], kc: &[f32], vc: &[f32], pos: usize, n: usize
             let kvh = head / group;
             let qv = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
             let len = pos + t + 1;
+            let first = window.map_or(0, |w| len.saturating_sub(w));
             let mut max = f32::NEG_INFINITY;
-            for (j, s) in scores[..len].iter_mut().enumerate() {
+            for (j, s) in scores[..len].iter_mut().enumerate().skip(first) {
                 let kv = &kc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
                 *s = dot_f32(qv, kv) * scale;
                 max = max.max(*s);
             }
             let mut total = 0f32;
-            for s in &mut scores[..len] {
+            for s in &mut scores[first..len] {
                 *s = (*s - max).exp();
                 total += *s;
             }
             acc.fill(0.0);
-            for (j, s) in scores[..len].iter().enumerate() {
+            for (j, s) in scores[..len].iter().enumerate().skip(first) {
                 let vv = &vc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
                 axpy(s / total, vv, &mut acc);
             }
