@@ -1,6 +1,8 @@
-//! Tiny generated models for tests: a llama-architecture GGUF of a few hundred kilobytes with random weights and
-//! a real byte-level BPE vocabulary, chat template and special tokens, so loading, tokenizing and generation run
-//! in milliseconds. Deterministic for a given seed.
+//! Tiny generated models for tests: a GGUF of a few hundred kilobytes with random weights and a real byte-level
+//! BPE vocabulary, chat template and special tokens, so loading, tokenizing and generation run in milliseconds.
+//! The architecture is llama by default; qwen2 (q/k/v biases), qwen3 (q/k norms) and gemma3 (q/k norms, sandwich
+//! norms, key length apart from hidden / heads, sliding windows) add their tensors and metadata. Norm weights and
+//! biases are random too, so a forward pass that ignores one of them shows. Deterministic for a given seed.
 
 use std::path::Path;
 
@@ -32,6 +34,12 @@ pub struct TinySpec {
     pub eos_boost: f32,
     /// Whether the file carries a chat template (false: a base model, prompted by completion).
     pub chat_template: bool,
+    /// `general.architecture`: `llama`, `qwen2`, `qwen3` or `gemma3`.
+    pub arch: &'static str,
+    /// Size of one attention head when it is not `hidden / heads` (`{arch}.attention.key_length`).
+    pub head_dim: Option<usize>,
+    /// Sliding window of gemma3's local layers.
+    pub window: u32,
 }
 
 impl Default for TinySpec {
@@ -47,6 +55,9 @@ impl Default for TinySpec {
             seed: 1,
             eos_boost: 1.0,
             chat_template: true,
+            arch: "llama",
+            head_dim: None,
+            window: 8,
         }
     }
 }
@@ -88,30 +99,38 @@ impl Rng {
     }
 }
 
-/// Writes a tiny llama GGUF to `path`.
+/// Writes a tiny GGUF of `spec.arch` (llama unless set) to `path`.
 pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> {
     let dev = Device::Cpu;
     let tokens = vocabulary();
     let vocab = tokens.len();
-    let head_dim = spec.hidden / spec.heads;
+    let head_dim = spec.head_dim.unwrap_or(spec.hidden / spec.heads);
+    let (qd, kvd) = (spec.heads * head_dim, spec.kv_heads * head_dim);
+    let arch = spec.arch;
     let mut rng = Rng(spec.seed);
     let mut mat =
         |rows: usize, cols: usize, scale: f32, dtype: GgmlDType| -> candle_core::Result<QTensor> {
             let data: Vec<f32> = (0..rows * cols).map(|_| rng.next_f32() * scale).collect();
             QTensor::quantize(&Tensor::from_vec(data, (rows, cols), &dev)?, dtype)
         };
-    let ones = |n: usize| -> candle_core::Result<QTensor> {
-        QTensor::quantize(
-            &Tensor::ones(n, candle_core::DType::F32, &dev)?,
-            GgmlDType::F32,
-        )
+    let mut vec_rng = Rng(spec.seed ^ 0xB1A5);
+    // Norm weights near 1 (exactly 1 for llama, as before), biases near 0.
+    let mut vector = |n: usize, center: f32, spread: f32| -> candle_core::Result<QTensor> {
+        let data: Vec<f32> = (0..n)
+            .map(|_| center + spread * vec_rng.next_f32())
+            .collect();
+        QTensor::quantize(&Tensor::from_vec(data, n, &dev)?, GgmlDType::F32)
     };
+    let spread = if arch == "llama" { 0.0 } else { 0.3 };
     let mut tensors: Vec<(String, QTensor)> = vec![
         (
             "token_embd.weight".into(),
             mat(vocab, spec.hidden, 1.0, GgmlDType::Q8_0)?,
         ),
-        ("output_norm.weight".into(), ones(spec.hidden)?),
+        (
+            "output_norm.weight".into(),
+            vector(spec.hidden, 1.0, spread)?,
+        ),
     ];
     let mut out_rng = Rng(spec.seed ^ 0x5EED);
     let out: Vec<f32> = (0..vocab * spec.hidden)
@@ -132,21 +151,28 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
     let s = 1.0 / (spec.hidden as f32).sqrt();
     for l in 0..spec.layers {
         let p = |n: &str| format!("blk.{l}.{n}.weight");
-        tensors.push((p("attn_norm"), ones(spec.hidden)?));
-        tensors.push((p("attn_q"), mat(spec.hidden, spec.hidden, s, spec.dtype)?));
-        tensors.push((
-            p("attn_k"),
-            mat(spec.kv_heads * head_dim, spec.hidden, s, spec.dtype)?,
-        ));
-        tensors.push((
-            p("attn_v"),
-            mat(spec.kv_heads * head_dim, spec.hidden, s, spec.dtype)?,
-        ));
+        tensors.push((p("attn_norm"), vector(spec.hidden, 1.0, spread)?));
+        tensors.push((p("attn_q"), mat(qd, spec.hidden, s, spec.dtype)?));
+        tensors.push((p("attn_k"), mat(kvd, spec.hidden, s, spec.dtype)?));
+        tensors.push((p("attn_v"), mat(kvd, spec.hidden, s, spec.dtype)?));
+        if arch == "qwen2" {
+            for (n, d) in [("attn_q", qd), ("attn_k", kvd), ("attn_v", kvd)] {
+                tensors.push((format!("blk.{l}.{n}.bias"), vector(d, 0.0, 0.5)?));
+            }
+        }
+        if arch == "qwen3" || arch == "gemma3" {
+            tensors.push((p("attn_q_norm"), vector(head_dim, 1.0, spread)?));
+            tensors.push((p("attn_k_norm"), vector(head_dim, 1.0, spread)?));
+        }
         tensors.push((
             p("attn_output"),
-            mat(spec.hidden, spec.hidden, s, spec.dtype)?,
+            mat(spec.hidden, qd, 1.0 / (qd as f32).sqrt(), spec.dtype)?,
         ));
-        tensors.push((p("ffn_norm"), ones(spec.hidden)?));
+        if arch == "gemma3" {
+            tensors.push((p("post_attention_norm"), vector(spec.hidden, 1.0, spread)?));
+            tensors.push((p("post_ffw_norm"), vector(spec.hidden, 1.0, spread)?));
+        }
+        tensors.push((p("ffn_norm"), vector(spec.hidden, 1.0, spread)?));
         tensors.push((p("ffn_gate"), mat(spec.ffn, spec.hidden, s, spec.dtype)?));
         tensors.push((p("ffn_up"), mat(spec.ffn, spec.hidden, s, spec.dtype)?));
         tensors.push((
@@ -165,21 +191,38 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
         .map(|i| V::I32(if i < SPECIALS.len() { 3 } else { 1 }))
         .collect();
     let merges: Vec<String> = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
-    let mut md: Vec<(&str, V)> = vec![
-        ("general.architecture", V::String("llama".into())),
-        ("general.name", V::String("meekbench tiny llama".into())),
-        ("llama.block_count", V::U32(spec.layers as u32)),
-        ("llama.context_length", V::U32(spec.context)),
-        ("llama.embedding_length", V::U32(spec.hidden as u32)),
-        ("llama.feed_forward_length", V::U32(spec.ffn as u32)),
-        ("llama.attention.head_count", V::U32(spec.heads as u32)),
+    let key = |k: &str| format!("{arch}.{k}");
+    let mut md: Vec<(String, V)> = vec![
+        ("general.architecture".into(), V::String(arch.into())),
         (
-            "llama.attention.head_count_kv",
-            V::U32(spec.kv_heads as u32),
+            "general.name".into(),
+            V::String(format!("meekbench tiny {arch}")),
         ),
-        ("llama.rope.dimension_count", V::U32(head_dim as u32)),
-        ("llama.rope.freq_base", V::F32(10000.0)),
-        ("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5)),
+        (key("block_count"), V::U32(spec.layers as u32)),
+        (key("context_length"), V::U32(spec.context)),
+        (key("embedding_length"), V::U32(spec.hidden as u32)),
+        (key("feed_forward_length"), V::U32(spec.ffn as u32)),
+        (key("attention.head_count"), V::U32(spec.heads as u32)),
+        (key("attention.head_count_kv"), V::U32(spec.kv_heads as u32)),
+        (key("rope.dimension_count"), V::U32(head_dim as u32)),
+        (
+            key("rope.freq_base"),
+            V::F32(if arch == "gemma3" {
+                1_000_000.0
+            } else {
+                10000.0
+            }),
+        ),
+        (key("attention.layer_norm_rms_epsilon"), V::F32(1e-5)),
+    ];
+    if spec.head_dim.is_some() || arch == "gemma3" {
+        md.push((key("attention.key_length"), V::U32(head_dim as u32)));
+        md.push((key("attention.value_length"), V::U32(head_dim as u32)));
+    }
+    if arch == "gemma3" {
+        md.push((key("attention.sliding_window"), V::U32(spec.window)));
+    }
+    let tokenizer: Vec<(&str, V)> = vec![
         ("tokenizer.ggml.model", V::String("gpt2".into())),
         ("tokenizer.ggml.pre", V::String("smollm".into())),
         ("tokenizer.ggml.tokens", strs(&tokens)),
@@ -189,10 +232,14 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
         ("tokenizer.ggml.eos_token_id", V::U32(2)),
         ("tokenizer.ggml.add_bos_token", V::Bool(false)),
     ];
+    md.extend(tokenizer.into_iter().map(|(k, v)| (k.to_string(), v)));
     if spec.chat_template {
-        md.push(("tokenizer.chat_template", V::String(CHAT_TEMPLATE.into())));
+        md.push((
+            "tokenizer.chat_template".into(),
+            V::String(CHAT_TEMPLATE.into()),
+        ));
     }
-    let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (*k, v)).collect();
+    let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut f = std::fs::File::create(path)?;
     gguf_file::write(&mut f, &md_refs, &t_refs)
