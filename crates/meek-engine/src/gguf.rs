@@ -91,6 +91,30 @@ fn kv_bytes(content: &gguf_file::Content, arch: &str) -> Option<u64> {
     Some(layers * 2 * kv_heads * head_dim * 4)
 }
 
+/// llama.cpp's name of a `general.file_type` (`LLAMA_FTYPE_MOSTLY_*`).
+fn file_type_name(t: u32) -> Option<&'static str> {
+    Some(match t {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
 /// Summarises the header.
 pub fn info(content: &gguf_file::Content) -> GgufInfo {
     let s = |key: &str| {
@@ -136,9 +160,16 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
     GgufInfo {
         architecture,
         name: s("general.name"),
-        quantization: by_type
-            .first()
-            .map_or_else(|| "none".to_string(), |(t, _)| t.clone()),
+        // The file's own label (`general.file_type`, e.g. Q4_K_M: a mix of types), else the type most
+        // parameters have.
+        quantization: content
+            .metadata
+            .get("general.file_type")
+            .and_then(|v| v.to_u32().ok())
+            .and_then(file_type_name)
+            .map(str::to_string)
+            .or_else(|| by_type.first().map(|(t, _)| t.clone()))
+            .unwrap_or_else(|| "none".to_string()),
         n_params,
         context_length,
         n_tensors: content.tensor_infos.len(),

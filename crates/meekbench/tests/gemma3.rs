@@ -93,7 +93,13 @@ fn agreement(e: &mut Engine, prompt_len: usize, ids: &[u32]) -> (usize, usize) {
 #[test]
 fn teacher_forced_agreement_with_llama_cpp_is_at_least_95_percent() {
     let mut e = Engine::load(gemma3(), DeviceRequest::Cpu).unwrap();
-    assert_eq!(e.info().architecture, "gemma3");
+    assert_eq!(
+        (
+            e.info().architecture.as_str(),
+            e.info().quantization.as_str()
+        ),
+        ("gemma3", "Q4_K_M")
+    );
     assert!(
         e.chat_template().is_none(),
         "the base model has no template"
