@@ -59,12 +59,13 @@ body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { background: #0d1b2a; color: #fff; padding: 22px 32px; }
 header h1 { margin: 0 0 4px; font-size: 24px; font-weight: 650; }
 header p { margin: 0; color: #c7d2e0; }
-main { max-width: 1320px; margin: 0 auto; padding: 20px 32px 48px; }
+main { max-width: 1560px; margin: 0 auto; padding: 20px 32px 48px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px; margin: 18px 0; }
 h2 { font-size: 18px; margin: 0 0 10px; }
 p.note, figcaption { color: var(--muted); font-size: 13.5px; }
 .table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+td.small { font-size: 12px; }
 th, td { padding: 6px 9px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 thead th { background: var(--head); position: sticky; top: 0; }
@@ -74,6 +75,10 @@ th[aria-sort=descending] button::after { content: " \25BC"; font-size: 10px; }
 th[aria-sort=ascending] button::after { content: " \25B2"; font-size: 10px; }
 tbody tr:hover { background: #f6f9ff; }
 td.rank { font-weight: 700; color: var(--accent); }
+td.model { min-width: 13em; font-weight: 600; word-break: break-word; }
+td.model .muted { font-weight: 400; }
+td.machine { min-width: 14em; }
+.nw { white-space: nowrap; }
 .muted { color: var(--muted); font-size: 12px; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 9px; font-size: 12px; background: #eef1f5; }
 .badge.measured { background: #dcf5e3; } .badge.estimated { background: #fff3cd; }
@@ -140,15 +145,25 @@ fn entry_row(b: &Board, e: &Entry, energy: bool) -> String {
         esc(&e.quantization),
         esc(&clip(&e.sha256, 12))
     );
+    let (cpu, rest) = e
+        .machine_label
+        .split_once(" · ")
+        .unwrap_or((e.machine_label.as_str(), ""));
     let _ = write!(
         r,
-        r#"<td data-v="{}">{}<div class="muted">{}</div></td>"#,
+        r#"<td class="machine" data-v="{}" title="machine {}">{}<div class="muted">{}</div></td>"#,
         esc(&e.machine_label),
-        esc(&e.machine_label),
-        esc(&e.machine)
+        esc(&e.machine),
+        esc(cpu),
+        esc(rest)
     );
-    r.push_str(&td_text(&format!("{} {}", e.device, e.kernel)));
-    r.push_str(&td_num(Some(e.threads as f64), None));
+    let _ = write!(
+        r,
+        r#"<td class="nw">{}<div class="muted">{}</div></td>"#,
+        esc(&e.device),
+        esc(&e.kernel)
+    );
+    r.push_str(&td_num(Some(e.threads as f64), Some(e.threads.to_string())));
     r.push_str(&td_num(e.decode_tokens_per_second, None));
     r.push_str(&td_num(e.prefill_tokens_per_second, None));
     r.push_str(&td_num(e.ttft_ms, None));
@@ -182,17 +197,20 @@ fn entry_row(b: &Board, e: &Entry, energy: bool) -> String {
             esc(status)
         );
     }
+    let (tool, commit) = e.tool.split_once(" (").unwrap_or((e.tool.as_str(), ""));
     let _ = write!(
         r,
-        r#"<td>{}<div class="muted">{} · {}{}</div></td>"#,
-        esc(&e.tool),
+        r#"<td class="small" title="{} · {} · started {}{}">{}<div class="muted">{}</div></td>"#,
         esc(&e.source),
         esc(&e.status),
+        esc(&e.started_at),
         if e.measurements > 1 {
-            format!(" · newest of {}", e.measurements)
+            format!(" · newest of {} measurements", e.measurements)
         } else {
             String::new()
-        }
+        },
+        esc(tool),
+        esc(commit.trim_end_matches(')'))
     );
     let _ = b;
     r.push_str("</tr>\n");
@@ -311,9 +329,15 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
             td_text(&m.id),
             td_text(&m.cpu),
             td_text(&m.arch),
-            td_num(m.physical_cores.map(|c| c as f64), None),
-            td_num(Some(m.logical_cores as f64), None),
-            td_num(Some(m.memory_gib as f64), None),
+            td_num(
+                m.physical_cores.map(|c| c as f64),
+                m.physical_cores.map(|c| c.to_string())
+            ),
+            td_num(
+                Some(m.logical_cores as f64),
+                Some(m.logical_cores.to_string())
+            ),
+            td_num(Some(m.memory_gib as f64), Some(m.memory_gib.to_string())),
             td_text(&if m.gpus.is_empty() {
                 "none".to_string()
             } else {

@@ -30,7 +30,13 @@ pub struct Chart {
 }
 
 fn short(e: &Entry) -> String {
-    clip(&format!("{} · {} · {}t", e.model, e.machine, e.threads), 60)
+    let cpu = e.machine_label.split(" · ").next().unwrap_or("");
+    format!(
+        "{} · {} · {}t",
+        clip(&e.model, 26),
+        clip(cpu, 16),
+        e.threads
+    )
 }
 
 fn open(s: &mut String, w: f64, h: f64, title: &str) {
@@ -201,7 +207,7 @@ fn legend(s: &mut String, x: f64, y: f64, items: &[(String, &str, bool)]) {
         let fill = if *filled { color } else { "#fff" };
         let _ = write!(
             s,
-            r##"<circle cx="{x:.1}" cy="{:.1}" r="5" fill="{fill}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}" fill="#222">{}</text>"##,
+            r##"<circle cx="{x:.1}" cy="{:.1}" r="5" fill="{fill}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}" fill="#222" font-size="11">{}</text>"##,
             yy - 4.0,
             x + 10.0,
             yy,
@@ -264,11 +270,11 @@ pub fn pareto(b: &Board) -> Chart {
         }
     }
     let n_legend = pts.len();
-    let (w, h) = (900.0, (380.0f64).max(90.0 + 18.0 * n_legend as f64));
+    let (w, h) = (1000.0, (400.0f64).max(90.0 + 18.0 * n_legend as f64));
     let xs = Scale::new(
         &pts.iter().map(|p| p.1).collect::<Vec<_>>(),
         80.0,
-        560.0,
+        600.0,
         true,
         false,
     );
@@ -319,15 +325,21 @@ pub fn pareto(b: &Board) -> Chart {
             on,
         ));
     }
-    legend(&mut s, 600.0, 50.0, &items);
+    legend(&mut s, 640.0, 50.0, &items);
     s.push_str("</svg>");
+    let left_out = b.entries.len() - pts.len();
     Chart {
         name: "pareto",
         title: title.into(),
         caption: format!(
             "x: {x_label}{}; y: accuracy on the suite. Filled points are on the Pareto frontier (dashed): no other \
-             entry is both cheaper and more accurate.",
-            if xs.log { ", log scale" } else { "" }
+             entry is both cheaper and more accurate.{}",
+            if xs.log { ", log scale" } else { "" },
+            if left_out > 0 {
+                format!(" {left_out} entries without both figures are not drawn.")
+            } else {
+                String::new()
+            }
         ),
         svg: s,
     }
@@ -354,7 +366,7 @@ pub fn speed(b: &Board) -> Chart {
         .flat_map(|e| [e.decode_tokens_per_second, e.prefill_tokens_per_second])
         .flatten()
         .fold(0.0f64, f64::max);
-    let (w, row_h, top, left) = (900.0, 34.0, 50.0, 330.0);
+    let (w, row_h, top, left) = (1000.0, 34.0, 50.0, 370.0);
     let h = top + row_h * rows.len() as f64 + 50.0;
     let xs = Scale::new(&[0.0, max], left, w - 60.0, false, true);
     let mut s = String::new();
@@ -386,7 +398,7 @@ pub fn speed(b: &Board) -> Chart {
         let y = top + row_h * i as f64;
         let _ = write!(
             s,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#222">{}</text>"##,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#222" font-size="11">{}</text>"##,
             left - 8.0,
             y + 20.0,
             esc(&short(e))
@@ -422,7 +434,7 @@ pub fn speed(b: &Board) -> Chart {
         title: title.into(),
         caption: format!(
             "Median decode and prefill rates{point}, one pair of bars per machine, model and thread count \
-             (labels: model · machine id · threads)."
+             (labels: model · CPU · threads)."
         ),
         svg: s,
     }
@@ -452,8 +464,8 @@ pub fn steps(b: &Board) -> Chart {
     if rows.is_empty() || keys.is_empty() {
         return empty("steps", title, "No entry has accuracy by step count.");
     }
-    let (w, h) = (900.0, (380.0f64).max(90.0 + 18.0 * rows.len() as f64));
-    let (x0, x1) = (80.0, 560.0);
+    let (w, h) = (1000.0, (400.0f64).max(90.0 + 18.0 * rows.len() as f64));
+    let (x0, x1) = (80.0, 600.0);
     let xi = |i: usize| {
         if keys.len() == 1 {
             (x0 + x1) / 2.0
@@ -535,7 +547,7 @@ pub fn steps(b: &Board) -> Chart {
         }
         items.push((short(e), color, true));
     }
-    legend(&mut s, 600.0, 50.0, &items);
+    legend(&mut s, 640.0, 50.0, &items);
     s.push_str("</svg>");
     let suite = b.suite.as_deref().unwrap_or("-");
     Chart {
