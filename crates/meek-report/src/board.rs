@@ -30,7 +30,7 @@ pub enum RankBy {
     Accuracy,
     /// Joules per correct answer (lower first).
     JoulesPerCorrect,
-    /// Dollars per correct answer (lower first).
+    /// Dollars per correct answer (lower first); entries whose cost is in another currency are not ranked.
     UsdPerCorrect,
 }
 
@@ -65,7 +65,11 @@ impl RankBy {
             Self::Prefill => e.prefill_tokens_per_second,
             Self::Accuracy => e.accuracy,
             Self::JoulesPerCorrect => e.joules_per_correct,
-            Self::UsdPerCorrect => e.usd_per_correct,
+            Self::UsdPerCorrect => e.cost_per_correct.filter(|_| {
+                e.currency
+                    .as_deref()
+                    .is_none_or(|c| c.eq_ignore_ascii_case("usd"))
+            }),
         }
     }
 }
@@ -186,10 +190,12 @@ pub struct Entry {
     pub joules_per_decode_token: Option<f64>,
     /// Joules per correct answer.
     pub joules_per_correct: Option<f64>,
-    /// Dollars per million generated tokens.
-    pub usd_per_million_tokens: Option<f64>,
-    /// Dollars per correct answer.
-    pub usd_per_correct: Option<f64>,
+    /// Electricity cost per million generated tokens, in `currency`.
+    pub cost_per_million_tokens: Option<f64>,
+    /// Electricity cost per correct answer, in `currency`.
+    pub cost_per_correct: Option<f64>,
+    /// Currency of the cost figures (`None`: not stated, taken as USD).
+    pub currency: Option<String>,
     /// Program version and commit.
     pub tool: String,
     /// Run status of the file (`complete`, `interrupted`, `running`).
@@ -362,8 +368,9 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 energy_label: e.label.clone(),
                 joules_per_decode_token: e.joules_per_decode_token,
                 joules_per_correct: e.joules_per_correct,
-                usd_per_million_tokens: e.usd_per_million_tokens,
-                usd_per_correct: e.usd_per_correct,
+                cost_per_million_tokens: e.cost_per_million_tokens,
+                cost_per_correct: e.cost_per_correct,
+                currency: e.currency.clone(),
                 tool: format!(
                     "{} {}{}",
                     clip(&r.tool.name, 20),
@@ -453,7 +460,7 @@ impl Board {
         self.entries.iter().any(|e| {
             e.joules_per_decode_token.is_some()
                 || e.joules_per_correct.is_some()
-                || e.usd_per_correct.is_some()
+                || e.cost_per_correct.is_some()
         })
     }
 
@@ -475,6 +482,15 @@ impl Board {
             self.entries.len()
         )
     }
+}
+
+/// Cost per correct answer as shown: the number, with the currency when it is not US dollars.
+pub fn cost_text(e: &Entry) -> Option<String> {
+    let v = e.cost_per_correct?;
+    Some(match e.currency.as_deref() {
+        Some(c) if !c.eq_ignore_ascii_case("usd") => format!("{} {c}", num(v)),
+        _ => num(v),
+    })
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -520,7 +536,7 @@ pub fn markdown(b: &Board) -> String {
                 " {} | {} | {} | {} |",
                 opt(e.joules_per_decode_token),
                 opt(e.joules_per_correct),
-                opt(e.usd_per_correct),
+                md(&cost_text(e).unwrap_or_else(|| "-".into())),
                 md(e.energy_status.as_deref().unwrap_or("-"))
             );
         }
@@ -559,7 +575,7 @@ pub fn csv(b: &Board) -> String {
         "rank,model,model_file,sha256,quantization,n_params,machine,machine_label,device,threads,kernel,\
          n_prompt,n_gen,prefill_tokens_per_second,decode_tokens_per_second,ttft_ms,peak_rss_mib,suite,accuracy,\
          accuracy_ci95_low,accuracy_ci95_high,accuracy_n,seconds_per_correct,energy_status,energy_label,\
-         joules_per_decode_token,joules_per_correct,usd_per_million_tokens,usd_per_correct,tool,status,source,\
+         joules_per_decode_token,joules_per_correct,cost_per_million_tokens,cost_per_correct,currency,tool,status,source,\
          started_at,measurements\n",
     );
     let f = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
@@ -597,8 +613,9 @@ pub fn csv(b: &Board) -> String {
             t(&e.energy_label),
             f(e.joules_per_decode_token),
             f(e.joules_per_correct),
-            f(e.usd_per_million_tokens),
-            f(e.usd_per_correct),
+            f(e.cost_per_million_tokens),
+            f(e.cost_per_correct),
+            t(&e.currency),
             c(&e.tool),
             c(&e.status),
             c(&e.source),

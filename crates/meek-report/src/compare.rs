@@ -80,7 +80,7 @@ pub enum Metric {
     JoulesPerDecodeToken,
     /// Joules per correct answer.
     JoulesPerCorrect,
-    /// Dollars per correct answer.
+    /// Electricity cost per correct answer (in the file's currency, flagged when the files differ).
     UsdPerCorrect,
 }
 
@@ -102,7 +102,7 @@ impl Metric {
             Self::JoulesPerPrefillToken => "J per prefill token",
             Self::JoulesPerDecodeToken => "J per decode token",
             Self::JoulesPerCorrect => "J per correct",
-            Self::UsdPerCorrect => "$ per correct",
+            Self::UsdPerCorrect => "cost per correct",
         }
     }
 
@@ -412,6 +412,12 @@ fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
             if let Some(s) = &e.label {
                 ea.insert("energy provenance", s.clone());
             }
+            if e.cost_per_correct.is_some() || e.cost_per_million_tokens.is_some() {
+                ea.insert(
+                    "currency",
+                    e.currency.clone().unwrap_or_else(|| "USD".into()),
+                );
+            }
         }
         let mut figures = Vec::new();
         let mut push = |metric, n_prompt, n_gen, suite: Option<String>, value: Option<Measured>| {
@@ -455,21 +461,37 @@ fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
         }
         push(Metric::LoadSeconds, 0, 0, None, single(run.load_seconds));
         if let Some(e) = &e {
-            let (np, ng) = run.speed.first().map_or((0, 0), |p| (p.n_prompt, p.n_gen));
-            push(
-                Metric::JoulesPerPrefillToken,
-                np,
-                ng,
-                None,
-                e.joules_per_prefill_token.and_then(single),
-            );
-            push(
-                Metric::JoulesPerDecodeToken,
-                np,
-                ng,
-                None,
-                e.joules_per_decode_token.and_then(single),
-            );
+            // Per-repetition joules at each point when the file has them (tested like the rates), else the
+            // run's one figure beside its first point.
+            for (k, p) in run.speed.iter().enumerate() {
+                let (np, ng) = (p.n_prompt, p.n_gen);
+                let pe = e.points.iter().find(|q| (q.n_prompt, q.n_gen) == (np, ng));
+                let pick = |per_point: Option<&Vec<f64>>, run_level: Option<f64>| {
+                    per_point
+                        .and_then(|v| samples(v))
+                        .or_else(|| (k == 0).then_some(run_level).flatten().and_then(single))
+                };
+                push(
+                    Metric::JoulesPerPrefillToken,
+                    np,
+                    ng,
+                    None,
+                    pick(
+                        pe.map(|q| &q.joules_per_prefill_token),
+                        e.joules_per_prefill_token,
+                    ),
+                );
+                push(
+                    Metric::JoulesPerDecodeToken,
+                    np,
+                    ng,
+                    None,
+                    pick(
+                        pe.map(|q| &q.joules_per_decode_token),
+                        e.joules_per_decode_token,
+                    ),
+                );
+            }
         }
         for (k, s) in run.accuracy.iter().enumerate() {
             let suite = Some(clip(&s.suite, 80));
@@ -524,7 +546,7 @@ fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
                     0,
                     0,
                     suite.clone(),
-                    e.usd_per_correct.and_then(single),
+                    e.cost_per_correct.and_then(single),
                 );
             }
         }

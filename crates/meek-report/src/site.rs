@@ -183,7 +183,7 @@ fn entry_row(b: &Board, e: &Entry, energy: bool) -> String {
     if energy {
         r.push_str(&td_num(e.joules_per_decode_token, None));
         r.push_str(&td_num(e.joules_per_correct, None));
-        r.push_str(&td_num(e.usd_per_correct, None));
+        r.push_str(&td_num(e.cost_per_correct, board::cost_text(e)));
         let status = e.energy_status.as_deref().unwrap_or("-");
         let class = match status {
             "measured" => "badge measured",

@@ -223,7 +223,7 @@ pub fn pareto(b: &Board) -> Chart {
     type Pick = fn(&Entry) -> Option<f64>;
     let choices: [(Pick, &str); 3] = [
         (|e| e.joules_per_decode_token, "joules per generated token"),
-        (|e| e.usd_per_correct, "dollars per correct answer"),
+        (|e| e.cost_per_correct, "dollars per correct answer"),
         (
             |e| {
                 e.decode_tokens_per_second
