@@ -159,12 +159,22 @@ fn nice_step(raw: f64) -> f64 {
     nice * mag
 }
 
+/// A tick label: a percentage, or the value with as many decimals as the tick spacing needs (ticks sit on round
+/// multiples, so `0.0075`, `250`, `1e-6` rather than `7.50e-3` or `250.0`).
 fn tick_label(v: f64, percent: bool) -> String {
     if percent {
-        format!("{:.0}%", 100.0 * v)
-    } else {
-        num(v)
+        return format!("{:.0}%", 100.0 * v);
     }
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if !(1e-4..1e6).contains(&a) {
+        return format!("{v:e}");
+    }
+    // Shortest decimal form after rounding away the float noise of `lo + step * i`.
+    let r = (v * 1e9).round() / 1e9;
+    format!("{r}")
 }
 
 /// Axes with grid lines and labels; the plot area is `[x0, x1] x [y0, y1]` in pixels (y0 at the bottom).
@@ -218,7 +228,7 @@ fn legend(s: &mut String, x: f64, y: f64, items: &[(String, &str, bool)]) {
 
 /// Accuracy against cost per token, with the Pareto frontier (no other entry is both cheaper and more
 /// accurate). Cost is joules per generated token when the results carry it, else dollars per correct answer,
-/// else seconds per generated token (1 / decode rate), and the chart says which.
+/// else milliseconds per generated token (1000 / decode rate), and the chart says which.
 pub fn pareto(b: &Board) -> Chart {
     type Pick = fn(&Entry) -> Option<f64>;
     let choices: [(Pick, &str); 3] = [
@@ -378,7 +388,7 @@ pub fn speed(b: &Board) -> Chart {
             r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#eee"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#444">{}</text>"##,
             h - 45.0,
             h - 30.0,
-            num(t)
+            tick_label(t, false)
         );
     }
     let _ = write!(
@@ -582,5 +592,10 @@ mod tests {
         assert_eq!(nice_step(0.0), 1.0);
         assert_eq!(nice_step(3.0), 5.0);
         assert_eq!(nice_step(140.0), 200.0);
+        assert_eq!(tick_label(250.0, false), "250");
+        assert_eq!(tick_label(0.1 + 0.2, false), "0.3");
+        assert_eq!(tick_label(0.0075, false), "0.0075");
+        assert_eq!(tick_label(1e-6, false), "1e-6");
+        assert_eq!(tick_label(0.25, true), "25%");
     }
 }
