@@ -81,7 +81,7 @@ pub enum Metric {
     /// Joules per correct answer.
     JoulesPerCorrect,
     /// Electricity cost per correct answer (in the file's currency, flagged when the files differ).
-    UsdPerCorrect,
+    CostPerCorrect,
 }
 
 impl Metric {
@@ -102,7 +102,7 @@ impl Metric {
             Self::JoulesPerPrefillToken => "J per prefill token",
             Self::JoulesPerDecodeToken => "J per decode token",
             Self::JoulesPerCorrect => "J per correct",
-            Self::UsdPerCorrect => "cost per correct",
+            Self::CostPerCorrect => "cost per correct",
         }
     }
 
@@ -542,7 +542,7 @@ fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
                     e.joules_per_correct.and_then(single),
                 );
                 push(
-                    Metric::UsdPerCorrect,
+                    Metric::CostPerCorrect,
                     0,
                     0,
                     suite.clone(),
@@ -834,7 +834,19 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
                 .enumerate()
                 .filter_map(|(k, o)| e.model.same(&o.model).map(|h| (k, o, h)))
                 .collect();
-            let exact = same.iter().find(|(_, o, _)| o.threads == e.threads);
+            // Among runs at the same thread count, prefer the same device, then the same kernel (a file may hold
+            // one model on the CPU and on a GPU).
+            let score = |o: &Entry| {
+                (
+                    o.attrs.get("device") == e.attrs.get("device"),
+                    o.attrs.get("kernel") == e.attrs.get("kernel"),
+                )
+            };
+            let mut exact: Vec<&(usize, &Entry, bool)> = same
+                .iter()
+                .filter(|(_, o, _)| o.threads == e.threads)
+                .collect();
+            exact.sort_by_key(|(k, o, _)| (std::cmp::Reverse(score(o)), *k));
             let base_threads: BTreeSet<usize> = base
                 .entries
                 .iter()
@@ -842,21 +854,19 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
                 .map(|b| b.threads)
                 .collect();
             let other_threads: BTreeSet<usize> = same.iter().map(|(_, o, _)| o.threads).collect();
-            let chosen = exact.or_else(|| {
+            let chosen = exact.first().copied().or_else(|| {
+                // Each side measured this model at one thread count, and they differ: compare, and flag it.
                 (base_threads.len() == 1 && other_threads.len() == 1)
-                    .then(|| same.first())
+                    .then(|| {
+                        same.iter()
+                            .max_by_key(|(k, o, _)| (score(o), std::cmp::Reverse(*k)))
+                    })
                     .flatten()
             });
-            // llama-bench writes one entry per test kind; gather all of its entries for this model and threads.
             let Some(&(k, o, by_hash)) = chosen else {
                 partners.push(None);
                 continue;
             };
-            for (kk, oo, _) in &same {
-                if oo.threads == o.threads {
-                    matched[j].insert(*kk);
-                }
-            }
             matched[j].insert(k);
             let mut vals = vec!["-".to_string(); n];
             if !by_hash {
@@ -887,31 +897,15 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
             }
             partners.push(Some(o));
         }
-        // All entries of the same model and threads in an input (llama-bench splits them by test kind).
-        let siblings = |j: usize| -> Vec<&Entry> {
-            match partners[j] {
-                None => Vec::new(),
-                Some(p) => sources[j]
-                    .entries
-                    .iter()
-                    .filter(|o| o.threads == p.threads && o.model.same(&p.model).is_some())
-                    .collect(),
-            }
-        };
-        let pools: Vec<Vec<&Entry>> = (0..n)
-            .map(|j| if j == 0 { vec![e] } else { siblings(j) })
-            .collect();
         for f in &e.figures {
-            let found: Vec<Option<&Figure>> = pools
+            let found: Vec<Option<&Figure>> = partners
                 .iter()
                 .enumerate()
-                .map(|(j, pool)| {
+                .map(|(j, p)| {
                     if j == 0 {
                         Some(f)
                     } else {
-                        pool.iter()
-                            .flat_map(|o| o.figures.iter())
-                            .find(|g| f.matches(g))
+                        p.and_then(|o| o.figures.iter().find(|g| f.matches(g)))
                     }
                 })
                 .collect();

@@ -444,7 +444,8 @@ pub fn speed(b: &Board) -> Chart {
         title: title.into(),
         caption: format!(
             "Median decode and prefill rates{point}, one pair of bars per machine, model and thread count \
-             (labels: model · CPU · threads)."
+             (labels: model · CPU · threads).{}",
+            truncated(b.entries.len(), rows.len())
         ),
         svg: s,
     }
@@ -565,10 +566,24 @@ pub fn steps(b: &Board) -> Chart {
         title: title.into(),
         caption: format!(
             "Flexible accuracy on suite \"{}\" per number of dependent steps; few items per step count, so read \
-             the trend, not single points (intervals are in the CSV).",
-            clip(suite, 60)
+             the trend, not single points (hover a point for its item count).{}",
+            clip(suite, 60),
+            truncated(
+                b.entries.iter().filter(|e| !e.by_steps.is_empty()).count(),
+                rows.len()
+            )
         ),
         svg: s,
+    }
+}
+
+fn truncated(all: usize, drawn: usize) -> String {
+    if drawn < all {
+        format!(
+            " The first {drawn} of {all} entries in ranking order are drawn; the table has them all."
+        )
+    } else {
+        String::new()
     }
 }
 

@@ -172,6 +172,52 @@ fn different_single_thread_counts_are_paired_and_flagged() {
     assert!(c.notes.iter().any(|n| n.contains("debug build")));
 }
 
+/// A copy of a fixture whose thread-2 smollm2 run is also recorded on a GPU, with rates scaled by `gpu_speedup`.
+fn with_gpu_run(name: &str, dir: &Path, gpu_speedup: f64) -> Loaded {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
+    let runs = v["runs"].as_array_mut().unwrap();
+    let cpu = runs
+        .iter()
+        .find(|r| r["threads"] == 2 && r["model"]["id"] == "smollm2-135m-instruct-q4_1")
+        .unwrap()
+        .clone();
+    let mut gpu = cpu;
+    gpu["device"] = "cuda:0".into();
+    gpu["kernel"] = "candle-cuda".into();
+    let speed = &mut gpu["speed"][0]["decode_tokens_per_second"];
+    for k in ["median", "mean", "stddev", "min", "max"] {
+        speed[k] = (speed[k].as_f64().unwrap() * gpu_speedup).into();
+    }
+    for x in speed["samples"].as_array_mut().unwrap() {
+        *x = (x.as_f64().unwrap() * gpu_speedup).into();
+    }
+    // The GPU run first, so a partner chosen by order alone would be the wrong one.
+    runs.insert(0, gpu);
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason))
+}
+
+#[test]
+fn runs_pair_by_device_and_kernel_before_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = with_gpu_run("machine-a.json", dir.path(), 10.0);
+    let b = with_gpu_run("machine-b.json", dir.path(), 10.0);
+    let c = compare::compare(&[a, b], &compare::Options::default()).unwrap();
+    let decode: Vec<f64> = c
+        .rows
+        .iter()
+        .filter(|r| r.metric == Metric::DecodeTokensPerSecond && r.threads[0] == Some(2))
+        .map(|r| r.versus[1].as_ref().unwrap().estimate.unwrap())
+        .collect();
+    // GPU against GPU and CPU against CPU: the same ratio both times, not 10x or 0.1x.
+    assert_eq!(decode.len(), 2);
+    for r in decode {
+        assert!((r - 206.1 / 143.5).abs() < 1e-9, "{r}");
+    }
+}
+
 #[test]
 fn llama_bench_json_and_jsonl_compare_on_the_same_file() {
     for peer in ["llama-bench-epyc.json", "llama-bench-epyc.jsonl"] {
