@@ -276,6 +276,11 @@ pub fn load_all(paths: &[PathBuf]) -> (Vec<Loaded>, Vec<Skipped>) {
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
+    // A FIFO or device would block or never end; only regular files (or links to them) are read.
+    let meta = fs_err::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file; not read".into());
+    }
     let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     // Read one byte past the bound, so a file that grows after a size check is caught too.
@@ -437,6 +442,8 @@ mod tests {
         f.set_len(MAX_FILE_BYTES + 10).unwrap();
         let e = load(&big, &SchemaCheck::new()).unwrap_err();
         assert!(e.reason.contains("larger than 64 MiB"), "{}", e.reason);
+        let e = load(dir.path(), &SchemaCheck::new()).unwrap_err();
+        assert!(e.reason.contains("not a regular file"), "{}", e.reason);
     }
 
     #[test]

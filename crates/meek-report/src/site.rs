@@ -66,7 +66,7 @@ p.note, figcaption { color: var(--muted); font-size: 13.5px; }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 td.small { font-size: 12px; }
-th, td { padding: 6px 9px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th, td { padding: 6px 7px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 thead th { background: var(--head); position: sticky; top: 0; }
 th button { all: unset; cursor: pointer; font-weight: 600; }
@@ -75,7 +75,7 @@ th[aria-sort=descending] button::after { content: " \25BC"; font-size: 10px; }
 th[aria-sort=ascending] button::after { content: " \25B2"; font-size: 10px; }
 tbody tr:hover { background: #f6f9ff; }
 td.rank { font-weight: 700; color: var(--accent); }
-td.model { min-width: 13em; font-weight: 600; word-break: break-word; }
+td.model { min-width: 11em; font-weight: 600; word-break: break-word; }
 td.model .muted { font-weight: 400; }
 td.machine { min-width: 14em; }
 .nw { white-space: nowrap; }
@@ -151,15 +151,11 @@ fn entry_row(b: &Board, e: &Entry, energy: bool) -> String {
         .unwrap_or((e.machine_label.as_str(), ""));
     let _ = write!(
         r,
-        r#"<td class="machine" data-v="{}" title="machine {}">{}<div class="muted">{}</div></td>"#,
+        r#"<td class="machine" data-v="{}" title="machine {}">{}<div class="muted">{}</div><div class="muted">{} · {}</div></td>"#,
         esc(&e.machine_label),
         esc(&e.machine),
         esc(cpu),
-        esc(rest)
-    );
-    let _ = write!(
-        r,
-        r#"<td class="nw">{}<div class="muted">{}</div></td>"#,
+        esc(rest),
         esc(&e.device),
         esc(&e.kernel)
     );
@@ -168,34 +164,40 @@ fn entry_row(b: &Board, e: &Entry, energy: bool) -> String {
     r.push_str(&td_num(e.prefill_tokens_per_second, None));
     r.push_str(&td_num(e.ttft_ms, None));
     r.push_str(&td_num(e.peak_rss_mib, None));
-    let acc_text = match (e.accuracy, e.accuracy_ci95, e.accuracy_n) {
-        (Some(a), Some([lo, hi]), Some(n)) => Some(format!(
-            "{:.1}% [{:.0}–{:.0}] n={n}",
-            100.0 * a,
-            100.0 * lo,
-            100.0 * hi
-        )),
-        (Some(a), _, _) => Some(format!("{:.1}%", 100.0 * a)),
-        _ => None,
-    };
-    r.push_str(&td_num(e.accuracy, acc_text));
+    match (e.accuracy, e.accuracy_ci95, e.accuracy_n) {
+        (Some(a), Some([lo, hi]), Some(n)) if a.is_finite() => {
+            let _ = write!(
+                r,
+                r#"<td class="n" data-v="{a}">{:.1}%<div class="muted">[{:.0}–{:.0}] n={n}</div></td>"#,
+                100.0 * a,
+                100.0 * lo,
+                100.0 * hi
+            );
+        }
+        (a, _, _) => r.push_str(&td_num(a, a.map(|a| format!("{:.1}%", 100.0 * a)))),
+    }
     r.push_str(&td_num(e.seconds_per_correct, None));
     if energy {
-        r.push_str(&td_num(e.joules_per_decode_token, None));
-        r.push_str(&td_num(e.joules_per_correct, None));
-        r.push_str(&td_num(e.cost_per_correct, board::cost_text(e)));
-        let status = e.energy_status.as_deref().unwrap_or("-");
+        let status = e.energy_status.as_deref().unwrap_or("");
         let class = match status {
             "measured" => "badge measured",
             "estimated" => "badge estimated",
             _ => "badge",
         };
-        let _ = write!(
-            r,
-            r#"<td><span class="{class}" title="{}">{}</span></td>"#,
-            esc(e.energy_label.as_deref().unwrap_or("")),
-            esc(status)
-        );
+        match e.joules_per_decode_token.filter(|x| x.is_finite()) {
+            Some(j) => {
+                let _ = write!(
+                    r,
+                    r#"<td class="n" data-v="{j}">{}<div><span class="{class}" title="{}">{}</span></div></td>"#,
+                    num(j),
+                    esc(e.energy_label.as_deref().unwrap_or("")),
+                    esc(status)
+                );
+            }
+            None => r.push_str(&td_num(None, None)),
+        }
+        r.push_str(&td_num(e.joules_per_correct, None));
+        r.push_str(&td_num(e.cost_per_correct, board::cost_text(e)));
     }
     let (tool, commit) = e.tool.split_once(" (").unwrap_or((e.tool.as_str(), ""));
     let _ = write!(
@@ -250,7 +252,6 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
             false,
             "grouped by CPU, cores, memory and GPUs, not host name",
         ),
-        th("device / kernel", false, ""),
         th("threads", true, ""),
         th(
             "decode tok/s",
@@ -276,10 +277,13 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
         ),
     ];
     if energy {
-        heads.push(th("J / token", true, "joules per generated token"));
+        heads.push(th(
+            "J / token",
+            true,
+            "joules per generated token, with how they were obtained (hover the badge for the sources)",
+        ));
         heads.push(th("J / correct", true, "joules per correct answer"));
         heads.push(th("$ / correct", true, "dollars per correct answer"));
-        heads.push(th("energy", false, "how the energy figures were obtained"));
     }
     heads.push(th("measured by", false, ""));
     s.push_str(&heads.concat());
