@@ -150,6 +150,54 @@ fn two_machines_compare_with_ratios_and_significance() {
     );
 }
 
+/// `l` with every run's energy set: per-repetition joules per decode token at (128, 64), scaled by `scale`.
+fn with_point_energy(mut l: Loaded, status: &str, scale: f64) -> Loaded {
+    let Document::Meekbench { result, energy } = &mut l.document else {
+        panic!("a meekbench result")
+    };
+    *energy = result
+        .runs
+        .iter()
+        .map(|_| {
+            Some(Energy {
+                status: Some(status.into()),
+                label: Some(format!("{status}:fixture")),
+                joules_per_decode_token: Some(0.5 * scale),
+                points: vec![meek_report::energy::PointEnergy {
+                    n_prompt: 128,
+                    n_gen: 64,
+                    joules_per_prefill_token: vec![],
+                    joules_per_decode_token: [0.50, 0.52, 0.49, 0.51, 0.50]
+                        .iter()
+                        .map(|j| j * scale)
+                        .collect(),
+                }],
+                ..Default::default()
+            })
+        })
+        .collect();
+    l
+}
+
+#[test]
+fn energy_per_token_is_tested_and_its_provenance_flagged() {
+    let a = with_point_energy(load("machine-a.json"), "estimated", 1.0);
+    let b = with_point_energy(load("machine-b.json"), "measured", 0.7);
+    let c = compare::compare(&[a, b], &compare::Options::default()).unwrap();
+    let j = row(&c, 2, Metric::JoulesPerDecodeToken);
+    assert_eq!(j.point, "p128 g64");
+    let v = j.versus[1].as_ref().unwrap();
+    assert!((v.estimate.unwrap() - 0.7).abs() < 1e-9);
+    assert_eq!(v.verdict, "better", "fewer joules per token is better");
+    let status = c
+        .differences
+        .iter()
+        .find(|d| d.what == "energy status")
+        .expect("energy status flagged");
+    assert_eq!(status.values, ["estimated", "measured"]);
+    assert!(c.differences.iter().any(|d| d.what == "energy provenance"));
+}
+
 #[test]
 fn different_single_thread_counts_are_paired_and_flagged() {
     // A measured smollm2 at 1 thread only, B at 2 threads only: compared, with the threads flagged.
