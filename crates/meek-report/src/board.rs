@@ -282,8 +282,7 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
     let mut results = Vec::new();
     for l in loaded {
         match &l.document {
-            Document::Meekbench { result, energy } if result.tool.profile == "debug" => {
-                let _ = energy;
+            Document::Meekbench { result, .. } if result.tool.profile == "debug" => {
                 skipped.push(Skipped {
                     path: l.path.display().to_string(),
                     reason: "measured by a debug build, whose speed says little about the machine".into(),

@@ -130,7 +130,7 @@ fn td_text(s: &str) -> String {
     format!("<td>{}</td>", esc(s))
 }
 
-fn entry_row(b: &Board, e: &Entry, energy: bool) -> String {
+fn entry_row(e: &Entry, energy: bool) -> String {
     let mut r = String::from("<tr>");
     let _ = write!(
         r,
@@ -214,7 +214,6 @@ fn entry_row(b: &Board, e: &Entry, energy: bool) -> String {
         esc(tool),
         esc(commit.trim_end_matches(')'))
     );
-    let _ = b;
     r.push_str("</tr>\n");
     r
 }
@@ -289,7 +288,7 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
     s.push_str(&heads.concat());
     s.push_str("</tr></thead>\n<tbody>\n");
     for e in &b.entries {
-        s.push_str(&entry_row(b, e, energy));
+        s.push_str(&entry_row(e, energy));
     }
     s.push_str("</tbody></table></div>");
     if !energy {
