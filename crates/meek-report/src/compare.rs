@@ -12,7 +12,8 @@
 //! **Significance.** For figures with raw samples on both sides (two or more each), a 95% percentile-bootstrap
 //! interval of the ratio of medians (2000 resamples, fixed seed, so reruns print the same interval); the
 //! difference is significant when the interval excludes 1. Accuracy is compared as a difference of proportions
-//! (items resampled), significant when its interval excludes 0. Figures recorded as one number (peak memory, load
+//! (items resampled; in pairs by item id when both files answered the same items, which removes the variation
+//! between items both runs share), significant when its interval excludes 0. Figures recorded as one number (peak memory, load
 //! time, energy) get a ratio but no test.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,7 +133,12 @@ enum Measured {
     /// One number.
     Single(f64),
     /// Correct answers out of n (the proportion is the figure).
-    Outcomes { correct: usize, n: usize },
+    Outcomes {
+        correct: usize,
+        n: usize,
+        /// Each item's id and whether it was right, when the file lists every item (for a paired test).
+        items: Option<Vec<(String, bool)>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -204,7 +210,7 @@ impl Figure {
                 spread: None,
                 n: 1,
             },
-            Measured::Outcomes { correct, n } => Cell {
+            Measured::Outcomes { correct, n, .. } => Cell {
                 value: if *n == 0 {
                     0.0
                 } else {
@@ -310,6 +316,36 @@ pub struct Versus {
     pub significant: Option<bool>,
     /// In words: `better`, `worse`, `no significant difference`, or why it was not tested.
     pub verdict: String,
+    /// The test behind the interval, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<&'static str>,
+}
+
+fn paired_items(m: &Measured) -> Option<&[(String, bool)]> {
+    match m {
+        Measured::Outcomes { items: Some(v), .. } => Some(v),
+        _ => None,
+    }
+}
+
+/// The outcomes of both sides in one item order, when both answered exactly the same items (unique ids).
+fn align(a: &[(String, bool)], b: &[(String, bool)]) -> Option<(Vec<f64>, Vec<f64>)> {
+    if a.len() != b.len() || a.len() < 2 {
+        return None;
+    }
+    let index: BTreeMap<&str, bool> = b.iter().map(|(id, ok)| (id.as_str(), *ok)).collect();
+    let unique: BTreeSet<&str> = a.iter().map(|(id, _)| id.as_str()).collect();
+    if index.len() != b.len() || unique.len() != a.len() {
+        return None;
+    }
+    let one = |ok: bool| if ok { 1.0 } else { 0.0 };
+    let mut xa = Vec::with_capacity(a.len());
+    let mut xb = Vec::with_capacity(a.len());
+    for (id, ok) in a {
+        xa.push(one(*ok));
+        xb.push(one(*index.get(id.as_str())?));
+    }
+    Some((xa, xb))
 }
 
 /// Something that differs between the inputs.
@@ -495,10 +531,26 @@ fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
         }
         for (k, s) in run.accuracy.iter().enumerate() {
             let suite = Some(clip(&s.suite, 80));
-            let outcomes = |sc: &meek_schema::Score| {
+            let outcomes = |sc: &meek_schema::Score, strict: bool| {
+                // Item list usable for pairing only when it agrees with the score.
+                let items: Vec<(String, bool)> = s
+                    .items
+                    .iter()
+                    .map(|it| {
+                        let ok = if strict {
+                            it.correct_strict
+                        } else {
+                            it.correct_flexible
+                        };
+                        (it.id.clone(), ok)
+                    })
+                    .collect();
+                let consistent =
+                    items.len() == sc.n && items.iter().filter(|(_, ok)| *ok).count() == sc.correct;
                 (sc.correct <= sc.n).then_some(Measured::Outcomes {
                     correct: sc.correct,
                     n: sc.n,
+                    items: consistent.then_some(items),
                 })
             };
             push(
@@ -506,14 +558,14 @@ fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
                 0,
                 0,
                 suite.clone(),
-                outcomes(&s.flexible),
+                outcomes(&s.flexible, false),
             );
             push(
                 Metric::AccuracyStrict,
                 0,
                 0,
                 suite.clone(),
-                outcomes(&s.strict),
+                outcomes(&s.strict, true),
             );
             if let Some(d) = &s.decode_tokens_per_second {
                 push(
@@ -694,7 +746,7 @@ fn versus(metric: Metric, a: &Figure, b: &Figure, opts: &Options, seed: u64) -> 
     let as_sample = |m: &Measured| -> Option<Sample> {
         match m {
             Measured::Samples(v) => Sample::new(v.clone()).ok(),
-            Measured::Outcomes { correct, n } => Sample::new(
+            Measured::Outcomes { correct, n, .. } => Sample::new(
                 (0..*n)
                     .map(|i| if i < *correct { 1.0 } else { 0.0 })
                     .collect(),
@@ -710,7 +762,35 @@ fn versus(metric: Metric, a: &Figure, b: &Figure, opts: &Options, seed: u64) -> 
         ci95: None,
         significant: None,
         verdict: format!("not tested: {why}"),
+        test: None,
     };
+    let verdict_of = |lo: f64, hi: f64, none: f64| {
+        let significant = lo > none || hi < none;
+        let verdict = if !significant {
+            "no significant difference"
+        } else if (lo > none) == metric.higher_is_better() {
+            "better"
+        } else {
+            "worse"
+        };
+        (significant, verdict.to_string())
+    };
+    // The same items answered on both sides: a paired test, which is not fooled by how hard the items are.
+    if let (Some(pa), Some(pb)) = (paired_items(&a.value), paired_items(&b.value))
+        && let Some((xa, xb)) = align(pa, pb)
+        && let Some((lo, hi)) =
+            meek_stats::bootstrap_paired_difference_ci95(&xa, &xb, opts.resamples, seed)
+    {
+        let (significant, verdict) = verdict_of(lo, hi, 0.0);
+        return Versus {
+            contrast,
+            estimate,
+            ci95: Some([lo, hi]),
+            significant: Some(significant),
+            verdict,
+            test: Some("paired bootstrap over the same items"),
+        };
+    }
     let (Some(sa), Some(sb)) = (as_sample(&a.value), as_sample(&b.value)) else {
         return untested("one value per side");
     };
@@ -731,20 +811,18 @@ fn versus(metric: Metric, a: &Figure, b: &Figure, opts: &Options, seed: u64) -> 
             "baseline is zero"
         });
     };
-    let significant = lo > none || hi < none;
-    let verdict = if !significant {
-        "no significant difference".to_string()
-    } else if (lo > none) == metric.higher_is_better() {
-        "better".to_string()
-    } else {
-        "worse".to_string()
-    };
+    let (significant, verdict) = verdict_of(lo, hi, none);
     Versus {
         contrast,
         estimate,
         ci95: Some([lo, hi]),
         significant: Some(significant),
         verdict,
+        test: Some(if accuracy {
+            "bootstrap of the difference of proportions"
+        } else {
+            "bootstrap of the ratio of medians"
+        }),
     }
 }
 
@@ -962,7 +1040,8 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
         method: format!(
             "ratio = input / baseline (A) of medians; 95% interval by percentile bootstrap ({} resamples, \
              fixed seed) of the ratio of medians, significant when it excludes 1; accuracy: difference of \
-             proportions, items resampled, significant when the interval excludes 0. better/worse take the \
+             proportions, items resampled (in pairs when both files answered the same items), significant when \
+             the interval excludes 0. better/worse take the \
              figure's direction into account (tokens/s: higher is better; ms, bytes, joules, $: lower is better).",
             opts.resamples
         ),

@@ -267,6 +267,40 @@ fn runs_pair_by_device_and_kernel_before_order() {
 }
 
 #[test]
+fn the_same_items_are_compared_in_pairs() {
+    // The real file holds one and two threads, each answering the same 48 generated items identically.
+    let dir = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("real-epyc-2vcpu.json")).unwrap(),
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    for t in [1, 2] {
+        let mut one = v.clone();
+        one["runs"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|r| r["threads"] == t);
+        let p = dir.path().join(format!("t{t}.json"));
+        std::fs::write(&p, serde_json::to_string(&one).unwrap()).unwrap();
+        files.push(input::load(&p, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason)));
+    }
+    let c = compare::compare(&files, &compare::Options::default()).unwrap();
+    let acc = row(&c, 1, Metric::AccuracyFlexible);
+    assert_eq!(acc.threads, [Some(1), Some(2)]);
+    let v = acc.versus[1].as_ref().unwrap();
+    assert_eq!(v.test, Some("paired bootstrap over the same items"));
+    assert_eq!(v.ci95, Some([0.0, 0.0]));
+    assert_eq!(v.significant, Some(false));
+    // Measured: 119.6 against 131.6 decode tok/s (medians), which the samples call significant.
+    let decode = row(&c, 1, Metric::DecodeTokensPerSecond).versus[1]
+        .as_ref()
+        .unwrap();
+    assert!((decode.estimate.unwrap() - 1.1).abs() < 0.01);
+    assert_eq!(decode.verdict, "better");
+}
+
+#[test]
 fn llama_bench_json_and_jsonl_compare_on_the_same_file() {
     for peer in ["llama-bench-epyc.json", "llama-bench-epyc.jsonl"] {
         let c = compare::compare(

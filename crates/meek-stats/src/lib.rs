@@ -269,9 +269,50 @@ pub fn bootstrap_ci95(
     Some((s.percentile(2.5).ok()?, s.percentile(97.5).ok()?))
 }
 
+/// A 95% percentile-bootstrap interval of the mean difference `b[i] - a[i]` of paired values (the same items
+/// measured twice), resampling the pairs. Pairing removes the variation between items that both runs share, so
+/// two runs that answered the same questions identically get the interval `[0, 0]`. Returns `None` for fewer than
+/// two pairs, unequal lengths, or fewer than 100 resamples.
+pub fn bootstrap_paired_difference_ci95(
+    a: &[f64],
+    b: &[f64],
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    if a.len() != b.len() || a.len() < 2 || resamples < 100 {
+        return None;
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| y - x).collect();
+    if d.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mut rng = SplitMix64::new(seed);
+    let out: Vec<f64> = (0..resamples)
+        .map(|_| (0..d.len()).map(|_| d[rng.below(d.len())]).sum::<f64>() / d.len() as f64)
+        .collect();
+    let s = Sample::new(out).ok()?;
+    Some((s.percentile(2.5).ok()?, s.percentile(97.5).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_bootstrap_sees_identical_answers_as_identical() {
+        let a: Vec<f64> = (0..48).map(|i| f64::from(u8::from(i % 4 == 0))).collect();
+        assert_eq!(
+            bootstrap_paired_difference_ci95(&a, &a, 1000, 1),
+            Some((0.0, 0.0))
+        );
+        // b gets 7 more of the 48 items right than a: a clear improvement.
+        let b: Vec<f64> = (0..48)
+            .map(|i| f64::from(u8::from(i % 4 == 0 || i < 10)))
+            .collect();
+        let (lo, hi) = bootstrap_paired_difference_ci95(&a, &b, 2000, 1).unwrap();
+        assert!(lo > 0.0 && hi < 0.5, "{lo} {hi}");
+        assert_eq!(bootstrap_paired_difference_ci95(&a, &b[1..], 1000, 1), None);
+    }
 
     #[test]
     fn splitmix_matches_reference_stream() {
