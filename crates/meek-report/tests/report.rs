@@ -723,3 +723,135 @@ fn site_works_in_a_real_browser() {
     assert_eq!(out["imgs"], 0, "no element was made from a file's text");
     assert_eq!(out["hostile"], true, "the hostile name shows as text");
 }
+
+/// Every string a file can carry, made hostile, must come out inert in every format.
+#[test]
+fn hostile_strings_everywhere_stay_inert() {
+    let nasty = [
+        "<script>alert(1)</script>",
+        "a|b`c`*d*_e_[f](javascript:alert(1))",
+        "=HYPERLINK(\"http://x\")",
+        "quote\"apos'amp&lt",
+        "ctl\u{0}\u{7}\u{1b}[31mred\nnew\rline",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, bad) in nasty.iter().enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures().join("machine-a.json")).unwrap(),
+        )
+        .unwrap();
+        v["machine"]["cpu"]["brand"] = format!("{bad} cpu{i}").into();
+        v["machine"]["os"] = (*bad).into();
+        v["machine"]["gpus"] = serde_json::json!([{ "name": bad }]);
+        v["tool"]["version"] = (*bad).into();
+        v["tool"]["git_commit"] = (*bad).into();
+        for run in v["runs"].as_array_mut().unwrap() {
+            run["model"]["id"] = (*bad).into();
+            run["model"]["quantization"] = (*bad).into();
+            run["device"] = (*bad).into();
+            run["kernel"] = (*bad).into();
+            let acc = &mut run["accuracy"][0];
+            acc["suite"] = (*bad).into();
+            acc["by_steps"][0]["key"] = (*bad).into();
+        }
+        let p = dir.path().join(format!("{i}.json"));
+        std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        files.push(input::load(&p, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason)));
+    }
+    let skipped = vec![input::Skipped {
+        path: nasty.join("/"),
+        reason: nasty.join(" "),
+    }];
+    let b = board::build(&files, skipped, &board::Options::default());
+    assert_eq!(b.entries.len(), 2 * nasty.len());
+    let site_dir = dir.path().join("site");
+    site::write(&b, &site_dir).unwrap();
+    let html = std::fs::read_to_string(site_dir.join("index.html")).unwrap();
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only the page's own script"
+    );
+    assert!(!html.contains("<img") && !html.contains("javascript:alert(1)\">"));
+    assert!(!html.contains('\u{0}') && !html.contains('\u{1b}'));
+    for chart in ["pareto.svg", "speed.svg", "steps.svg"] {
+        let svg = std::fs::read_to_string(site_dir.join(chart)).unwrap();
+        assert!(!svg.contains("<script"), "{chart}");
+        assert!(
+            !svg.chars().any(|c| c.is_control() && c != '\n'),
+            "{chart}: control characters make XML ill-formed"
+        );
+    }
+    // Markdown: every table row keeps the header's number of cells (unescaped pipes).
+    let md = board::markdown(&b);
+    let cells = |line: &str| {
+        let mut n = 0;
+        let mut escaped = false;
+        for c in line.chars() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '|' if !escaped => n += 1,
+                _ => escaped = false,
+            }
+        }
+        n
+    };
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert!(rows.len() > 2);
+    assert!(rows.iter().all(|r| cells(r) == cells(rows[0])), "{md}");
+    assert!(!md.contains("<script"));
+    let bytes = md.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        if c == b'`' {
+            assert!(i > 0 && bytes[i - 1] == b'\\', "unescaped backtick at {i}");
+        }
+    }
+    assert!(!md.contains("](javascript"), "links cannot form");
+    // CSV: no field starts a formula; every record has the header's field count when parsed with quotes.
+    let csv = board::csv(&b);
+    let records = parse_csv(&csv);
+    let width = records[0].len();
+    assert!(records.iter().all(|r| r.len() == width));
+    for r in &records[1..] {
+        for f in r {
+            assert!(!f.starts_with(['=', '+', '@']), "formula field {f:?}");
+        }
+    }
+    // Compare output in every format.
+    let c = compare::compare(&files[..2], &compare::Options::default()).unwrap();
+    let md = compare::markdown(&c);
+    assert!(!md.contains("<script") && !md.contains("](javascript"));
+    let term = compare::terminal(&c);
+    assert!(
+        !term.contains('\u{1b}'),
+        "no terminal escape sequences from a file"
+    );
+}
+
+/// A minimal RFC 4180 reader for the test: quoted fields, doubled quotes, line breaks inside quotes.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    records
+}
