@@ -13,7 +13,8 @@
 #                                                           (each overridden by the same flag in ARGS)
 #   scripts/peer-llama-bench.sh compare MODEL.gguf [PROMPT GEN THREADS REPS]
 #                                                           llama-bench and meekbench on the same file and
-#                                                           points (default 128 64 1,2 5), with the ratios
+#                                                           points (default 128 64 1,2 5), with the ratios, and
+#                                                           the `meekbench compare` line for the two files
 #   scripts/peer-llama-bench.sh tokenize MODEL.gguf TEXT [ARGS...]
 #                                                           llama-tokenize --ids (special tokens parsed,
 #                                                           TEXT taken verbatim: --no-escape)
@@ -280,6 +281,8 @@ for run in ours["runs"]:
             print(f"{t:>7}  {kind}{n:<6} {a:>10.1f} ± {ref[0]['stddev_ts']:<4.1f} {b:>14.1f} {b / a:>6.2f}  {run['kernel']}")
 PY
     log "raw files in $out"
+    log "figure by figure, with significance and everything that differs between the two runs:"
+    printf '  cargo run --release -q -- compare %q %q\n' "$out/meekbench.json" "$out/llama-bench.json" >&2
 }
 
 main() {

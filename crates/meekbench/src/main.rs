@@ -37,6 +37,20 @@ enum Command {
     /// Project the meek-models study forward and place measured models on it: JSON of every curve, a Markdown
     /// report and SVG charts in OUT.
     Project(ProjectArgs),
+    /// Put result files side by side: each figure of the same model file, workload point, thread count and suite,
+    /// with its ratio to the first file (the baseline) and whether the difference is significant.
+    ///
+    /// Takes meekbench result files and llama.cpp `llama-bench -o json` / `-o jsonl` output. Significance: a 95%
+    /// percentile-bootstrap interval of the ratio of medians from the raw samples (of the difference of proportions
+    /// for accuracy); significant when it excludes no change. Everything that differs between the runs (tool
+    /// version, build, config, kernel, threads, device, machine, energy provenance) is listed first.
+    Compare(CompareArgs),
+    /// Build a leaderboard from many result files: SITE/index.html (static, sortable tables, SVG charts; works from
+    /// the file system), SITE/leaderboard.md, SITE/leaderboard.csv and the charts as SVG files.
+    ///
+    /// Each file is checked against the result JSON Schema; invalid, oversized or newer-schema files are reported
+    /// and left out. Entries are grouped by machine (CPU, cores, memory, GPUs; never the host name) and model.
+    Leaderboard(LeaderboardArgs),
     /// Print the JSON Schema of result files.
     Schema,
     /// Internal: measure one model in a child process (used by `bench`).
@@ -113,6 +127,61 @@ struct ProjectArgs {
 }
 
 #[derive(Args, Debug)]
+struct CompareArgs {
+    /// Result files (the first is the baseline); meekbench JSON, or llama-bench JSON / JSON lines.
+    #[arg(required = true, num_args = 2.., value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = CompareFormat::Table)]
+    format: CompareFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CompareFormat {
+    /// Aligned text for a terminal.
+    Table,
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// Every figure, interval and difference as JSON.
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct LeaderboardArgs {
+    /// Result files, or directories searched for *.json files.
+    #[arg(required = true, value_name = "DIR_OR_FILE")]
+    inputs: Vec<PathBuf>,
+    /// Directory for the site (created if needed).
+    #[arg(long, value_name = "SITE")]
+    out: PathBuf,
+    /// The figure entries are ranked by.
+    #[arg(long, default_value = "decode", value_parser = clap::builder::PossibleValuesParser::new(meek_report::board::RankBy::NAMES))]
+    rank_by: String,
+    /// Workload point of the speed columns, PROMPT,GEN (default: the point most files measured).
+    #[arg(long, value_name = "PROMPT,GEN", value_parser = parse_point)]
+    point: Option<(usize, usize)>,
+    /// Accuracy suite of the accuracy columns (default: the suite most files ran).
+    #[arg(long)]
+    suite: Option<String>,
+    /// Also put the Markdown leaderboard into this file, between `<!-- leaderboard:start -->` and
+    /// `<!-- leaderboard:end -->` (e.g. README.md).
+    #[arg(long, value_name = "FILE")]
+    readme: Option<PathBuf>,
+}
+
+fn parse_point(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (p, g) = s
+        .split_once([',', 'x'])
+        .ok_or_else(|| format!("`{s}` is not PROMPT,GEN (e.g. 128,64)"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{v}` in `{s}` is not a token count"))
+    };
+    Ok((n(p)?, n(g)?))
+}
+
+#[derive(Args, Debug)]
 struct ModelsArgs {
     /// Bench configuration (default: the built-in one).
     config: Option<PathBuf>,
@@ -138,6 +207,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tokenize(a) => tokenize(a),
         Command::Models(a) => models(a),
         Command::Project(a) => project(a),
+        Command::Compare(a) => compare(a),
+        Command::Leaderboard(a) => leaderboard(a),
         Command::Schema => {
             print!("{}", meek_schema::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -410,5 +481,64 @@ fn project(a: ProjectArgs) -> Result<ExitCode> {
         );
     }
     println!("{}", a.out.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(a: CompareArgs) -> Result<ExitCode> {
+    let check = meek_report::input::SchemaCheck::new();
+    let mut loaded = Vec::new();
+    for f in &a.files {
+        match meek_report::input::load(f, &check) {
+            Ok(l) => loaded.push(l),
+            Err(s) => bail!("cannot compare {}: {}", s.path, s.reason),
+        }
+    }
+    let c = meek_report::compare::compare(&loaded, &meek_report::compare::Options::default())?;
+    match a.format {
+        CompareFormat::Table => print!("{}", meek_report::compare::terminal(&c)),
+        CompareFormat::Markdown => print!("{}", meek_report::compare::markdown(&c)),
+        CompareFormat::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
+    let (loaded, skipped) = meek_report::input::load_all(&a.inputs);
+    let opts = meek_report::board::Options {
+        rank_by: a.rank_by.parse().map_err(anyhow::Error::msg)?,
+        point: a.point,
+        suite: a.suite,
+    };
+    let board = meek_report::board::build(&loaded, skipped, &opts);
+    for s in &board.skipped {
+        eprintln!("skipped {}: {}", s.path, s.reason);
+    }
+    if board.entries.is_empty() {
+        return Err(meek_report::ReportError::NoResults(board.skipped.len()).into());
+    }
+    meek_report::site::write(&board, &a.out)?;
+    if let Some(readme) = &a.readme {
+        let text = std::fs::read_to_string(readme)
+            .with_context(|| format!("cannot read {}", readme.display()))?;
+        let Some(new) = meek_report::board::splice(&text, &meek_report::board::markdown(&board))
+        else {
+            bail!(
+                "{} has no `<!-- leaderboard:start -->` ... `<!-- leaderboard:end -->` markers; add them where the \
+                 table should go",
+                readme.display()
+            );
+        };
+        std::fs::write(readme, new)
+            .with_context(|| format!("cannot write {}", readme.display()))?;
+        eprintln!("leaderboard written into {}", readme.display());
+    }
+    eprintln!(
+        "{} entries from {} files ({} skipped), {} machines",
+        board.entries.len(),
+        board.files,
+        board.skipped.len(),
+        board.machines.len()
+    );
+    println!("{}", a.out.join("index.html").display());
     Ok(ExitCode::SUCCESS)
 }

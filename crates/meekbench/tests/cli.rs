@@ -540,3 +540,148 @@ fn a_model_that_cannot_fit_in_memory_is_refused_before_loading() {
         .failure()
         .stderr(contains("GiB is available").and(contains("--ignore-memory-check")));
 }
+
+fn report_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../meek-report/tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn compare_shows_ratios_significance_and_differences() {
+    let (a, b) = (
+        report_fixture("machine-a.json"),
+        report_fixture("machine-b.json"),
+    );
+    let out = String::from_utf8(stdout(meekbench().arg("compare").arg(&a).arg(&b))).unwrap();
+    for want in [
+        "decode tok/s",
+        "B/A",
+        "better",
+        "no significant difference",
+        "kernel",
+        "cpu-avx512",
+        "bootstrap",
+    ] {
+        assert!(out.contains(want), "{want} missing:\n{out}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&stdout(
+        meekbench()
+            .args(["compare", "--format", "json"])
+            .arg(&a)
+            .arg(&b),
+    ))
+    .unwrap();
+    let decode = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "decode_tokens_per_second" && r["threads"][1] == 2)
+        .expect("a matched decode row");
+    assert_eq!(decode["versus"][1]["significant"], true);
+    let md = String::from_utf8(stdout(
+        meekbench()
+            .args(["compare", "--format", "markdown"])
+            .arg(&a)
+            .arg(&b),
+    ))
+    .unwrap();
+    assert!(md.contains("| model | threads | figure |"));
+    assert!(!md.contains("<img"), "hostile names are escaped");
+    // A llama-bench file of the same GGUF compares too.
+    let out = String::from_utf8(stdout(
+        meekbench()
+            .arg("compare")
+            .arg(report_fixture("meekbench-epyc-p16g8.json"))
+            .arg(report_fixture("llama-bench-epyc.jsonl")),
+    ))
+    .unwrap();
+    assert!(out.contains("p16 g8 = tg8"), "{out}");
+}
+
+#[test]
+fn compare_refuses_one_file_and_names_unreadable_ones() {
+    meekbench()
+        .arg("compare")
+        .arg(report_fixture("machine-a.json"))
+        .assert()
+        .code(2);
+    meekbench()
+        .arg("compare")
+        .arg(report_fixture("machine-a.json"))
+        .arg(report_fixture("bad/newer-schema.json"))
+        .assert()
+        .failure()
+        .stderr(contains("newer-schema.json").and(contains("upgrade meekbench")));
+}
+
+#[test]
+fn a_bench_result_compares_with_itself_without_significant_differences() {
+    let f = Fixture::new();
+    let path = bench_path(&f.config(""), &[]);
+    let out = String::from_utf8(stdout(meekbench().arg("compare").arg(&path).arg(&path))).unwrap();
+    assert!(out.contains("no significant difference"), "{out}");
+    assert!(
+        !out.lines()
+            .any(|l| l.ends_with("  better") || l.ends_with("  worse")),
+        "{out}"
+    );
+}
+
+#[test]
+fn leaderboard_writes_the_site_and_the_readme_and_skips_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    for f in ["machine-a.json", "machine-b.json", "bad/invalid.json"] {
+        std::fs::copy(
+            report_fixture(f),
+            results.join(Path::new(f).file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let readme = dir.path().join("README.md");
+    std::fs::write(
+        &readme,
+        "# x\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\nend\n",
+    )
+    .unwrap();
+    let site = dir.path().join("site");
+    meekbench()
+        .arg("leaderboard")
+        .arg(&results)
+        .arg("--out")
+        .arg(&site)
+        .args(["--rank-by", "accuracy", "--readme"])
+        .arg(&readme)
+        .assert()
+        .success()
+        .stderr(contains("skipped").and(contains("invalid.json")));
+    for f in [
+        "index.html",
+        "leaderboard.md",
+        "leaderboard.csv",
+        "pareto.svg",
+        "speed.svg",
+        "steps.svg",
+    ] {
+        assert!(site.join(f).is_file(), "{f} missing");
+    }
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(
+        text.contains("Ranked by accuracy") && !text.contains("old") && text.ends_with("end\n")
+    );
+    // Nothing usable is an error; an unknown ranking is a usage error.
+    meekbench()
+        .arg("leaderboard")
+        .arg(report_fixture("bad"))
+        .arg("--out")
+        .arg(dir.path().join("empty"))
+        .assert()
+        .failure()
+        .stderr(contains("no usable result file"));
+    meekbench()
+        .args(["leaderboard", "x", "--out", "y", "--rank-by", "speed"])
+        .assert()
+        .code(2);
+}

@@ -1,0 +1,685 @@
+//! The leaderboard: many result files from many machines, one entry per machine, model file, device, thread count
+//! and compute kernel (the newest measurement of each), ranked by a chosen figure, written as Markdown and CSV.
+//!
+//! Machines are grouped by what they are (CPU brand, architecture, cores, memory rounded to GiB, GPUs), never by
+//! host name, so two identical machines share a group. Speed figures are taken at one workload point for all
+//! entries (the point most files measured, unless one is asked for) and accuracy from one suite, so every number
+//! in a column measures the same thing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::compare::num;
+use crate::escape::{self, MAX_CELL_CHARS, clip};
+use crate::input::{Document, Loaded, Skipped};
+
+/// The figure entries are ranked by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RankBy {
+    /// Median decode tokens per second (higher first).
+    Decode,
+    /// Median prefill tokens per second (higher first).
+    Prefill,
+    /// Flexible accuracy on the suite (higher first).
+    Accuracy,
+    /// Joules per correct answer (lower first).
+    JoulesPerCorrect,
+    /// Dollars per correct answer (lower first); entries whose cost is in another currency are not ranked.
+    UsdPerCorrect,
+}
+
+impl RankBy {
+    /// Every choice, as written on the command line.
+    pub const NAMES: [&'static str; 5] = [
+        "decode",
+        "prefill",
+        "accuracy",
+        "joules-per-correct",
+        "usd-per-correct",
+    ];
+
+    /// Column heading of the figure.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Decode => "decode tok/s",
+            Self::Prefill => "prefill tok/s",
+            Self::Accuracy => "accuracy",
+            Self::JoulesPerCorrect => "J per correct answer",
+            Self::UsdPerCorrect => "$ per correct answer",
+        }
+    }
+
+    fn higher_is_better(self) -> bool {
+        matches!(self, Self::Decode | Self::Prefill | Self::Accuracy)
+    }
+
+    fn value(self, e: &Entry) -> Option<f64> {
+        match self {
+            Self::Decode => e.decode_tokens_per_second,
+            Self::Prefill => e.prefill_tokens_per_second,
+            Self::Accuracy => e.accuracy,
+            Self::JoulesPerCorrect => e.joules_per_correct,
+            Self::UsdPerCorrect => e.cost_per_correct.filter(|_| {
+                e.currency
+                    .as_deref()
+                    .is_none_or(|c| c.eq_ignore_ascii_case("usd"))
+            }),
+        }
+    }
+}
+
+impl FromStr for RankBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "decode" => Self::Decode,
+            "prefill" => Self::Prefill,
+            "accuracy" => Self::Accuracy,
+            "joules-per-correct" => Self::JoulesPerCorrect,
+            "usd-per-correct" => Self::UsdPerCorrect,
+            _ => {
+                return Err(format!(
+                    "`{s}` is not a ranking; choose one of {}",
+                    Self::NAMES.join(", ")
+                ));
+            }
+        })
+    }
+}
+
+/// What the leaderboard ranks and at which point.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The ranking figure.
+    pub rank_by: RankBy,
+    /// Workload point (prompt tokens, generated tokens) for speed figures; the most common one when `None`.
+    pub point: Option<(usize, usize)>,
+    /// Suite for accuracy figures; the most common one when `None`.
+    pub suite: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            rank_by: RankBy::Decode,
+            point: None,
+            suite: None,
+        }
+    }
+}
+
+/// A machine, as grouped.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Machine {
+    /// Short stable id derived from the fingerprint (`m-` and 8 hex digits).
+    pub id: String,
+    /// The machine in a few words.
+    pub label: String,
+    /// CPU brand.
+    pub cpu: String,
+    /// Architecture.
+    pub arch: String,
+    /// Physical cores, when known.
+    pub physical_cores: Option<usize>,
+    /// Logical processors.
+    pub logical_cores: usize,
+    /// Memory, GiB, rounded.
+    pub memory_gib: u64,
+    /// GPU names.
+    pub gpus: Vec<String>,
+    /// Operating systems seen in its files.
+    pub os: String,
+    /// Whether any of its files says it is virtualised.
+    pub virtualized: Option<bool>,
+}
+
+/// One row of the leaderboard.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Entry {
+    /// Place by the ranking figure; `None` when the entry lacks it.
+    pub rank: Option<usize>,
+    /// Machine id (see [`Machine`]).
+    pub machine: String,
+    /// Machine label.
+    pub machine_label: String,
+    /// Model id.
+    pub model: String,
+    /// Model file name.
+    pub model_file: String,
+    /// SHA-256 of the model file.
+    pub sha256: String,
+    /// Dominant weight format.
+    pub quantization: String,
+    /// Parameters.
+    pub n_params: u64,
+    /// Device.
+    pub device: String,
+    /// Threads.
+    pub threads: usize,
+    /// Compute kernel.
+    pub kernel: String,
+    /// Median prefill tokens per second at the point.
+    pub prefill_tokens_per_second: Option<f64>,
+    /// Median decode tokens per second at the point.
+    pub decode_tokens_per_second: Option<f64>,
+    /// Median time to first token, ms, at the point.
+    pub ttft_ms: Option<f64>,
+    /// Peak resident memory at the point, MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// Flexible accuracy on the suite.
+    pub accuracy: Option<f64>,
+    /// Its 95% Wilson interval.
+    pub accuracy_ci95: Option<[f64; 2]>,
+    /// Items answered.
+    pub accuracy_n: Option<usize>,
+    /// Flexible accuracy per step count: (steps, accuracy, items).
+    pub by_steps: Vec<(String, f64, usize)>,
+    /// Suite seconds per correct answer.
+    pub seconds_per_correct: Option<f64>,
+    /// Energy status (`measured`, `estimated`, `proxy-only`) when the file has energy figures.
+    pub energy_status: Option<String>,
+    /// Energy provenance label.
+    pub energy_label: Option<String>,
+    /// Joules per generated token.
+    pub joules_per_decode_token: Option<f64>,
+    /// Joules per correct answer.
+    pub joules_per_correct: Option<f64>,
+    /// Electricity cost per million generated tokens, in `currency`.
+    pub cost_per_million_tokens: Option<f64>,
+    /// Electricity cost per correct answer, in `currency`.
+    pub cost_per_correct: Option<f64>,
+    /// Currency of the cost figures (`None`: not stated, taken as USD).
+    pub currency: Option<String>,
+    /// Program version and commit.
+    pub tool: String,
+    /// Run status of the file (`complete`, `interrupted`, `running`).
+    pub status: String,
+    /// File the figures come from.
+    pub source: String,
+    /// When that bench started.
+    pub started_at: String,
+    /// How many files measured this same entry (the newest is shown).
+    pub measurements: usize,
+}
+
+/// The leaderboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct Board {
+    /// The ranking figure.
+    pub rank_by: RankBy,
+    /// Workload point of the speed figures.
+    pub point: Option<(usize, usize)>,
+    /// Suite of the accuracy figures.
+    pub suite: Option<String>,
+    /// Machines, in order of first appearance in the ranking.
+    pub machines: Vec<Machine>,
+    /// Entries, ranked.
+    pub entries: Vec<Entry>,
+    /// Result files used.
+    pub files: usize,
+    /// Files not used, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+fn machine_of(m: &meek_schema::MachineInfo) -> Machine {
+    let memory_gib = (m.memory_bytes as f64 / f64::from(1u32 << 30)).round() as u64;
+    let mut gpus: Vec<String> = m.gpus.iter().map(|g| clip(&g.name, 80)).collect();
+    gpus.sort();
+    let cpu = clip(&m.cpu.brand, 100);
+    let arch = clip(&m.cpu.arch, 20);
+    let fingerprint = format!(
+        "{cpu}\n{arch}\n{:?}\n{}\n{memory_gib}\n{}",
+        m.cpu.physical_cores,
+        m.cpu.logical_cores,
+        gpus.join("\n")
+    );
+    let hash = Sha256::digest(fingerprint.as_bytes());
+    let id = format!(
+        "m-{:02x}{:02x}{:02x}{:02x}",
+        hash[0], hash[1], hash[2], hash[3]
+    );
+    let cores = match m.cpu.physical_cores {
+        Some(p) if p != m.cpu.logical_cores => format!("{p}C/{}T", m.cpu.logical_cores),
+        _ => format!("{} cores", m.cpu.logical_cores),
+    };
+    let mut label = format!("{cpu} · {cores} · {memory_gib} GiB");
+    for g in &gpus {
+        let _ = write!(label, " · {g}");
+    }
+    Machine {
+        id,
+        label,
+        cpu,
+        arch,
+        physical_cores: m.cpu.physical_cores,
+        logical_cores: m.cpu.logical_cores,
+        memory_gib,
+        gpus,
+        os: clip(&m.os, 80),
+        virtualized: m.virtualized,
+    }
+}
+
+fn most_common<K: Ord + Clone>(items: impl Iterator<Item = K>) -> Option<K> {
+    let mut counts: BTreeMap<K, usize> = BTreeMap::new();
+    for k in items {
+        *counts.entry(k).or_default() += 1;
+    }
+    // Highest count; among equals, the smallest key (BTreeMap order), so the choice is deterministic.
+    let best = counts.values().copied().max()?;
+    counts.into_iter().find(|(_, c)| *c == best).map(|(k, _)| k)
+}
+
+/// Builds the leaderboard from loaded files. llama-bench files and debug builds are listed as skipped (the
+/// first carries no accuracy or machine description, the second measures an unoptimised build).
+pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Board {
+    let mut results = Vec::new();
+    for l in loaded {
+        match &l.document {
+            Document::Meekbench { result, .. } if result.tool.profile == "debug" => {
+                skipped.push(Skipped {
+                    path: l.path.display().to_string(),
+                    reason: "measured by a debug build, whose speed says little about the machine".into(),
+                });
+            }
+            Document::Meekbench { result, energy } => results.push((l, result, energy)),
+            Document::LlamaBench(_) => skipped.push(Skipped {
+                path: l.path.display().to_string(),
+                reason: "llama-bench output has no accuracy or machine description; use it with `meekbench compare`"
+                    .into(),
+            }),
+        }
+    }
+    let point = opts.point.or_else(|| {
+        most_common(results.iter().flat_map(|(_, r, _)| {
+            r.runs
+                .iter()
+                .flat_map(|run| run.speed.iter().map(|p| (p.n_prompt, p.n_gen)))
+        }))
+    });
+    let suite = opts.suite.clone().or_else(|| {
+        most_common(results.iter().flat_map(|(_, r, _)| {
+            r.runs
+                .iter()
+                .flat_map(|run| run.accuracy.iter().map(|a| a.suite.clone()))
+        }))
+    });
+    let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
+    // Key: machine, model hash, device, threads, kernel.
+    let mut entries: BTreeMap<(String, String, String, usize, String), Entry> = BTreeMap::new();
+    for (l, r, energy) in &results {
+        let m = machine_of(&r.machine);
+        let source = l.path.file_name().map_or_else(
+            || l.path.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        for (i, run) in r.runs.iter().enumerate() {
+            let e = energy.get(i).cloned().flatten().unwrap_or_default();
+            let sp =
+                point.and_then(|(p, g)| run.speed.iter().find(|s| (s.n_prompt, s.n_gen) == (p, g)));
+            let acc = suite
+                .as_ref()
+                .and_then(|s| run.accuracy.iter().find(|a| &a.suite == s));
+            let mut by_steps: Vec<(String, f64, usize)> = acc
+                .map(|a| {
+                    a.by_steps
+                        .iter()
+                        .filter(|g| g.flexible.n > 0)
+                        .map(|g| (clip(&g.key, 20), g.flexible.accuracy, g.flexible.n))
+                        .collect()
+                })
+                .unwrap_or_default();
+            by_steps.sort_by(|a, b| {
+                let n = |s: &str| s.parse::<f64>().unwrap_or(f64::INFINITY);
+                n(&a.0).total_cmp(&n(&b.0)).then_with(|| a.0.cmp(&b.0))
+            });
+            let finite = |x: f64| x.is_finite().then_some(x);
+            let entry = Entry {
+                rank: None,
+                machine: m.id.clone(),
+                machine_label: m.label.clone(),
+                model: clip(&run.model.id, MAX_CELL_CHARS),
+                model_file: clip(&run.model.file, MAX_CELL_CHARS),
+                sha256: clip(&run.model.sha256, 64),
+                quantization: clip(&run.model.quantization, 20),
+                n_params: run.model.n_params,
+                device: clip(&run.device, 40),
+                threads: run.threads,
+                kernel: clip(&run.kernel, 40),
+                prefill_tokens_per_second: sp
+                    .and_then(|s| finite(s.prefill_tokens_per_second.median)),
+                decode_tokens_per_second: sp
+                    .and_then(|s| finite(s.decode_tokens_per_second.median)),
+                ttft_ms: sp.and_then(|s| finite(s.ttft_ms.median)),
+                peak_rss_mib: sp.map(|s| s.peak_rss_bytes as f64 / f64::from(1u32 << 20)),
+                accuracy: acc.and_then(|a| finite(a.flexible.accuracy)),
+                accuracy_ci95: acc.map(|a| a.flexible.ci95),
+                accuracy_n: acc.map(|a| a.flexible.n),
+                by_steps,
+                seconds_per_correct: acc.and_then(|a| a.seconds_per_correct).and_then(finite),
+                energy_status: e.status.clone(),
+                energy_label: e.label.clone(),
+                joules_per_decode_token: e.joules_per_decode_token,
+                joules_per_correct: e.joules_per_correct,
+                cost_per_million_tokens: e.cost_per_million_tokens,
+                cost_per_correct: e.cost_per_correct,
+                currency: e.currency.clone(),
+                tool: format!(
+                    "{} {}{}",
+                    clip(&r.tool.name, 20),
+                    clip(&r.tool.version, 20),
+                    r.tool
+                        .git_commit
+                        .as_deref()
+                        .map(|c| format!(" ({})", clip(c, 24)))
+                        .unwrap_or_default()
+                ),
+                status: format!("{:?}", r.status).to_lowercase(),
+                source: clip(&source, MAX_CELL_CHARS),
+                started_at: clip(&r.started_at, 40),
+                measurements: 1,
+            };
+            let key = (
+                m.id.clone(),
+                entry.sha256.clone(),
+                entry.device.clone(),
+                entry.threads,
+                entry.kernel.clone(),
+            );
+            match entries.get_mut(&key) {
+                Some(old) => {
+                    let n = old.measurements + 1;
+                    if entry.started_at > old.started_at {
+                        *old = entry;
+                    }
+                    old.measurements = n;
+                }
+                None => {
+                    entries.insert(key, entry);
+                }
+            }
+        }
+        machines.entry(m.id.clone()).or_insert(m);
+    }
+    let mut entries: Vec<Entry> = entries.into_values().collect();
+    let by = opts.rank_by;
+    entries.sort_by(|a, b| {
+        let (x, y) = (by.value(a), by.value(b));
+        let primary = match (x, y) {
+            (Some(x), Some(y)) if by.higher_is_better() => y.total_cmp(&x),
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        primary
+            .then_with(|| {
+                let d = |e: &Entry| e.decode_tokens_per_second.unwrap_or(-1.0);
+                d(b).total_cmp(&d(a))
+            })
+            .then_with(|| a.model.cmp(&b.model))
+            .then_with(|| a.machine.cmp(&b.machine))
+            .then_with(|| a.threads.cmp(&b.threads))
+    });
+    let mut place = 0;
+    for e in &mut entries {
+        if by.value(e).is_some() {
+            place += 1;
+            e.rank = Some(place);
+        }
+    }
+    let mut order: Vec<Machine> = Vec::new();
+    for e in &entries {
+        if !order.iter().any(|m| m.id == e.machine)
+            && let Some(m) = machines.get(&e.machine)
+        {
+            order.push(m.clone());
+        }
+    }
+    Board {
+        rank_by: by,
+        point,
+        suite: suite.map(|s| clip(&s, 80)),
+        machines: order,
+        entries,
+        files: results.len(),
+        skipped,
+    }
+}
+
+impl Board {
+    /// Whether any entry carries energy figures.
+    pub fn has_energy(&self) -> bool {
+        self.entries.iter().any(|e| {
+            e.joules_per_decode_token.is_some()
+                || e.joules_per_correct.is_some()
+                || e.cost_per_correct.is_some()
+        })
+    }
+
+    /// One line saying what is ranked and where the figures come from.
+    pub fn caption(&self) -> String {
+        let point = self.point.map_or_else(
+            || "no speed figures".into(),
+            |(p, g)| format!("prompt {p} / generation {g} tokens"),
+        );
+        let suite = self.suite.as_deref().map_or_else(
+            || "no accuracy suite".into(),
+            |s| format!("suite \"{s}\" (flexible extractor)"),
+        );
+        format!(
+            "Ranked by {}; speed at {point}; accuracy on {suite}; {} result files, {} machines, {} entries.",
+            self.rank_by.label(),
+            self.files,
+            self.machines.len(),
+            self.entries.len()
+        )
+    }
+}
+
+/// Cost per correct answer as shown: the number, with the currency when it is not US dollars.
+pub fn cost_text(e: &Entry) -> Option<String> {
+    let v = e.cost_per_correct?;
+    Some(match e.currency.as_deref() {
+        Some(c) if !c.eq_ignore_ascii_case("usd") => format!("{} {c}", num(v)),
+        _ => num(v),
+    })
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), num)
+}
+
+/// The leaderboard as GitHub-flavoured Markdown (ready to paste into a README).
+pub fn markdown(b: &Board) -> String {
+    let md = escape::markdown;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}\n", md(&b.caption()));
+    let energy = b.has_energy();
+    s.push_str("| # | model | machine | device | threads | decode tok/s | prefill tok/s | TTFT ms | accuracy |");
+    if energy {
+        s.push_str(" J/token | J/correct | $/correct | energy |");
+    }
+    s.push_str("\n|---:|---|---|---|---:|---:|---:|---:|---:|");
+    if energy {
+        s.push_str("---:|---:|---:|---|");
+    }
+    s.push('\n');
+    for e in &b.entries {
+        let acc = match (e.accuracy, e.accuracy_n) {
+            (Some(a), Some(n)) => format!("{:.1}% (n={n})", 100.0 * a),
+            _ => "-".into(),
+        };
+        let _ = write!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            e.rank.map_or_else(|| "-".into(), |r| r.to_string()),
+            md(&e.model),
+            md(&format!("{} ({})", e.machine_label, e.machine)),
+            md(&format!("{} {}", e.device, e.kernel)),
+            e.threads,
+            opt(e.decode_tokens_per_second),
+            opt(e.prefill_tokens_per_second),
+            opt(e.ttft_ms),
+            acc
+        );
+        if energy {
+            let _ = write!(
+                s,
+                " {} | {} | {} | {} |",
+                opt(e.joules_per_decode_token),
+                opt(e.joules_per_correct),
+                md(&cost_text(e).unwrap_or_else(|| "-".into())),
+                md(e.energy_status.as_deref().unwrap_or("-"))
+            );
+        }
+        s.push('\n');
+    }
+    if !energy {
+        s.push_str("\nNo result file here carries energy figures, so there are no joule or dollar columns.\n");
+    }
+    if !b.skipped.is_empty() {
+        let _ = writeln!(s, "\nSkipped {} file(s):\n", b.skipped.len());
+        for k in &b.skipped {
+            let _ = writeln!(
+                s,
+                "- {}: {}",
+                md(&file_label(&k.path)),
+                md(&clip(&k.reason, 300))
+            );
+        }
+    }
+    s
+}
+
+/// A path shown in a report: its file name only, so a report does not publish the directory layout it was built
+/// in.
+pub fn file_label(path: &str) -> String {
+    let name = Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |f| f.to_string_lossy().into_owned());
+    clip(&name, MAX_CELL_CHARS)
+}
+
+/// The leaderboard as CSV (RFC 4180, one header line, every entry with every column).
+pub fn csv(b: &Board) -> String {
+    let c = escape::csv;
+    let mut s = String::from(
+        "rank,model,model_file,sha256,quantization,n_params,machine,machine_label,device,threads,kernel,\
+         n_prompt,n_gen,prefill_tokens_per_second,decode_tokens_per_second,ttft_ms,peak_rss_mib,suite,accuracy,\
+         accuracy_ci95_low,accuracy_ci95_high,accuracy_n,seconds_per_correct,energy_status,energy_label,\
+         joules_per_decode_token,joules_per_correct,cost_per_million_tokens,cost_per_correct,currency,tool,status,source,\
+         started_at,measurements\n",
+    );
+    let f = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
+    let t = |v: &Option<String>| v.as_deref().map_or_else(String::new, c);
+    for e in &b.entries {
+        let cols = [
+            e.rank.map_or_else(String::new, |r| r.to_string()),
+            c(&e.model),
+            c(&e.model_file),
+            c(&e.sha256),
+            c(&e.quantization),
+            e.n_params.to_string(),
+            c(&e.machine),
+            c(&e.machine_label),
+            c(&e.device),
+            e.threads.to_string(),
+            c(&e.kernel),
+            b.point.map_or_else(String::new, |p| p.0.to_string()),
+            b.point.map_or_else(String::new, |p| p.1.to_string()),
+            f(e.prefill_tokens_per_second),
+            f(e.decode_tokens_per_second),
+            f(e.ttft_ms),
+            f(e.peak_rss_mib),
+            if e.accuracy.is_some() {
+                t(&b.suite)
+            } else {
+                String::new()
+            },
+            f(e.accuracy),
+            f(e.accuracy_ci95.map(|c| c[0])),
+            f(e.accuracy_ci95.map(|c| c[1])),
+            e.accuracy_n.map_or_else(String::new, |n| n.to_string()),
+            f(e.seconds_per_correct),
+            t(&e.energy_status),
+            t(&e.energy_label),
+            f(e.joules_per_decode_token),
+            f(e.joules_per_correct),
+            f(e.cost_per_million_tokens),
+            f(e.cost_per_correct),
+            t(&e.currency),
+            c(&e.tool),
+            c(&e.status),
+            c(&e.source),
+            c(&e.started_at),
+            e.measurements.to_string(),
+        ];
+        s.push_str(&cols.join(","));
+        s.push('\n');
+    }
+    s
+}
+
+/// Replaces the text between `<!-- leaderboard:start -->` and `<!-- leaderboard:end -->` in `doc` with
+/// `content`; `None` when the markers are missing or out of order.
+pub fn splice(doc: &str, content: &str) -> Option<String> {
+    const START: &str = "<!-- leaderboard:start -->";
+    const END: &str = "<!-- leaderboard:end -->";
+    let a = doc.find(START)? + START.len();
+    let b = a + doc[a..].find(END)?;
+    Some(format!(
+        "{}\n{}\n{}",
+        &doc[..a],
+        content.trim_end(),
+        &doc[b..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_names_round_trip() {
+        for n in RankBy::NAMES {
+            let r: RankBy = n.parse().unwrap();
+            assert_eq!(serde_json::to_value(r).unwrap(), n);
+        }
+        assert!(
+            "speed"
+                .parse::<RankBy>()
+                .unwrap_err()
+                .contains("decode, prefill")
+        );
+    }
+
+    #[test]
+    fn splice_replaces_between_markers_only() {
+        let doc = "intro\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\nrest\n";
+        assert_eq!(
+            splice(doc, "new table\n").unwrap(),
+            "intro\n<!-- leaderboard:start -->\nnew table\n<!-- leaderboard:end -->\nrest\n"
+        );
+        assert_eq!(splice("no markers", "x"), None);
+        assert_eq!(
+            splice("<!-- leaderboard:end --> <!-- leaderboard:start -->", "x"),
+            None
+        );
+    }
+
+    #[test]
+    fn most_common_breaks_ties_by_order() {
+        assert_eq!(
+            most_common([(2, 1), (1, 1), (2, 1), (1, 1)].into_iter()),
+            Some((1, 1))
+        );
+        assert_eq!(most_common(std::iter::empty::<u8>()), None);
+    }
+}
