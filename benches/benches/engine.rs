@@ -1,4 +1,6 @@
-//! Micro-benchmarks: one decode step and one short prefill of a tiny generated model, and the statistics.
+//! Micro-benchmarks: one decode step and one short prefill of a tiny generated model, the harness's overhead on
+//! decoding (the measured `generate`, with its per-token clock reads and a progress bar ticking per repetition as
+//! in a bench, against the bare loop of greedy steps), and the statistics.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meek_engine::testing::{TinySpec, write_tiny_llama};
@@ -35,6 +37,32 @@ fn engine(c: &mut Criterion) {
             stop_at_eos: false,
         };
         b.iter(|| e.generate(&prompt[..8], opts, &mut ()).expect("generate"));
+    });
+    g.finish();
+
+    // Harness overhead: 32 decode steps after an 8-token prefill, bare and measured.
+    let mut g = c.benchmark_group("harness-overhead-decode32");
+    g.throughput(Throughput::Elements(32));
+    g.bench_function("bare-greedy-steps", |b| {
+        b.iter(|| {
+            let mut next = e.greedy_step(&prompt[..8], 0).expect("prefill");
+            for pos in 8..8 + 31 {
+                next = e.greedy_step(&[next], pos).expect("decode");
+            }
+            next
+        });
+    });
+    let bar = indicatif::ProgressBar::hidden();
+    g.bench_function("measured-generate", |b| {
+        let opts = GenOptions {
+            max_new_tokens: 32,
+            stop_at_eos: false,
+        };
+        b.iter(|| {
+            let out = e.generate(&prompt[..8], opts, &mut ()).expect("generate");
+            bar.inc(1);
+            (out.ttft(), out.decode_time())
+        });
     });
     g.finish();
 }

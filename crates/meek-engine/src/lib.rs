@@ -618,6 +618,15 @@ impl Engine {
         }
     }
 
+    /// The bare engine loop's unit: runs `tokens` at positions `pos..` (0 starts a new sequence with an empty cache)
+    /// and returns the greedy next id, with no clock reads or bookkeeping (benchmarks compare [`generate`] with
+    /// it to show what measuring costs).
+    ///
+    /// [`generate`]: Self::generate
+    pub fn greedy_step(&mut self, tokens: &[u32], pos: usize) -> Result<u32, EngineError> {
+        self.step(tokens, pos)
+    }
+
     /// Runs `tokens` at position `pos` (0 starts a new sequence with an empty cache) and returns the greedy next id.
     fn step(&mut self, tokens: &[u32], pos: usize) -> Result<u32, EngineError> {
         let what = || {
