@@ -105,7 +105,7 @@ pub struct EnergySection {
     pub price_per_kwh: Option<f64>,
     /// Currency label of the price.
     pub currency: String,
-    /// Seconds of idle power measured before each model's runs (0 = none).
+    /// Seconds of idle power measured before each model's runs (0, the default, = none).
     pub idle_baseline_seconds: f64,
 }
 
@@ -116,7 +116,7 @@ impl Default for EnergySection {
             tdp_watts: None,
             price_per_kwh: None,
             currency: "USD".to_string(),
-            idle_baseline_seconds: 10.0,
+            idle_baseline_seconds: 0.0,
         }
     }
 }
@@ -745,7 +745,7 @@ fn validate_energy(raw: RawEnergy) -> Result<EnergySection, Invalid> {
             0.0,
             600.0,
         )?
-        .unwrap_or(10.0),
+        .unwrap_or(0.0),
     })
 }
 
@@ -976,7 +976,7 @@ sources = [{ path = "/tmp/m.gguf" }]
         let c = parse(MINIMAL, "x").unwrap().config;
         assert_eq!(c.energy, EnergySection::default());
         let text = format!(
-            "[energy]\nsources = [\"rapl-powercap\", \"tdp-model\"]\ntdp_watts = 15\nprice_per_kwh = 0.3\ncurrency = \"EUR\"\nidle_baseline_seconds = 0\n{MINIMAL}"
+            "[energy]\nsources = [\"rapl-powercap\", \"tdp-model\"]\ntdp_watts = 15\nprice_per_kwh = 0.3\ncurrency = \"EUR\"\nidle_baseline_seconds = 5\n{MINIMAL}"
         );
         let e = parse(&text, "x").unwrap().config.energy;
         assert_eq!(
@@ -985,7 +985,7 @@ sources = [{ path = "/tmp/m.gguf" }]
         );
         assert_eq!(
             (e.tdp_watts, e.price_per_kwh, e.idle_baseline_seconds),
-            (Some(15.0), Some(0.3), 0.0)
+            (Some(15.0), Some(0.3), 5.0)
         );
         assert_eq!(e.currency, "EUR");
         let none = format!("[energy]\nsources = \"none\"\n{MINIMAL}");
