@@ -440,8 +440,14 @@ fn project_places_measured_models_and_skips_bad_files() {
     assert!(v["points"][0]["usd_per_token"].as_f64().unwrap() > 0.0);
     assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
     let md = std::fs::read_to_string(site.join("report.md")).unwrap();
+    // The run's own energy record is the basis (estimated on machines without a sensor), never an assumption.
+    let basis = v["points"][0]["energy_basis"].as_str().unwrap();
     assert!(
-        md.contains("| tiny |") && md.contains("assumed (30 W)"),
+        basis.starts_with("measured (measured:") || basis.starts_with("estimated (estimated:"),
+        "{basis}"
+    );
+    assert!(
+        md.contains("| tiny |") && !md.contains("assumed (30 W)"),
         "{md}"
     );
     for chart in [
