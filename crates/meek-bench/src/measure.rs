@@ -283,13 +283,15 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         )?);
     }
     bar.finish_and_clear();
-    if req.energy.virtualized == Some(true) && meter.estimator().is_some() {
-        energy.note(
+    let mut energy = energy.finish(&shape);
+    if req.energy.virtualized == Some(true) && energy.status == meek_schema::EnergyStatus::Estimated
+    {
+        energy.notes.push(
             "virtual machine: the estimate models the visible CPUs only; the host's share of shared parts is \
-             unknown",
+             unknown"
+                .into(),
         );
     }
-    let energy = energy.finish(&shape);
     Ok(ModelRun {
         model: ModelInfo {
             id: req.model_id.clone(),
@@ -315,4 +317,39 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         accuracy,
         energy: Some(energy),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_and_meter_know_the_same_sources() {
+        let mut a: Vec<&str> = meek_config::ENERGY_SOURCES.to_vec();
+        let mut b: Vec<&str> = meek_energy::SOURCE_IDS.to_vec();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn energy_settings_follow_the_config_and_the_device() {
+        let mut e = meek_config::EnergySection::default();
+        let machine = meek_hw::machine();
+        let r = EnergyRequest::new(&e, &machine);
+        assert_eq!(r.settings("cuda:1").gpu, Some(1));
+        assert_eq!(r.settings("cpu").gpu, None);
+        assert_eq!(r.settings("metal:0").gpu, None);
+        assert_eq!(r.settings("cpu").sources, SourceChoice::Auto);
+        assert!(r.pricing().is_none());
+        e.sources = Some(vec![]);
+        e.price_per_kwh = Some(0.2);
+        e.tdp_watts = Some(12.0);
+        let r = EnergyRequest::new(&e, &machine);
+        let s = r.settings("cpu");
+        assert_eq!(s.sources, SourceChoice::Only(vec![]));
+        assert_eq!(s.tdp_watts, Some(12.0));
+        assert_eq!(r.pricing().unwrap().currency, "USD");
+        assert_eq!(r.cpu_brand, machine.cpu.brand);
+    }
 }
