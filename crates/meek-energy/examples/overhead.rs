@@ -13,7 +13,11 @@ fn main() {
         logical_cpus: std::thread::available_parallelism().map_or(1, usize::from),
     });
     let meter = Meter::new(probe(&env, &Settings::default()), &env);
-    let labels: Vec<&str> = meter.components().iter().map(|c| c.label.as_str()).collect();
+    let labels: Vec<&str> = meter
+        .components()
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
     println!("sources: {}", labels.join(" + "));
     let n = 20_000;
     let t = Instant::now();

@@ -829,3 +829,49 @@ fn source_ids_are_all_listed() {
         assert!(SOURCE_IDS.contains(&id));
     }
 }
+
+/// On a machine with readable RAPL: `cargo test -p meek-energy -- --ignored real_rapl`.
+#[test]
+#[ignore = "needs readable RAPL (bare metal, root or a chmod/udev rule)"]
+fn real_rapl_reads_plausible_package_power() {
+    let env = Env::system(CpuIdentity {
+        brand: "unknown".into(),
+        logical_cpus: 1,
+    });
+    let mut s = rapl::open(&env).expect("RAPL must be readable for this test");
+    let a = s.read().unwrap();
+    let t = std::time::Instant::now();
+    let mut x = 0u64;
+    while t.elapsed() < Duration::from_secs(2) {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    std::hint::black_box(x);
+    let b = s.read().unwrap();
+    let watts = (b.joules - a.joules) / t.elapsed().as_secs_f64();
+    assert!(
+        (0.5..1000.0).contains(&watts),
+        "{watts} W from {}",
+        s.label()
+    );
+}
+
+/// On a machine with an NVIDIA GPU: `cargo test -p meek-energy -- --ignored real_nvml`.
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver"]
+fn real_nvml_reads_plausible_board_power() {
+    let env = Env::system(CpuIdentity {
+        brand: "unknown".into(),
+        logical_cpus: 1,
+    });
+    let mut s = nvml::open(&env, 0).expect("NVML and GPU 0 must be present for this test");
+    let a = s.read().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let b = s.read().unwrap();
+    // An idle board still draws power: tens of watts on data-centre parts, a few on laptops.
+    let watts = (b.joules - a.joules) / 2.0;
+    assert!(
+        (1.0..1500.0).contains(&watts),
+        "{watts} W from {}",
+        s.label()
+    );
+}

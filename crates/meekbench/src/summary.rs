@@ -230,3 +230,26 @@ pub fn table(r: &BenchResult) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn energy_cells_say_how_the_figure_was_obtained() {
+        assert_eq!(
+            joules(Some(0.1234), EnergyStatus::Measured, "J/tok"),
+            "0.123 J/tok"
+        );
+        assert_eq!(
+            joules(Some(0.1234), EnergyStatus::Estimated, "J/tok"),
+            "~0.123 J/tok (est.)"
+        );
+        assert_eq!(
+            joules(Some(137.12), EnergyStatus::Estimated, "J"),
+            "~137 J (est.)"
+        );
+        assert_eq!(joules(None, EnergyStatus::Estimated, "J"), "-");
+        assert_eq!(joules(Some(1.0), EnergyStatus::ProxyOnly, "J"), "-");
+    }
+}
