@@ -266,12 +266,15 @@ impl Meter {
                 }
             }
         }
-        if !self.cpu_covered()
-            && self.estimate.is_some()
-            && let Some(j) = estimate(&mut notes)
-        {
-            parts.push((estimate_index, j));
-            estimated = true;
+        if !self.cpu_covered() && self.estimate.is_some() {
+            match estimate(&mut notes) {
+                Some(j) => {
+                    parts.push((estimate_index, j));
+                    estimated = true;
+                }
+                // The CPU is in scope but neither measured nor estimable: no joules rather than a partial sum.
+                None => missing = true,
+            }
         }
         let (joules, status) = if missing || parts.is_empty() {
             (None, EnergyStatus::ProxyOnly)

@@ -460,6 +460,19 @@ fn without_sensors_every_window_is_a_labelled_estimate() {
     let w = m.window(&a, &m.mark());
     assert_eq!((w.joules, w.status), (None, EnergyStatus::ProxyOnly));
     assert_eq!(w.cpu_seconds, Some(0.0));
+
+    // The estimate is the CPU's only source and the CPU time vanishes: no joules, and a note, not a partial sum.
+    let m = meter(&rig, &Settings::default());
+    let a = m.mark();
+    *rig.cpu.0.lock().unwrap() = None;
+    rig.clock.advance(1.0);
+    let w = m.window(&a, &m.mark());
+    assert_eq!((w.joules, w.status), (None, EnergyStatus::ProxyOnly));
+    assert!(
+        w.notes[0].contains("CPU time could not be read"),
+        "{:?}",
+        w.notes
+    );
 }
 
 #[test]
