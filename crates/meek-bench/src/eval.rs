@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use indicatif::ProgressBar;
 use meek_config::{LoadedConfig, Source, SuiteKind};
+use meek_energy::report::RunEnergyBuilder;
+use meek_energy::{Meter, Window};
 use meek_engine::{Engine, GenOptions, Message, StopReason};
 use meek_eval::{Item, extract, generate, jsonl, prompt};
 use meek_schema::{GroupScore, ItemRecord, Score, SuiteResult, Summary};
@@ -155,6 +157,7 @@ pub fn record(
         stop: stop.to_string(),
         seconds,
         output: keep_output.then(|| output.to_string()),
+        joules: None,
     }
 }
 
@@ -207,19 +210,24 @@ pub fn summarise(
             .ok()
             .map(|s| Summary::from(&s)),
         items,
+        energy: None,
     }
 }
 
-/// Answers every item of `suite` with `engine` (greedy, stopping at end-of-sequence or the budget).
+/// Answers every item of `suite` with `engine` (greedy, stopping at end-of-sequence or the budget), with an
+/// energy window around each answer.
 pub fn evaluate(
     engine: &mut Engine,
     suite: &PreparedSuite,
     keep_outputs: bool,
     bar: &ProgressBar,
+    meter: &Meter,
+    energy: &mut RunEnergyBuilder<'_>,
 ) -> Result<SuiteResult, BenchError> {
     let chat = engine.chat_template().is_some();
     let style = if chat { "chat" } else { "completion" };
     let mut records = Vec::with_capacity(suite.items.len());
+    let mut windows: Vec<Option<Window>> = Vec::with_capacity(suite.items.len());
     let mut rates = Vec::new();
     for p in &suite.items {
         bar.set_message(format!("{} {}", suite.name, p.item.id));
@@ -251,9 +259,11 @@ pub fn evaluate(
                 0.0,
                 keep_outputs,
             ));
+            windows.push(None);
             bar.inc(1);
             continue;
         }
+        let start = meter.mark();
         let g = engine.generate(
             &ids,
             GenOptions {
@@ -262,6 +272,8 @@ pub fn evaluate(
             },
             &mut (),
         )?;
+        let end = meter.mark();
+        windows.push(Some(meter.window(&start, &end)));
         let seconds =
             (*g.token_times.last().expect("one token at least") - g.started).as_secs_f64();
         if g.tokens.len() >= 2 {
@@ -286,7 +298,18 @@ pub fn evaluate(
         ));
         bar.inc(1);
     }
-    Ok(summarise(suite, style, records, rates))
+    for (r, w) in records.iter_mut().zip(&windows) {
+        r.joules = w.as_ref().and_then(|w| w.joules);
+    }
+    let items: Vec<(Option<Window>, bool)> = windows
+        .into_iter()
+        .zip(&records)
+        .map(|(w, r)| (w, r.correct_flexible))
+        .collect();
+    let suite_energy = energy.suite(&items);
+    let mut result = summarise(suite, style, records, rates);
+    result.energy = Some(suite_energy);
+    Ok(result)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use meek_schema::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use measure::{MeasureRequest, measure};
+pub use measure::{EnergyRequest, MeasureRequest, measure};
 pub use writer::ResultFile;
 
 /// Why a bench could not run (as opposed to one model failing, which is recorded and the bench goes on).
@@ -275,6 +275,7 @@ pub fn run(
         overrides.push(format!("models={}", opts.models.join(",")));
     }
     let out_dir = opts.output.clone().unwrap_or_else(|| c.run.output.clone());
+    let energy = EnergyRequest::new(&c.energy, &machine);
     let (started_at, stamp) = now();
     let stem = Path::new(&cfg.origin)
         .file_stem()
@@ -363,6 +364,7 @@ pub fn run(
                 progress: opts.progress,
                 suites: suites.clone(),
                 keep_outputs: !opts.no_outputs,
+                energy: energy.clone(),
             };
             match launcher.launch(&req) {
                 Ok(run) => result.runs.push(run),

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use meek_energy::report::{ModelShape, Pricing, RunEnergyBuilder};
+use meek_energy::{CpuIdentity, Env, Mark, Meter, Settings, SourceChoice};
 use meek_engine::{DeviceRequest, Engine, GenOptions};
 use meek_schema::{Latency, ModelInfo, ModelRun, SpeedPoint, Summary};
 use meek_stats::Sample;
@@ -47,6 +49,99 @@ pub struct MeasureRequest {
     /// Keep the generated texts in the item records.
     #[serde(default)]
     pub keep_outputs: bool,
+    /// What to measure energy with.
+    #[serde(default)]
+    pub energy: EnergyRequest,
+}
+
+/// The energy part of a measuring request: the `[energy]` configuration and what the parent knows of the CPU.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnergyRequest {
+    /// Allowed source ids; `None` for all (`auto`), empty for proxies only.
+    pub sources: Option<Vec<String>>,
+    /// TDP for the estimate, overriding the table.
+    pub tdp_watts: Option<f64>,
+    /// Electricity price per kWh.
+    pub price_per_kwh: Option<f64>,
+    /// Its currency label.
+    pub currency: String,
+    /// Idle baseline before the runs, seconds (0 = none).
+    pub idle_baseline_seconds: f64,
+    /// CPU name, for the TDP table.
+    pub cpu_brand: String,
+    /// Whether the machine is a virtual machine.
+    pub virtualized: Option<bool>,
+}
+
+impl Default for EnergyRequest {
+    fn default() -> Self {
+        let e = meek_config::EnergySection::default();
+        Self {
+            sources: e.sources,
+            tdp_watts: e.tdp_watts,
+            price_per_kwh: e.price_per_kwh,
+            currency: e.currency,
+            idle_baseline_seconds: 0.0,
+            cpu_brand: String::new(),
+            virtualized: None,
+        }
+    }
+}
+
+impl EnergyRequest {
+    /// From the configuration and the machine fingerprint.
+    pub fn new(e: &meek_config::EnergySection, machine: &meek_schema::MachineInfo) -> Self {
+        Self {
+            sources: e.sources.clone(),
+            tdp_watts: e.tdp_watts,
+            price_per_kwh: e.price_per_kwh,
+            currency: e.currency.clone(),
+            idle_baseline_seconds: e.idle_baseline_seconds,
+            cpu_brand: machine.cpu.brand.clone(),
+            virtualized: machine.virtualized,
+        }
+    }
+
+    /// The meter settings for a run on `device` (`cuda:N` counts GPU N's board energy).
+    pub fn settings(&self, device: &str) -> Settings {
+        Settings {
+            sources: match &self.sources {
+                None => SourceChoice::Auto,
+                Some(ids) => SourceChoice::Only(ids.clone()),
+            },
+            tdp_watts: self.tdp_watts,
+            gpu: device
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .or_else(|| (device == "cuda").then_some(0)),
+        }
+    }
+
+    /// This machine's energy environment.
+    pub fn env(&self) -> Env {
+        Env::system(CpuIdentity {
+            brand: self.cpu_brand.clone(),
+            logical_cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        })
+    }
+
+    /// The price, when set.
+    pub fn pricing(&self) -> Option<Pricing> {
+        self.price_per_kwh.map(|p| Pricing {
+            price_per_kwh: p,
+            currency: self.currency.clone(),
+        })
+    }
+}
+
+/// The model's shape for the FLOPs proxy.
+pub fn model_shape(info: &meek_engine::GgufInfo) -> ModelShape {
+    ModelShape {
+        non_embedding_params: info.non_embedding_params,
+        n_layer: info.n_layer.unwrap_or(0),
+        attention_width: info.attention_width.unwrap_or(0),
+        weight_bytes_per_token: info.weight_bytes_per_token,
+    }
 }
 
 /// Loads the model and measures every point. The caller has set the thread count for this process.
@@ -85,6 +180,23 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
     } else {
         ProgressBar::hidden()
     };
+    // Energy: probe the sources for this device, then the idle baseline with the model loaded and nothing running.
+    let env = req.energy.env();
+    let meter = Meter::new(
+        meek_energy::probe(&env, &req.energy.settings(engine.device_name())),
+        &env,
+    );
+    let baseline = if req.energy.idle_baseline_seconds > 0.0 {
+        bar.set_message(format!(
+            "idle baseline {:.0} s",
+            req.energy.idle_baseline_seconds
+        ));
+        meter.idle_baseline(req.energy.idle_baseline_seconds)
+    } else {
+        None
+    };
+    let shape = model_shape(&info);
+    let mut energy = RunEnergyBuilder::new(&meter, baseline, req.energy.pricing());
     let mut speed = Vec::with_capacity(req.points.len());
     for (k, &(n_prompt, n_gen)) in req.points.iter().enumerate() {
         bar.set_message(format!("pp{n_prompt} tg{n_gen}"));
@@ -95,15 +207,30 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         };
         let (mut ttft, mut prefill, mut decode, mut itl) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut windows = Vec::with_capacity(req.repetitions);
         for run in 0..req.warmup + req.repetitions {
             // A fresh prompt per run, reproducible from the seed.
             let prompt =
                 engine.synthetic_prompt(n_prompt, req.seed.wrapping_add((k * 1000 + run) as u64));
-            let g = engine.generate(&prompt, opts, &mut ())?;
-            bar.inc(1);
             if run < req.warmup {
+                engine.generate(&prompt, opts, &mut ())?;
+                bar.inc(1);
                 continue;
             }
+            // The meter is read when the prompt is handed over, when the first token id is on the host (the end
+            // of prefill) and after the last one: the prefill and decode windows exactly.
+            let start = meter.mark();
+            let mut first: Option<Mark> = None;
+            let mut at_first = |i: usize, _: u32, _: Instant| {
+                if i == 0 {
+                    first = Some(meter.mark());
+                }
+            };
+            let g = engine.generate(&prompt, opts, &mut at_first)?;
+            let end = meter.mark();
+            bar.inc(1);
+            let first = first.expect("generate yields a first token");
+            windows.push((meter.window(&start, &first), meter.window(&first, &end)));
             let t = g.ttft().as_secs_f64();
             ttft.push(t * 1e3);
             prefill.push(n_prompt as f64 / t);
@@ -125,6 +252,7 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             prefill_tokens_per_second: Summary::from(&sample(prefill, "prefill rate")?),
             bandwidth_bound_tokens_per_second: None,
             bandwidth_bound_fraction: None,
+            energy: Some(energy.point(n_prompt, n_gen, &windows, &shape)),
             decode_tokens_per_second: decode,
             itl_ms: Latency::from(&sample(itl, "inter-token latency")?),
             peak_rss_bytes: meek_hw::peak_rss_bytes().unwrap_or(0),
@@ -150,9 +278,20 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             suite,
             req.keep_outputs,
             &bar,
+            &meter,
+            &mut energy,
         )?);
     }
     bar.finish_and_clear();
+    let mut energy = energy.finish(&shape);
+    if req.energy.virtualized == Some(true) && energy.status == meek_schema::EnergyStatus::Estimated
+    {
+        energy.notes.push(
+            "virtual machine: the estimate models the visible CPUs only; the host's share of shared parts is \
+             unknown"
+                .into(),
+        );
+    }
     Ok(ModelRun {
         model: ModelInfo {
             id: req.model_id.clone(),
@@ -176,5 +315,41 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         memory_read_bytes_per_second: bandwidth,
         speed,
         accuracy,
+        energy: Some(energy),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_and_meter_know_the_same_sources() {
+        let mut a: Vec<&str> = meek_config::ENERGY_SOURCES.to_vec();
+        let mut b: Vec<&str> = meek_energy::SOURCE_IDS.to_vec();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn energy_settings_follow_the_config_and_the_device() {
+        let mut e = meek_config::EnergySection::default();
+        let machine = meek_hw::machine();
+        let r = EnergyRequest::new(&e, &machine);
+        assert_eq!(r.settings("cuda:1").gpu, Some(1));
+        assert_eq!(r.settings("cpu").gpu, None);
+        assert_eq!(r.settings("metal:0").gpu, None);
+        assert_eq!(r.settings("cpu").sources, SourceChoice::Auto);
+        assert!(r.pricing().is_none());
+        e.sources = Some(vec![]);
+        e.price_per_kwh = Some(0.2);
+        e.tdp_watts = Some(12.0);
+        let r = EnergyRequest::new(&e, &machine);
+        let s = r.settings("cpu");
+        assert_eq!(s.sources, SourceChoice::Only(vec![]));
+        assert_eq!(s.tdp_watts, Some(12.0));
+        assert_eq!(r.pricing().unwrap().currency, "USD");
+        assert_eq!(r.cpu_brand, machine.cpu.brand);
+    }
 }

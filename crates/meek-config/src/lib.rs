@@ -78,6 +78,47 @@ pub struct Config {
     pub speed: SpeedSection,
     /// Accuracy suites, run on every model after its speed points.
     pub suites: Vec<SuiteSpec>,
+    /// Energy sources, TDP, electricity price, idle baseline.
+    pub energy: EnergySection,
+}
+
+/// Energy source ids `[energy] sources` may list (the backends of `meek-energy`, `tdp-model` being the estimate).
+pub const ENERGY_SOURCES: &[&str] = &[
+    "rapl-powercap",
+    "rapl-perf",
+    "hwmon-energy",
+    "hwmon-power",
+    "nvml",
+    "ioreport",
+    "tdp-model",
+];
+
+/// The `[energy]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnergySection {
+    /// `None` for `"auto"` (every source in priority order, the estimate last); otherwise only these ids (an empty
+    /// list, written `"none"` or `[]`, leaves only the proxies).
+    pub sources: Option<Vec<String>>,
+    /// Watts at full load of the CPUs this process can use, for the estimate (overrides the built-in table).
+    pub tdp_watts: Option<f64>,
+    /// Electricity price per kWh; with it, results carry cost per million tokens and per correct answer.
+    pub price_per_kwh: Option<f64>,
+    /// Currency label of the price.
+    pub currency: String,
+    /// Seconds of idle power measured before each model's runs (0, the default, = none).
+    pub idle_baseline_seconds: f64,
+}
+
+impl Default for EnergySection {
+    fn default() -> Self {
+        Self {
+            sources: None,
+            tdp_watts: None,
+            price_per_kwh: None,
+            currency: "USD".to_string(),
+            idle_baseline_seconds: 0.0,
+        }
+    }
 }
 
 /// An accuracy suite (`[[suites]]`).
@@ -284,6 +325,18 @@ struct RawConfig {
     speed: RawSpeed,
     #[serde(default)]
     suites: Vec<RawSuite>,
+    #[serde(default)]
+    energy: RawEnergy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnergy {
+    sources: Option<toml::Value>,
+    tdp_watts: Option<toml::Value>,
+    price_per_kwh: Option<toml::Value>,
+    currency: Option<String>,
+    idle_baseline_seconds: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -617,7 +670,9 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             max_new_tokens: r.max_new_tokens.unwrap_or(128).max(1),
         });
     }
+    let energy = validate_energy(raw.energy)?;
     Ok(Config {
+        energy,
         run: RunSection {
             device,
             threads,
@@ -633,6 +688,78 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             seed: s.seed,
         },
         suites,
+    })
+}
+
+fn validate_energy(raw: RawEnergy) -> Result<EnergySection, Invalid> {
+    let number =
+        |key: &str, v: Option<toml::Value>, min: f64, max: f64| -> Result<Option<f64>, Invalid> {
+            let Some(v) = v else { return Ok(None) };
+            let x = match &v {
+                toml::Value::Float(f) => *f,
+                toml::Value::Integer(i) => *i as f64,
+                _ => f64::NAN,
+            };
+            if x.is_finite() && (min..=max).contains(&x) {
+                Ok(Some(x))
+            } else {
+                Err((
+                    format!("energy.{key}"),
+                    format!("{v} must be a number from {min} to {max}"),
+                ))
+            }
+        };
+    let sources = match raw.sources {
+        None => None,
+        Some(toml::Value::String(s)) if s == "auto" => None,
+        Some(toml::Value::String(s)) if s == "none" => Some(Vec::new()),
+        Some(toml::Value::Array(a)) => {
+            let mut ids: Vec<String> = Vec::new();
+            for v in a {
+                let id = v.as_str().unwrap_or_default().to_string();
+                if !ENERGY_SOURCES.contains(&id.as_str()) {
+                    return Err((
+                        "energy.sources".into(),
+                        format!(
+                            "{v} is not an energy source; use any of {}",
+                            ENERGY_SOURCES.join(", ")
+                        ),
+                    ));
+                }
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            Some(ids)
+        }
+        Some(v) => {
+            return Err((
+                "energy.sources".into(),
+                format!(
+                    "{v}: write \"auto\", \"none\", or a list such as [\"rapl-powercap\", \"tdp-model\"]"
+                ),
+            ));
+        }
+    };
+    let currency = raw.currency.unwrap_or_else(|| "USD".to_string());
+    if currency.trim().is_empty() || currency.chars().count() > 8 {
+        return Err((
+            "energy.currency".into(),
+            format!("\"{currency}\" must be a short label such as \"USD\" or \"EUR\""),
+        ));
+    }
+    Ok(EnergySection {
+        sources,
+        tdp_watts: number("tdp_watts", raw.tdp_watts, 0.1, 10_000.0)?,
+        price_per_kwh: number("price_per_kwh", raw.price_per_kwh, 0.0, 1_000.0)?,
+        currency,
+        idle_baseline_seconds: number(
+            "idle_baseline_seconds",
+            raw.idle_baseline_seconds,
+            0.0,
+            600.0,
+        )?
+        .unwrap_or(0.0),
     })
 }
 
@@ -887,6 +1014,46 @@ sources = [{ path = "/tmp/m.gguf" }]
             let e = err(&bad);
             assert!(e.contains(&format!("`{key}`")), "expected {key} in {e}");
         }
+    }
+
+    #[test]
+    fn energy_table_parses_and_is_checked() {
+        let c = parse(MINIMAL, "x").unwrap().config;
+        assert_eq!(c.energy, EnergySection::default());
+        let text = format!(
+            "[energy]\nsources = [\"rapl-powercap\", \"tdp-model\"]\ntdp_watts = 15\nprice_per_kwh = 0.3\ncurrency = \"EUR\"\nidle_baseline_seconds = 5\n{MINIMAL}"
+        );
+        let e = parse(&text, "x").unwrap().config.energy;
+        assert_eq!(
+            e.sources,
+            Some(vec!["rapl-powercap".to_string(), "tdp-model".to_string()])
+        );
+        assert_eq!(
+            (e.tdp_watts, e.price_per_kwh, e.idle_baseline_seconds),
+            (Some(15.0), Some(0.3), 5.0)
+        );
+        assert_eq!(e.currency, "EUR");
+        let none = format!("[energy]\nsources = \"none\"\n{MINIMAL}");
+        assert_eq!(
+            parse(&none, "x").unwrap().config.energy.sources,
+            Some(vec![])
+        );
+        for (bad, key) in [
+            ("sources = [\"rapl\"]", "energy.sources"),
+            ("sources = 3", "energy.sources"),
+            ("tdp_watts = -5", "energy.tdp_watts"),
+            ("price_per_kwh = \"cheap\"", "energy.price_per_kwh"),
+            (
+                "idle_baseline_seconds = 9999",
+                "energy.idle_baseline_seconds",
+            ),
+            ("currency = \"\"", "energy.currency"),
+        ] {
+            let e = err(&format!("[energy]\n{bad}\n{MINIMAL}"));
+            assert!(e.contains(&format!("`{key}`")), "expected {key} in {e}");
+        }
+        let e = err(&format!("[energy]\nprice = 1\n{MINIMAL}"));
+        assert!(e.contains("price") && e.contains("line 2"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub struct GgufInfo {
     pub weight_bytes_per_token: u64,
     /// Bytes of KV cache per position (f32 keys and values of every layer), when the metadata says.
     pub kv_bytes_per_position: Option<u64>,
+    /// Weights outside the token embedding (a separate output matrix counts), for FLOPs per token.
+    pub non_embedding_params: u64,
+    /// Transformer layers (`{arch}.block_count`), when the metadata says.
+    pub n_layer: Option<u64>,
+    /// Attention width, `head_count x key_length` (the embedding width in most models), when the metadata says.
+    pub attention_width: Option<u64>,
 }
 
 fn tensor_bytes(info: &gguf_file::TensorInfo) -> u64 {
@@ -75,6 +81,20 @@ pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineEr
         }
     }
     Ok((content, file))
+}
+
+fn attention_shape(content: &gguf_file::Content, arch: &str) -> (Option<u64>, Option<u64>) {
+    let get = |k: &str| {
+        content
+            .metadata
+            .get(&format!("{arch}.{k}"))
+            .and_then(|v| v.to_u32().map(u64::from).or_else(|_| v.to_u64()).ok())
+    };
+    let width = match (get("attention.head_count"), get("attention.key_length")) {
+        (Some(h), Some(k)) => Some(h * k),
+        _ => get("embedding_length"),
+    };
+    (get("block_count"), width)
 }
 
 fn kv_bytes(content: &gguf_file::Content, arch: &str) -> Option<u64> {
@@ -143,6 +163,11 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
     }
     by_type.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let kv_bytes_per_position = kv_bytes(content, &architecture);
+    let (n_layer, attention_width) = attention_shape(content, &architecture);
+    let embedding_params = content
+        .tensor_infos
+        .get("token_embd.weight")
+        .map_or(0, |i| i.shape.elem_count() as u64);
     let tied = !content.tensor_infos.contains_key("output.weight");
     let weight_bytes_per_token = content
         .tensor_infos
@@ -175,5 +200,8 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
         n_tensors: content.tensor_infos.len(),
         weight_bytes_per_token,
         kv_bytes_per_position,
+        non_embedding_params: n_params - embedding_params,
+        n_layer,
+        attention_width,
     }
 }

@@ -66,7 +66,7 @@ pub struct Point {
     pub decode_tokens_per_second: f64,
     /// Joules per token and where the figure comes from.
     pub joules_per_token: f64,
-    /// `measured` or `assumed (N W)`.
+    /// `measured (LABEL)`, `estimated (LABEL)` (the run's own energy record) or `assumed (N W)`.
     pub energy_basis: String,
     /// Dollars per generated token: energy plus hardware amortisation.
     pub usd_per_token: f64,
@@ -350,10 +350,24 @@ pub fn project(
                 continue;
             };
             let tps = sp.decode_tokens_per_second.median;
-            let (joules, basis) = (
-                mc.assumed_watts / tps,
-                format!("assumed ({} W)", mc.assumed_watts),
-            );
+            // The run's own decode joules per token when it has them (measured or estimated, as labelled).
+            let (joules, basis) = match run
+                .energy
+                .as_ref()
+                .and_then(|e| e.joules_per_decode_token.map(|j| (j, e)))
+            {
+                Some((j, e)) if j > 0.0 => (
+                    j,
+                    match e.status {
+                        meek_schema::EnergyStatus::Measured => format!("measured ({})", e.label),
+                        _ => format!("estimated ({})", e.label),
+                    },
+                ),
+                _ => (
+                    mc.assumed_watts / tps,
+                    format!("assumed ({} W)", mc.assumed_watts),
+                ),
+            };
             let lifetime_s = mc.lifetime_years * 365.25 * 86400.0;
             let usd = joules * mc.price_per_kwh / 3.6e6
                 + mc.capex_usd / (lifetime_s * tps * mc.utilisation);

@@ -281,3 +281,29 @@ fn measured_models_are_placed_calibrated_and_ranked() {
     let md = report::markdown(&p);
     assert!(md.contains("junk.json") && md.contains("| big |"));
 }
+
+#[test]
+fn a_run_with_an_energy_record_is_costed_on_its_own_joules() {
+    let cfg = Config::default_config();
+    let mut r = result("e", 100_000_000, 100.0, 0.5);
+    r.runs[0].energy = Some(
+        serde_json::from_value(serde_json::json!({
+            "status": "estimated",
+            "label": "estimated:tdp-model(curve=teads,tdp=8W,tdp_source=default,util=rusage)",
+            "scope": ["cpu-package"], "excludes": [], "components": [], "seconds": 10.0,
+            "joules_per_decode_token": 0.05,
+            "proxies": {"flops_per_token": 1.0, "attention_flops_per_token_per_position": 1.0,
+                        "non_embedding_params": 1, "weight_bytes_per_token": 1}
+        }))
+        .unwrap(),
+    );
+    let p = project(&cfg, &[("e.json".into(), r)], vec![]);
+    let q = &p.points[0];
+    assert_eq!(q.joules_per_token, 0.05, "not the assumed 30 W / 100 tok/s");
+    assert!(
+        q.energy_basis
+            .starts_with("estimated (estimated:tdp-model("),
+        "{}",
+        q.energy_basis
+    );
+}

@@ -168,6 +168,9 @@ pub struct ModelRun {
     /// One entry per accuracy suite, measured on the same loaded model after the speed points.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accuracy: Vec<SuiteResult>,
+    /// Energy of the run and how it was obtained (absent in files written before energy was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<RunEnergy>,
 }
 
 /// Accuracy on one suite, with what the answers cost.
@@ -202,6 +205,9 @@ pub struct SuiteResult {
     pub decode_tokens_per_second: Option<Summary>,
     /// Every item.
     pub items: Vec<ItemRecord>,
+    /// Energy of the suite's answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<SuiteEnergy>,
 }
 
 /// A proportion correct with its 95% Wilson interval.
@@ -263,6 +269,10 @@ pub struct ItemRecord {
     /// The generated text (left out with `--no-outputs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// Gross joules of the window from handing over the prompt to the last token (status and label: the suite's
+    /// `energy`); absent when no energy figure could be obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules: Option<f64>,
 }
 
 impl Score {
@@ -342,6 +352,281 @@ pub struct SpeedPoint {
     /// Median decode rate as a fraction of that bound (1.0 = memory-bound at full bandwidth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_bound_fraction: Option<f64>,
+    /// Energy of the prefill and decode windows of each repetition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<PointEnergy>,
+}
+
+/// How an energy figure was obtained. Nothing estimated is ever reported as `measured`.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnergyStatus {
+    /// Every joule comes from a sensor or a vendor counter (RAPL, NVML, hwmon, IOReport).
+    Measured,
+    /// At least part of the joules comes from a model (process CPU time and the CPU's TDP).
+    Estimated,
+    /// No joules: only the hardware-independent proxies (CPU-seconds, FLOPs, weight bytes per token).
+    ProxyOnly,
+}
+
+impl EnergyStatus {
+    /// The weaker of two statuses: `estimated` wins over `measured`, `proxy-only` over both.
+    pub fn worst(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+/// Energy of one model run: the sources, per-token and per-answer joules, the idle baseline, the proxies and the
+/// cost.
+///
+/// *Gross* joules are what the sources report for a window; *net* joules subtract the idle baseline's watts times
+/// the window's duration. The `label` names every source that contributed and how (`measured:`, `integrated:`,
+/// `modeled:`, `estimated:`), joined with `+`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunEnergy {
+    /// `measured`, `estimated` (any part estimated) or `proxy-only` (no joules).
+    pub status: EnergyStatus,
+    /// Every source and its provenance, e.g. `measured:rapl-powercap:package-0` or
+    /// `estimated:tdp-model(curve=teads,tdp=8W,tdp_source=default,util=rusage)`; `proxy-only` when no source.
+    pub label: String,
+    /// What the joules cover (`cpu-package`, `gpu-board`, `soc`, `platform`), summed without overlap.
+    pub scope: Vec<String>,
+    /// What they leave out (e.g. `psu`, `dram-chips`, `fans`).
+    pub excludes: Vec<String>,
+    /// The sources that contributed, one per scope, with their totals over the run's windows.
+    pub components: Vec<EnergyComponent>,
+    /// Median over every speed repetition of prefill joules / prompt tokens (gross).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_prefill_token: Option<f64>,
+    /// Median over every speed repetition of decode joules / (generated tokens - 1) (gross).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_decode_token: Option<f64>,
+    /// As `joules_per_prefill_token`, less the idle baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules_per_prefill_token: Option<f64>,
+    /// As `joules_per_decode_token`, less the idle baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules_per_decode_token: Option<f64>,
+    /// Joules of all accuracy items / items answered (gross).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_answer: Option<f64>,
+    /// Joules of all accuracy items / correct answers (flexible extractor; gross).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_correct_answer: Option<f64>,
+    /// As `joules_per_correct_answer`, less the idle baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules_per_correct_answer: Option<f64>,
+    /// Joules / seconds over every measured window (speed repetitions and accuracy items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_watts: Option<f64>,
+    /// Joules over every measured window (gross).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules: Option<f64>,
+    /// Seconds covered by the measured windows.
+    pub seconds: f64,
+    /// The idle baseline measured before the run, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<IdleBaseline>,
+    /// The TDP model, when it was used (or would be the fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<EstimateModel>,
+    /// Sources that could not be used, why, and how to enable them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<UnavailableSource>,
+    /// Hardware-independent proxies, always present.
+    pub proxies: EnergyProxies,
+    /// Electricity cost, when a price per kWh is configured and there are joules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<EnergyCost>,
+    /// Warnings: a sensor that failed mid-run, a negative net figure, a noisy baseline, a virtual machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// One energy source as used in a run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyComponent {
+    /// Source id, e.g. `rapl-powercap`, `nvml-energy`, `tdp-model`.
+    pub source: String,
+    /// `measured` (a counter), `integrated` (sampled power, trapezoid rule), `modeled` (a vendor model such as
+    /// IOReport) or `estimated` (meekbench's TDP model).
+    pub provenance: String,
+    /// `cpu-package`, `gpu-board`, `soc` or `platform`.
+    pub scope: String,
+    /// Domains summed by this source, e.g. `package-0`, `package-1`.
+    pub domains: Vec<String>,
+    /// This source's part of the label.
+    pub label: String,
+    /// Joules over every window in which it contributed.
+    pub joules: f64,
+    /// Counter wraps corrected (and resets detected).
+    #[serde(default)]
+    pub wraps: u64,
+    /// Background polling interval, milliseconds, when the source is polled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_ms: Option<u64>,
+}
+
+/// Idle power measured before the run, subtracted to give net figures.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdleBaseline {
+    /// `pre-run-idle`: the model loaded, nothing running, for `seconds`.
+    pub method: String,
+    /// Duration, seconds.
+    pub seconds: f64,
+    /// Mean idle power, watts (all scopes).
+    pub watts: f64,
+    /// Sample standard deviation of the per-second idle power, watts.
+    pub watts_stddev: f64,
+    /// Status and label of the baseline's joules.
+    pub status: EnergyStatus,
+    /// Label of the sources.
+    pub label: String,
+}
+
+/// The TDP model used where no sensor is readable.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateModel {
+    /// CPU model name as the OS reports it.
+    pub cpu_model: String,
+    /// Watts at 100% load that the model scales (the visible share of the package TDP).
+    pub tdp_watts: f64,
+    /// `table`, `user` or `default`.
+    pub tdp_source: String,
+    /// Where the figure comes from: the table entry and its reference, the config key, or the default rule.
+    pub tdp_reference: String,
+    /// The load-to-power curve, e.g. `teads` (power/TDP 0.12, 0.32, 0.75, 1.02 at 0, 10, 50, 100% load).
+    pub curve: String,
+    /// How load is measured: `rusage` (process CPU time / (wall time x logical CPUs)).
+    pub utilisation: String,
+    /// Logical CPUs the load is divided over.
+    pub logical_cpus: usize,
+    /// Stated uncertainty of such models (CodeCarbon's validation: -60% to +190% against RAPL).
+    pub uncertainty: String,
+}
+
+/// A source that could not be used.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnavailableSource {
+    /// Source id.
+    pub source: String,
+    /// Why, e.g. `permission denied reading /sys/class/powercap/intel-rapl:0/energy_uj`.
+    pub reason: String,
+    /// How to make it available, when something can be done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable: Option<String>,
+}
+
+/// Hardware-independent proxies of the work done: not energy, but comparable across machines.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyProxies {
+    /// Median process CPU-seconds (user + system) per prompt token in prefill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds_per_prefill_token: Option<f64>,
+    /// Median process CPU-seconds per decoded token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds_per_decode_token: Option<f64>,
+    /// Process CPU-seconds per accuracy answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds_per_answer: Option<f64>,
+    /// `2 x non-embedding parameters`: forward-pass FLOPs per token without attention (Kaplan et al. 2020).
+    pub flops_per_token: f64,
+    /// `2 x layers x attention width`: attention FLOPs per token per position of context.
+    pub attention_flops_per_token_per_position: f64,
+    /// Non-embedding parameters counted.
+    pub non_embedding_params: u64,
+    /// Bytes of weights read per decoded token.
+    pub weight_bytes_per_token: u64,
+}
+
+/// Electricity cost of the run's energy at the configured price.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyCost {
+    /// Currency label from the configuration (e.g. `USD`).
+    pub currency: String,
+    /// Price per kWh.
+    pub price_per_kwh: f64,
+    /// Cost of one million decoded tokens (gross joules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_million_decode_tokens: Option<f64>,
+    /// Cost of one million prompt tokens in prefill (gross joules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_million_prefill_tokens: Option<f64>,
+    /// Cost per correct answer (gross joules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_correct_answer: Option<f64>,
+}
+
+/// Energy of one workload point's repetitions.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PointEnergy {
+    /// Status of these figures (`estimated` when any window fell back to the model).
+    pub status: EnergyStatus,
+    /// Sources of these figures.
+    pub label: String,
+    /// Prefill joules / prompt tokens per repetition (gross).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_prefill_token: Option<Summary>,
+    /// Decode joules / (generated tokens - 1) per repetition (gross).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_decode_token: Option<Summary>,
+    /// Net prefill joules per token (gross less idle watts x duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules_per_prefill_token: Option<Summary>,
+    /// Net decode joules per token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules_per_decode_token: Option<Summary>,
+    /// Average power during prefill, watts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_watts: Option<Summary>,
+    /// Average power during decode, watts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_watts: Option<Summary>,
+    /// Process CPU-seconds per prompt token in prefill.
+    pub cpu_seconds_per_prefill_token: Summary,
+    /// Process CPU-seconds per decoded token.
+    pub cpu_seconds_per_decode_token: Summary,
+    /// Forward-pass FLOPs per prompt token (mean context `n_prompt / 2`).
+    pub flops_per_prefill_token: f64,
+    /// Forward-pass FLOPs per decoded token (mean context `n_prompt + n_gen / 2`).
+    pub flops_per_decode_token: f64,
+}
+
+/// Energy of one suite's answers.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteEnergy {
+    /// Status of these figures.
+    pub status: EnergyStatus,
+    /// Sources of these figures.
+    pub label: String,
+    /// Joules of every answer (gross); absent when an item had no figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules: Option<f64>,
+    /// `joules / items`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_answer: Option<f64>,
+    /// `joules / correct answers` (flexible extractor); absent when none was correct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_correct_answer: Option<f64>,
+    /// As `joules_per_correct_answer`, less the idle baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_joules_per_correct_answer: Option<f64>,
+    /// Process CPU-seconds per answer.
+    pub cpu_seconds_per_answer: f64,
+    /// Electricity cost per correct answer at the configured price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_correct_answer: Option<f64>,
 }
 
 /// Summary of a repeated measurement, with the raw values.

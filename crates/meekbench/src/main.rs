@@ -53,6 +53,9 @@ enum Command {
     Leaderboard(LeaderboardArgs),
     /// Print the JSON Schema of result files.
     Schema,
+    /// Show what this machine can measure energy with: each source, available or not and why, how to enable it,
+    /// and the estimate used where no sensor is readable.
+    Doctor(DoctorArgs),
     /// Internal: measure one model in a child process (used by `bench`).
     #[command(hide = true)]
     MeasureChild {
@@ -182,6 +185,15 @@ fn parse_point(s: &str) -> std::result::Result<(usize, usize), String> {
 }
 
 #[derive(Args, Debug)]
+struct DoctorArgs {
+    /// Bench configuration whose `[energy]` table applies (default: the built-in one).
+    config: Option<PathBuf>,
+    /// Seconds of a live reading with the chosen sources (0 = none).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    read: f64,
+}
+
+#[derive(Args, Debug)]
 struct ModelsArgs {
     /// Bench configuration (default: the built-in one).
     config: Option<PathBuf>,
@@ -209,6 +221,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Project(a) => project(a),
         Command::Compare(a) => compare(a),
         Command::Leaderboard(a) => leaderboard(a),
+        Command::Doctor(a) => doctor(a),
         Command::Schema => {
             print!("{}", meek_schema::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -317,6 +330,104 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn doctor(a: DoctorArgs) -> Result<ExitCode> {
+    let cfg = load_config(a.config.as_deref())?;
+    let machine = meek_hw::machine();
+    let req = meek_bench::EnergyRequest::new(&cfg.config.energy, &machine);
+    let env = req.env();
+    // Every backend is probed, NVML for GPU 0 included, whatever device a bench would use.
+    let mut settings = req.settings("cuda:0");
+    if !matches!(
+        cfg.config.run.device,
+        DeviceRequest::Cuda(_) | DeviceRequest::Auto
+    ) {
+        settings.gpu = None;
+    }
+    let probe = meek_energy::probe(&env, &settings);
+    println!(
+        "energy sources on this machine (CPU `{}`, {} logical CPUs{}; [energy] from {})",
+        env.cpu.brand,
+        env.cpu.logical_cpus,
+        match (&machine.virtualized, &machine.hypervisor) {
+            (Some(true), Some(h)) => format!(", virtual machine: {h}"),
+            (Some(true), None) => ", virtual machine".to_string(),
+            _ => String::new(),
+        },
+        cfg.origin
+    );
+    for l in &probe.lines {
+        match &l.outcome {
+            Ok(label) => println!(
+                "  {:<12} {:<14} available{}: {label}",
+                l.scope.as_str(),
+                l.source,
+                if l.chosen { " (used)" } else { " (fallback)" }
+            ),
+            Err(u) => {
+                println!(
+                    "  {:<12} {:<14} unavailable: {}",
+                    l.scope.as_str(),
+                    l.source,
+                    u.reason
+                );
+                if let Some(how) = &u.enable {
+                    println!("  {:<12} {:<14} to enable: {how}", "", "");
+                }
+            }
+        }
+    }
+    if let Some(e) = &probe.estimate {
+        let r = e.record();
+        println!(
+            "estimate: {:.3} W at full load ({}: {}); {}; {}",
+            r.tdp_watts, r.tdp_source, r.tdp_reference, r.curve, r.uncertainty
+        );
+    }
+    let meter = meek_energy::Meter::new(probe, &env);
+    let status = if meter.components().is_empty() {
+        "proxy-only: no joules, only CPU-seconds, FLOPs and weight bytes per token".to_string()
+    } else {
+        let covered: Vec<&str> = meter
+            .components()
+            .iter()
+            .filter(|c| c.source != meek_energy::estimate::ID || !meter_has_cpu_sensor(&meter))
+            .map(|c| c.label.as_str())
+            .collect();
+        covered.join(" + ")
+    };
+    println!("a bench here reports: {status}");
+    if a.read > 0.0 && !meter.components().is_empty() {
+        let m0 = meter.mark();
+        std::thread::sleep(std::time::Duration::from_secs_f64(a.read.min(60.0)));
+        let w = meter.window(&m0, &meter.mark());
+        match w.watts() {
+            Some(watts) => println!(
+                "live reading over {:.1} s (idle): {watts:.2} W, {}",
+                w.seconds,
+                match w.status {
+                    meek_schema::EnergyStatus::Measured => "measured",
+                    meek_schema::EnergyStatus::Estimated => "estimated",
+                    meek_schema::EnergyStatus::ProxyOnly => "proxy-only",
+                }
+            ),
+            None => println!("live reading failed: {}", w.notes.join("; ")),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn meter_has_cpu_sensor(m: &meek_energy::Meter) -> bool {
+    m.components().iter().any(|c| {
+        c.source != meek_energy::estimate::ID
+            && matches!(
+                c.scope,
+                meek_energy::Scope::CpuPackage
+                    | meek_energy::Scope::Soc
+                    | meek_energy::Scope::Platform
+            )
+    })
 }
 
 fn resolve_model(model: &str, config: Option<&Path>) -> Result<PathBuf> {

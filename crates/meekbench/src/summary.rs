@@ -1,6 +1,32 @@
 //! The table printed at the end of a bench.
 
-use meek_schema::BenchResult;
+use meek_schema::{BenchResult, EnergyStatus};
+
+/// `0.12 J/tok` when measured, `~0.12 J/tok (est.)` when estimated, `-` without joules.
+pub fn joules(value: Option<f64>, status: EnergyStatus, unit: &str) -> String {
+    match (value, status) {
+        (Some(j), EnergyStatus::Measured) => format!("{} {unit}", sig(j)),
+        (Some(j), EnergyStatus::Estimated) => format!("~{} {unit} (est.)", sig(j)),
+        _ => "-".into(),
+    }
+}
+
+/// Three significant digits.
+fn sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.digits$}")
+}
+
+fn status(s: EnergyStatus) -> &'static str {
+    match s {
+        EnergyStatus::Measured => "measured",
+        EnergyStatus::Estimated => "estimated",
+        EnergyStatus::ProxyOnly => "proxy-only",
+    }
+}
 
 /// A plain-text table of the medians (± standard deviation) of every run and workload point.
 pub fn table(r: &BenchResult) -> String {
@@ -17,6 +43,7 @@ pub fn table(r: &BenchResult) -> String {
         "ITL p50/p99 ms",
         "peak RSS",
         "of BW bound",
+        "decode energy",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
     for run in &r.runs {
@@ -46,6 +73,16 @@ pub fn table(r: &BenchResult) -> String {
                     (Some(f), Some(b)) => format!("{:.0}% of {:.0}", 100.0 * f, b),
                     _ => "-".into(),
                 },
+                p.energy.as_ref().map_or_else(
+                    || "-".into(),
+                    |e| {
+                        joules(
+                            e.joules_per_decode_token.as_ref().map(|s| s.median),
+                            e.status,
+                            "J/tok",
+                        )
+                    },
+                ),
             ]);
         }
     }
@@ -80,8 +117,57 @@ pub fn table(r: &BenchResult) -> String {
     }
     out.push_str(
         "(medians ± sample standard deviation over the repetitions; TTFT includes prefill of the whole prompt; \
-         BW bound: decode tok/s if each token only read the weights at the measured memory bandwidth)\n",
+         BW bound: decode tok/s if each token only read the weights at the measured memory bandwidth; \
+         decode energy: gross joules per decoded token, ~ and (est.) when estimated)\n",
     );
+    let mut energy = String::new();
+    for run in &r.runs {
+        let Some(e) = &run.energy else { continue };
+        energy += &format!(
+            "{} t={}: {} [{}]",
+            run.model.id,
+            run.threads,
+            status(e.status),
+            e.label
+        );
+        if let Some(w) = e.average_watts {
+            energy += &format!(", {w:.2} W average");
+        }
+        if let Some(b) = &e.baseline {
+            energy += &format!(", idle {:.2} ± {:.2} W", b.watts, b.watts_stddev);
+        }
+        if let Some(j) = e.net_joules_per_decode_token {
+            energy += &format!(", net {}", joules(Some(j), e.status, "J/tok"));
+        }
+        if let Some(c) = &e.cost
+            && let Some(m) = c.per_million_decode_tokens
+        {
+            energy += &format!(", {m:.4} {} per 1M decoded tokens", c.currency);
+        }
+        energy.push('\n');
+        let p = &e.proxies;
+        energy += &format!(
+            "    proxies: {} CPU-s/token (decode), {:.3e} FLOPs/token + {:.3e} per position of context, {:.1} MB of \
+             weights/token\n",
+            p.cpu_seconds_per_decode_token
+                .map_or_else(|| "-".into(), |c| format!("{c:.4}")),
+            p.flops_per_token,
+            p.attention_flops_per_token_per_position,
+            p.weight_bytes_per_token as f64 / 1e6
+        );
+        for u in &e.unavailable {
+            energy += &format!("    unavailable {}: {}\n", u.source, u.reason);
+        }
+        for n in &e.notes {
+            energy += &format!("    note: {n}\n");
+        }
+    }
+    if !energy.is_empty() {
+        out.push_str(
+            "\nenergy (`meekbench doctor` shows how to enable the unavailable sources):\n",
+        );
+        out.push_str(&energy);
+    }
     let mut acc = String::new();
     for run in &r.runs {
         for a in &run.accuracy {
@@ -93,8 +179,14 @@ pub fn table(r: &BenchResult) -> String {
                     100.0 * s.ci95[1]
                 )
             };
+            let per_correct = a.energy.as_ref().map_or_else(String::new, |e| {
+                match joules(e.joules_per_correct_answer, e.status, "J") {
+                    j if j == "-" => String::new(),
+                    j => format!(", {j} per correct answer"),
+                }
+            });
             acc += &format!(
-                "{} t={} {} ({} items, {}-shot, {}): strict {}, flexible {}; {:.1} tokens and {:.2} s per answer{}\n",
+                "{} t={} {} ({} items, {}-shot, {}): strict {}, flexible {}; {:.1} tokens and {:.2} s per answer{}{per_correct}\n",
                 run.model.id,
                 run.threads,
                 a.suite,
@@ -137,4 +229,27 @@ pub fn table(r: &BenchResult) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn energy_cells_say_how_the_figure_was_obtained() {
+        assert_eq!(
+            joules(Some(0.1234), EnergyStatus::Measured, "J/tok"),
+            "0.123 J/tok"
+        );
+        assert_eq!(
+            joules(Some(0.1234), EnergyStatus::Estimated, "J/tok"),
+            "~0.123 J/tok (est.)"
+        );
+        assert_eq!(
+            joules(Some(137.12), EnergyStatus::Estimated, "J"),
+            "~137 J (est.)"
+        );
+        assert_eq!(joules(None, EnergyStatus::Estimated, "J"), "-");
+        assert_eq!(joules(Some(1.0), EnergyStatus::ProxyOnly, "J"), "-");
+    }
 }

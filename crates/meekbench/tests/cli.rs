@@ -440,8 +440,14 @@ fn project_places_measured_models_and_skips_bad_files() {
     assert!(v["points"][0]["usd_per_token"].as_f64().unwrap() > 0.0);
     assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
     let md = std::fs::read_to_string(site.join("report.md")).unwrap();
+    // The run's own energy record is the basis (estimated on machines without a sensor), never an assumption.
+    let basis = v["points"][0]["energy_basis"].as_str().unwrap();
     assert!(
-        md.contains("| tiny |") && md.contains("assumed (30 W)"),
+        basis.starts_with("measured (measured:") || basis.starts_with("estimated (estimated:"),
+        "{basis}"
+    );
+    assert!(
+        md.contains("| tiny |") && !md.contains("assumed (30 W)"),
         "{md}"
     );
     for chart in [
@@ -684,4 +690,136 @@ fn leaderboard_writes_the_site_and_the_readme_and_skips_bad_files() {
         .args(["leaderboard", "x", "--out", "y", "--rank-by", "speed"])
         .assert()
         .code(2);
+}
+
+/// The energy contract over a whole result: every object with a joules figure and a status has a non-empty label,
+/// is `estimated` whenever its label names an estimate, and is never `proxy-only` with joules. Returns how many
+/// such objects there were.
+fn energy_contract(v: &serde_json::Value, at: &str) -> usize {
+    match v {
+        serde_json::Value::Object(o) => {
+            let mut n = 0;
+            let joules = o.iter().any(|(k, x)| k.contains("joules") && !x.is_null());
+            if joules && o.contains_key("status") && o.contains_key("label") {
+                let label = o["label"].as_str().unwrap();
+                let status = o["status"].as_str().unwrap();
+                assert!(!label.is_empty(), "{at}: joules without a label");
+                if label.split('+').any(|p| p.starts_with("estimated:")) {
+                    assert_eq!(status, "estimated", "{at}: an estimate labelled {status}");
+                }
+                assert_ne!(status, "proxy-only", "{at}: joules in a proxy-only record");
+                n += 1;
+            }
+            n + o
+                .iter()
+                .map(|(k, x)| energy_contract(x, &format!("{at}.{k}")))
+                .sum::<usize>()
+        }
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| energy_contract(x, &format!("{at}[{i}]")))
+            .sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn every_run_carries_labelled_energy_proxies_and_cost() {
+    let f = Fixture::new();
+    let spec = TinySpec {
+        context: 2048,
+        ..TinySpec::default()
+    };
+    write_tiny_llama(&f.model, spec).unwrap();
+    let cfg = f.config(
+        "\n[[suites]]\nname = \"gen\"\nkind = \"generated\"\nfamilies = [\"arithmetic\"]\nsteps = [1]\n\
+         items_per_level = 3\nshots = 0\nmax_new_tokens = 6\n\n\
+         [energy]\nprice_per_kwh = 0.25\ncurrency = \"EUR\"\nidle_baseline_seconds = 1\n",
+    );
+    let v = bench_json(&cfg, &["--threads", "1"]);
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    assert!(validator.is_valid(&v));
+    // Run, two speed points and the suite: four labelled records with joules.
+    assert_eq!(energy_contract(&v, "result"), 4);
+    let e = &v["runs"][0]["energy"];
+    let status = e["status"].as_str().unwrap();
+    // Measured on a machine with a readable sensor, estimated on one without (CI, VMs); never anything else.
+    assert!(matches!(status, "measured" | "estimated"), "{e}");
+    if e["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["provenance"] == "estimated")
+    {
+        assert_eq!(status, "estimated");
+        assert_eq!(
+            e["estimate"]["curve"].as_str().unwrap().split(':').next(),
+            Some("teads")
+        );
+    }
+    for key in [
+        "joules_per_prefill_token",
+        "joules_per_decode_token",
+        "joules_per_answer",
+        "average_watts",
+    ] {
+        assert!(e[key].as_f64().unwrap() > 0.0, "{key}: {e}");
+    }
+    assert!(e["baseline"]["watts"].as_f64().unwrap() >= 0.0);
+    assert!(e["baseline"]["seconds"].as_f64().unwrap() >= 0.9);
+    assert_eq!(e["cost"]["currency"], "EUR");
+    let per_m = e["cost"]["per_million_decode_tokens"].as_f64().unwrap();
+    let jpt = e["joules_per_decode_token"].as_f64().unwrap();
+    assert!((per_m - jpt * 1e6 / 3.6e6 * 0.25).abs() < 1e-9 * per_m.max(1.0));
+    let p = &e["proxies"];
+    assert!(p["cpu_seconds_per_decode_token"].as_f64().unwrap() > 0.0);
+    assert!(p["flops_per_token"].as_f64().unwrap() > 0.0);
+    assert!(p["weight_bytes_per_token"].as_u64().unwrap() > 0);
+    let point = &v["runs"][0]["speed"][0]["energy"];
+    assert_eq!(
+        point["joules_per_decode_token"]["samples"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "one figure per repetition"
+    );
+    let suite = &v["runs"][0]["accuracy"][0];
+    let items = suite["items"].as_array().unwrap();
+    let sum: f64 = items.iter().map(|i| i["joules"].as_f64().unwrap()).sum();
+    let total = suite["energy"]["joules"].as_f64().unwrap();
+    assert!(
+        (sum - total).abs() < 1e-9 * total.max(1.0),
+        "{sum} vs {total}"
+    );
+}
+
+#[test]
+fn energy_sources_none_leaves_proxies_only() {
+    let f = Fixture::new();
+    let cfg = f.config("\n[energy]\nsources = \"none\"\nprice_per_kwh = 0.3\n");
+    let v = bench_json(&cfg, &["--threads", "1"]);
+    assert_eq!(energy_contract(&v, "result"), 0);
+    let e = &v["runs"][0]["energy"];
+    assert_eq!(e["status"], "proxy-only");
+    assert_eq!(e["label"], "proxy-only");
+    assert!(e.get("joules_per_decode_token").is_none() && e.get("cost").is_none());
+    assert!(
+        e["proxies"]["cpu_seconds_per_decode_token"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(v["runs"][0]["speed"][0]["energy"]["status"], "proxy-only");
+}
+
+#[test]
+fn doctor_says_what_can_be_measured() {
+    let out = stdout(meekbench().args(["doctor", "--read", "0"]));
+    let text = String::from_utf8(out).unwrap();
+    for id in ["rapl-powercap", "rapl-perf", "hwmon-energy", "tdp-model"] {
+        assert!(text.contains(id), "{id} missing from:\n{text}");
+    }
+    assert!(text.contains("a bench here reports:"), "{text}");
 }

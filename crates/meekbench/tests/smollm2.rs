@@ -141,7 +141,8 @@ fn bench_measures_smollm2_end_to_end() {
         .replace("prompt_tokens = [128]", "prompt_tokens = [32]")
         .replace("gen_tokens = [64]", "gen_tokens = [8]")
         .replace("repetitions = 5", "repetitions = 2")
-        .replace("items_per_level = 4", "items_per_level = 1");
+        .replace("items_per_level = 4", "items_per_level = 1")
+        .replace("idle_baseline_seconds = 10", "idle_baseline_seconds = 1");
     let path = dir.path().join("smoke.toml");
     std::fs::write(&path, cfg).unwrap();
     smollm2(); // fetched (and cached) before the bench looks for it
@@ -174,4 +175,29 @@ fn bench_measures_smollm2_end_to_end() {
     );
     assert_eq!(a["flexible"]["n"], 12);
     assert_eq!(a["by_steps"].as_array().unwrap().len(), 3);
+    // Energy: measured where a sensor is readable, a labelled estimate elsewhere; the proxies always.
+    let e = &run["energy"];
+    let status = e["status"].as_str().unwrap();
+    assert!(matches!(status, "measured" | "estimated"), "{e}");
+    let label = e["label"].as_str().unwrap();
+    assert!(!label.is_empty());
+    if label.contains("estimated:") {
+        assert_eq!(status, "estimated");
+    }
+    assert!(e["joules_per_decode_token"].as_f64().unwrap() > 0.0);
+    assert!(e["joules_per_answer"].as_f64().unwrap() > 0.0);
+    assert!(e["baseline"]["seconds"].as_f64().unwrap() >= 0.9);
+    assert!(e["cost"]["per_million_decode_tokens"].as_f64().unwrap() > 0.0);
+    // SmolLM2-135M: 134,515,008 weights, of which 49,152 x 576 in the (tied) token embedding.
+    assert_eq!(e["proxies"]["non_embedding_params"], 106_203_456);
+    assert_eq!(e["proxies"]["flops_per_token"], 212_406_912.0);
+    // 30 layers x 9 heads x 64 = 576 wide: 2 x 30 x 576 attention FLOPs per position.
+    assert_eq!(
+        e["proxies"]["attention_flops_per_token_per_position"],
+        34_560.0
+    );
+    assert_eq!(
+        e["proxies"]["weight_bytes_per_token"],
+        run["model"]["weight_bytes_per_token"]
+    );
 }
