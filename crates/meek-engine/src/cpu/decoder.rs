@@ -586,8 +586,9 @@ fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], neox: bool) {
     }
 }
 
-/// `Σ a_i b_i` with eight partial sums, a shape the compiler vectorizes.
-#[inline]
+/// `Σ a_i b_i` with eight partial sums, a shape the compiler vectorizes (with AVX2 and FMA inside
+/// [`scores_avx2`] / [`mix_avx2`]).
+#[inline(always)]
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -606,9 +607,76 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `y += w x`.
-#[inline]
+#[inline(always)]
 fn axpy(w: f32, x: &[f32], y: &mut [f32]) {
     y.iter_mut().zip(x).for_each(|(a, b)| *a += w * b);
+}
+
+/// Attention scores of one query against keys `first..len` of the cache (`kv_dim` apart, this head's `hd` values at
+/// `off`), scaled; returns the largest.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn scores_body(
+    qv: &[f32],
+    kc: &[f32],
+    kv_dim: usize,
+    off: usize,
+    first: usize,
+    scale: f32,
+    scores: &mut [f32],
+) -> f32 {
+    let hd = qv.len();
+    let mut max = f32::NEG_INFINITY;
+    for (j, s) in scores.iter_mut().enumerate().skip(first) {
+        *s = dot_f32(qv, &kc[j * kv_dim + off..j * kv_dim + off + hd]) * scale;
+        max = max.max(*s);
+    }
+    max
+}
+
+/// `acc = Σ_j w_j v_j` over values `first..` of the cache.
+#[inline(always)]
+fn mix_body(weights: &[f32], vc: &[f32], kv_dim: usize, off: usize, first: usize, acc: &mut [f32]) {
+    let hd = acc.len();
+    acc.fill(0.0);
+    for (j, &w) in weights.iter().enumerate().skip(first) {
+        axpy(w, &vc[j * kv_dim + off..j * kv_dim + off + hd], acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn scores_avx2(
+    qv: &[f32],
+    kc: &[f32],
+    kv_dim: usize,
+    off: usize,
+    first: usize,
+    scale: f32,
+    scores: &mut [f32],
+) -> f32 {
+    scores_body(qv, kc, kv_dim, off, first, scale, scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn mix_avx2(weights: &[f32], vc: &[f32], kv_dim: usize, off: usize, first: usize, acc: &mut [f32]) {
+    mix_body(weights, vc, kv_dim, off, first, acc)
+}
+
+/// Whether the AVX2+FMA attention loops can run (checked once).
+fn attention_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Causal grouped-query attention of `n` new queries at positions `pos..` over the cache; with a `window`, a query
@@ -628,30 +696,43 @@ fn attention(
     let group = c.heads / c.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let dst = Shared(out.as_mut_ptr());
+    let avx2 = attention_avx2();
     let work = |range: std::ops::Range<usize>| {
         let mut scores = vec![0f32; pos + n];
         let mut acc = vec![0f32; hd];
         for item in range {
             let (t, head) = (item / c.heads, item % c.heads);
-            let kvh = head / group;
+            let off = (head / group) * hd;
             let qv = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
             let len = pos + t + 1;
             let first = window.map_or(0, |w| len.saturating_sub(w));
-            let mut max = f32::NEG_INFINITY;
-            for (j, s) in scores[..len].iter_mut().enumerate().skip(first) {
-                let kv = &kc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-                *s = dot_f32(qv, kv) * scale;
-                max = max.max(*s);
-            }
+            let s = &mut scores[..len];
+            let max = if avx2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU has AVX2 and FMA (checked by `attention_avx2`).
+                unsafe {
+                    scores_avx2(qv, kc, kv_dim, off, first, scale, s)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!()
+            } else {
+                scores_body(qv, kc, kv_dim, off, first, scale, s)
+            };
             let mut total = 0f32;
-            for s in &mut scores[first..len] {
-                *s = (*s - max).exp();
-                total += *s;
+            for v in &mut s[first..] {
+                *v = (*v - max).exp();
+                total += *v;
             }
-            acc.fill(0.0);
-            for (j, s) in scores[..len].iter().enumerate().skip(first) {
-                let vv = &vc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-                axpy(s / total, vv, &mut acc);
+            let inv = 1.0 / total;
+            s[first..].iter_mut().for_each(|v| *v *= inv);
+            if avx2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                unsafe {
+                    mix_avx2(s, vc, kv_dim, off, first, &mut acc)
+                }
+            } else {
+                mix_body(s, vc, kv_dim, off, first, &mut acc);
             }
             for (d, a) in acc.iter().enumerate() {
                 // SAFETY: each (token, head) item owns its own `hd` outputs.
