@@ -463,6 +463,24 @@ fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (C * (x + 0.044_715 * x * x * x)).tanh())
 }
 
+/// GELU through a table of every half-precision input, as ggml computes it (`GGML_GELU_FP16`): `tanh` per element
+/// costs more than the rest of the feed-forward's element-wise work, and the table gives llama.cpp's exact values.
+fn gelu_fast(x: f32) -> f32 {
+    static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
+    if x <= -10.0 {
+        return 0.0;
+    }
+    if x >= 10.0 {
+        return x;
+    }
+    let table = TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| half::f16::from_f32(gelu_tanh(half::f16::from_bits(bits).to_f32())))
+            .collect()
+    });
+    table[half::f16::from_f32(x).to_bits() as usize].to_f32()
+}
+
 /// Adds `b` to every row of `x`.
 fn add_rows(x: &mut [f32], b: &[f32]) {
     for row in x.chunks_exact_mut(b.len()) {

@@ -101,6 +101,14 @@ pub struct Q8Block {
     pub isum: i32,
 }
 
+/// Rounds `x` (|x| < 2^22) to the nearest integer, ties to even, without a call into libm: adding 1.5 * 2^23 leaves
+/// the rounded value in the low mantissa bits (llama.cpp's `nearest_int`).
+#[inline]
+fn nearest_int(x: f32) -> i32 {
+    let v = x + 12_582_912.0;
+    (v.to_bits() & 0x007F_FFFF) as i32 - 0x0040_0000
+}
+
 /// Quantizes `x` (a multiple of 32 long) into `out` (one block per 32 values).
 pub fn quantize_row(x: &[f32], out: &mut [Q8Block]) {
     debug_assert_eq!(x.len(), out.len() * QK);
@@ -110,7 +118,7 @@ pub fn quantize_row(x: &[f32], out: &mut [Q8Block]) {
         let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
         let mut sum = 0i32;
         for (q, v) in b.qs.iter_mut().zip(chunk) {
-            let r = (v * inv).round() as i32;
+            let r = nearest_int(v * inv);
             *q = r as i8;
             sum += r;
         }
@@ -591,13 +599,14 @@ macro_rules! x86_kernels {
                 _mm256_cvtepi32_ps(sums)
             }
 
-            /// The scalar correction of a block: `-8 d Σx_q` (Q4_0), `m Σx` (Q4_1), none (Q8_0).
+            /// The scalar correction of a block with weight scale `dw`: `-8 dw d_x Σx_q` (Q4_0), `-16 dw d_x Σx_q`
+            /// (Q5_0), `m Σx` (Q4_1, Q5_1), none (Q8_0); `xb.s` holds `d_x Σx_q`.
             #[inline]
             #[target_feature(enable = $features)]
-            unsafe fn correction(fmt: Format, blk: *const u8, d: f32, xb: &Q8Block) -> f32 {
+            unsafe fn correction(fmt: Format, blk: *const u8, dw: f32, xb: &Q8Block) -> f32 {
                 match fmt {
-                    Format::Q4_0 => -8.0 * d * xb.isum as f32,
-                    Format::Q5_0 => -16.0 * d * xb.isum as f32,
+                    Format::Q4_0 => -8.0 * dw * xb.s,
+                    Format::Q5_0 => -16.0 * dw * xb.s,
                     Format::Q4_1 | Format::Q5_1 => xb.s * unsafe { f16_at(blk.add(2)) },
                     _ => 0.0,
                 }
@@ -624,8 +633,8 @@ macro_rules! x86_kernels {
                     unsafe {
                         let (b0, b1) = (base.add(i * bb), base.add((i + 1) * bb));
                         let (x0, x1) = (&x[i], &x[i + 1]);
-                        let d0 = f16_at(b0) * x0.d;
-                        let d1 = f16_at(b1) * x1.d;
+                        let (w0, w1) = (f16_at(b0), f16_at(b1));
+                        let (d0, d1) = (w0 * x0.d, w1 * x1.d);
                         let p0 = block_dot(
                             fmt,
                             weights(fmt, b0),
@@ -638,7 +647,7 @@ macro_rules! x86_kernels {
                         );
                         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0), p0, acc0);
                         acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1), p1, acc1);
-                        extra += correction(fmt, b0, d0, x0) + correction(fmt, b1, d1, x1);
+                        extra += correction(fmt, b0, w0, x0) + correction(fmt, b1, w1, x1);
                     }
                     i += 2;
                 }
@@ -646,14 +655,15 @@ macro_rules! x86_kernels {
                     // SAFETY: as above.
                     unsafe {
                         let b0 = base.add(i * bb);
-                        let d0 = f16_at(b0) * x[i].d;
+                        let w0 = f16_at(b0);
+                        let d0 = w0 * x[i].d;
                         let p0 = block_dot(
                             fmt,
                             weights(fmt, b0),
                             _mm256_loadu_si256(x[i].qs.as_ptr().cast()),
                         );
                         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0), p0, acc0);
-                        extra += correction(fmt, b0, d0, &x[i]);
+                        extra += correction(fmt, b0, w0, &x[i]);
                     }
                 }
                 hsum(_mm256_add_ps(acc0, acc1)) + extra
@@ -701,7 +711,7 @@ macro_rules! x86_kernels {
                             let d = dw * xb.d;
                             let p = block_dot(fmt, w, _mm256_loadu_si256(xb.qs.as_ptr().cast()));
                             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), p, acc[k]);
-                            extra[k] += correction(fmt, b, d, xb);
+                            extra[k] += correction(fmt, b, dw, xb);
                         }
                     }
                 }
@@ -885,6 +895,16 @@ mod tests {
             for (v, &qv) in chunk.iter().zip(&b.qs) {
                 assert!((v - f32::from(qv) * b.d).abs() <= b.d / 2.0 + 1e-7);
             }
+        }
+        for (v, want) in [
+            (0.5f32, 0),
+            (1.5, 2),
+            (-0.5, 0),
+            (-1.5, -2),
+            (126.6, 127),
+            (-127.0, -127),
+        ] {
+            assert_eq!(nearest_int(v), want, "{v}");
         }
         let mut z = vec![Q8Block::default(); 1];
         quantize_row(&[0.0; 32], &mut z);
