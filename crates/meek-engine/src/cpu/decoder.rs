@@ -432,7 +432,7 @@ impl Decoder {
             if c.arch == Arch::Gemma3 {
                 g.iter_mut()
                     .zip(&u)
-                    .for_each(|(a, b)| *a = gelu_tanh(*a) * b);
+                    .for_each(|(a, b)| *a = gelu_fast(*a) * b);
             } else {
                 g.iter_mut()
                     .zip(&u)
