@@ -27,7 +27,7 @@ enum Command {
     /// Run a bench: fetch each configured model and measure load time, time to first token, prefill and decode
     /// speed, inter-token latency, peak memory, and accuracy on the configured reasoning suites.
     ///
-    /// Without CONFIG, the built-in default (configs/reasoning.toml: SmolLM2-135M-Instruct Q4_1) is run. The result
+    /// Without CONFIG, the built-in default (configs/reasoning.toml: SmolLM2-135M-Instruct Q4_1 and Gemma 3 270M Q4_K_M) is run. The result
     /// file is rewritten after every measurement, so an interrupted bench keeps what it measured.
     Bench(BenchArgs),
     /// Show how a model's tokenizer splits a text: token ids and pieces, as the model sees them.
