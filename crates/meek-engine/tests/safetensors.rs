@@ -20,7 +20,7 @@ fn spec(arch: &'static str) -> TinyCheckpoint {
             arch,
             layers: 6,
             head_dim: Some(32),
-            window: 64,
+            window: 8,
             ..TinyCheckpoint::default()
         },
         _ => TinyCheckpoint {
@@ -30,7 +30,7 @@ fn spec(arch: &'static str) -> TinyCheckpoint {
     }
 }
 
-const FAMILIES: [&str; 4] = ["llama", "qwen2", "qwen3", "phi3"];
+const FAMILIES: [&str; 5] = ["llama", "qwen2", "qwen3", "gemma3", "phi3"];
 
 /// Largest |a - b| over the range of `b`, and whether the arg-maxes agree.
 fn compare(a: &[f32], b: &[f32]) -> (f32, bool) {

@@ -7,6 +7,9 @@
 //! the file and not overlapping. A sharded checkpoint must have every shard its index names, and every tensor the
 //! index names must be in its shard.
 //!
+//! Gemma 3 runs on meekbench's own forward pass on Candle tensors ([`gemma3`]), because candle-transformers'
+//! cannot run it correctly.
+//!
 //! Dtypes: the weights are loaded in the checkpoint's own dtype (bf16 or f16) on CUDA and Metal, and in f32 on the
 //! CPU, where Candle's matrix products and attention in half precision are slow or missing for several of these
 //! models (candle-transformers' Qwen 3 runs its CPU attention in f32 only). The dtype used is part of
@@ -18,10 +21,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::{gemma3, llama, phi3, qwen2, qwen3};
+use candle_transformers::models::{llama, phi3, qwen2, qwen3};
 use serde_json::{Value, json};
 
 use crate::{EngineError, GgufInfo};
+
+mod gemma3;
 
 /// Model families (`config.json` `model_type`) this build runs from safetensors.
 pub const SUPPORTED_MODEL_TYPES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3_text", "phi3"];
@@ -621,8 +626,8 @@ impl HfModel {
             Family::Gemma3 => {
                 if c.get("rope_scaling").is_some_and(|v| !v.is_null()) {
                     return Err(refuse(
-                        "rope_scaling is set, which candle-transformers' gemma3 ignores (its outputs would be \
-                         wrong past the original context)"
+                        "rope_scaling is set (the larger Gemma 3 models scale their global rotary embeddings), \
+                         which this Gemma 3 does not implement yet"
                             .into(),
                     ));
                 }
@@ -643,7 +648,7 @@ impl HfModel {
                 );
                 cfg["sliding_window_pattern"] = json!(pattern);
                 let cfg: gemma3::Config = parse(&cfg_path, cfg)?;
-                Self::Gemma3(gemma3::Model::new(false, &cfg, vb).map_err(ctx)?)
+                Self::Gemma3(gemma3::Model::new(&cfg, vb).map_err(ctx)?)
             }
             Family::Phi3 => {
                 let cfg: phi3::Config = parse(
@@ -710,8 +715,7 @@ fn sliding_window_pattern(c: &Value, layers: usize) -> Result<usize, String> {
         };
         if types.len() != layers || types.iter().enumerate().any(|(i, t)| *t != expected(i)) {
             return Err(format!(
-                "layer_types is not a repeating pattern of sliding layers then one full layer, which \
-                 candle-transformers' gemma3 needs: {types:?}"
+                "layer_types is not a repeating pattern of sliding layers then one full layer: {types:?}"
             ));
         }
         return Ok(period);
