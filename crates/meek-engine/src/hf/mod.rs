@@ -247,23 +247,6 @@ pub fn checkpoint_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// The files a checkpoint consists of (config, tokenizer files, index, shards) that are present, sorted by name:
-/// what a checkpoint digest covers.
-pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "json" || e == "safetensors" || e == "jinja")
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 impl Checkpoint {
     /// Reads `config.json`, finds the shards and checks every header. `path` is the directory or a file in it.
     pub fn open(path: &Path) -> Result<Self, EngineError> {
