@@ -410,3 +410,36 @@ fn check_safetensors_lists_tensors_in_data_order() {
     assert_eq!(entries[0].start, header);
     assert_eq!(entries[1].elements(), 4);
 }
+
+/// Without `add_bos_token` in tokenizer_config.json, BOS comes first when tokenizer.json's post-processor adds it
+/// (Llama 3's layout), once, and not again from the post-processor.
+#[test]
+fn bos_follows_the_post_processor_when_tokenizer_config_is_silent() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("m");
+    write_tiny_checkpoint(&dir, spec("llama")).unwrap();
+    let (t, _, _) = meek_engine::load_tokenizer(&dir).unwrap();
+    assert!(!t.adds_bos());
+    let tc = dir.join("tokenizer_config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("add_bos_token");
+    std::fs::write(&tc, v.to_string()).unwrap();
+    let tj = dir.join("tokenizer.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tj).unwrap()).unwrap();
+    v["post_processor"] = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [1], "tokens": ["<|im_start|>"]}}
+    });
+    std::fs::write(&tj, v.to_string()).unwrap();
+    let (t, _, _) = meek_engine::load_tokenizer(&dir).unwrap();
+    assert!(t.adds_bos());
+    let ids = t.encode("hello").unwrap();
+    assert_eq!(ids.first(), Some(&1));
+    assert_eq!(ids.iter().filter(|&&i| i == 1).count(), 1, "{ids:?}");
+    let e = Engine::load(&dir, DeviceRequest::Cpu).unwrap();
+    assert_eq!(e.synthetic_prompt(5, 1)[0], 1);
+}

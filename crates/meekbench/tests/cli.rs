@@ -699,6 +699,8 @@ fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
             arch: "qwen2",
             dtype: meek_engine::testing::DType::BF16,
             shards: 2,
+            // Room for the suite's prompts: the tiny vocabulary spends about one token per byte.
+            context: 1024,
             ..TinyCheckpoint::default()
         },
     )
@@ -717,7 +719,9 @@ fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
                 "[run]\ndevice = \"cpu\"\nthreads = [1]\noutput = \"{}\"\ncache = \"{}\"\n\n\
                  [[models]]\nid = \"tiny-st\"\nfile = \"config.json\"\nsha256 = \"{sha}\"\n\
                  sources = [{{ path = \"{}\" }}]\n\n\
-                 [speed]\nprompt_tokens = [8]\ngen_tokens = [3]\nwarmup = 0\nrepetitions = 2\n",
+                 [speed]\nprompt_tokens = [8]\ngen_tokens = [3]\nwarmup = 0\nrepetitions = 2\n\n\
+                 [[suites]]\nname = \"gen\"\nkind = \"generated\"\nfamilies = [\"arithmetic\"]\nsteps = [1]\n\
+                 items_per_level = 2\nshots = 0\nmax_new_tokens = 4\n",
                 out.display(),
                 dir.path().join("cache").display(),
                 ck.display()
@@ -743,6 +747,13 @@ fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
             .len(),
         2
     );
+    // The suite is prompted through the chat template of tokenizer_config.json.
+    let a = &run["accuracy"][0];
+    assert_eq!(a["prompt_style"], "chat");
+    assert_eq!(a["items"].as_array().unwrap().len(), 2);
+    assert!(a["items"][0]["prompt_tokens"].as_u64().unwrap() > 10);
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    assert!(validator.is_valid(&v));
 
     let tok: serde_json::Value = serde_json::from_slice(&stdout(
         meekbench()
