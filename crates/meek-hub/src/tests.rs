@@ -390,3 +390,35 @@ fn a_checkpoint_directory_is_verified_by_the_digest_of_its_files() {
     std::fs::remove_file(ck.join("tokenizer.json")).unwrap();
     assert!(f.verify(&ck, &now).is_err());
 }
+
+/// A snapshot in the Hugging Face cache layout (`models--org--name/snapshots/REV/` of links into `blobs/`) is a
+/// checkpoint directory like any other: its digest is that of the files the links point to.
+#[cfg(unix)]
+#[test]
+fn a_hub_cache_snapshot_is_a_checkpoint_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("hub").join("models--org--tiny");
+    let (blobs, snap) = (repo.join("blobs"), repo.join("snapshots").join(COMMIT));
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(&snap).unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    for (name, body) in [
+        ("config.json", &b"{\"model_type\":\"llama\"}"[..]),
+        ("tokenizer.json", b"{}"),
+        ("model.safetensors", b"weights"),
+    ] {
+        let blob = blobs.join(sha(body));
+        std::fs::write(&blob, body).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/{}", sha(body)), snap.join(name)).unwrap();
+        std::fs::write(plain.join(name), body).unwrap();
+    }
+    let digest = checkpoint_digest(&plain).unwrap();
+    assert_eq!(checkpoint_digest(&snap).unwrap(), digest);
+    let f = Fetcher::new(dir.path().join("cache"));
+    let got = f
+        .fetch(&spec(&digest, vec![Source::Path(snap.clone())]))
+        .unwrap();
+    assert_eq!(got.path, snap);
+    assert_eq!(got.size_bytes, 22 + 2 + 7);
+}
