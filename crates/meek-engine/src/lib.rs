@@ -475,7 +475,7 @@ fn tokenizer_and_template(
 
 impl Engine {
     /// Loads a GGUF model onto `device`, on meekbench's own CPU kernels where they apply, unless the environment
-    /// says `MEEKBENCH_KERNELS=candle`.
+    /// says `MEEKBENCH_KERNELS=candle`; or a Hugging Face checkpoint (see [`Engine::load_with`]).
     pub fn load(path: &Path, device: DeviceRequest) -> Result<Self, EngineError> {
         let candle = std::env::var("MEEKBENCH_KERNELS").is_ok_and(|v| v == "candle");
         Self::load_with(
