@@ -443,3 +443,58 @@ fn bos_follows_the_post_processor_when_tokenizer_config_is_silent() {
     let e = Engine::load(&dir, DeviceRequest::Cpu).unwrap();
     assert_eq!(e.synthetic_prompt(5, 1)[0], 1);
 }
+
+/// Configurations the models would run wrongly are refused at load, saying why.
+#[test]
+fn configurations_that_would_run_wrongly_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, serde_json::Value, &str); 5] = [
+        (
+            "gemma3",
+            "rope_scaling",
+            serde_json::json!({"rope_type": "linear", "factor": 8.0}),
+            "rope_scaling",
+        ),
+        (
+            "gemma3",
+            "layer_types",
+            serde_json::json!([
+                "sliding_attention",
+                "full_attention",
+                "full_attention",
+                "sliding_attention",
+                "sliding_attention",
+                "full_attention"
+            ]),
+            "layer_types",
+        ),
+        (
+            "qwen2",
+            "use_sliding_window",
+            serde_json::json!(true),
+            "use_sliding_window",
+        ),
+        ("llama", "head_dim", serde_json::json!(8), "head_dim"),
+        (
+            "gemma3",
+            "model_type",
+            serde_json::json!("gemma3"),
+            "multimodal",
+        ),
+    ];
+    for (i, (arch, key, value, expect)) in cases.into_iter().enumerate() {
+        let dir = root.path().join(i.to_string());
+        write_tiny_checkpoint(&dir, spec(arch)).unwrap();
+        let cfg = dir.join("config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        v[key] = value;
+        if key == "model_type" {
+            v["text_config"] = serde_json::json!({});
+            v["architectures"] = serde_json::json!(["Gemma3ForConditionalGeneration"]);
+        }
+        std::fs::write(&cfg, v.to_string()).unwrap();
+        let msg = refusal(&dir);
+        assert!(msg.contains(expect), "{arch} {key}: {msg}");
+    }
+}
