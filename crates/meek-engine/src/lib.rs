@@ -490,8 +490,8 @@ impl Engine {
     }
 
     /// Loads a model onto `device` with the kernels asked for: a GGUF file, or a Hugging Face checkpoint (a
-    /// directory, or its `config.json` or a `.safetensors` file in it), which always runs on candle-transformers'
-    /// model.
+    /// directory, or its `config.json` or a `.safetensors` file in it), which always runs on Candle tensors
+    /// (candle-transformers' non-quantized models, or [`hf`]'s own Gemma 3) whatever `kernels` says.
     pub fn load_with(
         path: &Path,
         device: DeviceRequest,
