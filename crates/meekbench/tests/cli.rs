@@ -823,3 +823,106 @@ fn doctor_says_what_can_be_measured() {
     }
     assert!(text.contains("a bench here reports:"), "{text}");
 }
+
+/// A Hugging Face checkpoint directory as a `path` source, pinned by its digest: benched end to end, tokenized,
+/// and refused once a shard changes.
+#[test]
+fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
+    use meek_engine::testing::{TinyCheckpoint, write_tiny_checkpoint};
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("tiny-qwen2");
+    write_tiny_checkpoint(
+        &ck,
+        TinyCheckpoint {
+            arch: "qwen2",
+            dtype: meek_engine::testing::DType::BF16,
+            shards: 2,
+            // Room for the suite's prompts: the tiny vocabulary spends about one token per byte.
+            context: 1024,
+            ..TinyCheckpoint::default()
+        },
+    )
+    .unwrap();
+    let digest = String::from_utf8(stdout(meekbench().arg("digest").arg(&ck)))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(digest, meek_hub::checkpoint_digest(&ck).unwrap());
+    let out = dir.path().join("results");
+    let cfg = dir.path().join("bench.toml");
+    let write_cfg = |sha: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[run]\ndevice = \"cpu\"\nthreads = [1]\noutput = \"{}\"\ncache = \"{}\"\n\n\
+                 [[models]]\nid = \"tiny-st\"\nfile = \"config.json\"\nsha256 = \"{sha}\"\n\
+                 sources = [{{ path = \"{}\" }}]\n\n\
+                 [speed]\nprompt_tokens = [8]\ngen_tokens = [3]\nwarmup = 0\nrepetitions = 2\n\n\
+                 [[suites]]\nname = \"gen\"\nkind = \"generated\"\nfamilies = [\"arithmetic\"]\nsteps = [1]\n\
+                 items_per_level = 2\nshots = 0\nmax_new_tokens = 4\n",
+                out.display(),
+                dir.path().join("cache").display(),
+                ck.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_cfg(&digest);
+    let v = bench_json(&cfg, &[]);
+    assert_eq!(v["status"], "complete");
+    assert!(v["failures"].as_array().is_none_or(Vec::is_empty), "{v}");
+    let run = &v["runs"][0];
+    assert_eq!(run["model"]["architecture"], "qwen2");
+    assert_eq!(run["model"]["quantization"], "BF16");
+    assert_eq!(run["model"]["sha256"], digest.as_str());
+    assert_eq!(run["kernel"], "candle-cpu-f32");
+    let speed = &run["speed"][0];
+    assert_eq!(speed["n_prompt"], 8);
+    assert_eq!(
+        speed["decode_tokens_per_second"]["samples"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // The suite is prompted through the chat template of tokenizer_config.json.
+    let a = &run["accuracy"][0];
+    assert_eq!(a["prompt_style"], "chat");
+    assert_eq!(a["items"].as_array().unwrap().len(), 2);
+    assert!(a["items"][0]["prompt_tokens"].as_u64().unwrap() > 10);
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    assert!(validator.is_valid(&v));
+
+    let tok: serde_json::Value = serde_json::from_slice(&stdout(
+        meekbench()
+            .args(["tokenize", "--json"])
+            .arg(&ck)
+            .arg("hello the 12"),
+    ))
+    .unwrap();
+    let pieces: Vec<&str> = tok["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["piece"].as_str().unwrap())
+        .collect();
+    assert_eq!(pieces, ["hello", " the", " ", "1", "2"]);
+
+    // A changed shard no longer matches the pinned digest: the model fails, named, with the new digest.
+    let shard = ck.join("model-00002-of-00002.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&shard, bytes).unwrap();
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(
+            contains("tiny-st")
+                .and(contains("sha256 mismatch for checkpoint"))
+                .and(contains(meek_hub::checkpoint_digest(&ck).unwrap())),
+        );
+}
