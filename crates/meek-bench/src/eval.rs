@@ -210,18 +210,23 @@ pub fn summarise(
     }
 }
 
-/// Answers every item of `suite` with `engine` (greedy, stopping at end-of-sequence or the budget).
+/// Answers every item of `suite` with `engine` (greedy, stopping at end-of-sequence or the budget), asking `stop`
+/// before each item: once it says yes, the result holds the items answered so far.
 pub fn evaluate(
     engine: &mut Engine,
     suite: &PreparedSuite,
     keep_outputs: bool,
     bar: &ProgressBar,
+    stop: &dyn Fn() -> bool,
 ) -> Result<SuiteResult, BenchError> {
     let chat = engine.chat_template().is_some();
     let style = if chat { "chat" } else { "completion" };
     let mut records = Vec::with_capacity(suite.items.len());
     let mut rates = Vec::new();
     for p in &suite.items {
+        if stop() {
+            break;
+        }
         bar.set_message(format!("{} {}", suite.name, p.item.id));
         let text = match engine.chat_template() {
             Some(t) => {
