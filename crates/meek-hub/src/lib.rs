@@ -12,11 +12,20 @@
 //! Invariants: a file is returned only after its SHA-256 matched; nothing is ever written where a complete file is
 //! expected until it is complete and verified (downloads go to a temporary file in the same directory and are
 //! renamed); when every source fails, the error lists each source and why it failed.
+//!
+//! Interrupted and broken downloads: `hf-hub` streams into `<blob>.incomplete` and renames it only once the body
+//! is complete, so a dropped connection leaves no blob, and the next attempt starts the file again (truncating the
+//! `.incomplete`; it does not resume with a range request). A blob that is complete but does not match the pinned
+//! SHA-256 (a corrupt transfer or mirror) is deleted from the hub cache, so the next attempt downloads it again
+//! instead of finding the same bad file. The HTTP client has connect and read timeouts ([`Fetcher::with_timeouts`]),
+//! so a hub that stops answering fails the source instead of hanging. Before a download, the file's size from
+//! the hub's metadata is checked against the free space of the hub cache; when the size is unknown the download
+//! goes ahead.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use meek_config::{ModelSpec, Source};
@@ -79,7 +88,13 @@ pub struct Fetcher {
     show_progress: bool,
     hub_endpoint: Option<String>,
     hub_cache: Option<PathBuf>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    free_space: Option<u64>,
 }
+
+/// Space left free beyond a download, for everything else on the disk.
+pub const FREE_SPACE_MARGIN: u64 = 64 << 20;
 
 /// meekbench's model cache: `$MEEKBENCH_CACHE`, else `$XDG_CACHE_HOME/meekbench`, else `~/.cache/meekbench`.
 pub fn default_cache_dir() -> PathBuf {
@@ -102,7 +117,64 @@ impl Fetcher {
             show_progress: false,
             hub_endpoint: None,
             hub_cache: None,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
+            free_space: None,
         }
+    }
+
+    /// Gives up on a hub connection that is not established within `connect`, or a response that sends nothing for
+    /// `read` (defaults: 30 s and 120 s).
+    pub fn with_timeouts(mut self, connect: Duration, read: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.read_timeout = read;
+        self
+    }
+
+    /// Pretends the disk under the caches has `bytes` free instead of asking the file system (tests).
+    pub fn with_free_space(mut self, bytes: u64) -> Self {
+        self.free_space = Some(bytes);
+        self
+    }
+
+    /// The hub cache directory: set with [`Self::with_hub_cache`], else `HF_HUB_CACHE`, `HF_HOME/hub`,
+    /// `~/.cache/huggingface/hub` (as `hf-hub` resolves it).
+    fn hub_cache_dir(&self) -> PathBuf {
+        if let Some(c) = &self.hub_cache {
+            return c.clone();
+        }
+        if let Some(c) = std::env::var_os("HF_HUB_CACHE") {
+            return PathBuf::from(c);
+        }
+        if let Some(h) = std::env::var_os("HF_HOME") {
+            return PathBuf::from(h).join("hub");
+        }
+        let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+        home.join(".cache").join("huggingface").join("hub")
+    }
+
+    /// Refuses a download of `bytes` into `dir` when the disk cannot hold it (plus [`FREE_SPACE_MARGIN`]). Unknown
+    /// sizes (0) and file systems that cannot say how much is free are let through.
+    pub fn check_space(&self, dir: &Path, bytes: u64) -> Result<(), String> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let Some(free) = self.free_space.or_else(|| free_bytes(dir)) else {
+            return Ok(());
+        };
+        let needed = bytes.saturating_add(FREE_SPACE_MARGIN);
+        if needed > free {
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            return Err(format!(
+                "the download needs {:.1} MiB (+{} MiB to spare) but only {:.1} MiB is free under {}; free some space, \
+                 or point HF_HUB_CACHE (hub) or --cache (meekbench's cache) at a larger disk",
+                mib(bytes),
+                FREE_SPACE_MARGIN >> 20,
+                mib(free),
+                dir.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Shows progress bars on standard error.
@@ -232,7 +304,19 @@ impl Fetcher {
     }
 
     fn hub_client(&self) -> Result<hf_hub::HFClientSync, String> {
-        let mut builder = hf_hub::HFClient::builder().retry_max_attempts(2);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "meekbench/",
+                env!("CARGO_PKG_VERSION"),
+                " hf-hub/1"
+            ))
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        let mut builder = hf_hub::HFClient::builder()
+            .client(http)
+            .retry_max_attempts(2);
         if let Some(e) = &self.hub_endpoint {
             builder = builder.endpoint(e.clone());
         }
@@ -254,10 +338,35 @@ impl Fetcher {
         let offline = hub_offline();
         let client = self.hub_client()?;
         let (owner, name) = hf_hub::split_id(repo);
+        let hub = client.model(owner, name);
+        // Already in the hub cache: used when verified; a corrupt copy is removed and downloaded again.
+        if let Ok(path) = hub
+            .download_file()
+            .filename(file)
+            .revision(revision)
+            .local_files_only(true)
+            .send()
+        {
+            match self.verify(&path, sha256) {
+                Ok(size) => return Ok((path, size)),
+                Err(why) if offline => return Err(why),
+                Err(_) => remove_cached(&path),
+            }
+        }
+        if !offline {
+            // The size from the hub's metadata, when it says: refuse what the disk cannot hold before writing.
+            if let Ok(meta) = hub
+                .get_file_metadata()
+                .filepath(file)
+                .revision(revision)
+                .send()
+            {
+                self.check_space(&self.hub_cache_dir(), meta.file_size)?;
+            }
+        }
         let bar = self.bar(&format!("hub {repo}/{file}"));
         let handler = BarHandler(bar.clone());
-        let path = client
-            .model(owner, name)
+        let path = hub
             .download_file()
             .filename(file)
             .revision(revision)
@@ -273,8 +382,14 @@ impl Fetcher {
             });
         bar.finish_and_clear();
         let path = path?;
-        let size = self.verify(&path, sha256)?;
-        Ok((path, size))
+        match self.verify(&path, sha256) {
+            Ok(size) => Ok((path, size)),
+            Err(why) => {
+                // Never leave a bad blob where the next attempt would find it instead of downloading.
+                remove_cached(&path);
+                Err(why)
+            }
+        }
     }
 
     fn fetch_pypi(
@@ -416,6 +531,46 @@ impl Fetcher {
         bar.set_message(msg.to_string());
         bar
     }
+}
+
+/// Removes a hub-cache file and the blob its snapshot entry points to (best effort: what cannot be removed is
+/// verified again, and refused again, next time).
+fn remove_cached(path: &Path) {
+    if let Ok(blob) = std::fs::canonicalize(path)
+        && blob != path
+    {
+        let _ = std::fs::remove_file(blob);
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Bytes free for an unprivileged user on the file system holding `dir` (or its nearest existing ancestor).
+#[cfg(unix)]
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = dir.ancestors().find(|p| p.exists())?;
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` a buffer of the right type; statvfs fills it on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so the buffer is initialised.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Bytes free under `dir`: unknown on this platform.
+#[cfg(not(unix))]
+pub fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// `HF_HUB_OFFLINE` set to a true value: use the hub cache only.
