@@ -25,7 +25,8 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use meek_config::{ModelSpec, Source};
@@ -166,8 +167,9 @@ impl Fetcher {
         if needed > free {
             let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
             return Err(format!(
-                "the download needs {:.1} MiB (+{} MiB to spare) but only {:.1} MiB is free under {}; free some space, \
-                 or point HF_HUB_CACHE (hub) or --cache (meekbench's cache) at a larger disk",
+                "the download needs {bytes} bytes ({:.1} MiB) and {} MiB to spare, but only {free} bytes ({:.1} MiB) \
+                 are free under {}; free some space, or point HF_HUB_CACHE (hub) or --cache (meekbench's cache) at a \
+                 larger disk",
                 mib(bytes),
                 FREE_SPACE_MARGIN >> 20,
                 mib(free),
@@ -365,21 +367,61 @@ impl Fetcher {
             }
         }
         let bar = self.bar(&format!("hub {repo}/{file}"));
-        let handler = BarHandler(bar.clone());
-        let path = hub
-            .download_file()
-            .filename(file)
-            .revision(revision)
-            .local_files_only(offline)
-            .progress(hf_hub::progress::Progress::new(handler))
-            .send()
-            .map_err(|e| {
-                let mut msg = e.to_string();
-                if offline {
-                    msg.push_str(" (HF_HUB_OFFLINE is set: only the local hub cache was searched)");
+        // hf-hub sends its first request through an HTTP client of its own, without our timeouts: the download
+        // runs on a thread of its own, and is given up when nothing arrives for the connect plus read timeout.
+        let activity = Arc::new(Mutex::new(Instant::now()));
+        let handler = BarHandler(bar.clone(), activity.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (me, repo_s, revision_s, file_s) = (
+            self.clone(),
+            repo.to_string(),
+            revision.to_string(),
+            file.to_string(),
+        );
+        std::thread::spawn(move || {
+            let run = || -> Result<PathBuf, String> {
+                let client = me.hub_client()?;
+                let (owner, name) = hf_hub::split_id(&repo_s);
+                client
+                    .model(owner, name)
+                    .download_file()
+                    .filename(file_s)
+                    .revision(revision_s)
+                    .local_files_only(offline)
+                    .progress(hf_hub::progress::Progress::new(handler))
+                    .send()
+                    .map_err(|e| e.to_string())
+            };
+            let _ = tx.send(run());
+        });
+        let stall = self.connect_timeout + self.read_timeout;
+        let path = loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => {
+                    break r.map_err(|mut msg| {
+                        if offline {
+                            msg.push_str(
+                                " (HF_HUB_OFFLINE is set: only the local hub cache was searched)",
+                            );
+                        }
+                        msg
+                    });
                 }
-                msg
-            });
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let idle = activity.lock().map_or(Duration::ZERO, |t| t.elapsed());
+                    if idle > stall {
+                        break Err(format!(
+                            "the hub stopped answering: nothing received for {} s (a dead connection or \
+                             endpoint; check the network, HF_ENDPOINT or HTTPS_PROXY)",
+                            idle.as_secs()
+                        ));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err("the download ended without an answer".to_string());
+                }
+            }
+        };
         bar.finish_and_clear();
         let path = path?;
         match self.verify(&path, sha256) {
@@ -579,10 +621,14 @@ fn hub_offline() -> bool {
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
 }
 
-struct BarHandler(ProgressBar);
+/// Shows download progress and records when data last arrived.
+struct BarHandler(ProgressBar, Arc<Mutex<Instant>>);
 
 impl hf_hub::progress::ProgressHandler for BarHandler {
     fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        if let Ok(mut t) = self.1.lock() {
+            *t = Instant::now();
+        }
         use hf_hub::progress::{DownloadEvent, ProgressEvent};
         if let ProgressEvent::Download(ev) = event {
             match ev {
