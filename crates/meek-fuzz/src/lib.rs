@@ -328,7 +328,7 @@ pub fn fuzz(target: &Target, corpus: &[Vec<u8>], seed: u64, budget: Budget) -> R
     loop {
         let done = match budget {
             Budget::Iterations(n) => i >= n,
-            Budget::Time(d) => i % 64 == 0 && start.elapsed() >= d,
+            Budget::Time(d) => i.is_multiple_of(64) && start.elapsed() >= d,
         };
         if done {
             break;
