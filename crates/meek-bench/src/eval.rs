@@ -215,7 +215,8 @@ pub fn summarise(
 }
 
 /// Answers every item of `suite` with `engine` (greedy, stopping at end-of-sequence or the budget), with an
-/// energy window around each answer.
+/// energy window around each answer, asking `stop` before each item: once it says yes, the result holds the items
+/// answered so far.
 pub fn evaluate(
     engine: &mut Engine,
     suite: &PreparedSuite,
@@ -223,6 +224,7 @@ pub fn evaluate(
     bar: &ProgressBar,
     meter: &Meter,
     energy: &mut RunEnergyBuilder<'_>,
+    stop: &dyn Fn() -> bool,
 ) -> Result<SuiteResult, BenchError> {
     let chat = engine.chat_template().is_some();
     let style = if chat { "chat" } else { "completion" };
@@ -230,6 +232,9 @@ pub fn evaluate(
     let mut windows: Vec<Option<Window>> = Vec::with_capacity(suite.items.len());
     let mut rates = Vec::new();
     for p in &suite.items {
+        if stop() {
+            break;
+        }
         bar.set_message(format!("{} {}", suite.name, p.item.id));
         let text = match engine.chat_template() {
             Some(t) => {

@@ -6,6 +6,14 @@
 //! meekbench binary (Candle fixes its thread pools once per process, so one process measures one thread
 //! count honestly, and a crash in one measurement cannot take the others down). The result file is rewritten
 //! atomically after every run, so whatever was measured survives an interruption.
+//!
+//! Interrupts: the user's Ctrl-C or SIGTERM sets [`BenchOptions::interrupt`]. The measuring child (which receives
+//! the terminal's SIGINT itself, and is sent one by the parent otherwise) finishes the repetition or accuracy item
+//! in progress and returns the run as it stands, marked `partial`; the parent records it and writes the file with
+//! status `interrupted`. [`BenchOptions::resume`] continues such a file in place: it checks that the schema,
+//! configuration, overrides, machine and model hashes match, keeps every complete run, measures partial and failed
+//! ones again and the rest for the first time, and writes runs in plan order, so the finished file has the same
+//! shape as one from an uninterrupted bench.
 
 pub mod eval;
 pub mod measure;
@@ -21,7 +29,7 @@ use meek_schema::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use measure::{EnergyRequest, MeasureRequest, measure};
+pub use measure::{EnergyRequest, MeasureRequest, measure, measure_until};
 pub use writer::ResultFile;
 
 /// Why a bench could not run (as opposed to one model failing, which is recorded and the bench goes on).
@@ -44,6 +52,14 @@ pub enum BenchError {
     /// A measurement produced no usable figure.
     #[error("measurement failed: {0}")]
     Measurement(String),
+    /// A result file cannot be resumed: unreadable, or measured with something else than what is asked now.
+    #[error("cannot resume {path}: {detail}")]
+    Resume {
+        /// The result file.
+        path: PathBuf,
+        /// What differs, and what to do.
+        detail: String,
+    },
 }
 
 /// Command-line choices that override the configuration.
@@ -68,12 +84,16 @@ pub struct BenchOptions {
     /// Set (by a signal handler) when the user asks to stop: the bench then writes what it measured with
     /// status `interrupted` and returns.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Continue this partial result file (status `interrupted` or `running`, or with failures) in place instead of
+    /// starting a new one.
+    pub resume: Option<PathBuf>,
 }
 
 /// Runs one measurement and returns its result or the error message shown to the user.
 pub trait Launcher {
-    /// Measures `req`.
-    fn launch(&self, req: &MeasureRequest) -> Result<ModelRun, String>;
+    /// Measures `req`. Once `stop` says yes, the measurement finishes the repetition or item in progress and
+    /// returns what it has, marked `partial` (or an error when it had nothing yet).
+    fn launch(&self, req: &MeasureRequest, stop: &dyn Fn() -> bool) -> Result<ModelRun, String>;
 }
 
 /// Measures in this process (tests; a single thread count). The thread count is recorded but Candle's pools keep
@@ -82,13 +102,15 @@ pub trait Launcher {
 pub struct InProcess;
 
 impl Launcher for InProcess {
-    fn launch(&self, req: &MeasureRequest) -> Result<ModelRun, String> {
-        measure(req).map_err(|e| e.to_string())
+    fn launch(&self, req: &MeasureRequest, stop: &dyn Fn() -> bool) -> Result<ModelRun, String> {
+        measure_until(req, stop).map_err(|e| e.to_string())
     }
 }
 
 /// Measures in a child process: `program args... REQUEST.json RESULT.json`, with the thread count in
-/// `CANDLE_NUM_THREADS` and `RAYON_NUM_THREADS`. The child runs [`child_main`].
+/// `CANDLE_NUM_THREADS` and `RAYON_NUM_THREADS`. The child runs [`child_main`]. When `stop` says yes while the
+/// child runs, the child is sent SIGINT (once): a terminal's Ctrl-C reaches it directly, a SIGTERM sent to the
+/// parent alone does not.
 #[derive(Debug, Clone)]
 pub struct ChildProcess {
     /// Program to run (normally the meekbench binary itself).
@@ -105,14 +127,14 @@ enum ChildOutcome {
 }
 
 impl Launcher for ChildProcess {
-    fn launch(&self, req: &MeasureRequest) -> Result<ModelRun, String> {
+    fn launch(&self, req: &MeasureRequest, stop: &dyn Fn() -> bool) -> Result<ModelRun, String> {
         let dir =
             tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
         let request = dir.path().join("request.json");
         let result = dir.path().join("result.json");
         let text = serde_json::to_string(req).expect("request serialises");
         std::fs::write(&request, text).map_err(|e| format!("{}: {e}", request.display()))?;
-        let status = Command::new(&self.program)
+        let mut child = Command::new(&self.program)
             .args(&self.args)
             .arg(&request)
             .arg(&result)
@@ -120,8 +142,21 @@ impl Launcher for ChildProcess {
             .env("RAYON_NUM_THREADS", req.threads.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .status()
+            .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        let mut signalled = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => return Err(format!("waiting for the measuring process: {e}")),
+            }
+            if !signalled && stop() {
+                signalled = true;
+                interrupt_child(&child);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
         match std::fs::read_to_string(&result)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -135,14 +170,28 @@ impl Launcher for ChildProcess {
     }
 }
 
-/// Body of the measuring child process: reads the request, measures, writes the outcome. Returns the exit code.
-pub fn child_main(request: &Path, result: &Path) -> i32 {
+/// Asks a measuring child to stop after its current repetition or item.
+#[cfg(unix)]
+fn interrupt_child(child: &std::process::Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on the pid of a child we have not yet reaped (so it cannot have been reused).
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+}
+
+/// Asks a measuring child to stop: elsewhere the console's Ctrl-C reaches it directly; nothing more to do.
+#[cfg(not(unix))]
+fn interrupt_child(_child: &std::process::Child) {}
+
+/// Body of the measuring child process: reads the request, measures (asking `stop` before each repetition and
+/// accuracy item), writes the outcome. Returns the exit code.
+pub fn child_main(request: &Path, result: &Path, stop: &dyn Fn() -> bool) -> i32 {
     let outcome = match std::fs::read_to_string(request)
         .map_err(|e| format!("{}: {e}", request.display()))
         .and_then(|t| {
             serde_json::from_str::<MeasureRequest>(&t).map_err(|e| format!("bad request: {e}"))
         }) {
-        Ok(req) => match measure(&req) {
+        Ok(req) => match measure_until(&req, stop) {
             Ok(run) => ChildOutcome::Ok(Box::new(run)),
             Err(e) => ChildOutcome::Error(e.to_string()),
         },
@@ -279,31 +328,68 @@ pub fn run(
     if !opts.models.is_empty() {
         overrides.push(format!("models={}", opts.models.join(",")));
     }
-    let out_dir = opts.output.clone().unwrap_or_else(|| c.run.output.clone());
-    let energy = EnergyRequest::new(&c.energy, &machine);
-    let (started_at, stamp) = now();
-    let stem = Path::new(&cfg.origin)
-        .file_stem()
-        .map_or_else(|| "bench".to_string(), |s| s.to_string_lossy().into_owned());
-    // Reserve the result file first: an unwritable directory is found before anything is downloaded.
-    let file = ResultFile::create(&out_dir, &stamp, &stem)?;
-    let mut result = BenchResult {
-        schema_version: SCHEMA_VERSION,
-        status: RunStatus::Running,
-        tool,
-        machine,
-        started_at,
-        finished_at: None,
-        config: ConfigRecord {
-            source: cfg.origin.clone(),
-            sha256: cfg.sha256.clone(),
-            text: cfg.text.clone(),
-            overrides,
-        },
-        runs: Vec::new(),
-        failures: Vec::new(),
+    let stopped = || {
+        opts.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
     };
-    file.write(&result)?;
+    // Every (model, thread count) in the order measured; result runs are kept in this order.
+    let plan: Vec<(&str, usize)> = models
+        .iter()
+        .flat_map(|m| threads.iter().map(move |&t| (m.id.as_str(), t)))
+        .collect();
+    let energy = EnergyRequest::new(&c.energy, &machine);
+    let (file, mut result) = match &opts.resume {
+        Some(path) => {
+            let resume_err = |detail: String| BenchError::Resume {
+                path: path.clone(),
+                detail,
+            };
+            let mut previous =
+                meek_schema::read_file(path).map_err(|e| resume_err(e.to_string()))?;
+            check_resumable(&previous, cfg, &overrides, &machine, &tool).map_err(resume_err)?;
+            let done = plan
+                .iter()
+                .all(|&(m, t)| complete_run(&previous, m, t).is_some());
+            if done && previous.failures.is_empty() {
+                return Err(resume_err(
+                    "every planned run in it is complete; there is nothing to resume".into(),
+                ));
+            }
+            previous.status = RunStatus::Running;
+            previous.finished_at = None;
+            let file = ResultFile::open(path)?;
+            file.write(&previous)?;
+            (file, previous)
+        }
+        None => {
+            let out_dir = opts.output.clone().unwrap_or_else(|| c.run.output.clone());
+            let (started_at, stamp) = now();
+            let stem = Path::new(&cfg.origin)
+                .file_stem()
+                .map_or_else(|| "bench".to_string(), |s| s.to_string_lossy().into_owned());
+            // Reserve the result file first: an unwritable directory is found before anything is downloaded.
+            let file = ResultFile::create(&out_dir, &stamp, &stem)?;
+            let result = BenchResult {
+                schema_version: SCHEMA_VERSION,
+                status: RunStatus::Running,
+                tool,
+                machine,
+                started_at,
+                finished_at: None,
+                config: ConfigRecord {
+                    source: cfg.origin.clone(),
+                    sha256: cfg.sha256.clone(),
+                    text: cfg.text.clone(),
+                    overrides,
+                },
+                runs: Vec::new(),
+                failures: Vec::new(),
+            };
+            file.write(&result)?;
+            (file, result)
+        }
+    };
     let cache = opts
         .cache
         .clone()
@@ -311,15 +397,20 @@ pub fn run(
         .unwrap_or_else(meek_hub::default_cache_dir);
     let fetcher = meek_hub::Fetcher::new(cache).with_progress(opts.progress);
     let suites = eval::prepare(cfg, &fetcher)?;
-    let stopped = || {
-        opts.interrupt
-            .as_ref()
-            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
-    };
     'models: for spec in models {
         if stopped() {
             break;
         }
+        let todo: Vec<usize> = threads
+            .iter()
+            .copied()
+            .filter(|&t| complete_run(&result, &spec.id, t).is_none())
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        // A failure recorded by an earlier attempt is replaced by this one's outcome.
+        result.failures.retain(|f| f.model != spec.id);
         log(&format!("model {}: fetching {}", spec.id, spec.file));
         let fetched = match fetcher.fetch(spec) {
             Ok(f) => f,
@@ -350,7 +441,7 @@ pub fn run(
             file.write(&result)?;
             continue;
         }
-        for &t in &threads {
+        for t in todo {
             if stopped() {
                 break 'models;
             }
@@ -371,9 +462,16 @@ pub fn run(
                 keep_outputs: !opts.no_outputs,
                 energy: energy.clone(),
             };
-            match launcher.launch(&req) {
-                Ok(run) => result.runs.push(run),
-                // The measurement was stopped by the user's interrupt (it reached the child too): not a failure.
+            match launcher.launch(&req, &stopped) {
+                Ok(run) => {
+                    let partial = run.partial;
+                    place_run(&mut result.runs, run, &plan);
+                    if partial {
+                        file.write(&result)?;
+                        break 'models;
+                    }
+                }
+                // Stopped by the user's interrupt before it had anything to keep: not a failure.
                 Err(_) if stopped() => break 'models,
                 Err(e) => {
                     log(&format!("model {} with {t} threads: {e}", spec.id));
@@ -386,7 +484,7 @@ pub fn run(
             file.write(&result)?;
         }
     }
-    result.status = if stopped() {
+    result.status = if stopped() || result.runs.iter().any(|r| r.partial) {
         RunStatus::Interrupted
     } else {
         RunStatus::Complete
@@ -397,4 +495,118 @@ pub fn run(
         result,
         path: file.path().to_path_buf(),
     })
+}
+
+/// The complete (not partial) run of `model` with `threads` in `result`, if any.
+fn complete_run<'a>(result: &'a BenchResult, model: &str, threads: usize) -> Option<&'a ModelRun> {
+    result
+        .runs
+        .iter()
+        .find(|r| r.model.id == model && r.threads == threads && !r.partial)
+}
+
+/// Puts `run` into `runs` in plan order, replacing an earlier (partial) run of the same model and thread count.
+/// Runs outside the plan stay where they are, at the end.
+fn place_run(runs: &mut Vec<ModelRun>, run: ModelRun, plan: &[(&str, usize)]) {
+    let rank = |r: &ModelRun| {
+        plan.iter()
+            .position(|&(m, t)| m == r.model.id && t == r.threads)
+            .unwrap_or(usize::MAX)
+    };
+    runs.retain(|r| !(r.model.id == run.model.id && r.threads == run.threads));
+    let mine = rank(&run);
+    let at = runs
+        .iter()
+        .position(|r| rank(r) > mine)
+        .unwrap_or(runs.len());
+    runs.insert(at, run);
+}
+
+/// Why `previous` cannot be continued with `cfg` and `overrides` on this machine, if it cannot.
+fn check_resumable(
+    previous: &BenchResult,
+    cfg: &LoadedConfig,
+    overrides: &[String],
+    machine: &MachineInfo,
+    tool: &ToolInfo,
+) -> Result<(), String> {
+    if previous.schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "it has result schema version {}, this meekbench writes {SCHEMA_VERSION}; start a new bench",
+            previous.schema_version
+        ));
+    }
+    if previous.config.sha256 != cfg.sha256 {
+        return Err(format!(
+            "it was measured with config {} (sha256 {}), not {} (sha256 {}); resume with the same config, or \
+             leave CONFIG out to use the one recorded in the file",
+            previous.config.source, previous.config.sha256, cfg.origin, cfg.sha256
+        ));
+    }
+    // The output directory is the file's own; every other override changes what is measured.
+    let relevant = |o: &[String]| -> Vec<String> {
+        o.iter()
+            .filter(|o| !o.starts_with("output="))
+            .cloned()
+            .collect()
+    };
+    let (was, now) = (relevant(&previous.config.overrides), relevant(overrides));
+    if was != now {
+        let show = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(" ")
+            }
+        };
+        return Err(format!(
+            "it was measured with the command-line overrides [{}], this command gives [{}]; pass the same \
+             --device, --threads and --model options",
+            show(&was),
+            show(&now)
+        ));
+    }
+    for run in &previous.runs {
+        match cfg.config.models.iter().find(|m| m.id == run.model.id) {
+            Some(m) if m.sha256 == run.model.sha256 => {}
+            Some(m) => {
+                return Err(format!(
+                    "model `{}` was measured from a file with sha256 {}, the config pins {}",
+                    run.model.id, run.model.sha256, m.sha256
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "it holds model `{}`, which the config does not name",
+                    run.model.id
+                ));
+            }
+        }
+    }
+    let build = |t: &ToolInfo| {
+        format!(
+            "{} {} ({}, {}, features [{}])",
+            t.name,
+            t.version,
+            t.profile,
+            t.engine,
+            t.features.join(", ")
+        )
+    };
+    if build(&previous.tool) != build(tool) {
+        return Err(format!(
+            "it was measured with {}, this is {}; finish it with that build or start a new bench",
+            build(&previous.tool),
+            build(tool)
+        ));
+    }
+    let (a, b) = (&previous.machine.cpu, &machine.cpu);
+    if a.brand != b.brand || a.logical_cores != b.logical_cores || previous.machine.os != machine.os
+    {
+        return Err(format!(
+            "it was measured on another machine ({}, {} logical cores, {}); this one is {}, {} logical cores, {}",
+            a.brand, a.logical_cores, previous.machine.os, b.brand, b.logical_cores, machine.os
+        ));
+    }
+    Ok(())
 }

@@ -146,6 +146,16 @@ pub fn model_shape(info: &meek_engine::GgufInfo) -> ModelShape {
 
 /// Loads the model and measures every point. The caller has set the thread count for this process.
 pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
+    measure_until(req, &|| false)
+}
+
+/// [`measure`], asking `stop` before each repetition and each accuracy item: once it says yes, the repetition or
+/// item in progress has finished and the run is returned as it stands, marked `partial`. A point keeps the
+/// repetitions it completed (its `repetitions` says how many); a point or suite with none is left out.
+pub fn measure_until(
+    req: &MeasureRequest,
+    stop: &dyn Fn() -> bool,
+) -> Result<ModelRun, BenchError> {
     let device: DeviceRequest = req.device.parse().map_err(BenchError::Config)?;
     let t0 = Instant::now();
     let mut engine = Engine::load(&req.path, device)?;
@@ -198,7 +208,11 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
     let shape = model_shape(&info);
     let mut energy = RunEnergyBuilder::new(&meter, baseline, req.energy.pricing());
     let mut speed = Vec::with_capacity(req.points.len());
+    let mut partial = false;
     for (k, &(n_prompt, n_gen)) in req.points.iter().enumerate() {
+        if partial {
+            break;
+        }
         bar.set_message(format!("pp{n_prompt} tg{n_gen}"));
         meek_hw::reset_peak_rss();
         let opts = GenOptions {
@@ -209,6 +223,10 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut windows = Vec::with_capacity(req.repetitions);
         for run in 0..req.warmup + req.repetitions {
+            if stop() {
+                partial = true;
+                break;
+            }
             // A fresh prompt per run, reproducible from the seed.
             let prompt =
                 engine.synthetic_prompt(n_prompt, req.seed.wrapping_add((k * 1000 + run) as u64));
@@ -237,6 +255,10 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             decode.push((g.tokens.len() - 1) as f64 / g.decode_time().as_secs_f64());
             itl.extend(g.inter_token().map(|d| d.as_secs_f64() * 1e3));
         }
+        if ttft.is_empty() {
+            break;
+        }
+        let repetitions = ttft.len();
         let sample = |v: Vec<f64>, what: &str| {
             Sample::new(v).map_err(|e| {
                 BenchError::Measurement(format!("{what} of pp{n_prompt} tg{n_gen}: {e}"))
@@ -247,7 +269,7 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
             n_prompt,
             n_gen,
             warmup: req.warmup,
-            repetitions: req.repetitions,
+            repetitions,
             ttft_ms: Summary::from(&sample(ttft, "time to first token")?),
             prefill_tokens_per_second: Summary::from(&sample(prefill, "prefill rate")?),
             bandwidth_bound_tokens_per_second: None,
@@ -260,9 +282,7 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
     }
     // The memory roof for this run's threads, measured in this process after the speed points (its 256 MiB buffer
     // must not count in their peak memory where the OS cannot reset the peak).
-    let bandwidth = engine
-        .device_name()
-        .starts_with("cpu")
+    let bandwidth = (engine.device_name().starts_with("cpu") && !partial && !stop())
         .then(|| meek_hw::read_bandwidth(req.threads, 3));
     if let Some(bw) = bandwidth {
         let bound = bw / info.weight_bytes_per_token.max(1) as f64;
@@ -273,14 +293,22 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
     }
     let mut accuracy = Vec::with_capacity(req.suites.len());
     for suite in &req.suites {
-        accuracy.push(crate::eval::evaluate(
+        if partial {
+            break;
+        }
+        let r = crate::eval::evaluate(
             &mut engine,
             suite,
             req.keep_outputs,
             &bar,
             &meter,
             &mut energy,
-        )?);
+            stop,
+        )?;
+        partial = r.items.len() < suite.items.len();
+        if !r.items.is_empty() || suite.items.is_empty() {
+            accuracy.push(r);
+        }
     }
     bar.finish_and_clear();
     let mut energy = energy.finish(&shape);
@@ -316,6 +344,7 @@ pub fn measure(req: &MeasureRequest) -> Result<ModelRun, BenchError> {
         speed,
         accuracy,
         energy: Some(energy),
+        partial,
     })
 }
 

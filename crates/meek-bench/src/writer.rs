@@ -19,7 +19,7 @@ impl ResultFile {
     pub fn create(dir: &Path, stamp: &str, stem: &str) -> Result<Self, BenchError> {
         let io = |e: std::io::Error| BenchError::Output {
             path: dir.to_path_buf(),
-            detail: e.to_string(),
+            detail: format!("{e}; choose another directory with --output"),
         };
         fs_err::create_dir_all(dir).map_err(io)?;
         for n in 1..1000 {
@@ -47,6 +47,25 @@ impl ResultFile {
         Err(io(std::io::Error::other("no free file name")))
     }
 
+    /// An existing result file, to be continued in place (`bench --resume`). Its directory must be writable, as
+    /// every write goes through a temporary file beside it.
+    pub fn open(path: &Path) -> Result<Self, BenchError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        tempfile::Builder::new()
+            .prefix(".meekbench-")
+            .tempfile_in(dir)
+            .map_err(|e| BenchError::Output {
+                path: dir.to_path_buf(),
+                detail: format!("{e}; the directory of a resumed result file must be writable"),
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -59,7 +78,10 @@ impl ResultFile {
             path: self.path.clone(),
             detail,
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
         let mut tmp = tempfile::Builder::new()
             .prefix(".meekbench-")
             .suffix(".tmp")

@@ -37,9 +37,19 @@ pub struct GgufInfo {
     pub attention_width: Option<u64>,
 }
 
+/// Bytes of a tensor, or `None` when its shape is too large to exist (an absurd header).
+fn checked_tensor_bytes(info: &gguf_file::TensorInfo) -> Option<u64> {
+    let elems = info
+        .shape
+        .dims()
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+    (elems / info.ggml_dtype.block_size() as u64).checked_mul(info.ggml_dtype.type_size() as u64)
+}
+
+/// Bytes of a tensor of a header [`read`] accepted.
 fn tensor_bytes(info: &gguf_file::TensorInfo) -> u64 {
-    let elems = info.shape.elem_count() as u64;
-    elems / info.ggml_dtype.block_size() as u64 * info.ggml_dtype.type_size() as u64
+    checked_tensor_bytes(info).unwrap_or(u64::MAX)
 }
 
 /// Opens a GGUF file and reads its header, refusing a file that is not GGUF or is shorter than its tensors.
@@ -70,7 +80,11 @@ pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineEr
     let content = gguf_file::Content::read(&mut file)
         .map_err(|e| not_gguf(format!("unreadable header: {}", crate::first_line(&e))))?;
     for (name, info) in &content.tensor_infos {
-        let end = content.tensor_data_offset + info.offset + tensor_bytes(info);
+        // Checked: a lying header must not wrap around to a small end.
+        let end = checked_tensor_bytes(info)
+            .and_then(|b| b.checked_add(info.offset))
+            .and_then(|b| b.checked_add(content.tensor_data_offset))
+            .unwrap_or(u64::MAX);
         if end > size {
             return Err(EngineError::Truncated {
                 path: path.to_path_buf(),

@@ -18,6 +18,7 @@ pub mod chat;
 pub mod cpu;
 pub mod gguf;
 pub mod hf;
+pub mod safetensors;
 pub mod spm;
 pub mod testing;
 pub mod tokenizer;
@@ -54,6 +55,17 @@ pub enum EngineError {
         "{path} is not a usable GGUF model file: {detail}. Check that the download completed and the file is a .gguf"
     )]
     NotGguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A safetensors file whose header is malformed or does not match the file.
+    #[error(
+        "{path} is not a usable safetensors file: {detail}. Check that the download completed and the file is a \
+         .safetensors"
+    )]
+    BadSafetensors {
         /// The file.
         path: PathBuf,
         /// What is wrong.

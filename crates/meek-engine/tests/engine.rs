@@ -186,6 +186,27 @@ fn too_long_requests_are_refused() {
     );
 }
 
+/// A GGUF v3 file with no metadata and one F32 tensor `w` of `dims`, followed by 64 bytes of data.
+fn one_tensor_gguf(dims: &[u64]) -> Vec<u8> {
+    let mut v = [
+        b"GGUF".as_slice(),
+        &3u32.to_le_bytes(),
+        &1u64.to_le_bytes(),
+        &0u64.to_le_bytes(),
+        &1u64.to_le_bytes(),
+        b"w",
+        &(dims.len() as u32).to_le_bytes(),
+    ]
+    .concat();
+    for d in dims {
+        v.extend_from_slice(&d.to_le_bytes());
+    }
+    v.extend_from_slice(&0u32.to_le_bytes()); // F32
+    v.extend_from_slice(&0u64.to_le_bytes()); // offset
+    v.resize(v.len().next_multiple_of(32) + 64, 0);
+    v
+}
+
 #[test]
 fn bad_files_are_refused_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,6 +257,15 @@ fn bad_files_are_refused_with_the_file_named() {
                 .concat(),
             ),
             "exceeds",
+        ),
+        // Tensor sizes beyond the file, and a shape whose byte count overflows 64 bits: refused, not wrapped.
+        (
+            write("shape.gguf", &one_tensor_gguf(&[1 << 40, 1 << 40])),
+            "truncated",
+        ),
+        (
+            write("beyond.gguf", &one_tensor_gguf(&[1 << 20])),
+            "truncated",
         ),
         (dir.path().join("missing.gguf"), "cannot open"),
     ];

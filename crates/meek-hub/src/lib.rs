@@ -15,11 +15,21 @@
 //! Invariants: a file is returned only after its SHA-256 matched; nothing is ever written where a complete file is
 //! expected until it is complete and verified (downloads go to a temporary file in the same directory and are
 //! renamed); when every source fails, the error lists each source and why it failed.
+//!
+//! Interrupted and broken downloads: `hf-hub` streams into `<blob>.incomplete` and renames it only once the body
+//! is complete, so a dropped connection leaves no blob, and the next attempt starts the file again (truncating the
+//! `.incomplete`; it does not resume with a range request). A blob that is complete but does not match the pinned
+//! SHA-256 (a corrupt transfer or mirror) is deleted from the hub cache, so the next attempt downloads it again
+//! instead of finding the same bad file. The HTTP client has connect and read timeouts ([`Fetcher::with_timeouts`]),
+//! so a hub that stops answering fails the source instead of hanging. Before a download, the file's size from
+//! the hub's metadata is checked against the free space of the hub cache; when the size is unknown the download
+//! goes ahead.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use meek_config::{ModelSpec, Source};
@@ -82,7 +92,13 @@ pub struct Fetcher {
     show_progress: bool,
     hub_endpoint: Option<String>,
     hub_cache: Option<PathBuf>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    free_space: Option<u64>,
 }
+
+/// Space left free beyond a download, for everything else on the disk.
+pub const FREE_SPACE_MARGIN: u64 = 64 << 20;
 
 /// meekbench's model cache: `$MEEKBENCH_CACHE`, else `$XDG_CACHE_HOME/meekbench`, else `~/.cache/meekbench`.
 pub fn default_cache_dir() -> PathBuf {
@@ -105,7 +121,65 @@ impl Fetcher {
             show_progress: false,
             hub_endpoint: None,
             hub_cache: None,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
+            free_space: None,
         }
+    }
+
+    /// Gives up on a hub connection that is not established within `connect`, or a response that sends nothing for
+    /// `read` (defaults: 30 s and 120 s).
+    pub fn with_timeouts(mut self, connect: Duration, read: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.read_timeout = read;
+        self
+    }
+
+    /// Pretends the disk under the caches has `bytes` free instead of asking the file system (tests).
+    pub fn with_free_space(mut self, bytes: u64) -> Self {
+        self.free_space = Some(bytes);
+        self
+    }
+
+    /// The hub cache directory: set with [`Self::with_hub_cache`], else `HF_HUB_CACHE`, `HF_HOME/hub`,
+    /// `~/.cache/huggingface/hub` (as `hf-hub` resolves it).
+    fn hub_cache_dir(&self) -> PathBuf {
+        if let Some(c) = &self.hub_cache {
+            return c.clone();
+        }
+        if let Some(c) = std::env::var_os("HF_HUB_CACHE") {
+            return PathBuf::from(c);
+        }
+        if let Some(h) = std::env::var_os("HF_HOME") {
+            return PathBuf::from(h).join("hub");
+        }
+        let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+        home.join(".cache").join("huggingface").join("hub")
+    }
+
+    /// Refuses a download of `bytes` into `dir` when the disk cannot hold it (plus [`FREE_SPACE_MARGIN`]). Unknown
+    /// sizes (0) and file systems that cannot say how much is free are let through.
+    pub fn check_space(&self, dir: &Path, bytes: u64) -> Result<(), String> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let Some(free) = self.free_space.or_else(|| free_bytes(dir)) else {
+            return Ok(());
+        };
+        let needed = bytes.saturating_add(FREE_SPACE_MARGIN);
+        if needed > free {
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            return Err(format!(
+                "the download needs {bytes} bytes ({:.1} MiB) and {} MiB to spare, but only {free} bytes ({:.1} MiB) \
+                 are free under {}; free some space, or point HF_HUB_CACHE (hub) or --cache (meekbench's cache) at a \
+                 larger disk",
+                mib(bytes),
+                FREE_SPACE_MARGIN >> 20,
+                mib(free),
+                dir.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Shows progress bars on standard error.
@@ -255,7 +329,19 @@ impl Fetcher {
     }
 
     fn hub_client(&self) -> Result<hf_hub::HFClientSync, String> {
-        let mut builder = hf_hub::HFClient::builder().retry_max_attempts(2);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "meekbench/",
+                env!("CARGO_PKG_VERSION"),
+                " hf-hub/1"
+            ))
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        let mut builder = hf_hub::HFClient::builder()
+            .client(http)
+            .retry_max_attempts(2);
         if let Some(e) = &self.hub_endpoint {
             builder = builder.endpoint(e.clone());
         }
@@ -277,58 +363,114 @@ impl Fetcher {
         let offline = hub_offline();
         let client = self.hub_client()?;
         let (owner, name) = hf_hub::split_id(repo);
-        let bar = self.bar(&format!("hub {repo}/{file}"));
-        let handler = BarHandler(bar.clone());
-        let path = client
-            .model(owner, name)
+        let hub = client.model(owner, name);
+        // Already in the hub cache: used when verified; a corrupt copy is removed and downloaded again.
+        if let Ok(path) = hub
             .download_file()
             .filename(file)
             .revision(revision)
-            .local_files_only(offline)
-            .progress(hf_hub::progress::Progress::new(handler))
+            .local_files_only(true)
             .send()
-            .map_err(|e| {
-                let mut msg = e.to_string();
-                if offline {
-                    msg.push_str(" (HF_HUB_OFFLINE is set: only the local hub cache was searched)");
-                }
-                msg
-            });
-        bar.finish_and_clear();
-        let path = path?;
-        let size = self.verify(&path, sha256)?;
-        Ok((path, size))
+        {
+            match self.verify(&path, sha256) {
+                Ok(size) => return Ok((path, size)),
+                Err(why) if offline => return Err(why),
+                Err(_) => remove_cached(&path),
+            }
+        }
+        if !offline {
+            // The size from the hub's metadata, when it says: refuse what the disk cannot hold before writing.
+            if let Ok(meta) = hub
+                .get_file_metadata()
+                .filepath(file)
+                .revision(revision)
+                .send()
+            {
+                self.check_space(&self.hub_cache_dir(), meta.file_size)?;
+            }
+        }
+        let path = self.download_watched(repo, revision, file, offline)?;
+        match self.verify(&path, sha256) {
+            Ok(size) => Ok((path, size)),
+            Err(why) => {
+                // Never leave a bad blob where the next attempt would find it instead of downloading.
+                remove_cached(&path);
+                Err(why)
+            }
+        }
     }
 
-    /// Downloads one file of a model repository into the hub cache (no hash check: the caller verifies).
-    fn hub_file(
+    /// Downloads one file of a model repository into the hub cache, with a progress bar. hf-hub sends its first
+    /// request through an HTTP client of its own, without our timeouts: the download runs on a thread of its own,
+    /// and is given up when nothing arrives for the connect plus read timeout. No hash check: the caller verifies.
+    fn download_watched(
         &self,
-        client: &hf_hub::HFClientSync,
         repo: &str,
         revision: &str,
         file: &str,
+        offline: bool,
     ) -> Result<PathBuf, String> {
-        let offline = hub_offline();
-        let (owner, name) = hf_hub::split_id(repo);
         let bar = self.bar(&format!("hub {repo}/{file}"));
-        let handler = BarHandler(bar.clone());
-        let path = client
-            .model(owner, name)
-            .download_file()
-            .filename(file)
-            .revision(revision)
-            .local_files_only(offline)
-            .progress(hf_hub::progress::Progress::new(handler))
-            .send()
-            .map_err(|e| {
-                let mut msg = format!("{file}: {e}");
-                if offline {
-                    msg.push_str(" (HF_HUB_OFFLINE is set: only the local hub cache was searched)");
+        let activity = Arc::new(Mutex::new(Instant::now()));
+        let handler = BarHandler(bar.clone(), activity.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (me, repo_s, revision_s, file_s) = (
+            self.clone(),
+            repo.to_string(),
+            revision.to_string(),
+            file.to_string(),
+        );
+        std::thread::spawn(move || {
+            let run = || -> Result<PathBuf, String> {
+                let client = me.hub_client()?;
+                let (owner, name) = hf_hub::split_id(&repo_s);
+                client
+                    .model(owner, name)
+                    .download_file()
+                    .filename(file_s)
+                    .revision(revision_s)
+                    .local_files_only(offline)
+                    .progress(hf_hub::progress::Progress::new(handler))
+                    .send()
+                    .map_err(|e| e.to_string())
+            };
+            let _ = tx.send(run());
+        });
+        let stall = self.connect_timeout + self.read_timeout;
+        let path = loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => {
+                    break r.map_err(|mut msg| {
+                        if offline {
+                            msg.push_str(
+                                " (HF_HUB_OFFLINE is set: only the local hub cache was searched)",
+                            );
+                        }
+                        msg
+                    });
                 }
-                msg
-            });
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let idle = activity.lock().map_or(Duration::ZERO, |t| t.elapsed());
+                    if idle > stall {
+                        break Err(format!(
+                            "the hub stopped answering: nothing received for {} s (a dead connection or \
+                             endpoint; check the network, HF_ENDPOINT or HTTPS_PROXY)",
+                            idle.as_secs()
+                        ));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err("the download ended without an answer".to_string());
+                }
+            }
+        };
         bar.finish_and_clear();
         path
+    }
+
+    /// Downloads one file of a model repository into the hub cache (no hash check: the caller verifies).
+    fn hub_file(&self, repo: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
+        self.download_watched(repo, revision, file, hub_offline())
     }
 
     /// Downloads a safetensors checkpoint (config, tokenizer files, index and shards, or the single weights file)
@@ -339,26 +481,25 @@ impl Fetcher {
         revision: &str,
         sha256: &str,
     ) -> Result<(PathBuf, u64), String> {
-        let client = self.hub_client()?;
-        let config = self.hub_file(&client, repo, revision, CHECKPOINT_FILE)?;
+        let config = self.hub_file(repo, revision, CHECKPOINT_FILE)?;
         let dir = config
             .parent()
             .ok_or_else(|| format!("{} has no directory", config.display()))?
             .to_path_buf();
-        self.hub_file(&client, repo, revision, "tokenizer.json")?;
+        self.hub_file(repo, revision, "tokenizer.json")?;
         // Optional files: most repositories keep the chat template in tokenizer_config.json. A file that failed
         // for another reason than its absence is caught by the digest below.
         for optional in ["tokenizer_config.json", "chat_template.jinja"] {
-            let _ = self.hub_file(&client, repo, revision, optional);
+            let _ = self.hub_file(repo, revision, optional);
         }
-        match self.hub_file(&client, repo, revision, "model.safetensors.index.json") {
+        match self.hub_file(repo, revision, "model.safetensors.index.json") {
             Ok(index) => {
                 for shard in index_shards(&index)? {
-                    self.hub_file(&client, repo, revision, &shard)?;
+                    self.hub_file(repo, revision, &shard)?;
                 }
             }
             Err(index_err) => {
-                self.hub_file(&client, repo, revision, "model.safetensors")
+                self.hub_file(repo, revision, "model.safetensors")
                     .map_err(|e| format!("no weights: {index_err}; {e}"))?;
             }
         }
@@ -568,16 +709,60 @@ impl Fetcher {
     }
 }
 
+/// Removes a hub-cache file and the blob its snapshot entry points to (best effort: what cannot be removed is
+/// verified again, and refused again, next time).
+fn remove_cached(path: &Path) {
+    if let Ok(blob) = std::fs::canonicalize(path)
+        && blob != path
+    {
+        let _ = std::fs::remove_file(blob);
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Bytes free for an unprivileged user on the file system holding `dir` (or its nearest existing ancestor).
+#[cfg(unix)]
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = dir.ancestors().find(|p| p.exists())?;
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` a buffer of the right type; statvfs fills it on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so the buffer is initialised.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Bytes free under `dir`: unknown on this platform.
+#[cfg(not(unix))]
+pub fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
+}
+
 /// `HF_HUB_OFFLINE` set to a true value: use the hub cache only.
 fn hub_offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
 }
 
-struct BarHandler(ProgressBar);
+/// Shows download progress and records when data last arrived.
+struct BarHandler(ProgressBar, Arc<Mutex<Instant>>);
 
 impl hf_hub::progress::ProgressHandler for BarHandler {
     fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        if let Ok(mut t) = self.1.lock() {
+            *t = Instant::now();
+        }
         use hf_hub::progress::{DownloadEvent, ProgressEvent};
         if let ProgressEvent::Download(ev) = event {
             match ev {

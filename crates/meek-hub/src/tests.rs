@@ -480,3 +480,179 @@ fn a_hub_cache_snapshot_is_a_checkpoint_directory() {
     assert_eq!(got.path, snap);
     assert_eq!(got.size_bytes, 22 + 2 + 7);
 }
+
+/// Serves one file of `repo` whose HEAD describes `good` (size, ETag = its sha256); the n-th GET sends
+/// `gets[n]` (the last one again after that), cut after `cut` bytes when given, with the connection then closed.
+/// Records each request line.
+fn scripted_server(
+    repo: &'static str,
+    name: &'static str,
+    good: Vec<u8>,
+    gets: Vec<(Vec<u8>, Option<usize>)>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        let mut served = 0;
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            log2.lock().unwrap().push(line.trim().to_string());
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            if path != format!("/{repo}/resolve/{COMMIT}/{name}") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nX-Error-Code: EntryNotFound\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{}\"\r\nX-Repo-Commit: {COMMIT}\r\nConnection: close\r\n\r\n",
+                good.len(),
+                sha(&good)
+            );
+            let mut r = head.into_bytes();
+            if line.starts_with("GET") {
+                let (body, cut) = &gets[served.min(gets.len() - 1)];
+                served += 1;
+                r.extend_from_slice(&body[..cut.unwrap_or(body.len()).min(body.len())]);
+            }
+            let _ = stream.write_all(&r);
+            let _ = stream.flush();
+            // Dropping the stream closes the connection, midway through the body when it was cut.
+        }
+    });
+    (addr, log)
+}
+
+fn hub_fetcher(dir: &Path, endpoint: String) -> Fetcher {
+    Fetcher::new(dir.join("cache"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.join("hf"))
+}
+
+fn hub_source() -> Source {
+    Source::Hub {
+        repo: "owner/repo".into(),
+        revision: COMMIT.into(),
+        file: None,
+    }
+}
+
+fn gets(log: &Mutex<Vec<String>>) -> usize {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("GET"))
+        .count()
+}
+
+#[test]
+fn a_download_cut_midway_is_never_used_and_the_next_fetch_starts_again() {
+    let body = b"GGUF weights that arrive in pieces ".repeat(4000);
+    let (endpoint, log) = scripted_server(
+        "owner/repo",
+        "tiny.gguf",
+        body.clone(),
+        vec![(body.clone(), Some(body.len() / 2)), (body.clone(), None)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = hub_fetcher(dir.path(), endpoint);
+    let s = spec(&sha(&body), vec![hub_source()]);
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(err.contains("hub:owner/repo"), "{err}");
+    let snapshot = dir.path().join(format!(
+        "hf/models--owner--repo/snapshots/{COMMIT}/tiny.gguf"
+    ));
+    assert!(
+        !snapshot.exists(),
+        "no file where a complete one is expected"
+    );
+    assert!(f.lookup(&s).is_none());
+    let got = f.fetch(&s).unwrap();
+    assert_eq!(got.path, snapshot);
+    assert_eq!(std::fs::read(&got.path).unwrap(), body);
+    assert_eq!(gets(&log), 2, "downloaded again from the start");
+}
+
+#[test]
+fn a_corrupt_download_is_removed_so_the_next_fetch_downloads_it_again() {
+    let body = b"GGUF good weights ".repeat(1000);
+    let mut bad = body.clone();
+    bad[100] ^= 0x20;
+    let (endpoint, log) = scripted_server(
+        "owner/repo",
+        "tiny.gguf",
+        body.clone(),
+        vec![(bad, None), (body.clone(), None)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = hub_fetcher(dir.path(), endpoint);
+    let s = spec(&sha(&body), vec![hub_source()]);
+    let err = f.fetch(&s).unwrap_err().to_string();
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    // The corrupt blob, complete and under the right ETag, would otherwise be found again and again.
+    let got = f.fetch(&s).unwrap();
+    assert_eq!(std::fs::read(&got.path).unwrap(), body);
+    assert_eq!(gets(&log), 2);
+}
+
+#[test]
+fn a_download_the_disk_cannot_hold_is_refused_before_writing() {
+    let body = b"GGUF big weights ".repeat(2000);
+    let (endpoint, log) = scripted_server(
+        "owner/repo",
+        "tiny.gguf",
+        body.clone(),
+        vec![(body.clone(), None)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec(&sha(&body), vec![hub_source()]);
+    let full = hub_fetcher(dir.path(), endpoint.clone()).with_free_space(FREE_SPACE_MARGIN);
+    let err = full.fetch(&s).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("needs {} bytes", body.len()))
+            && err.contains("only 67108864 bytes")
+            && err.contains("HF_HUB_CACHE"),
+        "{err}"
+    );
+    assert_eq!(gets(&log), 0, "nothing was downloaded");
+    // Room enough: fetched. An unknown size (0) is never refused.
+    let roomy =
+        hub_fetcher(dir.path(), endpoint).with_free_space(FREE_SPACE_MARGIN + body.len() as u64);
+    assert!(roomy.fetch(&s).is_ok());
+    assert!(full.check_space(dir.path(), 0).is_ok());
+    // The real figure for this disk is known and positive.
+    assert!(free_bytes(dir.path()).is_some_and(|b| b > 0));
+    assert!(free_bytes(&dir.path().join("not/yet/there")).is_some());
+}
+
+#[test]
+fn a_hub_that_stops_answering_fails_the_source_instead_of_hanging() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // Accept and hold every connection without ever answering.
+        let held: Vec<_> = listener.incoming().take(16).collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let f = hub_fetcher(dir.path(), endpoint)
+        .with_timeouts(Duration::from_secs(1), Duration::from_secs(1));
+    let err = f
+        .fetch(&spec(&sha(b"x"), vec![hub_source()]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hub:owner/repo"), "{err}");
+}

@@ -49,7 +49,8 @@ pub enum RunStatus {
     Running,
     /// Every planned measurement was attempted.
     Complete,
-    /// Stopped by the user (Ctrl-C) before the plan finished; what is in the file was measured in full.
+    /// Stopped by the user (Ctrl-C, SIGTERM) before the plan finished; what is in the file was measured in full,
+    /// and a run cut short is marked `partial`. `bench --resume FILE` continues it.
     Interrupted,
 }
 
@@ -171,6 +172,10 @@ pub struct ModelRun {
     /// Energy of the run and how it was obtained (absent in files written before energy was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<RunEnergy>,
+    /// True when the bench was interrupted during this run: every speed point and suite item present was measured
+    /// in full, the rest of its plan was not (`bench --resume` measures such a run again). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// Accuracy on one suite, with what the answers cost.
@@ -724,7 +729,18 @@ pub enum ReadError {
         /// Version found in the file.
         found: u32,
     },
+    /// The file could not be read (or is not UTF-8).
+    Io(std::io::Error),
+    /// Larger than [`MAX_RESULT_BYTES`]: refused unread.
+    TooLarge {
+        /// Its size.
+        bytes: u64,
+    },
 }
+
+/// Result files larger than this are refused before parsing: real ones are a few megabytes even with every
+/// generated answer kept, and files come from other machines and people.
+pub const MAX_RESULT_BYTES: u64 = 64 << 20;
 
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -734,6 +750,12 @@ impl std::fmt::Display for ReadError {
                 f,
                 "written with result schema version {found}, newer than this meekbench knows ({SCHEMA_VERSION}); \
                  upgrade meekbench to read it"
+            ),
+            Self::Io(e) => write!(f, "cannot read it: {e}"),
+            Self::TooLarge { bytes } => write!(
+                f,
+                "{bytes} bytes, larger than any result file (limit {} MiB); not read",
+                MAX_RESULT_BYTES >> 20
             ),
         }
     }
@@ -754,6 +776,34 @@ pub fn from_json(text: &str) -> Result<BenchResult, ReadError> {
         });
     }
     serde_json::from_str(text).map_err(ReadError::Invalid)
+}
+
+/// Reads and parses a result file, refusing one over [`MAX_RESULT_BYTES`] without reading it (the size is checked
+/// on the open file, and at most the limit plus one byte is ever read). Errors do not repeat the path: callers
+/// name it.
+pub fn read_file(path: &std::path::Path) -> Result<BenchResult, ReadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let len = file.metadata().map_err(ReadError::Io)?.len();
+    if len > MAX_RESULT_BYTES {
+        return Err(ReadError::TooLarge { bytes: len });
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_RESULT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_RESULT_BYTES {
+        return Err(ReadError::TooLarge {
+            bytes: bytes.len() as u64,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ReadError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ))
+    })?;
+    from_json(&text)
 }
 
 #[cfg(test)]
@@ -782,6 +832,56 @@ mod tests {
         assert!(matches!(err, ReadError::NewerSchema { found: 999 }));
         assert!(err.to_string().contains("upgrade meekbench"));
         assert!(matches!(from_json("{nope"), Err(ReadError::Invalid(_))));
+    }
+
+    #[test]
+    fn bad_result_files_are_refused_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("meek-schema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        // 100 MB of junk: refused on its size, before parsing.
+        let junk = dir.join("junk.json");
+        std::fs::File::create(&junk)
+            .unwrap()
+            .set_len(100_000_000)
+            .unwrap();
+        let err = read_file(&junk).unwrap_err();
+        assert!(
+            matches!(err, ReadError::TooLarge { bytes: 100_000_000 }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("larger than any result file"));
+        // Missing fields are named.
+        let p = write(
+            "missing.json",
+            br#"{"schema_version": 1, "status": "complete"}"#,
+        );
+        let err = read_file(&p).unwrap_err().to_string();
+        assert!(err.contains("missing field `tool`"), "{err}");
+        // A newer layout is refused before the rest is looked at.
+        let p = write(
+            "newer.json",
+            br#"{"schema_version": 2, "status": "whatever"}"#,
+        );
+        assert!(matches!(
+            read_file(&p),
+            Err(ReadError::NewerSchema { found: 2 })
+        ));
+        // Not UTF-8, and not there.
+        let p = write(
+            "latin1.json",
+            b"{\"schema_version\": 1, \"x\": \"caf\xe9\"}",
+        );
+        assert!(read_file(&p).unwrap_err().to_string().contains("UTF-8"));
+        assert!(matches!(
+            read_file(&dir.join("nope.json")),
+            Err(ReadError::Io(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -100,6 +100,11 @@ struct BenchArgs {
     /// Measure a model even when it seems not to fit in the available memory.
     #[arg(long)]
     ignore_memory_check: bool,
+    /// Continue an interrupted (or partly failed) result file in place: complete runs are kept, partial and
+    /// failed ones measured again, the rest measured. The config (CONFIG, or the one recorded in the file when
+    /// CONFIG is left out), the --device/--threads/--model options, the machine and the model hashes must match.
+    #[arg(long, value_name = "FILE", conflicts_with = "output")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -244,9 +249,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", meek_schema::json_schema());
             Ok(ExitCode::SUCCESS)
         }
-        Command::MeasureChild { request, result } => Ok(ExitCode::from(meek_bench::child_main(
-            &request, &result,
-        ) as u8)),
+        Command::MeasureChild { request, result } => {
+            // Ctrl-C reaches this process too (same process group), or the parent forwards its interrupt: finish
+            // the repetition or item in progress and hand back what was measured.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+                .context("cannot install the Ctrl-C handler")?;
+            let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
+            Ok(ExitCode::from(
+                meek_bench::child_main(&request, &result, &stopped) as u8,
+            ))
+        }
     }
 }
 
@@ -272,7 +286,16 @@ fn tool_info() -> ToolInfo {
 }
 
 fn bench(a: BenchArgs) -> Result<ExitCode> {
-    let cfg = load_config(a.config.as_deref())?;
+    let cfg = match (&a.resume, &a.config) {
+        // Resuming without CONFIG: the config recorded in the result file, as it was run.
+        (Some(file), None) => {
+            let previous = meek_schema::read_file(file)
+                .with_context(|| format!("cannot resume {}", file.display()))?;
+            meek_config::parse(&previous.config.text, &previous.config.source)
+                .with_context(|| format!("cannot resume {}: its recorded config", file.display()))?
+        }
+        _ => load_config(a.config.as_deref())?,
+    };
     let tool = tool_info();
     let progress = !a.quiet;
     if progress && tool.profile == "debug" {
@@ -290,17 +313,21 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         no_outputs: a.no_outputs,
         ignore_memory_check: a.ignore_memory_check,
         interrupt: None,
+        resume: a.resume,
     };
     // Ctrl-C (or SIGTERM) stops the bench after writing what was measured, with status "interrupted" and exit
-    // status 130; the measurement in progress, which receives the signal too, is dropped. A second Ctrl-C exits
-    // at once.
+    // status 130; the measurement in progress finishes its current repetition or item and is kept as a partial
+    // run. A second Ctrl-C exits at once.
     let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
         if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupted: writing what was measured (Ctrl-C again to quit at once)");
+        eprintln!(
+            "\ninterrupted: finishing the current repetition and writing what was measured (Ctrl-C again to quit \
+             at once)"
+        );
     })
     .context("cannot install the Ctrl-C handler")?;
     let opts = meek_bench::BenchOptions {
@@ -329,7 +356,8 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     }
     if outcome.result.status == meek_schema::RunStatus::Interrupted {
         eprintln!(
-            "interrupted; what was measured is in {}",
+            "interrupted; what was measured is in {}; continue with `meekbench bench --resume {}`",
+            outcome.path.display(),
             outcome.path.display()
         );
         return Ok(ExitCode::from(130));
@@ -539,9 +567,6 @@ fn models(a: ModelsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Result files larger than this are refused unread (they come from other machines and people).
-const MAX_RESULT_BYTES: u64 = 64 << 20;
-
 fn project(a: ProjectArgs) -> Result<ExitCode> {
     let cfg = match &a.config {
         Some(p) => {
@@ -555,19 +580,9 @@ fn project(a: ProjectArgs) -> Result<ExitCode> {
     let mut skipped = Vec::new();
     for p in &a.results {
         let name = p.display().to_string();
-        let size = std::fs::metadata(p).map(|m| m.len());
-        match size {
+        match meek_schema::read_file(p) {
+            Ok(r) => results.push((name, r)),
             Err(e) => skipped.push(format!("{name}: {e}")),
-            Ok(n) if n > MAX_RESULT_BYTES => {
-                skipped.push(format!("{name}: {n} bytes, larger than any result file"))
-            }
-            Ok(_) => match std::fs::read_to_string(p) {
-                Err(e) => skipped.push(format!("{name}: {e}")),
-                Ok(text) => match meek_schema::from_json(&text) {
-                    Ok(r) => results.push((name, r)),
-                    Err(e) => skipped.push(format!("{name}: {e}")),
-                },
-            },
         }
     }
     for s in &skipped {

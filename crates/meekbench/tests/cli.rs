@@ -262,7 +262,11 @@ fn unwritable_output_is_refused_before_fetching() {
         .arg(&cfg)
         .assert()
         .failure()
-        .stderr(contains("cannot write results").and(contains("file-not-dir")));
+        .stderr(
+            contains("cannot write results")
+                .and(contains("file-not-dir"))
+                .and(contains("--output")),
+        );
 }
 
 #[test]
@@ -510,19 +514,107 @@ fn interrupt_keeps_what_was_measured_and_exits_130() {
     assert_eq!(files.len(), 1);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert!(jsonschema::validator_for(&schema()).unwrap().is_valid(&v));
     assert_eq!(v["status"], "interrupted");
     let runs = v["runs"].as_array().unwrap();
-    assert_eq!(
-        runs.len(),
-        1,
-        "the finished run is kept, the interrupted one dropped"
-    );
     assert_eq!(runs[0]["threads"], 1);
+    assert!(runs[0].get("partial").is_none(), "the first run finished");
+    // The run in progress finished its current repetition and was kept, marked partial (unless the signal came
+    // before it had measured anything).
+    assert!(runs.len() <= 2);
+    if let Some(cut) = runs.get(1) {
+        assert_eq!(cut["threads"], 2);
+        assert_eq!(cut["partial"], true);
+        for p in cut["speed"].as_array().unwrap() {
+            let n = p["repetitions"].as_u64().unwrap();
+            assert!((1..=400).contains(&n));
+            assert_eq!(p["ttft_ms"]["samples"].as_array().unwrap().len() as u64, n);
+        }
+    }
     assert!(
         v.get("failures").is_none(),
         "an interrupt is not a failure: {v}"
     );
     assert!(v["finished_at"].is_string());
+
+    // Resumed in place: the finished run is kept as it was, the cut one measured again in full.
+    let out = stdout(
+        meekbench()
+            .args(["bench", "--quiet", "--threads", "1,2", "--resume"])
+            .arg(&files[0]),
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim(),
+        files[0].display().to_string()
+    );
+    assert_eq!(f.results(), files, "no new file");
+    let w: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(w["status"], "complete");
+    assert_eq!(w["runs"][0], runs[0]);
+    assert_eq!(w["runs"][1]["threads"], 2);
+    assert!(w["runs"][1].get("partial").is_none());
+    assert_eq!(w["runs"][1]["speed"][1]["repetitions"], 400);
+    assert_eq!(w["started_at"], v["started_at"]);
+    // A complete file has nothing to resume, and other options are refused with what differs.
+    meekbench()
+        .args(["bench", "--quiet", "--threads", "1,2", "--resume"])
+        .arg(&files[0])
+        .assert()
+        .failure()
+        .stderr(contains("nothing to resume"));
+}
+
+#[test]
+fn bad_config_and_result_files_are_named_and_nothing_is_lost() {
+    let f = Fixture::new();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = f.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    // Not UTF-8, and not TOML.
+    let latin1 = write("latin1.toml", b"[run]\ndevice = \"caf\xe9\"\n");
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&latin1)
+        .assert()
+        .code(1)
+        .stderr(contains("latin1.toml").and(contains("UTF-8")));
+    let broken = write("broken.toml", b"[run\ndevice = \"cpu\"\n");
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&broken)
+        .assert()
+        .code(1)
+        .stderr(contains("broken.toml").and(contains("line 1")));
+    // Result files to resume: 100 MB of junk (refused unread), a newer layout, missing fields.
+    let junk = f.dir.path().join("junk.json");
+    std::fs::File::create(&junk)
+        .unwrap()
+        .set_len(100_000_000)
+        .unwrap();
+    let newer = write("newer.json", br#"{"schema_version": 2}"#);
+    let missing = write(
+        "missing.json",
+        br#"{"schema_version": 1, "status": "interrupted"}"#,
+    );
+    for (file, want) in [
+        (&junk, "larger than any result file"),
+        (&newer, "upgrade meekbench"),
+        (&missing, "missing field"),
+    ] {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        meekbench()
+            .args(["bench", "--quiet", "--resume"])
+            .arg(file)
+            .assert()
+            .code(1)
+            .stderr(contains(name).and(contains(want)));
+    }
+    assert_eq!(std::fs::metadata(&junk).unwrap().len(), 100_000_000);
+    assert_eq!(std::fs::read(&newer).unwrap(), br#"{"schema_version": 2}"#);
+    assert!(f.results().is_empty(), "nothing was started");
 }
 
 #[test]

@@ -16,7 +16,6 @@
 //! [`crate::Engine::kernel`], e.g. `candle-cpu-f32`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -30,9 +29,6 @@ mod gemma3;
 
 /// Model families (`config.json` `model_type`) this build runs from safetensors.
 pub const SUPPORTED_MODEL_TYPES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3_text", "phi3"];
-
-/// Largest safetensors JSON header accepted (the format's own limit is 100 MB).
-const MAX_HEADER: u64 = 100_000_000;
 
 /// One tensor of a safetensors file, as its header describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,122 +52,37 @@ impl TensorEntry {
     }
 }
 
-/// Bits per element of a safetensors dtype.
-fn dtype_bits(dtype: &str) -> Option<u64> {
-    Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" | "F8_E8M0" => 8,
-        "U16" | "I16" | "F16" | "BF16" => 16,
-        "U32" | "I32" | "F32" => 32,
-        "U64" | "I64" | "F64" => 64,
-        "F4" => 4,
-        "F6_E2M3" | "F6_E3M2" => 6,
-        _ => return None,
-    })
-}
-
 /// Checks the header of a safetensors file against the file and returns its tensors, in the order of their data.
 /// Errors name the file and, where one is at fault, the tensor.
 pub fn check_safetensors(path: &Path) -> Result<Vec<TensorEntry>, String> {
-    let shown = path.display();
-    let mut file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
-    let size = file.metadata().map_err(|e| format!("{shown}: {e}"))?.len();
-    if size < 8 {
-        return Err(format!(
-            "{shown}: {size} bytes, too short for a safetensors header (8-byte length first)"
-        ));
-    }
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len)
-        .map_err(|e| format!("{shown}: {e}"))?;
-    let n = u64::from_le_bytes(len);
-    if n > size - 8 {
-        return Err(format!(
-            "{shown}: the header claims {n} bytes but the file has only {} after the length; the file is \
-             truncated or not safetensors",
-            size - 8
-        ));
-    }
-    if n > MAX_HEADER {
-        return Err(format!(
-            "{shown}: the header claims {n} bytes, more than the {MAX_HEADER} safetensors allows"
-        ));
-    }
-    let mut header = vec![0u8; n as usize];
-    file.read_exact(&mut header)
-        .map_err(|e| format!("{shown}: {e}"))?;
-    let header: serde_json::Map<String, Value> = serde_json::from_slice(&header)
-        .map_err(|e| format!("{shown}: the header is not a JSON object: {e}"))?;
-    let data_start = 8 + n;
-    let data_len = size - data_start;
-    let mut entries = Vec::with_capacity(header.len());
-    for (name, v) in &header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let bad = |what: String| format!("{shown}: tensor `{name}`: {what}");
-        let dtype = v
-            .get("dtype")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("no `dtype` string".into()))?;
-        let bits = dtype_bits(dtype).ok_or_else(|| bad(format!("unknown dtype `{dtype}`")))?;
-        let shape: Vec<usize> = v
-            .get("shape")
-            .and_then(Value::as_array)
-            .and_then(|a| {
-                a.iter()
-                    .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-                    .collect()
+    let header = crate::safetensors::read_header(path).map_err(|e| e.to_string())?;
+    let mut entries = header
+        .tensors
+        .into_iter()
+        .map(|t| {
+            let shape = t
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    format!(
+                        "{}: tensor `{}`: shape {:?} is too large",
+                        path.display(),
+                        t.name,
+                        t.shape
+                    )
+                })?;
+            Ok(TensorEntry {
+                name: t.name,
+                dtype: t.dtype,
+                shape,
+                start: t.range.start,
+                end: t.range.end,
             })
-            .ok_or_else(|| bad("`shape` is not a list of non-negative integers".into()))?;
-        let offsets: Vec<u64> = v
-            .get("data_offsets")
-            .and_then(Value::as_array)
-            .and_then(|a| a.iter().map(Value::as_u64).collect())
-            .filter(|o: &Vec<u64>| o.len() == 2)
-            .ok_or_else(|| bad("`data_offsets` is not two non-negative integers".into()))?;
-        let (begin, end) = (offsets[0], offsets[1]);
-        let elements = shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-            .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
-        let bits_total = elements
-            .checked_mul(bits)
-            .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
-        if !bits_total.is_multiple_of(8) {
-            return Err(bad(format!(
-                "{elements} elements of {dtype} do not fill whole bytes"
-            )));
-        }
-        let expected = bits_total / 8;
-        if end < begin || end - begin != expected {
-            return Err(bad(format!(
-                "data_offsets [{begin}, {end}] hold {} bytes but {dtype} {shape:?} needs {expected}",
-                end.saturating_sub(begin)
-            )));
-        }
-        if end > data_len {
-            return Err(bad(format!(
-                "data ends at byte {end} of the data section, which has only {data_len} bytes; the file is \
-                 truncated"
-            )));
-        }
-        entries.push(TensorEntry {
-            name: name.clone(),
-            dtype: dtype.to_string(),
-            shape,
-            start: data_start + begin,
-            end: data_start + end,
-        });
-    }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     entries.sort_by_key(|e| (e.start, e.end));
-    for w in entries.windows(2) {
-        if w[1].start < w[0].end {
-            return Err(format!(
-                "{shown}: tensors `{}` (bytes {}..{}) and `{}` (bytes {}..{}) overlap",
-                w[0].name, w[0].start, w[0].end, w[1].name, w[1].start, w[1].end
-            ));
-        }
-    }
     Ok(entries)
 }
 
