@@ -71,6 +71,12 @@ pub struct BenchOptions {
     pub device: Option<DeviceRequest>,
     /// Thread counts instead of `run.threads`.
     pub threads: Option<Vec<usize>>,
+    /// Prompt lengths instead of `speed.prompt_tokens`.
+    pub prompt_tokens: Option<Vec<usize>>,
+    /// Generation lengths instead of `speed.gen_tokens`.
+    pub gen_tokens: Option<Vec<usize>>,
+    /// Measured repetitions per point instead of `speed.repetitions`.
+    pub repetitions: Option<usize>,
     /// Model cache directory instead of `run.cache` / the default.
     pub cache: Option<PathBuf>,
     /// Only these model ids (all when empty).
@@ -325,6 +331,37 @@ pub fn run(
     if let Some(t) = &opts.threads {
         overrides.push(format!("threads={t:?}"));
     }
+    // The speed grid with the command line's lists in place of the config's (a list is a sweep, like llama-bench's
+    // `-p 128,512 -n 64`).
+    let mut speed = c.speed.clone();
+    for (name, given, field) in [
+        (
+            "prompt_tokens",
+            &opts.prompt_tokens,
+            &mut speed.prompt_tokens,
+        ),
+        ("gen_tokens", &opts.gen_tokens, &mut speed.gen_tokens),
+    ] {
+        if let Some(v) = given {
+            if v.is_empty() || v.contains(&0) {
+                return Err(BenchError::Config(format!(
+                    "--{} takes positive token counts, e.g. 128,512",
+                    name.replace('_', "-")
+                )));
+            }
+            overrides.push(format!("{name}={v:?}"));
+            *field = v.clone();
+        }
+    }
+    if let Some(r) = opts.repetitions {
+        if r == 0 {
+            return Err(BenchError::Config(
+                "--repetitions must be at least 1".into(),
+            ));
+        }
+        overrides.push(format!("repetitions={r}"));
+        speed.repetitions = r;
+    }
     if !opts.models.is_empty() {
         overrides.push(format!("models={}", opts.models.join(",")));
     }
@@ -453,10 +490,10 @@ pub fn run(
                 source: fetched.source.clone(),
                 device: device.to_string(),
                 threads: t,
-                points: c.speed.points(),
-                warmup: c.speed.warmup,
-                repetitions: c.speed.repetitions,
-                seed: c.speed.seed,
+                points: speed.points(),
+                warmup: speed.warmup,
+                repetitions: speed.repetitions,
+                seed: speed.seed,
                 progress: opts.progress,
                 suites: suites.clone(),
                 keep_outputs: !opts.no_outputs,

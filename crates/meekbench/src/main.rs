@@ -82,6 +82,15 @@ struct BenchArgs {
     /// CPU threads, e.g. `4` or `1,2,4` to sweep (overrides `run.threads`).
     #[arg(short, long, value_delimiter = ',')]
     threads: Option<Vec<usize>>,
+    /// Prompt lengths in tokens, e.g. `128` or `128,512` to sweep (overrides `speed.prompt_tokens`).
+    #[arg(short = 'p', long, value_delimiter = ',', value_name = "TOKENS")]
+    prompt_tokens: Option<Vec<usize>>,
+    /// Generation lengths in tokens, e.g. `64` or `16,64` to sweep (overrides `speed.gen_tokens`).
+    #[arg(short = 'n', long, value_delimiter = ',', value_name = "TOKENS")]
+    gen_tokens: Option<Vec<usize>>,
+    /// Measured repetitions per workload point (overrides `speed.repetitions`).
+    #[arg(short = 'r', long, value_name = "N")]
+    repetitions: Option<usize>,
     /// Measure only this model id (repeatable).
     #[arg(short, long = "model", value_name = "ID")]
     models: Vec<String>,
@@ -307,6 +316,9 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         output: a.output,
         device: a.device,
         threads: a.threads,
+        prompt_tokens: a.prompt_tokens,
+        gen_tokens: a.gen_tokens,
+        repetitions: a.repetitions,
         cache: a.cache,
         models: a.models,
         progress,

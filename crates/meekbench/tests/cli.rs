@@ -171,6 +171,57 @@ fn json_flag_prints_the_result_and_overrides_are_recorded() {
     assert_eq!(v["config"]["overrides"][0], "threads=[1]");
 }
 
+/// Sweeps from the command line, like llama-bench's `-p 8,16 -n 4 -r 2 -t 1,2`: the cartesian product of thread
+/// counts and workload points, each its own entry, with the overrides recorded.
+#[test]
+fn command_line_sweeps_run_the_cartesian_product() {
+    let f = Fixture::new();
+    let cfg = f.config("");
+    let v = bench_json(&cfg, &["-p", "8,16", "-n", "4", "-r", "2", "-t", "1,2"]);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| r["threads"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    for r in runs {
+        let points: Vec<(u64, u64, u64)> = r["speed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["n_prompt"].as_u64().unwrap(),
+                    p["n_gen"].as_u64().unwrap(),
+                    p["repetitions"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(points, [(8, 4, 2), (16, 4, 2)]);
+    }
+    let overrides: Vec<&str> = v["config"]["overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for want in [
+        "threads=[1, 2]",
+        "prompt_tokens=[8, 16]",
+        "gen_tokens=[4]",
+        "repetitions=2",
+    ] {
+        assert!(overrides.contains(&want), "{want} not in {overrides:?}");
+    }
+    meekbench()
+        .args(["bench", "--quiet", "-p", "0"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("--prompt-tokens takes positive token counts"));
+}
+
 #[test]
 fn config_errors_name_file_line_and_key() {
     let f = Fixture::new();
