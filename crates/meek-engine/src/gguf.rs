@@ -97,13 +97,16 @@ pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineEr
     Ok((content, file))
 }
 
+/// The integer metadata value `{arch}.{key}`, stored as u32 or u64.
+fn arch_u64(content: &gguf_file::Content, arch: &str, key: &str) -> Option<u64> {
+    content
+        .metadata
+        .get(&format!("{arch}.{key}"))
+        .and_then(|v| v.to_u32().map(u64::from).or_else(|_| v.to_u64()).ok())
+}
+
 fn attention_shape(content: &gguf_file::Content, arch: &str) -> (Option<u64>, Option<u64>) {
-    let get = |k: &str| {
-        content
-            .metadata
-            .get(&format!("{arch}.{k}"))
-            .and_then(|v| v.to_u32().map(u64::from).or_else(|_| v.to_u64()).ok())
-    };
+    let get = |k: &str| arch_u64(content, arch, k);
     let width = match (get("attention.head_count"), get("attention.key_length")) {
         (Some(h), Some(k)) => Some(h * k),
         _ => get("embedding_length"),
@@ -112,12 +115,7 @@ fn attention_shape(content: &gguf_file::Content, arch: &str) -> (Option<u64>, Op
 }
 
 fn kv_bytes(content: &gguf_file::Content, arch: &str) -> Option<u64> {
-    let get = |k: &str| {
-        content
-            .metadata
-            .get(&format!("{arch}.{k}"))
-            .and_then(|v| v.to_u32().map(u64::from).or_else(|_| v.to_u64()).ok())
-    };
+    let get = |k: &str| arch_u64(content, arch, k);
     let layers = get("block_count")?;
     let heads = get("attention.head_count")?.max(1);
     let kv_heads = get("attention.head_count_kv").unwrap_or(heads);

@@ -103,14 +103,6 @@ impl Config {
             _ => None,
         }
     }
-
-    fn layer_rope_base(&self, l: usize) -> f32 {
-        if self.layer_window(l).is_some() {
-            self.rope_base_local
-        } else {
-            self.rope_base
-        }
-    }
 }
 
 struct Layer {
@@ -401,12 +393,9 @@ impl Decoder {
                 rms_norm_in_place(&mut q, qn, c.eps);
                 rms_norm_in_place(&mut k, kn, c.eps);
             }
-            let (cos, sin) = match &local {
-                Some(t)
-                    if c.layer_rope_base(l) == c.rope_base_local && c.layer_window(l).is_some() =>
-                {
-                    t
-                }
+            // Sliding-window layers rotate with the local base, the others with the global one.
+            let (cos, sin) = match (&local, c.layer_window(l)) {
+                (Some(t), Some(_)) => t,
                 _ => &global,
             };
             rope(&mut q, c.head_dim, cos, sin, neox);

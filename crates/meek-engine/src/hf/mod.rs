@@ -318,14 +318,14 @@ impl Checkpoint {
             .map(TensorEntry::elements)
             .sum();
         let heads = self.usize("num_attention_heads");
+        let head_dim = heads.and_then(|h| {
+            self.usize("head_dim")
+                .or_else(|| Some(self.usize("hidden_size")? / h.max(1)))
+        });
         let kv_bytes_per_position = (|| {
             let layers = self.usize("num_hidden_layers")? as u64;
-            let heads = heads?.max(1);
-            let kv = self.usize("num_key_value_heads").unwrap_or(heads) as u64;
-            let hd = self
-                .usize("head_dim")
-                .or_else(|| Some(self.usize("hidden_size")? / heads))? as u64;
-            Some(layers * 2 * kv * hd * bytes_per_weight)
+            let kv = self.usize("num_key_value_heads").unwrap_or(heads?.max(1)) as u64;
+            Some(layers * 2 * kv * head_dim? as u64 * bytes_per_weight)
         })();
         let name = self
             .config
@@ -350,13 +350,7 @@ impl Checkpoint {
             kv_bytes_per_position,
             non_embedding_params: n_params - embedding_params,
             n_layer: self.usize("num_hidden_layers").map(|v| v as u64),
-            attention_width: heads.map(|h| {
-                let hd = self
-                    .usize("head_dim")
-                    .or_else(|| self.usize("hidden_size").map(|w| w / h.max(1)))
-                    .unwrap_or(0);
-                (h * hd) as u64
-            }),
+            attention_width: heads.map(|h| (h * head_dim.unwrap_or(0)) as u64),
         }
     }
 }
