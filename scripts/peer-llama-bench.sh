@@ -25,6 +25,9 @@
 #   MEEKBENCH_INSTALL=1 (or CI=true) and running as root: apt-get install cmake if it is missing
 #   MEEKBENCH_BUILD_JOBS  parallel build jobs (default: nproc)
 #   MEEKBENCH_CMAKE_ARGS  extra cmake configure arguments (word-split)
+#   MEEKBENCH_PEER_AMX=1  keep llama.cpp's AMX kernels on CPUs that have AMX. By default they are compiled out:
+#                       in this version ggml_backend_amx_mul_mat crashes (SIGSEGV) on the first prompt, seen on an
+#                       AMX Xeon under KVM with tile permission granted. The AVX-512 and repacked kernels stay.
 set -euo pipefail
 
 LLAMA_CPP_PY_VERSION="0.3.36"
@@ -48,7 +51,17 @@ is_built() {
     for t in "${TARGETS[@]}"; do
         [[ -x "$BIN_DIR/$t" ]] || return 1
     done
-    return 0
+    # Built with other options (e.g. AMX on or off): rebuild.
+    [[ "$(cat "$BUILD_DIR/.meek-options" 2>/dev/null)" == "$(build_options)" ]]
+}
+
+# The C/C++ flags the build adds, one line (recorded with the build so a change rebuilds).
+build_options() {
+    local flags=""
+    if [[ "${MEEKBENCH_PEER_AMX:-0}" != "1" ]] && grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+        flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    fi
+    printf '%s\n' "$flags"
 }
 
 ensure_cmake() {
@@ -143,6 +156,18 @@ configure() {
     if [[ -n "${MEEKBENCH_CMAKE_ARGS:-}" ]]; then
         read -r -a extra <<<"$MEEKBENCH_CMAKE_ARGS"
     fi
+    local flags
+    flags="$(build_options)"
+    if [[ -n "$flags" ]]; then
+        log "compiling out llama.cpp's AMX kernels (they crash in this version; MEEKBENCH_PEER_AMX=1 keeps them)"
+        # After ggml's -march=native, which would turn them back on: a launcher appends the flags to every compile.
+        local launcher="$PEER_DIR/no-amx-cc"
+        printf '#!/bin/sh\nexec "$@" %s\n' "$flags" > "$launcher"
+        chmod +x "$launcher"
+        wanted+=("-DCMAKE_C_COMPILER_LAUNCHER=$launcher" "-DCMAKE_CXX_COMPILER_LAUNCHER=$launcher")
+    else
+        wanted+=("-DCMAKE_C_COMPILER_LAUNCHER=" "-DCMAKE_CXX_COMPILER_LAUNCHER=")
+    fi
     local opts=("${wanted[@]}") i
     # Options we can live without, tried in this order when configure fails.
     local droppable=(-DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
@@ -192,6 +217,7 @@ build() {
     local jobs="${MEEKBENCH_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
     log "building ${TARGETS[*]} with -j$jobs (this takes a while the first time)"
     cmake --build "$BUILD_DIR" --config Release -j"$jobs" --target "${TARGETS[@]}" >&2
+    build_options > "$BUILD_DIR/.meek-options"
     is_built || die "build finished but binaries are missing from $BIN_DIR"
     log "built: $BIN_DIR"
 }

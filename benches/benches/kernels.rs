@@ -5,8 +5,10 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use meek_engine::cpu::quant::{Format, KernelPath, Q8Block, QK, quantize_row};
-use meek_engine::cpu::{QMat, matmul};
+use meek_engine::cpu::quant::{
+    Format, KernelPath, Q8Block, Q8KBlock, QK, QK_K, quantize_row, quantize_row_k,
+};
+use meek_engine::cpu::{QActs, QMat, matmul};
 
 const ROWS: usize = 1024;
 const COLS: usize = 2048;
@@ -29,12 +31,9 @@ fn qmat(fmt: Format, ggml: GgmlDType) -> QMat {
     QMat::new(fmt, ROWS, COLS, q.data().expect("bytes").into_owned()).expect("matrix")
 }
 
-fn activations(n: usize) -> Vec<Q8Block> {
-    let x = random(n * COLS, 2);
-    let mut q = vec![Q8Block::default(); n * COLS / QK];
-    for (row, out) in x.chunks_exact(COLS).zip(q.chunks_exact_mut(COLS / QK)) {
-        quantize_row(row, out);
-    }
+fn activations(n: usize, fmt: Format) -> QActs {
+    let mut q = QActs::default();
+    q.quantize(&random(n * COLS, 2), COLS, &[fmt]);
     q
 }
 
@@ -49,12 +48,12 @@ fn kernels(c: &mut Criterion) {
         (Format::Q6K, GgmlDType::Q6K),
     ];
     for n in [1usize, 64] {
-        let x = activations(n);
         let mut out = vec![0f32; n * ROWS];
         let mut g = c.benchmark_group(format!("matmul-{ROWS}x{COLS}-n{n}"));
         g.throughput(Throughput::Elements((ROWS * COLS * n) as u64));
         for (fmt, ggml) in formats {
             let w = qmat(fmt, ggml);
+            let x = activations(n, fmt);
             for path in KernelPath::available() {
                 if n > 1 && path == KernelPath::Portable {
                     continue;
@@ -62,7 +61,7 @@ fn kernels(c: &mut Criterion) {
                 g.bench_with_input(
                     BenchmarkId::new(format!("{fmt:?}"), path.name()),
                     &path,
-                    |b, &path| b.iter(|| matmul(path, &w, &x, n, &mut out)),
+                    |b, &path| b.iter(|| matmul(path, &w, &x, &mut out)),
                 );
             }
         }
@@ -73,6 +72,8 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("quantize-activations");
     g.throughput(Throughput::Elements(COLS as u64));
     g.bench_function("q8-2048", |b| b.iter(|| quantize_row(&x, &mut q)));
+    let mut qk = vec![Q8KBlock::default(); COLS / QK_K];
+    g.bench_function("q8k-2048", |b| b.iter(|| quantize_row_k(&x, &mut qk)));
     g.finish();
 }
 

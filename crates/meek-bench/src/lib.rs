@@ -334,19 +334,33 @@ pub fn run(
     // The speed grid with the command line's lists in place of the config's (a list is a sweep, like llama-bench's
     // `-p 128,512 -n 64`).
     let mut speed = c.speed.clone();
-    for (name, given, field) in [
+    // The same lower bounds as the config: the first generated token comes from prefill, so a decode rate needs two.
+    for (name, given, field, min, example) in [
         (
             "prompt_tokens",
             &opts.prompt_tokens,
             &mut speed.prompt_tokens,
+            1,
+            "128,512",
         ),
-        ("gen_tokens", &opts.gen_tokens, &mut speed.gen_tokens),
+        (
+            "gen_tokens",
+            &opts.gen_tokens,
+            &mut speed.gen_tokens,
+            2,
+            "16,64",
+        ),
     ] {
         if let Some(v) = given {
-            if v.is_empty() || v.contains(&0) {
+            if v.is_empty() || v.iter().any(|&t| t < min) {
                 return Err(BenchError::Config(format!(
-                    "--{} takes positive token counts, e.g. 128,512",
-                    name.replace('_', "-")
+                    "--{} takes token counts of at least {min}, e.g. {example}{}",
+                    name.replace('_', "-"),
+                    if min > 1 {
+                        " (the first generated token comes from prefill; a decode rate needs one more)"
+                    } else {
+                        ""
+                    }
                 )));
             }
             overrides.push(format!("{name}={v:?}"));

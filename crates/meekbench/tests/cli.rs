@@ -219,7 +219,13 @@ fn command_line_sweeps_run_the_cartesian_product() {
         .arg(&cfg)
         .assert()
         .failure()
-        .stderr(contains("--prompt-tokens takes positive token counts"));
+        .stderr(contains("--prompt-tokens takes token counts of at least 1"));
+    meekbench()
+        .args(["bench", "--quiet", "-n", "1"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("--gen-tokens takes token counts of at least 2"));
 }
 
 #[test]

@@ -20,8 +20,8 @@ use std::io::{Read, Seek, SeekFrom};
 use candle_core::Device;
 use candle_core::quantized::gguf_file::Content;
 
-use super::quant::{self, Format, KernelPath, Q8Block, QK};
-use super::{QMat, Shared, matmul, matmul_many, parallel};
+use super::quant::{self, Format, KernelPath};
+use super::{QActs, QMat, Shared, matmul, matmul_many, parallel};
 
 /// Architectures this path runs (`general.architecture`).
 pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
@@ -359,21 +359,24 @@ impl Decoder {
             let s = (h as f32).sqrt();
             x.iter_mut().for_each(|v| *v *= s);
         }
-        let blocks = |cols: usize| vec![Q8Block::default(); n * cols / QK];
-        let (mut xn, mut xq) = (vec![0f32; n * h], blocks(h));
+        let (mut xn, mut xq) = (vec![0f32; n * h], QActs::default());
         let (mut q, mut k, mut v) = (
             vec![0f32; n * qd],
             vec![0f32; n * kv_dim],
             vec![0f32; n * kv_dim],
         );
-        let (mut att, mut attq, mut o) = (vec![0f32; n * qd], blocks(qd), vec![0f32; n * h]);
-        let (mut g, mut u, mut hq) = (vec![0f32; n * c.ffn], vec![0f32; n * c.ffn], blocks(c.ffn));
+        let (mut att, mut attq, mut o) = (vec![0f32; n * qd], QActs::default(), vec![0f32; n * h]);
+        let (mut g, mut u, mut hq) = (
+            vec![0f32; n * c.ffn],
+            vec![0f32; n * c.ffn],
+            QActs::default(),
+        );
         let global = rope_table(c.head_dim, c.rope_base, pos, n);
         let local = (c.window.is_some()).then(|| rope_table(c.head_dim, c.rope_base_local, pos, n));
         let neox = c.arch.neox();
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut xn);
-            quantize(&xn, h, &mut xq);
+            xq.quantize(&xn, h, &[layer.wq.fmt, layer.wk.fmt, layer.wv.fmt]);
             matmul_many(
                 self.path,
                 &mut [
@@ -382,7 +385,6 @@ impl Decoder {
                     (&layer.wv, &mut v),
                 ],
                 &xq,
-                n,
             );
             if let Some([bq, bk, bv]) = &layer.bias {
                 add_rows(&mut q, bq);
@@ -404,19 +406,18 @@ impl Decoder {
             kc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&k);
             vc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&v);
             attention(&c, c.layer_window(l), &q, kc, vc, pos, n, &mut att);
-            quantize(&att, qd, &mut attq);
-            matmul(self.path, &layer.wo, &attq, n, &mut o);
+            attq.quantize(&att, qd, &[layer.wo.fmt]);
+            matmul(self.path, &layer.wo, &attq, &mut o);
             if let Some(w) = &layer.post_attn_norm {
                 rms_norm_in_place(&mut o, w, c.eps);
             }
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut xn);
-            quantize(&xn, h, &mut xq);
+            xq.quantize(&xn, h, &[layer.gate.fmt, layer.up.fmt]);
             matmul_many(
                 self.path,
                 &mut [(&layer.gate, &mut g), (&layer.up, &mut u)],
                 &xq,
-                n,
             );
             if c.arch == Arch::Gemma3 {
                 g.iter_mut()
@@ -427,8 +428,8 @@ impl Decoder {
                     .zip(&u)
                     .for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
             }
-            quantize(&g, c.ffn, &mut hq);
-            matmul(self.path, &layer.down, &hq, n, &mut o);
+            hq.quantize(&g, c.ffn, &[layer.down.fmt]);
+            matmul(self.path, &layer.down, &hq, &mut o);
             if let Some(w) = &layer.post_ffn_norm {
                 rms_norm_in_place(&mut o, w, c.eps);
             }
@@ -437,10 +438,10 @@ impl Decoder {
         let last = &x[(n - 1) * h..];
         let mut normed = vec![0f32; h];
         rms_norm(last, &self.norm, c.eps, &mut normed);
-        let mut lq = vec![Q8Block::default(); h / QK];
-        quant::quantize_row(&normed, &mut lq);
         let out = self.output.as_ref().unwrap_or(&self.embed);
-        matmul(self.path, out, &lq, 1, &mut self.logits);
+        let mut lq = QActs::default();
+        lq.quantize(&normed, h, &[out.fmt]);
+        matmul(self.path, out, &lq, &mut self.logits);
         &self.logits
     }
 }
@@ -532,13 +533,6 @@ fn read_vec<R: Read + Seek>(
         .and_then(|t| t.flatten_all())
         .and_then(|t| t.to_vec1::<f32>());
     t.map_err(|e| format!("tensor `{name}`: {e}"))
-}
-
-fn quantize(x: &[f32], cols: usize, out: &mut [Q8Block]) {
-    let bpr = cols / QK;
-    for (row, o) in x.chunks_exact(cols).zip(out.chunks_exact_mut(bpr)) {
-        quant::quantize_row(row, o);
-    }
 }
 
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {

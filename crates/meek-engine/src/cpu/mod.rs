@@ -10,7 +10,7 @@
 pub mod decoder;
 pub mod quant;
 
-use quant::{Format, KernelPath, Q8Block, QK};
+use quant::{Format, KernelPath, Q8Block, Q8KBlock, QK, QK_K};
 
 /// A weight matrix in a GGUF block format, `rows` x `cols`, row-major.
 #[derive(Debug, Clone)]
@@ -84,9 +84,77 @@ pub fn parallel(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     candle_core::utils::barrier_pool().execute_chunked(n, f);
 }
 
-/// `out[t][r] = W[r] · x[t]` for `n` quantized activation rows `xq` (`n * cols / 32` blocks); `out` is `n * rows`.
-pub fn matmul(path: KernelPath, w: &QMat, xq: &[Q8Block], n: usize, out: &mut [f32]) {
-    matmul_many(path, &mut [(w, out)], xq, n);
+/// Activation rows quantized for the weight formats that read them: 32-element [`Q8Block`]s for Q4_0 to Q8_0,
+/// 256-element [`Q8KBlock`]s for the K-quants (each once, whatever the number of matrices). Reused across calls.
+#[derive(Debug, Default, Clone)]
+pub struct QActs {
+    n: usize,
+    cols: usize,
+    q8: Vec<Q8Block>,
+    q8k: Vec<Q8KBlock>,
+}
+
+impl QActs {
+    /// Quantizes the rows of `x` (`cols` wide) for every format in `formats`.
+    pub fn quantize(&mut self, x: &[f32], cols: usize, formats: &[Format]) {
+        assert!(cols > 0 && x.len().is_multiple_of(cols));
+        let n = x.len() / cols;
+        (self.n, self.cols) = (n, cols);
+        self.q8.clear();
+        self.q8k.clear();
+        if formats.iter().any(|f| !f.is_k()) {
+            assert!(
+                cols.is_multiple_of(QK),
+                "{cols} columns is not a multiple of {QK}"
+            );
+            self.q8.resize(n * cols / QK, Q8Block::default());
+            for (row, o) in x
+                .chunks_exact(cols)
+                .zip(self.q8.chunks_exact_mut(cols / QK))
+            {
+                quant::quantize_row(row, o);
+            }
+        }
+        if formats.iter().any(|f| f.is_k()) {
+            assert!(
+                cols.is_multiple_of(QK_K),
+                "{cols} columns is not a multiple of {QK_K}"
+            );
+            self.q8k.resize(n * cols / QK_K, Q8KBlock::default());
+            for (row, o) in x
+                .chunks_exact(cols)
+                .zip(self.q8k.chunks_exact_mut(cols / QK_K))
+            {
+                quant::quantize_row_k(row, o);
+            }
+        }
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// Checks that `w` can read these activations.
+    fn check(&self, w: &QMat) {
+        assert_eq!(w.cols, self.cols, "activation width against matrix columns");
+        let have = if w.fmt.is_k() {
+            self.q8k.len() * QK_K
+        } else {
+            self.q8.len() * QK
+        };
+        assert_eq!(
+            have,
+            self.n * self.cols,
+            "activations not quantized for {:?}",
+            w.fmt
+        );
+    }
+}
+
+/// `out[t][r] = W[r] · x[t]` for the quantized activation rows `xq`; `out` is `xq.rows() * w.rows`.
+pub fn matmul(path: KernelPath, w: &QMat, xq: &QActs, out: &mut [f32]) {
+    matmul_many(path, &mut [(w, out)], xq);
 }
 
 /// Weight rows per tile of the prefill loop (16 rows of 2048 Q8_0 columns are 34 KiB).
@@ -94,11 +162,12 @@ const ROW_TILE: usize = 16;
 
 /// Several multiplies of the same activations (e.g. the query, key and value projections) in one parallel call,
 /// so the threads meet once instead of once per matrix.
-pub fn matmul_many(path: KernelPath, jobs: &mut [(&QMat, &mut [f32])], xq: &[Q8Block], n: usize) {
+pub fn matmul_many(path: KernelPath, jobs: &mut [(&QMat, &mut [f32])], xq: &QActs) {
+    let n = xq.n;
     let mut offsets = Vec::with_capacity(jobs.len() + 1);
     offsets.push(0);
     for (w, out) in jobs.iter() {
-        assert_eq!(xq.len(), n * w.cols / QK);
+        xq.check(w);
         assert_eq!(out.len(), n * w.rows);
         offsets.push(offsets.last().copied().unwrap_or(0) + w.rows);
     }
@@ -114,35 +183,118 @@ pub fn matmul_many(path: KernelPath, jobs: &mut [(&QMat, &mut [f32])], xq: &[Q8B
             let j = offsets.partition_point(|&o| o <= g) - 1;
             let end = range.end.min(offsets[j + 1]);
             let (w, dst) = targets[j];
-            let bpr = w.cols / QK;
-            let x = |t: usize| &xq[t * bpr..(t + 1) * bpr];
-            // Rows in tiles of ROW_TILE, and within a tile every group of four activation rows against each row:
-            // the tile's weights and the group's activations both stay in L1, instead of every row streaming all
-            // `n` activation rows from L2 (for a long prompt they exceed L1 many times over).
             let (first, last) = (g - offsets[j], end - offsets[j]);
-            for tile in (first..last).step_by(ROW_TILE) {
-                let rows = tile..last.min(tile + ROW_TILE);
-                let mut t = 0;
-                // SAFETY (writes): each (matrix, row) belongs to one thread; t * rows + r < n * rows of that matrix.
-                while t + 4 <= n {
-                    let xs = [x(t), x(t + 1), x(t + 2), x(t + 3)];
-                    for r in rows.clone() {
-                        let v = quant::dot4(path, w.fmt, w.row(r), xs);
-                        for (k, v) in v.into_iter().enumerate() {
-                            unsafe { dst.write((t + k) * w.rows + r, v) };
-                        }
-                    }
-                    t += 4;
-                }
-                for t in t..n {
-                    for r in rows.clone() {
-                        unsafe {
-                            dst.write(t * w.rows + r, quant::dot(path, w.fmt, w.row(r), x(t)))
-                        };
-                    }
+            if w.fmt.is_k() {
+                let bpr = w.cols / QK_K;
+                tiles(
+                    n,
+                    first..last,
+                    dst,
+                    w.rows,
+                    |t| &xq.q8k[t * bpr..(t + 1) * bpr],
+                    |r, x| quant::dot4_k(path, w.fmt, w.row(r), x),
+                    |r, x| quant::dot_k(path, w.fmt, w.row(r), x),
+                );
+            } else {
+                let bpr = w.cols / QK;
+                let x = |t: usize| &xq.q8[t * bpr..(t + 1) * bpr];
+                let rows = first..last;
+                match quant::tile_acts(path) {
+                    4 => tiles_32::<4>(path, w, n, rows, dst, x),
+                    2 => tiles_32::<2>(path, w, n, rows, dst, x),
+                    _ => tiles(
+                        n,
+                        rows,
+                        dst,
+                        w.rows,
+                        x,
+                        |r, x| quant::dot4(path, w.fmt, w.row(r), x),
+                        |r, x| quant::dot(path, w.fmt, w.row(r), x),
+                    ),
                 }
             }
             g = end;
         }
     });
+}
+
+/// The prefill loop over weight rows `rows` of one matrix (`stride` rows in all) and `n` activation rows: rows in
+/// tiles of [`ROW_TILE`], and within a tile every group of four activation rows against each weight row, so the
+/// tile's weights and the group's activations both stay in L1 instead of every weight row streaming all `n`
+/// activation rows from L2 (for a long prompt they exceed L1 many times over).
+#[inline]
+fn tiles<'a, B: 'a>(
+    n: usize,
+    rows: std::ops::Range<usize>,
+    dst: Shared,
+    stride: usize,
+    x: impl Fn(usize) -> &'a [B],
+    dot4: impl Fn(usize, [&'a [B]; 4]) -> [f32; 4],
+    dot: impl Fn(usize, &'a [B]) -> f32,
+) {
+    for tile in rows.clone().step_by(ROW_TILE) {
+        let tile = tile..rows.end.min(tile + ROW_TILE);
+        let mut t = 0;
+        // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
+        while t + 4 <= n {
+            for r in tile.clone() {
+                let v = dot4(r, [x(t), x(t + 1), x(t + 2), x(t + 3)]);
+                for (k, v) in v.into_iter().enumerate() {
+                    unsafe { dst.write((t + k) * stride + r, v) };
+                }
+            }
+            t += 4;
+        }
+        for t in t..n {
+            for r in tile.clone() {
+                unsafe { dst.write(t * stride + r, dot(r, x(t))) };
+            }
+        }
+    }
+}
+
+/// The prefill loop of the 32-element formats with the path's register tile: four weight rows against `N`
+/// activation rows per call ([`quant::tile`]), weight rows in tiles of [`ROW_TILE`] so they stay in L1 while every
+/// group of activation rows passes; leftover rows and activation rows one product at a time.
+#[inline]
+fn tiles_32<'a, const N: usize>(
+    path: KernelPath,
+    w: &QMat,
+    n: usize,
+    rows: std::ops::Range<usize>,
+    dst: Shared,
+    x: impl Fn(usize) -> &'a [Q8Block],
+) {
+    let stride = w.rows;
+    for tile in rows.clone().step_by(ROW_TILE) {
+        let tile = tile..rows.end.min(tile + ROW_TILE);
+        let mut t = 0;
+        // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
+        while t + N <= n {
+            let xs: [&[Q8Block]; N] = std::array::from_fn(|k| x(t + k));
+            let mut r = tile.start;
+            while r + 4 <= tile.end {
+                let v = quant::tile(path, w.fmt, [0, 1, 2, 3].map(|i| w.row(r + i)), xs);
+                for (i, v) in v.into_iter().enumerate() {
+                    for (k, v) in v.into_iter().enumerate() {
+                        unsafe { dst.write((t + k) * stride + r + i, v) };
+                    }
+                }
+                r += 4;
+            }
+            for r in r..tile.end {
+                for (k, x) in xs.iter().enumerate() {
+                    unsafe {
+                        dst.write((t + k) * stride + r, quant::dot(path, w.fmt, w.row(r), x))
+                    };
+                }
+            }
+            t += N;
+        }
+        for t in t..n {
+            for r in tile.clone() {
+                unsafe { dst.write(t * stride + r, quant::dot(path, w.fmt, w.row(r), x(t))) };
+            }
+        }
+    }
 }

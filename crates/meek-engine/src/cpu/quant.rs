@@ -66,6 +66,11 @@ impl Format {
         }
     }
 
+    /// Whether this is a K-quant (256-element super-blocks, read against [`Q8KBlock`] activations).
+    pub fn is_k(self) -> bool {
+        matches!(self, Self::Q4K | Self::Q6K)
+    }
+
     /// Activation blocks ([`Q8Block`]) per weight block.
     pub fn chunks(self) -> usize {
         self.block_elems() / QK
@@ -128,6 +133,54 @@ pub fn quantize_row(x: &[f32], out: &mut [Q8Block]) {
     }
 }
 
+/// 256 activations quantized to signed bytes with one scale, and the sums of each 16 (llama.cpp's Q8_K): what the
+/// K-quants multiply against. One scale per super-block lets their kernels sum the whole super-block in integers,
+/// applying the weights' sub-block scales with integer multiplies, and convert to float once per 256 elements.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+pub struct Q8KBlock {
+    /// The 256 quantized values.
+    pub qs: [i8; QK_K],
+    /// Sums of `qs` over each 16 consecutive values.
+    pub bsums: [i16; 16],
+    /// Scale: `x ≈ qs * d`.
+    pub d: f32,
+}
+
+impl Default for Q8KBlock {
+    fn default() -> Self {
+        Self {
+            qs: [0; QK_K],
+            bsums: [0; 16],
+            d: 0.0,
+        }
+    }
+}
+
+/// Quantizes `x` (a multiple of 256 long) into `out` (one block per 256 values).
+pub fn quantize_row_k(x: &[f32], out: &mut [Q8KBlock]) {
+    debug_assert_eq!(x.len(), out.len() * QK_K);
+    for (chunk, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        for ((q16, v16), s) in
+            b.qs.chunks_exact_mut(16)
+                .zip(chunk.chunks_exact(16))
+                .zip(b.bsums.iter_mut())
+        {
+            let mut sum = 0i32;
+            for (q, v) in q16.iter_mut().zip(v16) {
+                let r = nearest_int(v * inv);
+                *q = r as i8;
+                sum += r;
+            }
+            *s = sum as i16;
+        }
+        b.d = d;
+    }
+}
+
 /// Which implementation the dot products use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelPath {
@@ -142,17 +195,28 @@ pub enum KernelPath {
 }
 
 impl KernelPath {
-    /// The best path this CPU supports.
+    /// The path to use: `MEEKBENCH_CPU_PATH` (`portable`, `avx2`, `avxvnni`, `avx512vnni`) when it names one this
+    /// CPU runs, to compare paths on one machine; otherwise the best this CPU supports. Results record the path.
     pub fn detect() -> Self {
+        let wanted = std::env::var("MEEKBENCH_CPU_PATH").unwrap_or_default();
+        Self::available()
+            .into_iter()
+            .find(|p| !wanted.is_empty() && p.name() == format!("cpu-{}", wanted.trim()))
+            .unwrap_or_else(Self::best)
+    }
+
+    /// The best path this CPU supports.
+    pub fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
             if has!("avx2") && has!("fma") && has!("f16c") {
-                if has!("avxvnni") {
-                    return Self::AvxVnni;
-                }
+                // AVX-512's 32 vector registers hold a larger prefill tile than AVX-VNNI's 16.
                 if has!("avx512vnni") && has!("avx512vl") {
                     return Self::Avx512Vnni;
+                }
+                if has!("avxvnni") {
+                    return Self::AvxVnni;
                 }
                 return Self::Avx2;
             }
@@ -198,7 +262,11 @@ fn half(bytes: &[u8]) -> f32 {
 /// Dot product of one row of weights (`fmt` blocks) with quantized activations.
 #[inline]
 pub fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
-    assert_eq!(row.len() * fmt.chunks(), x.len() * fmt.block_bytes());
+    assert!(
+        !fmt.is_k(),
+        "{fmt:?} multiplies Q8KBlock activations: use dot_k"
+    );
+    assert_eq!(row.len(), x.len() * fmt.block_bytes());
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
@@ -215,9 +283,10 @@ pub fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
 #[inline]
 pub fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
     assert!(
-        xs.iter()
-            .all(|x| x.len() * fmt.block_bytes() == row.len() * fmt.chunks())
+        !fmt.is_k(),
+        "{fmt:?} multiplies Q8KBlock activations: use dot4_k"
     );
+    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
@@ -227,6 +296,86 @@ pub fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512Vnni => unsafe { avx512vnni::dot4(fmt, row, xs) },
         _ => xs.map(|x| dot_portable(fmt, row, x)),
+    }
+}
+
+/// Activation rows per prefill tile of [`tile`] on this path (four weight rows each), 0 where the tile does not pay:
+/// 4 with AVX-512's 32 vector registers; with AVX2's 16 a four-by-two tile spills and one weight row against four
+/// activation rows ([`dot4`]) is faster.
+pub fn tile_acts(path: KernelPath) -> usize {
+    match path {
+        KernelPath::Portable => 0,
+        KernelPath::Avx2 | KernelPath::AvxVnni => 0,
+        KernelPath::Avx512Vnni => 4,
+    }
+}
+
+/// Four weight rows against `N` activation rows of a 32-element format (prefill): `out[r][t] = rows[r] · xs[t]`.
+/// `N` is [`tile_acts`] of the path (any `N` works; the portable path computes each product on its own).
+#[inline]
+pub fn tile<const N: usize>(
+    path: KernelPath,
+    fmt: Format,
+    rows: [&[u8]; 4],
+    xs: [&[Q8Block]; N],
+) -> [[f32; N]; 4] {
+    assert!(
+        !fmt.is_k(),
+        "{fmt:?} multiplies Q8KBlock activations: use dot4_k"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| xs.iter().all(|x| x.len() * fmt.block_bytes() == r.len()))
+    );
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
+        KernelPath::Avx2 => unsafe { avx2::tile(fmt, rows, xs) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::AvxVnni => unsafe { avxvnni::tile(fmt, rows, xs) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512Vnni => unsafe { avx512vnni::tile(fmt, rows, xs) },
+        _ => rows.map(|r| xs.map(|x| dot_portable(fmt, r, x))),
+    }
+}
+
+/// Dot product of one row of K-quant weights with [`Q8KBlock`] activations.
+#[inline]
+pub fn dot_k(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8KBlock]) -> f32 {
+    assert!(
+        fmt.is_k(),
+        "{fmt:?} multiplies Q8Block activations: use dot"
+    );
+    assert_eq!(row.len(), x.len() * fmt.block_bytes());
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
+        KernelPath::Avx2 => unsafe { avx2::dot_k(fmt, row, x) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::AvxVnni => unsafe { avxvnni::dot_k(fmt, row, x) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512Vnni => unsafe { avx512vnni::dot_k(fmt, row, x) },
+        _ => dot_k_portable(fmt, row, x),
+    }
+}
+
+/// One row of K-quant weights against four rows of [`Q8KBlock`] activations (prefill).
+#[inline]
+pub fn dot4_k(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 4]) -> [f32; 4] {
+    assert!(
+        fmt.is_k(),
+        "{fmt:?} multiplies Q8Block activations: use dot4"
+    );
+    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
+        KernelPath::Avx2 => unsafe { avx2::dot4_k(fmt, row, xs) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::AvxVnni => unsafe { avxvnni::dot4_k(fmt, row, xs) },
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512Vnni => unsafe { avx512vnni::dot4_k(fmt, row, xs) },
+        _ => xs.map(|x| dot_k_portable(fmt, row, x)),
     }
 }
 
@@ -249,6 +398,28 @@ fn q4k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
             (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
         )
     }
+}
+
+/// All eight 6-bit scales (bytes 0-7) and minimums (bytes 8-15) of a Q4_K block's 12 packed bytes (llama.cpp's
+/// `utmp` unpacking; the same values as [`q4k_scale_min`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn q4k_scales(s: &[u8]) -> [u8; 16] {
+    const K1: u32 = 0x3f3f_3f3f;
+    const K2: u32 = 0x0f0f_0f0f;
+    const K3: u32 = 0x0303_0303;
+    let word = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let (u0, u1, u2) = (word(0), word(4), word(8));
+    let words = [
+        u0 & K1,
+        (u2 & K2) | (((u0 >> 6) & K3) << 4),
+        u1 & K1,
+        ((u2 >> 4) & K2) | (((u1 >> 6) & K3) << 4),
+    ];
+    let mut out = [0u8; 16];
+    for (o, w) in out.chunks_exact_mut(4).zip(words) {
+        o.copy_from_slice(&w.to_le_bytes());
+    }
+    out
 }
 
 /// Chunk `c` (of [`Format::chunks`]) of the block `blk`.
@@ -364,6 +535,25 @@ pub fn dot_portable(fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
     acc
 }
 
+/// The portable K-quant dot product, also the reference for the SIMD versions.
+pub fn dot_k_portable(fmt: Format, row: &[u8], x: &[Q8KBlock]) -> f32 {
+    let mut acc = 0f32;
+    for (blk, xb) in row.chunks_exact(fmt.block_bytes()).zip(x) {
+        for c in 0..fmt.chunks() {
+            let ch = unpack(fmt, blk, c);
+            let xq = &xb.qs[c * QK..(c + 1) * QK];
+            let (mut s0, mut s1) = (0i32, 0i32);
+            for j in 0..16 {
+                s0 += i32::from(ch.q[j]) * i32::from(xq[j]);
+                s1 += i32::from(ch.q[j + 16]) * i32::from(xq[j + 16]);
+            }
+            let sum = i32::from(xb.bsums[2 * c]) + i32::from(xb.bsums[2 * c + 1]);
+            acc += xb.d * (ch.scale[0] * s0 as f32 + ch.scale[1] * s1 as f32 + ch.min * sum as f32);
+        }
+    }
+    acc
+}
+
 /// Dequantizes one row (used for embedding lookups).
 pub fn dequantize_row(fmt: Format, row: &[u8], out: &mut [f32]) {
     let (bb, cpb) = (fmt.block_bytes(), fmt.chunks());
@@ -388,7 +578,7 @@ macro_rules! x86_kernels {
         mod $name {
             use std::arch::x86_64::*;
 
-            use super::{Format, Q8Block, QK, $pairs};
+            use super::{Format, Q8Block, Q8KBlock, QK, $pairs};
 
             #[inline]
             #[target_feature(enable = $features)]
@@ -427,7 +617,7 @@ macro_rules! x86_kernels {
                         let high = _mm256_and_si256(bytes_from_bits(bits), _mm256_set1_epi8(0x10));
                         _mm256_or_si256(unsafe { nibbles(blk.add(qs)) }, high)
                     }
-                    Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot_k"),
+                    Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot_k_n"),
                 }
             }
 
@@ -457,134 +647,159 @@ macro_rules! x86_kernels {
                 _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
             }
 
-            /// Weights of chunk `c` of a K-quant block as bytes: unsigned nibbles (Q4_K) or signed `q - 32` (Q6_K).
+            /// One Q4_K super-block against `N` activation rows: integer sums per row with the sub-block scales
+            /// applied by `madd`, one conversion to float, the minimums through the activations' 16-sums.
+            /// Adds `d Σ sc q x` to `acc` and `dmin Σ m Σx` to `accm` (to be subtracted).
             #[inline]
             #[target_feature(enable = $features)]
-            unsafe fn k_weights(fmt: Format, blk: *const u8, c: usize) -> __m256i {
-                let mask = _mm256_set1_epi8(0x0F);
-                // SAFETY (loads): the caller points at a whole block; every offset below is inside it.
-                if fmt == Format::Q4K {
-                    let raw = unsafe { _mm256_loadu_si256(blk.add(16 + 32 * (c / 2)).cast()) };
-                    if c % 2 == 0 {
-                        _mm256_and_si256(raw, mask)
-                    } else {
-                        _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask)
+            unsafe fn q4k_block<const N: usize>(
+                b: *const u8,
+                xs: [&Q8KBlock; N],
+                acc: &mut [__m256; N],
+                accm: &mut [__m256; N],
+            ) {
+                // SAFETY (every load below): `b` points at a whole 144-byte block; activation blocks are 32-aligned.
+                let (d, dmin) = unsafe { (f16_at(b), f16_at(b.add(2))) };
+                let sm = super::q4k_scales(unsafe { std::slice::from_raw_parts(b.add(4), 12) });
+                // Each minimum twice, for the two 16-sums of its 32 elements.
+                let m8 = _mm_cvtepu8_epi16(unsafe { _mm_loadl_epi64(sm.as_ptr().add(8).cast()) });
+                let mins = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+                let m4 = _mm256_set1_epi8(0x0F);
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for j in 0..4 {
+                    let raw = unsafe { _mm256_loadu_si256(b.add(16 + 32 * j).cast()) };
+                    let lo = _mm256_and_si256(raw, m4);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    let sl = _mm256_set1_epi16(i16::from(sm[2 * j]));
+                    let sh = _mm256_set1_epi16(i16::from(sm[2 * j + 1]));
+                    for k in 0..N {
+                        let q = xs[k].qs.as_ptr();
+                        let (xl, xh) = unsafe {
+                            (
+                                _mm256_load_si256(q.add(64 * j).cast()),
+                                _mm256_load_si256(q.add(64 * j + 32).cast()),
+                            )
+                        };
+                        let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), sl);
+                        let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), sh);
+                        sumi[k] = _mm256_add_epi32(sumi[k], _mm256_add_epi32(pl, ph));
                     }
-                } else {
-                    let (n, k) = (c / 4, c % 4);
-                    let ql = unsafe { _mm256_loadu_si256(blk.add(64 * n + 32 * (k % 2)).cast()) };
-                    let qh = unsafe { _mm256_loadu_si256(blk.add(128 + 32 * n).cast()) };
-                    let lo = if k < 2 {
-                        _mm256_and_si256(ql, mask)
-                    } else {
-                        _mm256_and_si256(_mm256_srli_epi16(ql, 4), mask)
-                    };
-                    let hb = _mm256_and_si256(
-                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)),
-                        _mm256_set1_epi8(3),
+                }
+                for k in 0..N {
+                    let xd = xs[k].d;
+                    acc[k] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(d * xd),
+                        _mm256_cvtepi32_ps(sumi[k]),
+                        acc[k],
                     );
-                    let q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
-                    _mm256_sub_epi8(q, _mm256_set1_epi8(32))
+                    let bs = unsafe { _mm256_load_si256(xs[k].bsums.as_ptr().cast()) };
+                    accm[k] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(dmin * xd),
+                        _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)),
+                        accm[k],
+                    );
                 }
             }
 
-            /// Per-lane scales of chunk `c` times `dx`, and the minimum term per unit of `Σx` (Q4_K only).
+            /// One Q6_K super-block against `N` activation rows: unsigned 6-bit weights (`q`, not `q - 32`) summed
+            /// in integers with their 8-bit scales, the offset of 32 taken off through the activations' 16-sums.
             #[inline]
             #[target_feature(enable = $features)]
-            fn k_scales(
+            unsafe fn q6k_block<const N: usize>(
+                b: *const u8,
+                xs: [&Q8KBlock; N],
+                acc: &mut [__m256; N],
+            ) {
+                // SAFETY (every load below): `b` points at a whole 210-byte block; activation blocks are 32-aligned.
+                let d = unsafe { f16_at(b.add(208)) };
+                let scales = unsafe { std::slice::from_raw_parts(b.add(192), 16) };
+                let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(scales.as_ptr().cast()) });
+                let (m4, m3) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for n in 0..2 {
+                    let (ql0, ql1, qh) = unsafe {
+                        (
+                            _mm256_loadu_si256(b.add(64 * n).cast()),
+                            _mm256_loadu_si256(b.add(64 * n + 32).cast()),
+                            _mm256_loadu_si256(b.add(128 + 32 * n).cast()),
+                        )
+                    };
+                    // The two high bits of each weight, in place as bits 4-5.
+                    let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4);
+                    let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4);
+                    let h2 = _mm256_and_si256(qh, _mm256_set1_epi8(0x30));
+                    let h3 = _mm256_and_si256(_mm256_srli_epi16(qh, 2), _mm256_set1_epi8(0x30));
+                    let q = [
+                        _mm256_or_si256(_mm256_and_si256(ql0, m4), h0),
+                        _mm256_or_si256(_mm256_and_si256(ql1, m4), h1),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), h2),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), h3),
+                    ];
+                    for (kk, &w) in q.iter().enumerate() {
+                        let c = 4 * n + kk;
+                        let sv = _mm256_set_m128i(
+                            _mm_set1_epi16(i16::from(scales[2 * c + 1] as i8)),
+                            _mm_set1_epi16(i16::from(scales[2 * c] as i8)),
+                        );
+                        for k in 0..N {
+                            let x =
+                                unsafe { _mm256_load_si256(xs[k].qs.as_ptr().add(32 * c).cast()) };
+                            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), sv);
+                            sumi[k] = _mm256_add_epi32(sumi[k], p);
+                        }
+                    }
+                }
+                for k in 0..N {
+                    let bs = unsafe { _mm256_load_si256(xs[k].bsums.as_ptr().cast()) };
+                    let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+                    acc[k] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(d * xs[k].d),
+                        _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[k], offset)),
+                        acc[k],
+                    );
+                }
+            }
+
+            /// `N` activation rows against one K-quant weight row.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn dot_k_n<const N: usize>(
                 fmt: Format,
-                blk: &[u8],
-                c: usize,
-                d: f32,
-                dmin: f32,
-                dx: f32,
-            ) -> (__m256, f32) {
-                if fmt == Format::Q4K {
-                    let (sc, m) = super::q4k_scale_min(c, &blk[4..16]);
-                    (_mm256_set1_ps(d * f32::from(sc) * dx), -dmin * f32::from(m))
-                } else {
-                    let (n, k) = (c / 4, c % 4);
-                    let s0 = f32::from(blk[192 + 8 * n + 2 * k] as i8);
-                    let s1 = f32::from(blk[193 + 8 * n + 2 * k] as i8);
-                    let dd = d * dx;
-                    (
-                        _mm256_set_m128(_mm_set1_ps(dd * s1), _mm_set1_ps(dd * s0)),
-                        0.0,
-                    )
-                }
-            }
-
-            /// Σ w·x of a K-quant chunk as 8 lanes (lanes 0-3: elements 0-15).
-            #[inline]
-            #[target_feature(enable = $features)]
-            fn k_dot(fmt: Format, w: __m256i, xq: __m256i) -> __m256 {
-                let sums = if fmt == Format::Q4K {
-                    $pairs(w, xq)
-                } else {
-                    $pairs(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w))
-                };
-                _mm256_cvtepi32_ps(sums)
-            }
-
-            #[inline]
-            #[target_feature(enable = $features)]
-            unsafe fn dot_k<const F: u8>(row: &[u8], x: &[Q8Block]) -> f32 {
-                let fmt = if F == 0 { Format::Q4K } else { Format::Q6K };
+                row: &[u8],
+                xs: [&[Q8KBlock]; N],
+            ) -> [f32; N] {
                 let bb = fmt.block_bytes();
-                let mut acc = [_mm256_setzero_ps(); 2];
-                let mut extra = 0f32;
-                for (blk, xs) in row.chunks_exact(bb).zip(x.chunks_exact(8)) {
-                    let b = blk.as_ptr();
-                    // SAFETY: `blk` is a whole block.
-                    let (d, dmin) = unsafe {
+                let mut acc = [_mm256_setzero_ps(); N];
+                let mut accm = [_mm256_setzero_ps(); N];
+                for i in 0..row.len() / bb {
+                    // SAFETY: block i is inside `row`; every activation row has one block per weight block.
+                    unsafe {
+                        let b = row.as_ptr().add(i * bb);
+                        let x = xs.map(|x| &x[i]);
                         if fmt == Format::Q4K {
-                            (f16_at(b), f16_at(b.add(2)))
+                            q4k_block(b, x, &mut acc, &mut accm);
                         } else {
-                            (f16_at(b.add(208)), 0.0)
-                        }
-                    };
-                    for (c, xb) in xs.iter().enumerate() {
-                        // SAFETY: as above.
-                        let w = unsafe { k_weights(fmt, b, c) };
-                        let xq = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
-                        let (sv, m) = k_scales(fmt, blk, c, d, dmin, xb.d);
-                        acc[c % 2] = _mm256_fmadd_ps(sv, k_dot(fmt, w, xq), acc[c % 2]);
-                        extra += m * xb.s;
-                    }
-                }
-                hsum(_mm256_add_ps(acc[0], acc[1])) + extra
-            }
-
-            #[inline]
-            #[target_feature(enable = $features)]
-            unsafe fn dot4_k<const F: u8>(row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
-                let fmt = if F == 0 { Format::Q4K } else { Format::Q6K };
-                let bb = fmt.block_bytes();
-                let mut acc = [_mm256_setzero_ps(); 4];
-                let mut extra = [0f32; 4];
-                for (i, blk) in row.chunks_exact(bb).enumerate() {
-                    let b = blk.as_ptr();
-                    // SAFETY: `blk` is a whole block.
-                    let (d, dmin) = unsafe {
-                        if fmt == Format::Q4K {
-                            (f16_at(b), f16_at(b.add(2)))
-                        } else {
-                            (f16_at(b.add(208)), 0.0)
-                        }
-                    };
-                    for c in 0..8 {
-                        // SAFETY: as above.
-                        let w = unsafe { k_weights(fmt, b, c) };
-                        for k in 0..4 {
-                            let xb = &xs[k][i * 8 + c];
-                            let xq = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
-                            let (sv, m) = k_scales(fmt, blk, c, d, dmin, xb.d);
-                            acc[k] = _mm256_fmadd_ps(sv, k_dot(fmt, w, xq), acc[k]);
-                            extra[k] += m * xb.s;
+                            q6k_block(b, x, &mut acc);
                         }
                     }
                 }
-                [0, 1, 2, 3].map(|k| hsum(acc[k]) + extra[k])
+                let mut out = [0f32; N];
+                for k in 0..N {
+                    out[k] = hsum(_mm256_sub_ps(acc[k], accm[k]));
+                }
+                out
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn dot_k(fmt: Format, row: &[u8], x: &[Q8KBlock]) -> f32 {
+                // SAFETY: forwarded from the caller.
+                unsafe { dot_k_n(fmt, row, [x])[0] }
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn dot4_k(fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 4]) -> [f32; 4] {
+                // SAFETY: forwarded from the caller.
+                unsafe { dot_k_n(fmt, row, xs) }
             }
 
             /// Σ w·x over one block as 8 lanes of i32 converted to f32.
@@ -679,8 +894,7 @@ macro_rules! x86_kernels {
                         Format::Q8_0 => dot_fmt::<2>(row, x),
                         Format::Q5_0 => dot_fmt::<3>(row, x),
                         Format::Q5_1 => dot_fmt::<4>(row, x),
-                        Format::Q4K => dot_k::<0>(row, x),
-                        Format::Q6K => dot_k::<1>(row, x),
+                        Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot_k"),
                     }
                 }
             }
@@ -718,6 +932,131 @@ macro_rules! x86_kernels {
                 [0, 1, 2, 3].map(|k| hsum(acc[k]) + extra[k])
             }
 
+            /// The f16 at byte `at` of four blocks, as four floats.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn half4(b: [*const u8; 4], at: usize) -> __m128 {
+                // SAFETY: the caller's blocks hold an f16 at `at`.
+                let h = unsafe {
+                    [
+                        std::ptr::read_unaligned(b[0].add(at).cast::<i16>()),
+                        std::ptr::read_unaligned(b[1].add(at).cast::<i16>()),
+                        std::ptr::read_unaligned(b[2].add(at).cast::<i16>()),
+                        std::ptr::read_unaligned(b[3].add(at).cast::<i16>()),
+                    ]
+                };
+                _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, h[3], h[2], h[1], h[0]))
+            }
+
+            /// Four weight rows against `RN` activation rows (prefill), 32-element formats: each weight block is
+            /// unpacked once per `RN` activation rows and each activation block loaded once per four weight rows;
+            /// the four rows' block scales are converted together, and the formats' offsets (Q4_0, Q5_0) or
+            /// minimums (Q4_1, Q5_1) are applied through the activations' sums, four rows at a time, so that no
+            /// scalar arithmetic is left in the loop. (Q8_0 keeps its signs: 255 x 127 would overflow `maddubs`.)
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn tile_fmt<const F: u8, const RN: usize>(
+                rows: [&[u8]; 4],
+                xs: [&[Q8Block]; RN],
+            ) -> [[f32; RN]; 4] {
+                let fmt = match F {
+                    0 => Format::Q4_0,
+                    1 => Format::Q4_1,
+                    3 => Format::Q5_0,
+                    4 => Format::Q5_1,
+                    _ => Format::Q8_0,
+                };
+                let bb = fmt.block_bytes();
+                let offset = match fmt {
+                    Format::Q4_0 => -8.0,
+                    Format::Q5_0 => -16.0,
+                    _ => 0.0,
+                };
+                let has_min = matches!(fmt, Format::Q4_1 | Format::Q5_1);
+                let mut acc = [[_mm256_setzero_ps(); RN]; 4];
+                let mut corr = [_mm_setzero_ps(); RN];
+                for i in 0..xs[0].len() {
+                    // SAFETY (pointers and loads): block i of each row is inside it (the caller checked the
+                    // lengths); Q8Block is 32-byte aligned and starts with its 32 values.
+                    unsafe {
+                        let b = [
+                            rows[0].as_ptr().add(i * bb),
+                            rows[1].as_ptr().add(i * bb),
+                            rows[2].as_ptr().add(i * bb),
+                            rows[3].as_ptr().add(i * bb),
+                        ];
+                        let dw = half4(b, 0);
+                        let m = if has_min {
+                            half4(b, 2)
+                        } else {
+                            _mm_mul_ps(dw, _mm_set1_ps(offset))
+                        };
+                        let w = [
+                            weights(fmt, b[0]),
+                            weights(fmt, b[1]),
+                            weights(fmt, b[2]),
+                            weights(fmt, b[3]),
+                        ];
+                        for t in 0..RN {
+                            let xb = xs[t].get_unchecked(i);
+                            let xq = _mm256_load_si256(xb.qs.as_ptr().cast());
+                            let ds = _mm_mul_ps(dw, _mm_set1_ps(xb.d));
+                            let ds = _mm256_set_m128(ds, ds);
+                            corr[t] = _mm_fmadd_ps(m, _mm_set1_ps(xb.s), corr[t]);
+                            acc[0][t] = _mm256_fmadd_ps(
+                                _mm256_shuffle_ps::<0x00>(ds, ds),
+                                block_dot(fmt, w[0], xq),
+                                acc[0][t],
+                            );
+                            acc[1][t] = _mm256_fmadd_ps(
+                                _mm256_shuffle_ps::<0x55>(ds, ds),
+                                block_dot(fmt, w[1], xq),
+                                acc[1][t],
+                            );
+                            acc[2][t] = _mm256_fmadd_ps(
+                                _mm256_shuffle_ps::<0xAA>(ds, ds),
+                                block_dot(fmt, w[2], xq),
+                                acc[2][t],
+                            );
+                            acc[3][t] = _mm256_fmadd_ps(
+                                _mm256_shuffle_ps::<0xFF>(ds, ds),
+                                block_dot(fmt, w[3], xq),
+                                acc[3][t],
+                            );
+                        }
+                    }
+                }
+                let mut out = [[0f32; RN]; 4];
+                for t in 0..RN {
+                    let mut c = [0f32; 4];
+                    // SAFETY: four floats into a four-float array.
+                    unsafe { _mm_storeu_ps(c.as_mut_ptr(), corr[t]) };
+                    for r in 0..4 {
+                        out[r][t] = hsum(acc[r][t]) + c[r];
+                    }
+                }
+                out
+            }
+
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn tile<const RN: usize>(
+                fmt: Format,
+                rows: [&[u8]; 4],
+                xs: [&[Q8Block]; RN],
+            ) -> [[f32; RN]; 4] {
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    match fmt {
+                        Format::Q4_0 => tile_fmt::<0, RN>(rows, xs),
+                        Format::Q4_1 => tile_fmt::<1, RN>(rows, xs),
+                        Format::Q8_0 => tile_fmt::<2, RN>(rows, xs),
+                        Format::Q5_0 => tile_fmt::<3, RN>(rows, xs),
+                        Format::Q5_1 => tile_fmt::<4, RN>(rows, xs),
+                        Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot4_k"),
+                    }
+                }
+            }
+
             #[target_feature(enable = $features)]
             pub(super) unsafe fn dot4(fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
                 debug_assert_eq!(QK, 32);
@@ -729,8 +1068,7 @@ macro_rules! x86_kernels {
                         Format::Q8_0 => dot4_fmt::<2>(row, xs),
                         Format::Q5_0 => dot4_fmt::<3>(row, xs),
                         Format::Q5_1 => dot4_fmt::<4>(row, xs),
-                        Format::Q4K => dot4_k::<0>(row, xs),
-                        Format::Q6K => dot4_k::<1>(row, xs),
+                        Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot4_k"),
                     }
                 }
             }
@@ -804,6 +1142,95 @@ mod tests {
             .collect()
     }
 
+    /// Activations quantized the way a format reads them.
+    enum Acts {
+        Q8(Vec<Q8Block>),
+        Q8K(Vec<Q8KBlock>),
+    }
+
+    impl Acts {
+        fn new(fmt: Format, x: &[f32]) -> Self {
+            if fmt.is_k() {
+                let mut q = vec![Q8KBlock::default(); x.len() / QK_K];
+                quantize_row_k(x, &mut q);
+                Self::Q8K(q)
+            } else {
+                let mut q = vec![Q8Block::default(); x.len() / QK];
+                quantize_row(x, &mut q);
+                Self::Q8(q)
+            }
+        }
+
+        fn dequantized(&self) -> Vec<f64> {
+            match self {
+                Self::Q8(q) => q
+                    .iter()
+                    .flat_map(|b| b.qs.map(|v| f64::from(v) * f64::from(b.d)))
+                    .collect(),
+                Self::Q8K(q) => q
+                    .iter()
+                    .flat_map(|b| b.qs.map(|v| f64::from(v) * f64::from(b.d)))
+                    .collect(),
+            }
+        }
+
+        fn dot(&self, path: KernelPath, fmt: Format, row: &[u8]) -> f32 {
+            match self {
+                Self::Q8(q) => dot(path, fmt, row, q),
+                Self::Q8K(q) => dot_k(path, fmt, row, q),
+            }
+        }
+
+        fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&Self; 4]) -> [f32; 4] {
+            match xs {
+                [Self::Q8(a), Self::Q8(b), Self::Q8(c), Self::Q8(d)] => {
+                    dot4(path, fmt, row, [a, b, c, d])
+                }
+                [Self::Q8K(a), Self::Q8K(b), Self::Q8K(c), Self::Q8K(d)] => {
+                    dot4_k(path, fmt, row, [a, b, c, d])
+                }
+                _ => unreachable!("four rows of one kind"),
+            }
+        }
+    }
+
+    #[test]
+    fn q4k_scales_unpack_all_at_once_as_one_at_a_time() {
+        let bytes: Vec<u8> = random(12 * 50, 5)
+            .iter()
+            .map(|v| ((v + 1.0) * 127.9) as u8)
+            .collect();
+        for s in bytes.chunks_exact(12) {
+            let all = q4k_scales(s);
+            for j in 0..8 {
+                assert_eq!(
+                    (all[j], all[8 + j]),
+                    q4k_scale_min(j, s),
+                    "{s:?} sub-block {j}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn k_activations_sum_per_16() {
+        let x = random(512, 9);
+        let mut q = vec![Q8KBlock::default(); 2];
+        quantize_row_k(&x, &mut q);
+        for (chunk, b) in x.chunks(QK_K).zip(&q) {
+            for (i, s) in b.bsums.iter().enumerate() {
+                let want: i32 = b.qs[16 * i..16 * i + 16]
+                    .iter()
+                    .map(|&v| i32::from(v))
+                    .sum();
+                assert_eq!(i32::from(*s), want);
+            }
+            for (v, &qv) in chunk.iter().zip(&b.qs) {
+                assert!((v - f32::from(qv) * b.d).abs() <= b.d / 2.0 + 1e-7);
+            }
+        }
+    }
+
     /// Every format, odd shapes: our dot products against a float64 reference over candle's own quantization
     /// and dequantization of the same weights.
     #[test]
@@ -839,19 +1266,16 @@ mod tests {
                     .unwrap()
                     .to_vec1()
                     .unwrap();
-                let mut xq = vec![Q8Block::default(); cols / QK];
-                quantize_row(&x, &mut xq);
-                let xdeq: Vec<f64> = xq
-                    .iter()
-                    .flat_map(|b| b.qs.map(|q| f64::from(q) * f64::from(b.d)))
-                    .collect();
+                let acts = Acts::new(fmt, &x);
+                let xdeq = acts.dequantized();
                 let rb = cols / fmt.block_elems() * fmt.block_bytes();
                 for r in 0..rows {
                     let reference: f64 = (0..cols)
                         .map(|c| f64::from(deq[r * cols + c]) * xdeq[c])
                         .sum();
+                    let row = &bytes[r * rb..(r + 1) * rb];
                     for &path in &paths {
-                        let got = f64::from(dot(path, fmt, &bytes[r * rb..(r + 1) * rb], &xq));
+                        let got = f64::from(acts.dot(path, fmt, row));
                         let tol = 1e-4 * (1.0 + reference.abs()) + 1e-5 * cols as f64;
                         assert!(
                             (got - reference).abs() < tol,
@@ -859,22 +1283,51 @@ mod tests {
                         );
                     }
                     // Four different activation rows: each result must be its own row's product.
-                    let xs: Vec<Vec<Q8Block>> = (0..4u64)
-                        .map(|k| {
-                            let mut q = vec![Q8Block::default(); cols / QK];
-                            quantize_row(&random(cols, 100 + k), &mut q);
-                            q
-                        })
+                    let xs: Vec<Acts> = (0..4u64)
+                        .map(|k| Acts::new(fmt, &random(cols, 100 + k)))
                         .collect();
-                    let row = &bytes[r * rb..(r + 1) * rb];
                     for &path in &paths {
-                        let four = dot4(path, fmt, row, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+                        let four = Acts::dot4(path, fmt, row, [&xs[0], &xs[1], &xs[2], &xs[3]]);
                         for (k, got) in four.into_iter().enumerate() {
-                            let want = dot_portable(fmt, row, &xs[k]);
+                            let want = xs[k].dot(KernelPath::Portable, fmt, row);
                             assert!(
                                 (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                                "{fmt:?} {path:?} dot4 row {k}"
+                                "{fmt:?} {path:?} dot4 row {k}: {got} vs {want}"
                             );
+                        }
+                    }
+                    // Four weight rows (this one and the next, wrapping) against two and four activation rows.
+                    if let Acts::Q8(_) = &xs[0] {
+                        let q: Vec<&[Q8Block]> = xs
+                            .iter()
+                            .map(|a| match a {
+                                Acts::Q8(q) => q.as_slice(),
+                                Acts::Q8K(_) => unreachable!(),
+                            })
+                            .collect();
+                        let four = [0, 1, 2, 3].map(|i| {
+                            let r = (r + i) % rows;
+                            &bytes[r * rb..(r + 1) * rb]
+                        });
+                        for &path in &paths {
+                            let t2 = tile(path, fmt, four, [q[0], q[1]]);
+                            let t4 = tile(path, fmt, four, [q[0], q[1], q[2], q[3]]);
+                            for (i, w) in four.iter().enumerate() {
+                                for (k, x) in q.iter().enumerate() {
+                                    let want = dot_portable(fmt, w, x);
+                                    let tol = 1e-4 * (1.0 + want.abs());
+                                    assert!(
+                                        (t4[i][k] - want).abs() < tol,
+                                        "{fmt:?} {path:?} tile4 {i} {k}"
+                                    );
+                                    if k < 2 {
+                                        assert!(
+                                            (t2[i][k] - want).abs() < tol,
+                                            "{fmt:?} {path:?} tile2 {i} {k}"
+                                        );
+                                    }
+                                }
+                            }
                         }
                     }
                     let mut row = vec![0f32; cols];
