@@ -1310,6 +1310,7 @@ mod tests {
                             &bytes[r * rb..(r + 1) * rb]
                         });
                         for &path in &paths {
+                            let t1 = tile(path, fmt, four, [q[0]]);
                             let t2 = tile(path, fmt, four, [q[0], q[1]]);
                             let t4 = tile(path, fmt, four, [q[0], q[1], q[2], q[3]]);
                             for (i, w) in four.iter().enumerate() {
@@ -1324,6 +1325,12 @@ mod tests {
                                         assert!(
                                             (t2[i][k] - want).abs() < tol,
                                             "{fmt:?} {path:?} tile2 {i} {k}"
+                                        );
+                                    }
+                                    if k == 0 {
+                                        assert!(
+                                            (t1[i][0] - want).abs() < tol,
+                                            "{fmt:?} {path:?} tile1 {i}"
                                         );
                                     }
                                 }
