@@ -334,20 +334,20 @@ pub fn run(
     // The speed grid with the command line's lists in place of the config's (a list is a sweep, like llama-bench's
     // `-p 128,512 -n 64`).
     let mut speed = c.speed.clone();
-    // The same lower bounds as the config: the first generated token comes from prefill, so a decode rate needs two.
+    // The same lower bounds as the config.
     for (name, given, field, min, example) in [
         (
             "prompt_tokens",
             &opts.prompt_tokens,
             &mut speed.prompt_tokens,
-            1,
+            meek_config::MIN_PROMPT_TOKENS,
             "128,512",
         ),
         (
             "gen_tokens",
             &opts.gen_tokens,
             &mut speed.gen_tokens,
-            2,
+            meek_config::MIN_GEN_TOKENS,
             "16,64",
         ),
     ] {

@@ -441,6 +441,12 @@ impl Default for RawSpeed {
 
 // ---- loading ----------------------------------------------------------------------------------------------------
 
+/// The shortest prompt a speed point may have.
+pub const MIN_PROMPT_TOKENS: usize = 1;
+
+/// The fewest tokens a speed point may generate: the first comes from prefill, the decode rate needs one more.
+pub const MIN_GEN_TOKENS: usize = 2;
+
 /// Reads and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
@@ -558,9 +564,8 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
         }
         Ok(())
     };
-    nonempty("prompt_tokens", &s.prompt_tokens, 1)?;
-    // Two generated tokens at least: the first comes from prefill, the decode rate needs one more.
-    nonempty("gen_tokens", &s.gen_tokens, 2)?;
+    nonempty("prompt_tokens", &s.prompt_tokens, MIN_PROMPT_TOKENS)?;
+    nonempty("gen_tokens", &s.gen_tokens, MIN_GEN_TOKENS)?;
     if s.repetitions == 0 {
         return Err((
             "speed.repetitions".into(),

@@ -200,20 +200,12 @@ pub fn matmul_many(path: KernelPath, jobs: &mut [(&QMat, &mut [f32])], xq: &QAct
                 let x = |t: usize| &xq.q8[t * bpr..(t + 1) * bpr];
                 let rows = first..last;
                 match quant::tile_acts(path) {
-                    _ if path == KernelPath::Portable => tiles(
-                        n,
-                        rows,
-                        dst,
-                        w.rows,
-                        x,
-                        |r, x| quant::dot4(path, w.fmt, w.row(r), x),
-                        |r, x| quant::dot(path, w.fmt, w.row(r), x),
-                    ),
                     // A token or three (decode): four weight rows per call still share the activation loads and
                     // the scale conversions (1.7x to 2x the one-row product on a 1024 x 2048 matrix).
-                    _ if n < 4 => tiles_32::<1>(path, w, n, rows, dst, x),
+                    _ if n < 4 && path != KernelPath::Portable => {
+                        tiles_32::<1>(path, w, n, rows, dst, x)
+                    }
                     4 => tiles_32::<4>(path, w, n, rows, dst, x),
-                    2 => tiles_32::<2>(path, w, n, rows, dst, x),
                     _ => tiles(
                         n,
                         rows,

@@ -259,6 +259,22 @@ fn half(bytes: &[u8]) -> f32 {
     f16::from_le_bytes([bytes[0], bytes[1]]).to_f32()
 }
 
+/// Calls kernel `$f` of the instruction-set module `$path` names, or evaluates `$portable` on the portable path.
+macro_rules! dispatch {
+    ($path:expr, $f:ident($($arg:expr),*), $portable:expr) => {
+        match $path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; the caller checked the lengths.
+            KernelPath::Avx2 => unsafe { avx2::$f($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::AvxVnni => unsafe { avxvnni::$f($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512Vnni => unsafe { avx512vnni::$f($($arg),*) },
+            _ => $portable,
+        }
+    };
+}
+
 /// Dot product of one row of weights (`fmt` blocks) with quantized activations.
 #[inline]
 pub fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
@@ -267,16 +283,7 @@ pub fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
         "{fmt:?} multiplies Q8KBlock activations: use dot_k"
     );
     assert_eq!(row.len(), x.len() * fmt.block_bytes());
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
-        KernelPath::Avx2 => unsafe { avx2::dot(fmt, row, x) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::AvxVnni => unsafe { avxvnni::dot(fmt, row, x) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512Vnni => unsafe { avx512vnni::dot(fmt, row, x) },
-        _ => dot_portable(fmt, row, x),
-    }
+    dispatch!(path, dot(fmt, row, x), dot_portable(fmt, row, x))
 }
 
 /// One row of weights against four rows of activations (prefill): each weight block is unpacked once.
@@ -287,16 +294,11 @@ pub fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [
         "{fmt:?} multiplies Q8KBlock activations: use dot4_k"
     );
     assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
-        KernelPath::Avx2 => unsafe { avx2::dot4(fmt, row, xs) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::AvxVnni => unsafe { avxvnni::dot4(fmt, row, xs) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512Vnni => unsafe { avx512vnni::dot4(fmt, row, xs) },
-        _ => xs.map(|x| dot_portable(fmt, row, x)),
-    }
+    dispatch!(
+        path,
+        dot4(fmt, row, xs),
+        xs.map(|x| dot_portable(fmt, row, x))
+    )
 }
 
 /// Activation rows per prefill tile of [`tile`] on this path (four weight rows each), 0 where the tile does not pay:
@@ -304,14 +306,14 @@ pub fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [
 /// activation rows ([`dot4`]) is faster.
 pub fn tile_acts(path: KernelPath) -> usize {
     match path {
-        KernelPath::Portable => 0,
-        KernelPath::Avx2 | KernelPath::AvxVnni => 0,
         KernelPath::Avx512Vnni => 4,
+        KernelPath::Portable | KernelPath::Avx2 | KernelPath::AvxVnni => 0,
     }
 }
 
 /// Four weight rows against `N` activation rows of a 32-element format (prefill): `out[r][t] = rows[r] · xs[t]`.
-/// `N` is [`tile_acts`] of the path (any `N` works; the portable path computes each product on its own).
+/// `N` is [`tile_acts`] of the path for prompts and 1 for decode (any `N` works; the portable path computes each
+/// product on its own).
 #[inline]
 pub fn tile<const N: usize>(
     path: KernelPath,
@@ -327,16 +329,11 @@ pub fn tile<const N: usize>(
         rows.iter()
             .all(|r| xs.iter().all(|x| x.len() * fmt.block_bytes() == r.len()))
     );
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
-        KernelPath::Avx2 => unsafe { avx2::tile(fmt, rows, xs) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::AvxVnni => unsafe { avxvnni::tile(fmt, rows, xs) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512Vnni => unsafe { avx512vnni::tile(fmt, rows, xs) },
-        _ => rows.map(|r| xs.map(|x| dot_portable(fmt, r, x))),
-    }
+    dispatch!(
+        path,
+        tile(fmt, rows, xs),
+        rows.map(|r| xs.map(|x| dot_portable(fmt, r, x)))
+    )
 }
 
 /// Dot product of one row of K-quant weights with [`Q8KBlock`] activations.
@@ -347,16 +344,7 @@ pub fn dot_k(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8KBlock]) -> f32 {
         "{fmt:?} multiplies Q8Block activations: use dot"
     );
     assert_eq!(row.len(), x.len() * fmt.block_bytes());
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
-        KernelPath::Avx2 => unsafe { avx2::dot_k(fmt, row, x) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::AvxVnni => unsafe { avxvnni::dot_k(fmt, row, x) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512Vnni => unsafe { avx512vnni::dot_k(fmt, row, x) },
-        _ => dot_k_portable(fmt, row, x),
-    }
+    dispatch!(path, dot_k(fmt, row, x), dot_k_portable(fmt, row, x))
 }
 
 /// One row of K-quant weights against four rows of [`Q8KBlock`] activations (prefill).
@@ -367,16 +355,11 @@ pub fn dot4_k(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 4]) -
         "{fmt:?} multiplies Q8Block activations: use dot4"
     );
     assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; lengths checked above.
-        KernelPath::Avx2 => unsafe { avx2::dot4_k(fmt, row, xs) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::AvxVnni => unsafe { avxvnni::dot4_k(fmt, row, xs) },
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx512Vnni => unsafe { avx512vnni::dot4_k(fmt, row, xs) },
-        _ => xs.map(|x| dot_k_portable(fmt, row, x)),
-    }
+    dispatch!(
+        path,
+        dot4_k(fmt, row, xs),
+        xs.map(|x| dot_k_portable(fmt, row, x))
+    )
 }
 
 /// One 32-element chunk of a weight block, unpacked: `w[j] = scale[j / 16] * q[j] + min`.
