@@ -268,8 +268,7 @@ mod tests {
 
     #[test]
     fn bandwidth_probe_gives_a_plausible_figure() {
-        // Best of three passes, as a bench measures it: one pass can land while other work holds the memory bus.
-        let bw = read_bandwidth(1, 3);
+        let bw = read_bandwidth(1, 1);
         // Anything from an old laptop to a server socket: 0.5 GB/s to 2 TB/s.
         assert!((5e8..2e12).contains(&bw), "{bw}");
     }
