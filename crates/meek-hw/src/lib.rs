@@ -270,6 +270,7 @@ mod tests {
     fn bandwidth_probe_gives_a_plausible_figure() {
         let bw = read_bandwidth(1, 1);
         // Anything from an old laptop to a server socket: 0.5 GB/s to 2 TB/s.
+        eprintln!("read bandwidth, one thread: {:.2} GB/s", bw / 1e9);
         assert!((5e8..2e12).contains(&bw), "{bw}");
     }
 
