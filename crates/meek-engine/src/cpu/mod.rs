@@ -51,8 +51,20 @@ impl QMat {
     /// The bytes of row `r`.
     #[inline]
     pub fn row(&self, r: usize) -> &[u8] {
-        let rb = self.cols / self.fmt.block_elems() * self.fmt.block_bytes();
-        &self.data[r * rb..(r + 1) * rb]
+        self.rows_bytes(r..r + 1)
+    }
+
+    /// The bytes of consecutive rows.
+    #[inline]
+    pub fn rows_bytes(&self, rows: std::ops::Range<usize>) -> &[u8] {
+        let rb = self.row_bytes();
+        &self.data[rows.start * rb..rows.end * rb]
+    }
+
+    /// Bytes per row.
+    #[inline]
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.fmt.block_elems() * self.fmt.block_bytes()
     }
 
     /// Bytes of the whole matrix (what one multiply reads from memory).
@@ -276,15 +288,21 @@ fn tiles_32<'a, const N: usize>(
         // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
         while t + N <= n {
             let xs: [&[Q8Block]; N] = std::array::from_fn(|k| x(t + k));
-            let mut r = tile.start;
-            while r + 4 <= tile.end {
-                let v = quant::tile(path, w.fmt, [0, 1, 2, 3].map(|i| w.row(r + i)), xs);
-                for (i, v) in v.into_iter().enumerate() {
-                    for (k, v) in v.into_iter().enumerate() {
-                        unsafe { dst.write((t + k) * stride + r + i, v) };
-                    }
+            let r = tile.start + (tile.len() & !3);
+            let mut v = [[0f32; N]; ROW_TILE];
+            let v = &mut v[..r - tile.start];
+            quant::tile(
+                path,
+                w.fmt,
+                w.rows_bytes(tile.start..r),
+                w.row_bytes(),
+                xs,
+                v,
+            );
+            for (i, v) in v.iter().enumerate() {
+                for (k, v) in v.iter().enumerate() {
+                    unsafe { dst.write((t + k) * stride + tile.start + i, *v) };
                 }
-                r += 4;
             }
             for r in r..tile.end {
                 for (k, x) in xs.iter().enumerate() {

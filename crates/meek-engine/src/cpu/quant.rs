@@ -311,29 +311,31 @@ pub fn tile_acts(path: KernelPath) -> usize {
     }
 }
 
-/// Four weight rows against `N` activation rows of a 32-element format (prefill): `out[r][t] = rows[r] · xs[t]`.
-/// `N` is [`tile_acts`] of the path for prompts and 1 for decode (any `N` works; the portable path computes each
-/// product on its own).
+/// Weight rows of a 32-element format, four at a time, against `N` activation rows: `out[r][t] = row r · xs[t]`,
+/// where `rows` holds `out.len()` consecutive rows of `row_bytes` each and `out.len()` is a multiple of four. One
+/// call covers a whole tile of weight rows, so the kernel's set-up is paid once per tile, not per four rows. `N` is
+/// [`tile_acts`] of the path for prompts and 1 for decode (any `N` works; the portable path computes each product
+/// on its own).
 #[inline]
 pub fn tile<const N: usize>(
     path: KernelPath,
     fmt: Format,
-    rows: [&[u8]; 4],
+    rows: &[u8],
+    row_bytes: usize,
     xs: [&[Q8Block]; N],
-) -> [[f32; N]; 4] {
+    out: &mut [[f32; N]],
+) {
     assert!(
         !fmt.is_k(),
         "{fmt:?} multiplies Q8KBlock activations: use dot4_k"
     );
-    assert!(
-        rows.iter()
-            .all(|r| xs.iter().all(|x| x.len() * fmt.block_bytes() == r.len()))
-    );
-    dispatch!(
-        path,
-        tile(fmt, rows, xs),
-        rows.map(|r| xs.map(|x| dot_portable(fmt, r, x)))
-    )
+    assert!(out.len().is_multiple_of(4) && rows.len() == out.len() * row_bytes);
+    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row_bytes));
+    dispatch!(path, tile(fmt, rows, row_bytes, xs, out), {
+        for (r, o) in rows.chunks_exact(row_bytes).zip(out.iter_mut()) {
+            *o = xs.map(|x| dot_portable(fmt, r, x));
+        }
+    })
 }
 
 /// Dot product of one row of K-quant weights with [`Q8KBlock`] activations.
@@ -385,6 +387,7 @@ fn q4k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
 
 /// All eight 6-bit scales (bytes 0-7) and minimums (bytes 8-15) of a Q4_K block's 12 packed bytes (llama.cpp's
 /// `utmp` unpacking; the same values as [`q4k_scale_min`]).
+#[inline]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn q4k_scales(s: &[u8]) -> [u8; 16] {
     const K1: u32 = 0x3f3f_3f3f;
@@ -1021,20 +1024,39 @@ macro_rules! x86_kernels {
                 out
             }
 
+            /// Every group of four rows in `rows` through [`tile_fmt`].
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn tile_rows<const F: u8, const RN: usize>(
+                rows: &[u8],
+                rb: usize,
+                xs: [&[Q8Block]; RN],
+                out: &mut [[f32; RN]],
+            ) {
+                for (g, o) in out.chunks_exact_mut(4).enumerate() {
+                    let at = |i: usize| &rows[(4 * g + i) * rb..(4 * g + i + 1) * rb];
+                    // SAFETY: forwarded from the caller.
+                    let v = unsafe { tile_fmt::<F, RN>([at(0), at(1), at(2), at(3)], xs) };
+                    o.copy_from_slice(&v);
+                }
+            }
+
             #[target_feature(enable = $features)]
             pub(super) unsafe fn tile<const RN: usize>(
                 fmt: Format,
-                rows: [&[u8]; 4],
+                rows: &[u8],
+                rb: usize,
                 xs: [&[Q8Block]; RN],
-            ) -> [[f32; RN]; 4] {
+                out: &mut [[f32; RN]],
+            ) {
                 // SAFETY: forwarded from the caller.
                 unsafe {
                     match fmt {
-                        Format::Q4_0 => tile_fmt::<0, RN>(rows, xs),
-                        Format::Q4_1 => tile_fmt::<1, RN>(rows, xs),
-                        Format::Q8_0 => tile_fmt::<2, RN>(rows, xs),
-                        Format::Q5_0 => tile_fmt::<3, RN>(rows, xs),
-                        Format::Q5_1 => tile_fmt::<4, RN>(rows, xs),
+                        Format::Q4_0 => tile_rows::<0, RN>(rows, rb, xs, out),
+                        Format::Q4_1 => tile_rows::<1, RN>(rows, rb, xs, out),
+                        Format::Q8_0 => tile_rows::<2, RN>(rows, rb, xs, out),
+                        Format::Q5_0 => tile_rows::<3, RN>(rows, rb, xs, out),
+                        Format::Q5_1 => tile_rows::<4, RN>(rows, rb, xs, out),
                         Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot4_k"),
                     }
                 }
@@ -1288,33 +1310,43 @@ mod tests {
                                 Acts::Q8K(_) => unreachable!(),
                             })
                             .collect();
-                        let four = [0, 1, 2, 3].map(|i| {
-                            let r = (r + i) % rows;
-                            &bytes[r * rb..(r + 1) * rb]
-                        });
+                        // Eight weight rows (this one and the next, wrapping): two groups of four.
+                        let eight: Vec<&[u8]> = (0..8)
+                            .map(|i| {
+                                let r = (r + i) % rows;
+                                &bytes[r * rb..(r + 1) * rb]
+                            })
+                            .collect();
+                        let packed = eight.concat();
                         for &path in &paths {
-                            let t1 = tile(path, fmt, four, [q[0]]);
-                            let t2 = tile(path, fmt, four, [q[0], q[1]]);
-                            let t4 = tile(path, fmt, four, [q[0], q[1], q[2], q[3]]);
-                            for (i, w) in four.iter().enumerate() {
-                                for (k, x) in q.iter().enumerate() {
-                                    let want = dot_portable(fmt, w, x);
-                                    let tol = 1e-4 * (1.0 + want.abs());
-                                    assert!(
-                                        (t4[i][k] - want).abs() < tol,
-                                        "{fmt:?} {path:?} tile4 {i} {k}"
-                                    );
-                                    if k < 2 {
+                            for g in [1, 2] {
+                                let w = &packed[..4 * g * rb];
+                                let mut t1 = vec![[0f32; 1]; 4 * g];
+                                let mut t2 = vec![[0f32; 2]; 4 * g];
+                                let mut t4 = vec![[0f32; 4]; 4 * g];
+                                tile(path, fmt, w, rb, [q[0]], &mut t1);
+                                tile(path, fmt, w, rb, [q[0], q[1]], &mut t2);
+                                tile(path, fmt, w, rb, [q[0], q[1], q[2], q[3]], &mut t4);
+                                for (i, w) in eight[..4 * g].iter().enumerate() {
+                                    for (k, x) in q.iter().enumerate() {
+                                        let want = dot_portable(fmt, w, x);
+                                        let tol = 1e-4 * (1.0 + want.abs());
                                         assert!(
-                                            (t2[i][k] - want).abs() < tol,
-                                            "{fmt:?} {path:?} tile2 {i} {k}"
+                                            (t4[i][k] - want).abs() < tol,
+                                            "{fmt:?} {path:?} tile4 {i} {k}"
                                         );
-                                    }
-                                    if k == 0 {
-                                        assert!(
-                                            (t1[i][0] - want).abs() < tol,
-                                            "{fmt:?} {path:?} tile1 {i}"
-                                        );
+                                        if k < 2 {
+                                            assert!(
+                                                (t2[i][k] - want).abs() < tol,
+                                                "{fmt:?} {path:?} tile2 {i} {k}"
+                                            );
+                                        }
+                                        if k == 0 {
+                                            assert!(
+                                                (t1[i][0] - want).abs() < tol,
+                                                "{fmt:?} {path:?} tile1 {i}"
+                                            );
+                                        }
                                     }
                                 }
                             }
