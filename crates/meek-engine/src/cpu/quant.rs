@@ -944,6 +944,7 @@ macro_rules! x86_kernels {
             unsafe fn tile_fmt<const F: u8, const RN: usize>(
                 rows: [&[u8]; 4],
                 xs: [&[Q8Block]; RN],
+                ahead: *const u8,
             ) -> [[f32; RN]; 4] {
                 let fmt = match F {
                     0 => Format::Q4_0,
@@ -971,6 +972,14 @@ macro_rules! x86_kernels {
                             rows[2].as_ptr().add(i * bb),
                             rows[3].as_ptr().add(i * bb),
                         ];
+                        if RN == 1 {
+                            // Decode reads each weight once: ask for later rows' bytes now, so that more than
+                            // the hardware prefetcher's few streams are in flight (one core's bandwidth is bound by
+                            // the loads it has outstanding). Never dereferenced.
+                            let p = ahead.wrapping_add(i * 4 * bb);
+                            _mm_prefetch::<_MM_HINT_T0>(p.cast());
+                            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast());
+                        }
                         let dw = half4(b, 0);
                         let m = if has_min {
                             half4(b, 2)
@@ -1035,8 +1044,11 @@ macro_rules! x86_kernels {
             ) {
                 for (g, o) in out.chunks_exact_mut(4).enumerate() {
                     let at = |i: usize| &rows[(4 * g + i) * rb..(4 * g + i + 1) * rb];
+                    let ahead = rows
+                        .as_ptr()
+                        .wrapping_add((4 * g + 4 * super::PREFETCH_GROUPS) * rb);
                     // SAFETY: forwarded from the caller.
-                    let v = unsafe { tile_fmt::<F, RN>([at(0), at(1), at(2), at(3)], xs) };
+                    let v = unsafe { tile_fmt::<F, RN>([at(0), at(1), at(2), at(3)], xs, ahead) };
                     o.copy_from_slice(&v);
                 }
             }
@@ -1080,6 +1092,10 @@ macro_rules! x86_kernels {
         }
     };
 }
+
+/// How many groups of four weight rows ahead the decode tile prefetches.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_GROUPS: usize = 2;
 
 /// AVX2: `maddubs` to i16 pairs, then `madd` with ones to i32.
 #[cfg(target_arch = "x86_64")]
