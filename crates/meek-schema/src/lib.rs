@@ -354,7 +354,9 @@ pub struct SpeedPoint {
     /// `memory_read_bytes_per_second / weight_bytes_per_token` (absent without a bandwidth figure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_bound_tokens_per_second: Option<f64>,
-    /// Median decode rate as a fraction of that bound (1.0 = memory-bound at full bandwidth).
+    /// Median decode rate as a fraction of that bound (1.0 = memory-bound at full bandwidth). It can exceed 1.0
+    /// where much of the weights stays in the last-level cache between tokens (a model smaller than the cache) or
+    /// where the machine's speed changed between the bandwidth probe and the decode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_bound_fraction: Option<f64>,
     /// Energy of the prefill and decode windows of each repetition.
