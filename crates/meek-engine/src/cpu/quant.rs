@@ -1042,13 +1042,13 @@ macro_rules! x86_kernels {
                 xs: [&[Q8Block]; RN],
                 out: &mut [[f32; RN]],
             ) {
-                for (g, o) in out.chunks_exact_mut(4).enumerate() {
-                    let at = |i: usize| &rows[(4 * g + i) * rb..(4 * g + i + 1) * rb];
-                    let ahead = rows
-                        .as_ptr()
-                        .wrapping_add((4 * g + 4 * super::PREFETCH_GROUPS) * rb);
+                for (grp, o) in rows.chunks_exact(4 * rb).zip(out.chunks_exact_mut(4)) {
+                    let (r01, r23) = grp.split_at(2 * rb);
+                    let (r0, r1) = r01.split_at(rb);
+                    let (r2, r3) = r23.split_at(rb);
+                    let ahead = grp.as_ptr().wrapping_add(4 * super::PREFETCH_GROUPS * rb);
                     // SAFETY: forwarded from the caller.
-                    let v = unsafe { tile_fmt::<F, RN>([at(0), at(1), at(2), at(3)], xs, ahead) };
+                    let v = unsafe { tile_fmt::<F, RN>([r0, r1, r2, r3], xs, ahead) };
                     o.copy_from_slice(&v);
                 }
             }
