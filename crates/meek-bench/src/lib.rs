@@ -15,6 +15,7 @@
 //! ones again and the rest for the first time, and writes runs in plan order, so the finished file has the same
 //! shape as one from an uninterrupted bench.
 
+pub mod children;
 pub mod eval;
 pub mod measure;
 pub mod writer;
@@ -29,6 +30,7 @@ use meek_schema::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use children::kill_children;
 pub use measure::{EnergyRequest, MeasureRequest, measure, measure_until};
 pub use writer::ResultFile;
 
@@ -134,35 +136,42 @@ enum ChildOutcome {
 
 impl Launcher for ChildProcess {
     fn launch(&self, req: &MeasureRequest, stop: &dyn Fn() -> bool) -> Result<ModelRun, String> {
-        let dir =
-            tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+        // Request folders of benches killed with -9 are removed first.
+        let tmp = std::env::temp_dir();
+        meek_hub::temporaries::sweep(&tmp, "meekbench-request");
+        let dir = tempfile::Builder::new()
+            .prefix(&meek_hub::temporaries::prefix("meekbench-request"))
+            .tempdir_in(&tmp)
+            .map_err(|e| format!("cannot create a temporary folder: {e}"))?;
         let request = dir.path().join("request.json");
         let result = dir.path().join("result.json");
         let text = serde_json::to_string(req).expect("request serialises");
         std::fs::write(&request, text).map_err(|e| format!("{}: {e}", request.display()))?;
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .arg(&request)
-            .arg(&result)
-            .env("CANDLE_NUM_THREADS", req.threads.to_string())
-            .env("RAYON_NUM_THREADS", req.threads.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        let mut guarded = children::spawn(
+            Command::new(&self.program)
+                .args(&self.args)
+                .arg(&request)
+                .arg(&result)
+                .env("CANDLE_NUM_THREADS", req.threads.to_string())
+                .env("RAYON_NUM_THREADS", req.threads.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        )
+        .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
         let mut signalled = false;
         let status = loop {
-            match child.try_wait() {
+            match guarded.child().try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) => {}
                 Err(e) => return Err(format!("waiting for the measuring process: {e}")),
             }
             if !signalled && stop() {
                 signalled = true;
-                interrupt_child(&child);
+                interrupt_child(guarded.child());
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
+        guarded.exited();
         match std::fs::read_to_string(&result)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -299,11 +308,11 @@ pub fn run(
             vec![meek_hw::physical_cores().unwrap_or(machine.cpu.logical_cores)]
         }
     };
-    if let Some(bad) = threads.iter().find(|&&t| t == 0) {
-        return Err(BenchError::Config(format!(
-            "thread count {bad} must be at least 1"
-        )));
-    }
+    // The same bounds as the config's, checked before anything is fetched.
+    let flag = meek_config::limits::Origin::Flag;
+    meek_config::limits::THREADS
+        .check_list(&threads, flag)
+        .map_err(BenchError::Config)?;
     let models: Vec<_> = c
         .models
         .iter()
@@ -334,45 +343,31 @@ pub fn run(
     // The speed grid with the command line's lists in place of the config's (a list is a sweep, like llama-bench's
     // `-p 128,512 -n 64`).
     let mut speed = c.speed.clone();
-    // The same lower bounds as the config.
-    for (name, given, field, min, example) in [
+    // The same bounds as the config.
+    for (name, given, field, bound) in [
         (
             "prompt_tokens",
             &opts.prompt_tokens,
             &mut speed.prompt_tokens,
-            meek_config::MIN_PROMPT_TOKENS,
-            "128,512",
+            meek_config::limits::PROMPT_TOKENS,
         ),
         (
             "gen_tokens",
             &opts.gen_tokens,
             &mut speed.gen_tokens,
-            meek_config::MIN_GEN_TOKENS,
-            "16,64",
+            meek_config::limits::GEN_TOKENS,
         ),
     ] {
         if let Some(v) = given {
-            if v.is_empty() || v.iter().any(|&t| t < min) {
-                return Err(BenchError::Config(format!(
-                    "--{} takes token counts of at least {min}, e.g. {example}{}",
-                    name.replace('_', "-"),
-                    if min > 1 {
-                        " (the first generated token comes from prefill; a decode rate needs one more)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
+            bound.check_list(v, flag).map_err(BenchError::Config)?;
             overrides.push(format!("{name}={v:?}"));
             *field = v.clone();
         }
     }
     if let Some(r) = opts.repetitions {
-        if r == 0 {
-            return Err(BenchError::Config(
-                "--repetitions must be at least 1".into(),
-            ));
-        }
+        meek_config::limits::REPETITIONS
+            .check(r, flag)
+            .map_err(BenchError::Config)?;
         overrides.push(format!("repetitions={r}"));
         speed.repetitions = r;
     }
@@ -409,8 +404,8 @@ pub fn run(
             }
             previous.status = RunStatus::Running;
             previous.finished_at = None;
+            // Locked before anything is measured: a second bench on the same file is refused here.
             let file = ResultFile::open(path)?;
-            file.write(&previous)?;
             (file, previous)
         }
         None => {
@@ -437,7 +432,6 @@ pub fn run(
                 runs: Vec::new(),
                 failures: Vec::new(),
             };
-            file.write(&result)?;
             (file, result)
         }
     };
@@ -447,7 +441,16 @@ pub fn run(
         .or_else(|| c.run.cache.clone())
         .unwrap_or_else(meek_hub::default_cache_dir);
     let fetcher = meek_hub::Fetcher::new(cache).with_progress(opts.progress);
-    let suites = eval::prepare(cfg, &fetcher)?;
+    // Suites are read and checked before anything is measured: a bad suite leaves no `running` file with no runs
+    // (a new file is removed again; a resumed one is left as it was).
+    let suites = match eval::prepare(cfg, &fetcher) {
+        Ok(s) => s,
+        Err(e) => {
+            file.discard();
+            return Err(e);
+        }
+    };
+    file.write(&result)?;
     'models: for spec in models {
         if stopped() {
             break;

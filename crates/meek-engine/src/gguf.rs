@@ -1,5 +1,13 @@
 //! Reading and checking a GGUF file before any weight is loaded.
+//!
+//! A GGUF is untrusted input: [`header::parse`] walks the header first with every size bounded by the file, then
+//! candle reads it (under [`crate::guard`]), then [`metadata::check`] checks every value the loaders divide by,
+//! size with or index with. A crafted file gets an error naming the file and the key or tensor, never a panic.
 
+pub mod header;
+pub mod metadata;
+
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
@@ -52,13 +60,25 @@ fn tensor_bytes(info: &gguf_file::TensorInfo) -> u64 {
     checked_tensor_bytes(info).unwrap_or(u64::MAX)
 }
 
-/// Opens a GGUF file and reads its header, refusing a file that is not GGUF or is shorter than its tensors.
+/// Opens a GGUF file and reads its header, refusing a file that is not GGUF, whose header is malformed or
+/// inconsistent ([`header`], [`metadata`]), or that is shorter than its tensors.
 pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineError> {
     let mut file = std::fs::File::open(path).map_err(|source| EngineError::Open {
         path: path.to_path_buf(),
         source,
     })?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let content = read_from(&mut file, size, path)?;
+    Ok((content, file))
+}
+
+/// Reads and checks the header of a GGUF of `size` bytes from `reader` (at its start); `path` names it in errors.
+/// The in-memory entry point of [`read`] (the fuzzer's).
+pub fn read_from<R: Read + Seek>(
+    reader: &mut R,
+    size: u64,
+    path: &Path,
+) -> Result<gguf_file::Content, EngineError> {
     let not_gguf = |detail: String| EngineError::NotGguf {
         path: path.to_path_buf(),
         detail,
@@ -68,33 +88,21 @@ pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineEr
             "the file is {size} bytes long, too short for a GGUF header"
         )));
     }
-    let mut magic = [0u8; 4];
-    std::io::Read::read_exact(&mut file, &mut magic).map_err(|e| not_gguf(e.to_string()))?;
-    if &magic != b"GGUF" {
-        return Err(not_gguf(format!(
-            "it starts with {:?} instead of the GGUF magic \"GGUF\"",
-            String::from_utf8_lossy(&magic)
-        )));
-    }
-    std::io::Seek::rewind(&mut file).map_err(|e| not_gguf(e.to_string()))?;
-    let content = gguf_file::Content::read(&mut file)
+    header::parse(&mut BufReader::new(&mut *reader), size).map_err(|e| match e {
+        header::HeaderError::Bad(detail) => not_gguf(detail),
+        header::HeaderError::Truncated { tensor, needed } => EngineError::Truncated {
+            path: path.to_path_buf(),
+            tensor,
+            needed,
+            size,
+        },
+    })?;
+    reader.rewind().map_err(|e| not_gguf(e.to_string()))?;
+    let content = crate::guard::no_panic("reading the header", || gguf_file::Content::read(reader))
+        .map_err(&not_gguf)?
         .map_err(|e| not_gguf(format!("unreadable header: {}", crate::first_line(&e))))?;
-    for (name, info) in &content.tensor_infos {
-        // Checked: a lying header must not wrap around to a small end.
-        let end = checked_tensor_bytes(info)
-            .and_then(|b| b.checked_add(info.offset))
-            .and_then(|b| b.checked_add(content.tensor_data_offset))
-            .unwrap_or(u64::MAX);
-        if end > size {
-            return Err(EngineError::Truncated {
-                path: path.to_path_buf(),
-                tensor: name.clone(),
-                needed: end,
-                size,
-            });
-        }
-    }
-    Ok((content, file))
+    metadata::check(&content).map_err(not_gguf)?;
+    Ok(content)
 }
 
 /// The integer metadata value `{arch}.{key}`, stored as u32 or u64.
@@ -108,7 +116,7 @@ fn arch_u64(content: &gguf_file::Content, arch: &str, key: &str) -> Option<u64> 
 fn attention_shape(content: &gguf_file::Content, arch: &str) -> (Option<u64>, Option<u64>) {
     let get = |k: &str| arch_u64(content, arch, k);
     let width = match (get("attention.head_count"), get("attention.key_length")) {
-        (Some(h), Some(k)) => Some(h * k),
+        (Some(h), Some(k)) => h.checked_mul(k),
         _ => get("embedding_length"),
     };
     (get("block_count"), width)
@@ -120,7 +128,9 @@ fn kv_bytes(content: &gguf_file::Content, arch: &str) -> Option<u64> {
     let heads = get("attention.head_count")?.max(1);
     let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
     let head_dim = get("attention.key_length").unwrap_or(get("embedding_length")? / heads);
-    Some(layers * 2 * kv_heads * head_dim * 4)
+    [2, kv_heads, head_dim, 4]
+        .into_iter()
+        .try_fold(layers, u64::checked_mul)
 }
 
 /// llama.cpp's name of a `general.file_type` (`LLAMA_FTYPE_MOSTLY_*`).
@@ -166,7 +176,7 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
     let mut n_params = 0u64;
     for info in content.tensor_infos.values() {
         let n = info.shape.elem_count() as u64;
-        n_params += n;
+        n_params = n_params.saturating_add(n);
         let t = format!("{:?}", info.ggml_dtype);
         match by_type.iter_mut().find(|(k, _)| *k == t) {
             Some((_, c)) => *c += n,
@@ -193,7 +203,7 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
                 bytes
             }
         })
-        .sum();
+        .fold(0u64, u64::saturating_add);
     GgufInfo {
         architecture,
         name: s("general.name"),
@@ -212,7 +222,7 @@ pub fn info(content: &gguf_file::Content) -> GgufInfo {
         n_tensors: content.tensor_infos.len(),
         weight_bytes_per_token,
         kv_bytes_per_position,
-        non_embedding_params: n_params - embedding_params,
+        non_embedding_params: n_params.saturating_sub(embedding_params),
         n_layer,
         attention_width,
     }

@@ -17,6 +17,7 @@
 pub mod chat;
 pub mod cpu;
 pub mod gguf;
+mod guard;
 pub mod hf;
 pub mod safetensors;
 pub mod spm;
@@ -458,7 +459,9 @@ fn hf_tokenizer_and_template(
     Ok((tokenizer, chat))
 }
 
-fn tokenizer_and_template(
+/// The tokenizer and chat template of a GGUF header that [`gguf::read`] (or [`gguf::read_from`]) accepted; `path`
+/// names the file in errors.
+pub fn tokenizer_and_template(
     path: &Path,
     content: &candle_core::quantized::gguf_file::Content,
 ) -> Result<(GgufTokenizer, Option<ChatTemplate>), EngineError> {
@@ -553,8 +556,14 @@ impl Engine {
                     ),
                 });
             }
-            let model = CandleModel::load(&info.architecture, content, &mut file, &device)
-                .ctx(|| format!("loading the weights of {}", path.display()))?;
+            let model = guard::no_panic("loading the weights", || {
+                CandleModel::load(&info.architecture, content, &mut file, &device)
+            })
+            .map_err(|detail| EngineError::NotGguf {
+                path: path.to_path_buf(),
+                detail,
+            })?
+            .ctx(|| format!("loading the weights of {}", path.display()))?;
             (
                 Weights::Candle(model),
                 format!("candle-{}", device_name.split(':').next().unwrap_or("cpu")),
@@ -669,8 +678,15 @@ impl Engine {
         {
             ids.push(b);
         }
-        while ids.len() < n {
-            ids.push(normal[(next() % normal.len() as u64) as usize]);
+        // The header check refuses a vocabulary without ordinary tokens; should one come through anyway (a
+        // checkpoint's tokenizer.json), the prompt falls back to every id rather than divide by zero.
+        let pool: Vec<u32> = if normal.is_empty() {
+            (0..tok.vocab_size() as u32).collect()
+        } else {
+            normal
+        };
+        while ids.len() < n && !pool.is_empty() {
+            ids.push(pool[(next() % pool.len() as u64) as usize]);
         }
         ids.truncate(n);
         ids

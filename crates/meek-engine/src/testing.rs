@@ -7,7 +7,8 @@
 use std::path::Path;
 
 pub use candle_core::DType;
-use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+pub use candle_core::quantized::GgmlDType;
+use candle_core::quantized::{QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 
 use crate::tokenizer::bytes_to_unicode;
@@ -257,6 +258,30 @@ pub fn write_gguf(
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut f = std::fs::File::create(path)?;
     gguf_file::write(&mut f, &md_refs, &t_refs)
+}
+
+/// Rewrites the GGUF at `src` to `dst` with `edit` applied to its metadata and tensors (sorted by name), for tests
+/// of crafted files: a key changed, added twice or removed, a tensor replaced.
+pub fn rewrite_gguf(
+    src: &Path,
+    dst: &Path,
+    edit: impl FnOnce(&mut Vec<(String, gguf_file::Value)>, &mut Vec<(String, QTensor)>),
+) -> candle_core::Result<()> {
+    let mut f = std::fs::File::open(src)?;
+    let content = gguf_file::Content::read(&mut f)?;
+    let mut md: Vec<(String, gguf_file::Value)> = content.metadata.clone().into_iter().collect();
+    md.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::new();
+    for name in names {
+        tensors.push((name.clone(), content.tensor(&mut f, name, &Device::Cpu)?));
+    }
+    edit(&mut md, &mut tensors);
+    let md_refs: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out = std::fs::File::create(dst)?;
+    gguf_file::write(&mut out, &md_refs, &t_refs)
 }
 
 /// A float64 Gemma 3 forward pass written from the model's definition (Hugging Face's `Gemma3ForCausalLM`, with

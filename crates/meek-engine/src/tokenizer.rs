@@ -83,7 +83,7 @@ fn strings(v: &Value) -> Option<Vec<String>> {
         .collect()
 }
 
-fn int(v: &Value) -> Option<i64> {
+pub(crate) fn int(v: &Value) -> Option<i64> {
     match v {
         Value::U8(x) => Some(i64::from(*x)),
         Value::I8(x) => Some(i64::from(*x)),

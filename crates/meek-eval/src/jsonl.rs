@@ -46,111 +46,250 @@ struct PlainLine {
     solution: Option<String>,
 }
 
+/// Largest suite file read: GSM8K's whole training set is 4 MB.
+pub const MAX_FILE: u64 = 64 << 20;
+/// Largest line: a GSM8K line is under 1 KB; a line holds a few fields of at most [`MAX_FIELD`].
+pub const MAX_LINE: usize = 1 << 20;
+/// Largest text field (`prompt`/`question`, `answer`, `solution`, `id`, `family`): the longest GSM8K question is
+/// under 1 KB, and a prompt several hundred times that would not fit a small model's context anyway.
+pub const MAX_FIELD: usize = 64 << 10;
+/// Most items read from one file (GSM8K's training set has 7,473); use the suite's `limit` for a part of a larger
+/// file.
+pub const MAX_ITEMS: usize = 100_000;
+
+const BOM: char = '\u{feff}';
+
 /// Reads a suite file; every bad line is an error naming the file and line. At most `limit` items (all when None).
+///
+/// Cheap and free of side effects (it reads only `path`, line by line, stopping at the first error or at
+/// `limit`), so a suite can be checked before any model loads. Memory is bounded by [`MAX_LINE`] plus the items
+/// kept; the file by [`MAX_FILE`], each field by [`MAX_FIELD`], the count by [`MAX_ITEMS`]. A UTF-8 byte order
+/// mark at the start is skipped, as JSON readers do.
 pub fn load(path: &Path, format: Format, limit: Option<usize>) -> Result<Vec<Item>, LoadError> {
+    use std::io::{BufRead, BufReader, Read};
     let name = path.display().to_string();
     let err = |line: usize, message: String| LoadError {
         path: name.clone(),
         line,
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(0, e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| err(0, format!("not UTF-8 text: {e}")))?;
-    parse(&text, format, limit).map_err(|(line, message)| err(line, message))
+    // A FIFO or device would block or never end: only regular files (after symlinks) are suites.
+    let meta = std::fs::metadata(path).map_err(|e| err(0, e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err(0, "not a regular file".into()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| err(0, e.to_string()))?;
+    let mut reader = BufReader::new(file.take(MAX_FILE + 1));
+    let mut suite = Suite::new(format, limit);
+    let mut buf = Vec::new();
+    let mut read = 0u64;
+    for n in 1.. {
+        buf.clear();
+        let got = (&mut reader)
+            .take(MAX_LINE as u64 + 2)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| err(n, e.to_string()))?;
+        if got == 0 {
+            break;
+        }
+        read += got as u64;
+        if read > MAX_FILE {
+            return Err(err(
+                n,
+                format!("the file is over {MAX_FILE} bytes, the cap on a suite file"),
+            ));
+        }
+        let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        // Cut at the cap, a line may end inside a character: the size is the error to report.
+        let line = match std::str::from_utf8(bytes) {
+            Ok(line) => line,
+            Err(_) if bytes.len() > MAX_LINE => {
+                return Err(err(n, too_long_line()));
+            }
+            Err(e) => return Err(err(n, format!("not UTF-8 text: {e}"))),
+        };
+        if !suite.line(n, line).map_err(|(l, m)| err(l, m))? {
+            break;
+        }
+    }
+    suite.finish().map_err(|(l, m)| err(l, m))
 }
 
-/// Parses suite text (see [`load`]); errors carry the 1-based line number.
+/// Parses suite text (see [`load`], whose limits apply); errors carry the 1-based line number.
 pub fn parse(
     text: &str,
     format: Format,
     limit: Option<usize>,
 ) -> Result<Vec<Item>, (usize, String)> {
-    let stem = "item";
-    let mut items = Vec::new();
-    let mut seen = HashSet::new();
+    if text.len() as u64 > MAX_FILE {
+        return Err((
+            0,
+            format!("the text is over {MAX_FILE} bytes, the cap on a suite file"),
+        ));
+    }
+    let mut suite = Suite::new(format, limit);
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if limit.is_some_and(|l| items.len() >= l) {
+        if !suite.line(i + 1, line)? {
             break;
         }
-        let item = match format {
-            Format::Gsm8k => {
-                let g: GsmLine = serde_json::from_str(line)
-                    .map_err(|e| (n, format!("not a GSM8K line: {e}")))?;
-                let (work, answer) = g
-                    .answer
-                    .rsplit_once("####")
-                    .ok_or_else(|| (n, "the answer has no `#### N` final answer".to_string()))?;
-                let answer = numbers(answer)
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| (n, format!("`{}` after #### is not a number", answer.trim())))?
-                    .text;
-                let steps = work.matches("<<").count() as u32;
-                let solution = format!("{}\nAnswer: {answer}", strip_annotations(work).trim());
-                Item {
-                    id: format!("{stem}-{n}"),
-                    family: "gsm8k".into(),
-                    steps,
-                    question: g.question,
-                    answer,
-                    solution,
-                }
-            }
-            Format::Plain => {
-                let p: PlainLine = serde_json::from_str(line)
-                    .map_err(|e| (n, format!("not an {{id, prompt, answer}} line: {e}")))?;
-                let id = match p.id {
-                    serde_json::Value::String(s) => s,
-                    serde_json::Value::Number(x) => x.to_string(),
-                    other => {
-                        return Err((n, format!("id {other} is neither a string nor a number")));
-                    }
-                };
-                let raw = match p.answer {
-                    serde_json::Value::String(s) => s,
-                    serde_json::Value::Number(x) => x.to_string(),
-                    other => {
-                        return Err((
-                            n,
-                            format!("answer {other} is neither a string nor a number"),
-                        ));
-                    }
-                };
-                let answer = numbers(&raw)
-                    .into_iter()
-                    .last()
-                    .ok_or_else(|| {
-                        (
-                            n,
-                            format!(
-                                "answer `{raw}` has no number (only numeric answers are scored)"
-                            ),
-                        )
-                    })?
-                    .text;
-                Item {
-                    id,
-                    family: p.family.unwrap_or_else(|| "plain".into()),
-                    steps: p.steps.unwrap_or(0),
-                    question: p.prompt,
-                    solution: p.solution.unwrap_or_else(|| format!("Answer: {answer}")),
-                    answer,
-                }
-            }
+    }
+    suite.finish()
+}
+
+/// Items gathered line by line, with the checks that span lines (duplicate ids, counts).
+struct Suite {
+    format: Format,
+    limit: Option<usize>,
+    items: Vec<Item>,
+    seen: HashSet<String>,
+}
+
+impl Suite {
+    fn new(format: Format, limit: Option<usize>) -> Self {
+        Self {
+            format,
+            limit,
+            items: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Takes line `n`; false once `limit` items are read.
+    fn line(&mut self, n: usize, line: &str) -> Result<bool, (usize, String)> {
+        if self.limit.is_some_and(|l| self.items.len() >= l) {
+            return Ok(false);
+        }
+        let line = if n == 1 {
+            line.strip_prefix(BOM).unwrap_or(line)
+        } else {
+            line
         };
-        if !seen.insert(item.id.clone()) {
+        if line.len() > MAX_LINE {
+            return Err((n, too_long_line()));
+        }
+        if line.trim().is_empty() {
+            return Ok(true);
+        }
+        if self.items.len() >= MAX_ITEMS {
+            return Err((
+                n,
+                format!(
+                    "more than {MAX_ITEMS} items, the cap on a suite file; set the suite's `limit` to use part \
+                     of it"
+                ),
+            ));
+        }
+        let item = item(n, line, self.format)?;
+        if !self.seen.insert(item.id.clone()) {
             return Err((n, format!("duplicate id `{}`", item.id)));
         }
-        items.push(item);
+        self.items.push(item);
+        Ok(true)
     }
-    if items.is_empty() {
-        return Err((0, "no items".into()));
+
+    fn finish(self) -> Result<Vec<Item>, (usize, String)> {
+        if self.items.is_empty() {
+            return Err((0, "no items".into()));
+        }
+        Ok(self.items)
     }
-    Ok(items)
+}
+
+fn too_long_line() -> String {
+    format!(
+        "the line is over {MAX_LINE} bytes, the cap on a suite line (each text field may hold {MAX_FIELD})"
+    )
+}
+
+/// Refuses text field `name` of line `n` when it is over [`MAX_FIELD`].
+fn field(n: usize, name: &str, text: &str) -> Result<(), (usize, String)> {
+    if text.len() > MAX_FIELD {
+        return Err((
+            n,
+            format!(
+                "`{name}` is {} bytes, over the {MAX_FIELD}-byte cap on a suite field",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The item on line `n`.
+fn item(n: usize, line: &str, format: Format) -> Result<Item, (usize, String)> {
+    let stem = "item";
+    Ok(match format {
+        Format::Gsm8k => {
+            let g: GsmLine =
+                serde_json::from_str(line).map_err(|e| (n, format!("not a GSM8K line: {e}")))?;
+            field(n, "question", &g.question)?;
+            field(n, "answer", &g.answer)?;
+            let (work, answer) = g
+                .answer
+                .rsplit_once("####")
+                .ok_or_else(|| (n, "the answer has no `#### N` final answer".to_string()))?;
+            let answer = numbers(answer)
+                .into_iter()
+                .next()
+                .ok_or_else(|| (n, format!("`{}` after #### is not a number", answer.trim())))?
+                .text;
+            let steps = work.matches("<<").count() as u32;
+            let solution = format!("{}\nAnswer: {answer}", strip_annotations(work).trim());
+            Item {
+                id: format!("{stem}-{n}"),
+                family: "gsm8k".into(),
+                steps,
+                question: g.question,
+                answer,
+                solution,
+            }
+        }
+        Format::Plain => {
+            let p: PlainLine = serde_json::from_str(line)
+                .map_err(|e| (n, format!("not an {{id, prompt, answer}} line: {e}")))?;
+            let id = match p.id {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(x) => x.to_string(),
+                other => {
+                    return Err((n, format!("id {other} is neither a string nor a number")));
+                }
+            };
+            let raw = match p.answer {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(x) => x.to_string(),
+                other => {
+                    return Err((
+                        n,
+                        format!("answer {other} is neither a string nor a number"),
+                    ));
+                }
+            };
+            field(n, "id", &id)?;
+            field(n, "prompt", &p.prompt)?;
+            field(n, "answer", &raw)?;
+            field(n, "family", p.family.as_deref().unwrap_or_default())?;
+            field(n, "solution", p.solution.as_deref().unwrap_or_default())?;
+            let answer = numbers(&raw)
+                .into_iter()
+                .last()
+                .ok_or_else(|| {
+                    (
+                        n,
+                        format!("answer `{raw}` has no number (only numeric answers are scored)"),
+                    )
+                })?
+                .text;
+            Item {
+                id,
+                family: p.family.unwrap_or_else(|| "plain".into()),
+                steps: p.steps.unwrap_or(0),
+                question: p.prompt,
+                solution: p.solution.unwrap_or_else(|| format!("Answer: {answer}")),
+                answer,
+            }
+        }
+    })
 }
 
 /// `48/2=<<48/2=24>>24` -> `48/2=24`.
@@ -240,5 +379,87 @@ mod tests {
         let e = load(&p, Format::Plain, None).unwrap_err().to_string();
         assert!(e.contains("bad.jsonl:2:"), "{e}");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn temp(name: &str, body: &[u8]) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("meek-eval-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&p, body).unwrap();
+        (dir, p)
+    }
+
+    /// Issue #18 item 10: a byte order mark before line 1 is skipped, as JSON readers do (and only there).
+    #[test]
+    fn a_utf8_bom_at_the_start_is_accepted() {
+        let text = "\u{feff}{\"id\": 1, \"prompt\": \"2+2?\", \"answer\": 4}\n";
+        assert_eq!(parse(text, Format::Plain, None).unwrap()[0].id, "1");
+        let (dir, p) = temp("bom", text.as_bytes());
+        assert_eq!(load(&p, Format::Plain, None).unwrap()[0].answer, "4");
+        std::fs::remove_dir_all(dir).ok();
+        let late = "{\"id\": 1, \"prompt\": \"p\", \"answer\": 1}\n\u{feff}{\"id\": 2, \"prompt\": \"p\", \"answer\": 1}";
+        assert_eq!(parse(late, Format::Plain, None).unwrap_err().0, 2);
+    }
+
+    /// Issue #18 item 6: one valid line with a huge prompt is refused by name, without reading it whole.
+    #[test]
+    fn huge_lines_and_fields_are_refused_with_line_field_and_cap() {
+        let line = |prompt: usize| {
+            format!(
+                "{{\"id\": 1, \"prompt\": \"{}\", \"answer\": 4}}\n",
+                "x".repeat(prompt)
+            )
+        };
+        let (l, m) = parse(&line(MAX_FIELD + 1), Format::Plain, None).unwrap_err();
+        assert_eq!(l, 1);
+        assert!(
+            m.contains("`prompt`") && m.contains(&MAX_FIELD.to_string()),
+            "{m}"
+        );
+        let gsm = format!(
+            "{{\"question\": \"{}\", \"answer\": \"#### 1\"}}",
+            "q".repeat(MAX_FIELD + 1)
+        );
+        assert!(
+            parse(&gsm, Format::Gsm8k, None)
+                .unwrap_err()
+                .1
+                .contains("`question`")
+        );
+        assert!(parse(&line(MAX_FIELD), Format::Plain, None).is_ok());
+
+        let ok = "{\"id\": 0, \"prompt\": \"p\", \"answer\": 1}\n";
+        // The prompt of é (two bytes) is cut by the line cap inside a character: still the size is reported.
+        let body = format!("{ok}{}", line(3 * MAX_LINE).replace('x', "é"));
+        let (dir, p) = temp("huge", body.as_bytes());
+        let e = load(&p, Format::Plain, None).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains(&MAX_LINE.to_string()), "{e}");
+        assert!(e.to_string().contains("huge.jsonl:2:"), "{e}");
+        // With a limit, lines past it are never read.
+        assert_eq!(load(&p, Format::Plain, Some(1)).unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).ok();
+
+        let (l, m) = parse(&"\n".repeat(MAX_FILE as usize + 1), Format::Plain, None).unwrap_err();
+        assert_eq!(l, 0);
+        assert!(m.contains(&MAX_FILE.to_string()), "{m}");
+    }
+
+    #[test]
+    fn the_item_count_is_capped_unless_a_limit_takes_part() {
+        let text: String = (0..=MAX_ITEMS)
+            .map(|i| format!("{{\"id\": {i}, \"prompt\": \"p\", \"answer\": 1}}\n"))
+            .collect();
+        let (l, m) = parse(&text, Format::Plain, None).unwrap_err();
+        assert_eq!(l, MAX_ITEMS + 1);
+        assert!(m.contains("limit"), "{m}");
+        assert_eq!(parse(&text, Format::Plain, Some(10)).unwrap().len(), 10);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        let e = load(Path::new("/dev/null"), Format::Plain, None).unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{e}");
     }
 }

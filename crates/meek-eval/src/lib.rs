@@ -4,7 +4,7 @@
 //!   and its number of dependent steps `p`, so accuracy can be reported per step count (the projection model
 //!   treats a `p`-step task as succeeding with probability `acc^p`).
 //! - [`jsonl`]: external suites in GSM8K's format (`question`, `answer` ending in `#### N`) or `{id, prompt,
-//!   answer}`.
+//!   answer}`; suite files are untrusted, so the file, each line, each field and the item count are capped.
 //! - [`prompt`]: the instruction, k-shot exemplars, as chat turns or as a completion prompt for base models.
 //! - [`extract`]: two extractors reported side by side, like lm-evaluation-harness: *strict* (the requested
 //!   `Answer: N` line, or `#### N`) and *flexible* (the last number, tolerant of `\boxed{}`, thousands

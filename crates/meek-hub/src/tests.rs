@@ -656,3 +656,89 @@ fn a_hub_that_stops_answering_fails_the_source_instead_of_hanging() {
         .to_string();
     assert!(err.contains("hub:owner/repo"), "{err}");
 }
+
+/// A hub `file` or `revision` that would leave the hub cache (the config refuses them; here a spec made in code
+/// reaches the fetcher directly) is refused before any request or file operation: the victim file is untouched.
+#[test]
+fn hub_names_that_escape_the_cache_touch_nothing() {
+    let (endpoint, log) = hub_server("owner/repo", vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("notes.txt");
+    std::fs::write(&victim, "my notes").unwrap();
+    let f = hub_fetcher(dir.path(), endpoint);
+    let sources = vec![
+        Source::Hub {
+            repo: "owner/repo".into(),
+            revision: COMMIT.into(),
+            file: Some(victim.display().to_string()),
+        },
+        Source::Hub {
+            repo: "owner/repo".into(),
+            revision: "main".into(),
+            file: Some(format!("../../../{}", victim.display())),
+        },
+        Source::Hub {
+            repo: "owner/repo".into(),
+            revision: format!("../../../../{}", victim.display()),
+            file: None,
+        },
+        Source::Hub {
+            repo: "../..".into(),
+            revision: COMMIT.into(),
+            file: None,
+        },
+    ];
+    let err = f
+        .fetch(&spec(&sha(b"my notes"), sources))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err.matches("hub:").count(), 4, "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+    assert!(log.lock().unwrap().is_empty(), "no request was made");
+}
+
+/// A symlink planted in the hub cache that points out of it is never followed by the corrupt-blob clean-up.
+#[cfg(unix)]
+#[test]
+fn the_corrupt_blob_clean_up_never_deletes_outside_the_hub_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("notes.txt");
+    std::fs::write(&victim, "my notes").unwrap();
+    let snap = dir
+        .path()
+        .join(format!("hf/models--owner--repo/snapshots/{COMMIT}"));
+    std::fs::create_dir_all(&snap).unwrap();
+    std::os::unix::fs::symlink(&victim, snap.join("tiny.gguf")).unwrap();
+    std::fs::create_dir_all(dir.path().join("hf/models--owner--repo/refs")).unwrap();
+    let f = Fetcher::new(dir.path().join("cache")).with_hub_cache(dir.path().join("hf"));
+    // The cached "file" (the victim, through the link) fails the hash; the download then fails (no server).
+    let f = f.with_hub_endpoint("http://127.0.0.1:9".to_string());
+    let s = spec(&sha(b"the real weights"), vec![hub_source()]);
+    assert!(f.fetch(&s).is_err());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+}
+
+/// Shard names in a checkpoint index come from the repository: one that names a path is refused.
+#[test]
+fn an_index_naming_a_path_outside_the_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in checkpoint() {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    let _ = std::fs::remove_file(dir.path().join("model.safetensors"));
+    for shard in [
+        "../../notes.txt",
+        "/etc/passwd",
+        "sub/x.safetensors",
+        "a\u{1b}b",
+    ] {
+        let index = serde_json::json!({ "weight_map": { "w": shard } });
+        std::fs::write(
+            dir.path().join("model.safetensors.index.json"),
+            index.to_string(),
+        )
+        .unwrap();
+        let err = checkpoint_files(dir.path()).unwrap_err();
+        assert!(err.contains("not a plain file name"), "{shard}: {err}");
+    }
+}

@@ -281,12 +281,15 @@ pub fn markdown(p: &Projection) -> String {
     s
 }
 
-/// Escapes what could break out of Markdown text or a table cell (HTML tags, entities, pipes, newlines) in text
-/// from result files.
+/// Escapes what could break out of Markdown text or a table cell (HTML tags, entities, pipes, newlines, control
+/// and bidi characters) in text from result files.
 fn escape_md(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('|', "\\|")
-        .replace('\n', " ")
+        .chars()
+        // Newlines, terminal escapes and bidi overrides would break the table or act on a terminal showing it.
+        .map(|c| if meek_schema::is_hidden(c) { ' ' } else { c })
+        .collect()
 }

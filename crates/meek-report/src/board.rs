@@ -283,17 +283,16 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
     for l in loaded {
         match &l.document {
             Document::Meekbench { result, .. } if result.tool.profile == "debug" => {
-                skipped.push(Skipped {
-                    path: l.path.display().to_string(),
-                    reason: "measured by a debug build, whose speed says little about the machine".into(),
-                });
+                skipped.push(Skipped::new(
+                    &l.path,
+                    "measured by a debug build, whose speed says little about the machine",
+                ));
             }
             Document::Meekbench { result, energy } => results.push((l, result, energy)),
-            Document::LlamaBench(_) => skipped.push(Skipped {
-                path: l.path.display().to_string(),
-                reason: "llama-bench output has no accuracy or machine description; use it with `meekbench compare`"
-                    .into(),
-            }),
+            Document::LlamaBench(_) => skipped.push(Skipped::new(
+                &l.path,
+                "llama-bench output has no accuracy or machine description; use it with `meekbench compare`",
+            )),
         }
     }
     let point = opts.point.or_else(|| {
@@ -315,10 +314,10 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
     let mut entries: BTreeMap<(String, String, String, usize, String), Entry> = BTreeMap::new();
     for (l, r, energy) in &results {
         let m = machine_of(&r.machine);
-        let source = l.path.file_name().map_or_else(
-            || l.path.display().to_string(),
-            |f| f.to_string_lossy().into_owned(),
-        );
+        let source = l
+            .path
+            .file_name()
+            .map_or_else(|| meek_schema::shown(&l.path), meek_schema::shown);
         for (i, run) in r.runs.iter().enumerate() {
             let e = energy.get(i).cloned().flatten().unwrap_or_default();
             let sp =

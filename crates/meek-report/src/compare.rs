@@ -615,7 +615,7 @@ fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
     }
     let input = Input {
         name: String::new(),
-        path: l.path.display().to_string(),
+        path: meek_schema::shown(&l.path),
         program: format!(
             "{program}{}",
             r.tool
@@ -722,7 +722,7 @@ fn from_llama_bench(l: &Loaded) -> Option<(Source, Input)> {
     }
     let input = Input {
         name: String::new(),
-        path: l.path.display().to_string(),
+        path: meek_schema::shown(&l.path),
         program,
         machine: if gpu.is_empty() {
             opt(&first.cpu_info)
@@ -845,7 +845,7 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
     for (i, l) in inputs.iter().enumerate() {
         let (s, mut input) = from_meekbench(l)
             .or_else(|| from_llama_bench(l))
-            .ok_or_else(|| ReportError::Empty(l.path.display().to_string()))?;
+            .ok_or_else(|| ReportError::Empty(meek_schema::shown(&l.path)))?;
         input.name = input_name(i);
         sources.push(s);
         described.push(input);

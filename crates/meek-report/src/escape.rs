@@ -5,7 +5,7 @@
 pub const MAX_CELL_CHARS: usize = 160;
 
 /// `s` cut to at most `max` characters (an ellipsis marks a cut), with control characters (which XML forbids and
-/// terminals interpret) replaced by spaces.
+/// terminals interpret) and the invisible or reordering ones [`meek_schema::is_hidden`] names replaced by spaces.
 pub fn clip(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max * 4));
     for (n, c) in s.chars().enumerate() {
@@ -14,7 +14,7 @@ pub fn clip(s: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        out.push(if c.is_control() { ' ' } else { c });
+        out.push(if meek_schema::is_hidden(c) { ' ' } else { c });
     }
     out
 }
@@ -29,7 +29,7 @@ pub fn html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push(' '),
+            c if meek_schema::is_hidden(c) && c != '\n' && c != '\t' => out.push(' '),
             c => out.push(c),
         }
     }
@@ -50,7 +50,7 @@ pub fn markdown(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => out.push(' '),
+            c if meek_schema::is_hidden(c) => out.push(' '),
             c => out.push(c),
         }
     }
@@ -135,6 +135,7 @@ mod tests {
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(clip("abcd", 4), "abcd");
         assert_eq!(clip("a\u{7}b", 10), "a b");
+        assert_eq!(clip("a\u{202e}b\u{9b}c", 10), "a b c");
         assert_eq!(clip("ééééé", 3).chars().count(), 3);
     }
 

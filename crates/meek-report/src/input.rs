@@ -1,8 +1,11 @@
 //! Reading the files a report is built from: meekbench result files (validated against the published JSON
 //! Schema) and llama.cpp `llama-bench` output (`-o json` or `-o jsonl`).
 //!
-//! Every file is untrusted: its size is bounded before it is read, a directory walk is bounded in depth and file
-//! count, and a file that cannot be used is returned as a [`Skipped`] with the reason, never a panic.
+//! Every file is untrusted: it is read through [`meek_schema::read_bytes`] (regular files only, so a FIFO cannot
+//! hang the report; size bounded before reading), a key repeated in any object is refused, a directory walk is
+//! bounded in depth and file count, and a file that cannot be used is returned as a [`Skipped`] with the reason,
+//! never a panic. Its path and reason are escaped with [`meek_schema::shown`] when the [`Skipped`] is made, so
+//! a file named with terminal escapes cannot reach the terminal that prints it.
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +15,8 @@ use serde_json::Value;
 
 use crate::energy::Energy;
 
-/// Files larger than this are refused unread.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+/// Files larger than this are refused unread (the result file limit, which llama-bench output is far below too).
+pub const MAX_FILE_BYTES: u64 = meek_schema::MAX_RESULT_BYTES;
 /// At most this many files are read from the paths given.
 pub const MAX_FILES: usize = 10_000;
 /// Directories are searched this many levels deep.
@@ -24,10 +27,20 @@ pub const MAX_LLAMA_TESTS: usize = 100_000;
 /// A file that was not used, and why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Skipped {
-    /// The path as given or found.
+    /// The path as given or found, escaped for a terminal ([`meek_schema::shown`]).
     pub path: String,
-    /// Why, in words.
+    /// Why, in words, escaped the same way (it may quote the file's text or the path).
     pub reason: String,
+}
+
+impl Skipped {
+    /// `path` skipped for `reason`, both escaped for a terminal.
+    pub fn new(path: &Path, reason: impl AsRef<str>) -> Self {
+        Self {
+            path: meek_schema::shown(path),
+            reason: meek_schema::shown(reason.as_ref()),
+        }
+    }
 }
 
 /// A file that was read.
@@ -176,10 +189,7 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, skipped: &mut Vec<Sk
     let entries = match fs_err::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            skipped.push(Skipped {
-                path: dir.display().to_string(),
-                reason: e.to_string(),
-            });
+            skipped.push(Skipped::new(dir, e.to_string()));
             return;
         }
     };
@@ -248,11 +258,8 @@ impl SchemaCheck {
 
 /// Reads one file: a meekbench result or llama-bench output.
 pub fn load(path: &Path, check: &SchemaCheck) -> Result<Loaded, Skipped> {
-    let skip = |reason: String| Skipped {
-        path: path.display().to_string(),
-        reason,
-    };
-    let bytes = read_bounded(path).map_err(skip)?;
+    let skip = |reason: String| Skipped::new(path, reason);
+    let bytes = meek_schema::read_bytes(path).map_err(|e| skip(e.to_string()))?;
     let document = parse(&bytes, check).map_err(skip)?;
     Ok(Loaded {
         path: path.to_path_buf(),
@@ -274,39 +281,18 @@ pub fn load_all(paths: &[PathBuf]) -> (Vec<Loaded>, Vec<Skipped>) {
     (loaded, skipped)
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    // A FIFO or device would block or never end; only regular files (or links to them) are read.
-    let meta = fs_err::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file; not read".into());
-    }
-    let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    // Read one byte past the bound, so a file that grows after a size check is caught too.
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "larger than {} MiB, far more than any result file; not read",
-            MAX_FILE_BYTES >> 20
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Parses file content: a meekbench result (an object with `schema_version`), llama-bench `-o json` (an array of
-/// tests) or llama-bench `-o jsonl` (one test object per line).
+/// tests) or llama-bench `-o jsonl` (one test object per line). An object that repeats a key is refused in each.
 pub fn parse(bytes: &[u8], check: &SchemaCheck) -> Result<Document, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
-    match serde_json::from_str::<Value>(text) {
+    match json(text) {
         Ok(Value::Object(map)) if map.contains_key("schema_version") => {
             meekbench(Value::Object(map), check)
         }
         Ok(Value::Object(map)) => llama_bench(vec![Value::Object(map)]),
         Ok(Value::Array(tests)) => llama_bench(tests),
         Ok(_) => Err("JSON, but neither a meekbench result nor llama-bench output".into()),
+        Err(e) if e.is_data() => Err(repeated(&e)),
         Err(whole) => {
             // llama-bench -o jsonl: one object per line.
             let mut tests = Vec::new();
@@ -314,8 +300,11 @@ pub fn parse(bytes: &[u8], check: &SchemaCheck) -> Result<Document, String> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                match serde_json::from_str::<Value>(line) {
+                match json(line) {
                     Ok(v @ Value::Object(_)) => tests.push(v),
+                    Err(e) if e.is_data() => {
+                        return Err(format!("line {}: {}", n + 1, repeated(&e)));
+                    }
                     _ if n == 0 => return Err(format!("not JSON: {whole}")),
                     _ => return Err(format!("line {}: not a JSON object (JSON lines)", n + 1)),
                 }
@@ -323,6 +312,16 @@ pub fn parse(bytes: &[u8], check: &SchemaCheck) -> Result<Document, String> {
             llama_bench(tests)
         }
     }
+}
+
+/// `text` as JSON, refusing an object that repeats a key (a data error; malformed JSON is a syntax error).
+fn json(text: &str) -> Result<Value, serde_json::Error> {
+    meek_schema::check_unique_keys(text)?;
+    serde_json::from_str(text)
+}
+
+fn repeated(e: &serde_json::Error) -> String {
+    format!("{e}; a file that repeats a key can be read two ways, so it is not used")
 }
 
 fn meekbench(v: Value, check: &SchemaCheck) -> Result<Document, String> {
@@ -441,9 +440,78 @@ mod tests {
         let f = std::fs::File::create(&big).unwrap();
         f.set_len(MAX_FILE_BYTES + 10).unwrap();
         let e = load(&big, &SchemaCheck::new()).unwrap_err();
-        assert!(e.reason.contains("larger than 64 MiB"), "{}", e.reason);
+        assert!(e.reason.contains("limit 64 MiB"), "{}", e.reason);
         let e = load(dir.path(), &SchemaCheck::new()).unwrap_err();
         assert!(e.reason.contains("not a regular file"), "{}", e.reason);
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_in_every_format() {
+        let e = parse_str(r#"{"schema_version": 1, "runs": [{"a": 1, "a": 2}]}"#).unwrap_err();
+        assert!(
+            e.contains("duplicate key `a`") && e.contains("read two ways"),
+            "{e}"
+        );
+        let line = r#"{"model_filename": "a.gguf", "n_prompt": 16, "n_gen": 0, "n_threads": 1, "avg_ts": 10.0}"#;
+        let twice = line.replace("\"avg_ts\": 10.0", "\"avg_ts\": 10.0, \"avg_ts\": 99.0");
+        let e = parse_str(&format!("[{twice}]")).unwrap_err();
+        assert!(e.contains("duplicate key `avg_ts`"), "{e}");
+        let e = parse_str(&format!("{line}\n{twice}\n")).unwrap_err();
+        assert!(e.starts_with("line 2: duplicate key `avg_ts`"), "{e}");
+    }
+
+    /// A file named with terminal escapes, and one whose reason quotes hostile text, are skipped with both
+    /// escaped: nothing raw reaches the terminal that prints the skipped line.
+    #[test]
+    fn skipped_paths_and_reasons_are_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = dir.path().join("r\u{1b}]0;pwned\u{7}\u{202e}nosj.json");
+        std::fs::write(
+            &name,
+            "{\"schema_version\": 1, \"\\u001b[2J\": 1, \"\\u001b[2J\": 2}",
+        )
+        .unwrap();
+        let (loaded, skipped) = load_all(&[dir.path().to_path_buf()]);
+        assert!(loaded.is_empty());
+        let s = &skipped[0];
+        assert!(
+            s.path.ends_with("r\\x1b]0;pwned\\x07\\u{202e}nosj.json"),
+            "{}",
+            s.path
+        );
+        assert!(
+            s.reason.contains("duplicate key `\\x1b[2J`"),
+            "{}",
+            s.reason
+        );
+        for t in [&s.path, &s.reason] {
+            assert!(!t.chars().any(meek_schema::is_hidden), "{t:?}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_given_by_name_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("results.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&fifo, &SchemaCheck::new()).map(|_| ()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a FIFO is refused promptly")
+            .unwrap_err();
+        assert!(
+            e.reason.contains("a FIFO, not a regular file"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]

@@ -9,6 +9,14 @@
 //! without this documentation. Every figure built from repeated measurement is a [`Summary`] that keeps its raw
 //! samples, so another tool can recompute any statistic.
 
+mod read;
+mod shown;
+mod unique;
+
+pub use read::{MAX_RESULT_BYTES, ReadError, from_json, read_bytes, read_file};
+pub use shown::{is_hidden, shown};
+pub use unique::check_unique_keys;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -721,93 +729,6 @@ pub fn json_schema() -> String {
     s
 }
 
-/// Why a result file could not be read.
-#[derive(Debug)]
-pub enum ReadError {
-    /// Not JSON, or not a meekbench result of a known layout.
-    Invalid(serde_json::Error),
-    /// Written by a newer meekbench.
-    NewerSchema {
-        /// Version found in the file.
-        found: u32,
-    },
-    /// The file could not be read (or is not UTF-8).
-    Io(std::io::Error),
-    /// Larger than [`MAX_RESULT_BYTES`]: refused unread.
-    TooLarge {
-        /// Its size.
-        bytes: u64,
-    },
-}
-
-/// Result files larger than this are refused before parsing: real ones are a few megabytes even with every
-/// generated answer kept, and files come from other machines and people.
-pub const MAX_RESULT_BYTES: u64 = 64 << 20;
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Invalid(e) => write!(f, "not a meekbench result file: {e}"),
-            Self::NewerSchema { found } => write!(
-                f,
-                "written with result schema version {found}, newer than this meekbench knows ({SCHEMA_VERSION}); \
-                 upgrade meekbench to read it"
-            ),
-            Self::Io(e) => write!(f, "cannot read it: {e}"),
-            Self::TooLarge { bytes } => write!(
-                f,
-                "{bytes} bytes, larger than any result file (limit {} MiB); not read",
-                MAX_RESULT_BYTES >> 20
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {}
-
-/// Parses a result file, refusing a newer schema version before looking at the rest.
-pub fn from_json(text: &str) -> Result<BenchResult, ReadError> {
-    #[derive(Deserialize)]
-    struct Version {
-        schema_version: u32,
-    }
-    let v: Version = serde_json::from_str(text).map_err(ReadError::Invalid)?;
-    if v.schema_version > SCHEMA_VERSION {
-        return Err(ReadError::NewerSchema {
-            found: v.schema_version,
-        });
-    }
-    serde_json::from_str(text).map_err(ReadError::Invalid)
-}
-
-/// Reads and parses a result file, refusing one over [`MAX_RESULT_BYTES`] without reading it (the size is checked
-/// on the open file, and at most the limit plus one byte is ever read). Errors do not repeat the path: callers
-/// name it.
-pub fn read_file(path: &std::path::Path) -> Result<BenchResult, ReadError> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
-    let len = file.metadata().map_err(ReadError::Io)?.len();
-    if len > MAX_RESULT_BYTES {
-        return Err(ReadError::TooLarge { bytes: len });
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(MAX_RESULT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(ReadError::Io)?;
-    if bytes.len() as u64 > MAX_RESULT_BYTES {
-        return Err(ReadError::TooLarge {
-            bytes: bytes.len() as u64,
-        });
-    }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        ReadError::Io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not UTF-8 text ({e})"),
-        ))
-    })?;
-    from_json(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,64 +747,6 @@ mod tests {
             committed == generated,
             "{path} is out of date: run `UPDATE_SCHEMA=1 cargo test -p meek-schema`"
         );
-    }
-
-    #[test]
-    fn newer_schema_is_refused_with_advice() {
-        let err = from_json(r#"{"schema_version": 999, "whatever": 1}"#).unwrap_err();
-        assert!(matches!(err, ReadError::NewerSchema { found: 999 }));
-        assert!(err.to_string().contains("upgrade meekbench"));
-        assert!(matches!(from_json("{nope"), Err(ReadError::Invalid(_))));
-    }
-
-    #[test]
-    fn bad_result_files_are_refused_with_the_reason() {
-        let dir = std::env::temp_dir().join(format!("meek-schema-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let write = |name: &str, bytes: &[u8]| {
-            let p = dir.join(name);
-            std::fs::write(&p, bytes).unwrap();
-            p
-        };
-        // 100 MB of junk: refused on its size, before parsing.
-        let junk = dir.join("junk.json");
-        std::fs::File::create(&junk)
-            .unwrap()
-            .set_len(100_000_000)
-            .unwrap();
-        let err = read_file(&junk).unwrap_err();
-        assert!(
-            matches!(err, ReadError::TooLarge { bytes: 100_000_000 }),
-            "{err}"
-        );
-        assert!(err.to_string().contains("larger than any result file"));
-        // Missing fields are named.
-        let p = write(
-            "missing.json",
-            br#"{"schema_version": 1, "status": "complete"}"#,
-        );
-        let err = read_file(&p).unwrap_err().to_string();
-        assert!(err.contains("missing field `tool`"), "{err}");
-        // A newer layout is refused before the rest is looked at.
-        let p = write(
-            "newer.json",
-            br#"{"schema_version": 2, "status": "whatever"}"#,
-        );
-        assert!(matches!(
-            read_file(&p),
-            Err(ReadError::NewerSchema { found: 2 })
-        ));
-        // Not UTF-8, and not there.
-        let p = write(
-            "latin1.json",
-            b"{\"schema_version\": 1, \"x\": \"caf\xe9\"}",
-        );
-        assert!(read_file(&p).unwrap_err().to_string().contains("UTF-8"));
-        assert!(matches!(
-            read_file(&dir.join("nope.json")),
-            Err(ReadError::Io(_))
-        ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

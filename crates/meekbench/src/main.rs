@@ -334,6 +334,8 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
         if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // Exiting skips destructors: end the measuring child first (it dies with us on Linux anyway).
+            meek_bench::kill_children();
             std::process::exit(130);
         }
         eprintln!(
@@ -591,7 +593,8 @@ fn project(a: ProjectArgs) -> Result<ExitCode> {
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     for p in &a.results {
-        let name = p.display().to_string();
+        // Escaped: result files come from others, and a crafted name must not reach the terminal raw.
+        let name = meek_schema::shown(p);
         match meek_schema::read_file(p) {
             Ok(r) => results.push((name, r)),
             Err(e) => skipped.push(format!("{name}: {e}")),
@@ -626,8 +629,8 @@ fn project(a: ProjectArgs) -> Result<ExitCode> {
     for q in &projection.points {
         eprintln!(
             "{} on {}: {:.1} tok/s, {:.2e} $/token ({} energy), accuracy {}, meek-equivalent year {}",
-            q.model,
-            q.setup,
+            meek_schema::shown(&q.model),
+            meek_schema::shown(&q.setup),
             q.decode_tokens_per_second,
             q.usd_per_token,
             q.energy_basis,
@@ -647,7 +650,12 @@ fn compare(a: CompareArgs) -> Result<ExitCode> {
     for f in &a.files {
         match meek_report::input::load(f, &check) {
             Ok(l) => loaded.push(l),
-            Err(s) => bail!("cannot compare {}: {}", s.path, s.reason),
+            // Both already escaped by `Skipped::new`; `shown` again is a no-op that keeps this line safe on its own.
+            Err(s) => bail!(
+                "cannot compare {}: {}",
+                meek_schema::shown(&s.path),
+                meek_schema::shown(&s.reason)
+            ),
         }
     }
     let c = meek_report::compare::compare(&loaded, &meek_report::compare::Options::default())?;
@@ -668,7 +676,12 @@ fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
     };
     let board = meek_report::board::build(&loaded, skipped, &opts);
     for s in &board.skipped {
-        eprintln!("skipped {}: {}", s.path, s.reason);
+        // Escaped by `Skipped::new` already; again here so the line is safe whoever made the entry.
+        eprintln!(
+            "skipped {}: {}",
+            meek_schema::shown(&s.path),
+            meek_schema::shown(&s.reason)
+        );
     }
     if board.entries.is_empty() {
         return Err(meek_report::ReportError::NoResults(board.skipped.len()).into());

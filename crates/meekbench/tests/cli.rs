@@ -219,13 +219,39 @@ fn command_line_sweeps_run_the_cartesian_product() {
         .arg(&cfg)
         .assert()
         .failure()
-        .stderr(contains("--prompt-tokens takes token counts of at least 1"));
+        .stderr(contains(
+            "--prompt-tokens = 0 is out of range; it must be from 1",
+        ));
     meekbench()
         .args(["bench", "--quiet", "-n", "1"])
         .arg(&cfg)
         .assert()
         .failure()
-        .stderr(contains("--gen-tokens takes token counts of at least 2"));
+        .stderr(contains(
+            "--gen-tokens = 1 is out of range; it must be from 2",
+        ));
+    // Issue #18: counts that once started 16k threads or asked for 240 TB are refused before anything loads.
+    for (flag, value, said) in [
+        ("--threads", "100000", "--threads = 100000 is out of range"),
+        (
+            "-r",
+            "1000000000000",
+            "--repetitions = 1000000000000 is out of range",
+        ),
+        (
+            "-p",
+            "100000000",
+            "--prompt-tokens = 100000000 is out of range",
+        ),
+    ] {
+        meekbench()
+            .args(["bench", "--quiet", flag, value])
+            .arg(&cfg)
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .failure()
+            .stderr(contains(said));
+    }
 }
 
 #[test]
@@ -1074,4 +1100,73 @@ fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
                 .and(contains("sha256 mismatch for checkpoint"))
                 .and(contains(meek_hub::checkpoint_digest(&ck).unwrap())),
         );
+}
+
+/// Issue #18, item 1: a shared config whose hub source names a file outside the cache once deleted that file (the
+/// corrupt-blob clean-up) or emptied it (hf-hub's `.no_exist` marker). It is refused before any file operation:
+/// the victim is untouched and no result file, cache or hub cache folder is made.
+#[test]
+fn a_config_naming_a_file_outside_the_cache_is_refused_before_touching_anything() {
+    let f = Fixture::new();
+    let victim = f.dir.path().join("notes.txt");
+    std::fs::write(&victim, "my notes").unwrap();
+    let sha = sha256(&victim);
+    for source in [
+        format!(
+            "{{ hub = \"o/n\", revision = \"0123456789abcdef0123456789abcdef01234567\", file = \"{}\" }}",
+            victim.display()
+        ),
+        format!(
+            "{{ hub = \"o/n\", revision = \"main\", file = \"../../../../../../..{}\" }}",
+            victim.display()
+        ),
+        format!(
+            "{{ hub = \"o/n\", revision = \"../../../../../../..{}\" }}",
+            victim.display()
+        ),
+    ] {
+        let cfg = f.dir.path().join("shared.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[run]\noutput = \"{out}\"\ncache = \"{cache}\"\n[[models]]\nid = \"m\"\nfile = \"m.gguf\"\n\
+                 sha256 = \"{sha}\"\nsources = [{source}]\n",
+                out = f.out().display(),
+                cache = f.dir.path().join("cache").display(),
+            ),
+        )
+        .unwrap();
+        meekbench()
+            .args(["bench", "--quiet"])
+            .arg(&cfg)
+            .env("HF_HOME", f.dir.path().join("hf"))
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .assert()
+            .failure()
+            .stderr(contains("shared.toml").and(contains("`models[0].sources[0]`")));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+        for made in ["results", "cache", "hf"] {
+            assert!(!f.dir.path().join(made).exists(), "{made} was created");
+        }
+    }
+}
+
+/// Issue #18, item 10: a suite that cannot be read fails the bench before anything is measured, and leaves no
+/// `running` result file with no runs behind.
+#[test]
+fn a_bad_suite_leaves_no_result_file() {
+    let f = Fixture::new();
+    let suite = f.dir.path().join("suite.jsonl");
+    std::fs::write(&suite, "{\"id\": \"a\", \"prompt\": \"1+1\"}\nnot json\n").unwrap();
+    let cfg = f.config(&format!(
+        "\n[[suites]]\nname = \"s\"\nkind = \"jsonl\"\nsource = {{ path = \"{}\" }}\n",
+        suite.display()
+    ));
+    meekbench()
+        .args(["bench", "--quiet"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("suite.jsonl"));
+    assert!(f.results().is_empty(), "{:?}", f.results());
 }

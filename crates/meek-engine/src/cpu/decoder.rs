@@ -527,11 +527,13 @@ fn read_vec<R: Read + Seek>(
     reader: &mut R,
     name: &str,
 ) -> Result<Vec<f32>, String> {
-    let t = content
-        .tensor(reader, name, &Device::Cpu)
-        .and_then(|q| q.dequantize(&Device::Cpu))
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>());
+    let t = crate::guard::no_panic(&format!("reading tensor `{name}`"), || {
+        content
+            .tensor(reader, name, &Device::Cpu)
+            .and_then(|q| q.dequantize(&Device::Cpu))
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+    })?;
     t.map_err(|e| format!("tensor `{name}`: {e}"))
 }
 

@@ -1,0 +1,108 @@
+//! Temporary files and folders named after the process that made them, so a later run removes what a killed one
+//! left behind.
+//!
+//! A second Ctrl-C exits at once and kill -9 runs no destructor, so a half-written download (`.part-*`), a pip
+//! work folder (`.pip-*`) or a measuring child's request folder would stay forever. Each is named
+//! `.{kind}-{pid}-{random}`; [`sweep`] removes those of a kind whose process no longer runs, before new ones are
+//! made in the same folder. Only names of that exact shape are touched, and only inside the folder given.
+
+use std::path::Path;
+
+/// The name prefix for a temporary of `kind` made by this process, for `tempfile::Builder::prefix`.
+pub fn prefix(kind: &str) -> String {
+    format!(".{kind}-{}-", std::process::id())
+}
+
+/// Removes the temporaries of `kind` in `dir` left by processes that have ended. Best effort: what cannot be
+/// removed stays for the next sweep.
+pub fn sweep(dir: &Path, kind: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let head = format!(".{kind}-");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&head)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        // Never follow a link: only the entry itself goes.
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            Ok(_) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Whether a process with this pid runs (one that exists but is not ours counts as running).
+#[cfg(unix)]
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Elsewhere nothing is known: keep everything.
+#[cfg(not(unix))]
+fn alive(_pid: u32) -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_temporaries_of_ended_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A pid far above pid_max (4194304 at most on Linux): no such process.
+        let dead = ".pip-999999999-abc";
+        std::fs::create_dir(d.join(dead)).unwrap();
+        std::fs::write(d.join(dead).join("x.whl"), "x").unwrap();
+        std::fs::write(d.join(".part-999999999-x"), "half").unwrap();
+        let mine = format!("{}zz", prefix("pip"));
+        std::fs::create_dir(d.join(&mine)).unwrap();
+        for keep in [
+            "model.gguf",
+            ".pip-notapid-x",
+            ".pipe-999999999-x",
+            ".pip-1-x",
+        ] {
+            std::fs::write(d.join(keep), "keep").unwrap();
+        }
+        sweep(d, "pip");
+        sweep(d, "part");
+        assert!(!d.join(dead).exists());
+        assert!(!d.join(".part-999999999-x").exists());
+        assert!(d.join(&mine).exists(), "this process's own is kept");
+        for keep in [
+            "model.gguf",
+            ".pip-notapid-x",
+            ".pipe-999999999-x",
+            ".pip-1-x",
+        ] {
+            assert!(d.join(keep).exists(), "{keep} was removed");
+        }
+    }
+}
