@@ -185,7 +185,8 @@ impl Suite {
             return Err((n, format!("duplicate id `{}`", item.id)));
         }
         self.items.push(item);
-        Ok(true)
+        // Stop at the limit without reading the next line: lines past it are never read, whatever they hold.
+        Ok(self.limit.is_none_or(|l| self.items.len() < l))
     }
 
     fn finish(self) -> Result<Vec<Item>, (usize, String)> {
