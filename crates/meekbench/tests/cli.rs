@@ -56,9 +56,15 @@ impl Fixture {
         self.dir.path().join("results")
     }
 
+    /// The result files (a bench in progress also keeps a `.NAME.lock` beside its file).
     fn results(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.out())
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -703,16 +709,21 @@ fn bad_config_and_result_files_are_named_and_nothing_is_lost() {
 #[test]
 fn a_model_that_cannot_fit_in_memory_is_refused_before_loading() {
     let f = Fixture::new();
+    // Wide KV heads (16 layers x 2 x 4 heads x 256 x 4 bytes = 128 KiB per position) and the longest prompt the
+    // bounds allow (2^20 tokens): a KV cache of 128 GiB.
     let spec = TinySpec {
-        context: u32::MAX,
+        context: 1 << 21,
+        layers: 16,
+        heads: 4,
+        kv_heads: 4,
+        head_dim: Some(256),
         ..TinySpec::default()
     };
     write_tiny_llama(&f.model, spec).unwrap();
-    // 400 million positions of KV cache: hundreds of GiB.
     let cfg = f.config("");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("prompt_tokens = [16]", "prompt_tokens = [400000000]");
+        .replace("prompt_tokens = [16]", "prompt_tokens = [1048576]");
     std::fs::write(&cfg, text).unwrap();
     meekbench()
         .args(["bench", "--quiet"])
