@@ -159,13 +159,6 @@ impl ResultFile {
         }
     }
 
-    /// Removes the reservation when the bench stops before anything was measured: `result` holds no run.
-    pub fn discard_if_empty(&self, result: &BenchResult) {
-        if self.fresh && result.runs.is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -5,8 +5,6 @@
 //! sensible bench and far below what breaks a process; the config and the command line check the same [`Bound`],
 //! before anything is fetched or loaded, and the error names the key or flag with the range.
 
-use std::fmt;
-
 /// The range a count may take, named as in the config and on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
@@ -37,13 +35,12 @@ impl Bound {
         if (self.min..=self.max).contains(&v) {
             return Ok(v);
         }
-        let name = match (origin, self.flag) {
-            (Origin::Flag, Some(f)) => f,
-            _ => self.key,
-        };
         Err(format!(
-            "{name} = {v} is out of range; it must be from {} to {} ({})",
-            self.min, self.max, self.why
+            "{} = {v} is out of range; it must be from {} to {} ({})",
+            self.name(origin),
+            self.min,
+            self.max,
+            self.why
         ))
     }
 
@@ -70,12 +67,6 @@ impl Bound {
             (Origin::Flag, Some(f)) => f,
             _ => self.key,
         }
-    }
-}
-
-impl fmt::Display for Bound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}..={}", self.key, self.min, self.max)
     }
 }
 

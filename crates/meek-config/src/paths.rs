@@ -8,7 +8,7 @@
 //! checks [`is_inside`] on the resolved path at the moment it deletes, so neither a crafted name nor a symlink
 //! planted in the cache can make meekbench touch a file outside its own directories.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 /// The longest name accepted for a path inside a repository or wheel (bytes).
 pub const MAX_PATH_BYTES: usize = 1024;
@@ -132,11 +132,6 @@ pub fn pinned_requirement(s: &str) -> Result<&str, String> {
         ));
     }
     Ok(s)
-}
-
-/// Joins a checked relative path onto `root`.
-pub fn join(root: &Path, rel: &str) -> Result<PathBuf, String> {
-    Ok(root.join(relative(rel)?))
 }
 
 /// Whether `path`, resolved through every symlink, lies inside `root` (also resolved). A path that does not exist
