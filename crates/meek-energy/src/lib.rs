@@ -29,6 +29,7 @@
 //! Zeus (ml-energy) windows; CodeCarbon methodology; Boavizta/Teads CPU power curve.
 
 pub mod apple;
+pub mod doctor;
 pub mod estimate;
 pub mod hwmon;
 mod meter;

@@ -185,7 +185,7 @@ impl Meter {
     }
 
     /// Whether a sensor covers the CPU (otherwise the estimate stands for it, when allowed).
-    fn cpu_covered(&self) -> bool {
+    pub(crate) fn cpu_covered(&self) -> bool {
         self.components[..self.sources.len()]
             .iter()
             .any(|c| matches!(c.scope, Scope::CpuPackage | Scope::Soc | Scope::Platform))

@@ -387,6 +387,15 @@ pub enum EnergyStatus {
 }
 
 impl EnergyStatus {
+    /// The name used in result files and on screen (`measured`, `estimated`, `proxy-only`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Measured => "measured",
+            Self::Estimated => "estimated",
+            Self::ProxyOnly => "proxy-only",
+        }
+    }
+
     /// The weaker of two statuses: `estimated` wins over `measured`, `proxy-only` over both.
     pub fn worst(self, other: Self) -> Self {
         self.max(other)

@@ -20,14 +20,6 @@ fn sig(x: f64) -> String {
     format!("{x:.digits$}")
 }
 
-fn status(s: EnergyStatus) -> &'static str {
-    match s {
-        EnergyStatus::Measured => "measured",
-        EnergyStatus::Estimated => "estimated",
-        EnergyStatus::ProxyOnly => "proxy-only",
-    }
-}
-
 /// A plain-text table of the medians (± standard deviation) of every run and workload point.
 pub fn table(r: &BenchResult) -> String {
     let header = [
@@ -127,7 +119,7 @@ pub fn table(r: &BenchResult) -> String {
             "{} t={}: {} [{}]",
             run.model.id,
             run.threads,
-            status(e.status),
+            e.status.as_str(),
             e.label
         );
         if let Some(w) = e.average_watts {

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use meek_bench::{BenchError, BenchOptions, InProcess, Launcher, MeasureRequest, Outcome};
+use meek_config::{Overrides, Plan};
 use meek_engine::testing::{TinySpec, write_tiny_llama};
+use meek_runner::{BenchError, BenchOptions, InProcess, Launcher, MeasureRequest, Outcome};
 use meek_schema::{BenchResult, ModelRun, RunStatus, ToolInfo};
 use serde_json::{Value, json};
 
@@ -64,12 +65,29 @@ fn tool() -> ToolInfo {
     }
 }
 
+/// Runs `cfg` with the command line's `overrides` (the output directory and thread counts these tests give).
 fn bench(
     cfg: &meek_config::LoadedConfig,
+    overrides: &Overrides,
     opts: &BenchOptions,
     launcher: &dyn Launcher,
 ) -> Result<Outcome, BenchError> {
-    meek_bench::run(cfg, opts, tool(), meek_hw::machine(), launcher, &mut |_| {})
+    let plan = Plan::new(cfg, overrides, || 1).map_err(BenchError::Config)?;
+    meek_runner::run(
+        &plan,
+        opts,
+        tool(),
+        meek_hw::machine(),
+        launcher,
+        &mut |_| {},
+    )
+}
+
+fn out(dir: PathBuf) -> Overrides {
+    Overrides {
+        output: Some(dir),
+        ..Overrides::default()
+    }
 }
 
 /// Measures in process and raises the bench's interrupt at the measurement's `at`-th stop check (counted over
@@ -143,10 +161,8 @@ fn an_interrupted_and_resumed_bench_equals_an_uninterrupted_one() {
     let cfg = f.config();
     let whole = bench(
         &cfg,
-        &BenchOptions {
-            output: Some(f.out("whole")),
-            ..BenchOptions::default()
-        },
+        &out(f.out("whole")),
+        &BenchOptions::default(),
         &InProcess,
     )
     .unwrap();
@@ -161,11 +177,10 @@ fn an_interrupted_and_resumed_bench_equals_an_uninterrupted_one() {
         flag: flag.clone(),
     };
     let opts = BenchOptions {
-        output: Some(f.out("cut")),
         interrupt: Some(flag),
         ..BenchOptions::default()
     };
-    let cut = bench(&cfg, &opts, &launcher).unwrap();
+    let cut = bench(&cfg, &out(f.out("cut")), &opts, &launcher).unwrap();
     assert_eq!(cut.result.status, RunStatus::Interrupted);
     let on_disk = read(&cut.path);
     assert!(
@@ -186,6 +201,7 @@ fn an_interrupted_and_resumed_bench_equals_an_uninterrupted_one() {
 
     let resumed = bench(
         &cfg,
+        &Overrides::default(),
         &BenchOptions {
             resume: Some(cut.path.clone()),
             ..BenchOptions::default()
@@ -222,12 +238,14 @@ fn an_interrupt_during_the_speed_points_keeps_the_finished_repetitions() {
         flag: flag.clone(),
     };
     let opts = BenchOptions {
-        output: Some(f.out("cut")),
         interrupt: Some(flag),
-        threads: Some(vec![1]),
         ..BenchOptions::default()
     };
-    let cut = bench(&cfg, &opts, &launcher).unwrap();
+    let overrides = Overrides {
+        threads: Some(vec![1]),
+        ..out(f.out("cut"))
+    };
+    let cut = bench(&cfg, &overrides, &opts, &launcher).unwrap();
     let run = &cut.result.runs[0];
     assert!(run.partial);
     assert_eq!(
@@ -247,22 +265,26 @@ fn resume_error(
 ) -> String {
     let opts = BenchOptions {
         resume: Some(file.to_path_buf()),
-        threads,
         ..BenchOptions::default()
     };
-    bench(cfg, &opts, &InProcess).unwrap_err().to_string()
+    let overrides = Overrides {
+        threads,
+        ..Overrides::default()
+    };
+    bench(cfg, &overrides, &opts, &InProcess)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
 fn resume_refuses_what_does_not_match_and_names_it() {
     let f = Fixture::new();
     let cfg = f.config();
-    let opts = BenchOptions {
-        output: Some(f.out("r")),
+    let overrides = Overrides {
         threads: Some(vec![1]),
-        ..BenchOptions::default()
+        ..out(f.out("r"))
     };
-    let done = bench(&cfg, &opts, &InProcess).unwrap();
+    let done = bench(&cfg, &overrides, &BenchOptions::default(), &InProcess).unwrap();
     let file = done.path;
     let original = std::fs::read_to_string(&file).unwrap();
 

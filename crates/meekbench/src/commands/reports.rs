@@ -1,0 +1,140 @@
+//! The commands over result files: `compare` (side by side), `leaderboard` (a static site) and `project` (the
+//! meek-models projection with measured points).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{CompareArgs, CompareFormat, LeaderboardArgs, ProjectArgs};
+
+pub fn project(a: ProjectArgs) -> Result<ExitCode> {
+    let cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            meek_projection::config::Config::parse(&text, &p.display().to_string())?
+        }
+        None => meek_projection::config::Config::default_config(),
+    };
+    let mut results = Vec::new();
+    let mut skipped = Vec::new();
+    for p in &a.results {
+        // Escaped: result files come from others, and a crafted name must not reach the terminal raw.
+        let name = meek_schema::shown(p);
+        match meek_schema::read_file(p) {
+            Ok(r) => results.push((name, r)),
+            Err(e) => skipped.push(format!("{name}: {e}")),
+        }
+    }
+    for s in &skipped {
+        eprintln!("skipped {s}");
+    }
+    let projection = meek_projection::project(&cfg, &results, skipped);
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let write = |name: &str, text: &str| -> Result<()> {
+        let path = a.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write(
+        "projection.json",
+        &serde_json::to_string_pretty(&projection)?,
+    )?;
+    write("report.md", &meek_projection::report::markdown(&projection))?;
+    for (name, svg) in meek_projection::report::charts(&projection) {
+        write(&name, &svg)?;
+    }
+    for k in &projection.peaks {
+        if k.scenario.starts_with("baseline") {
+            eprintln!(
+                "baseline: loss gap peaks at {:.2} years ({:.3} nats/token), {:.3} at 10 years",
+                k.t_numeric, k.gap, k.gap_at_10
+            );
+        }
+    }
+    for q in &projection.points {
+        eprintln!(
+            "{} on {}: {:.1} tok/s, {:.2e} $/token ({} energy), accuracy {}, meek-equivalent year {}",
+            meek_schema::shown(&q.model),
+            meek_schema::shown(&q.setup),
+            q.decode_tokens_per_second,
+            q.usd_per_token,
+            q.energy_basis,
+            q.accuracy
+                .map_or_else(|| "-".into(), |x| format!("{:.1}%", 100.0 * x)),
+            q.implied_year
+                .map_or_else(|| q.note.clone().unwrap_or_default(), |y| format!("{y:.1}"))
+        );
+    }
+    println!("{}", a.out.join("report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn compare(a: CompareArgs) -> Result<ExitCode> {
+    let check = meek_report::input::SchemaCheck::new();
+    let mut loaded = Vec::new();
+    for f in &a.files {
+        match meek_report::input::load(f, &check) {
+            Ok(l) => loaded.push(l),
+            // Both already escaped by `Skipped::new`; `shown` again is a no-op that keeps this line safe on its own.
+            Err(s) => bail!(
+                "cannot compare {}: {}",
+                meek_schema::shown(&s.path),
+                meek_schema::shown(&s.reason)
+            ),
+        }
+    }
+    let c = meek_report::compare::compare(&loaded, &meek_report::compare::Options::default())?;
+    match a.format {
+        CompareFormat::Table => print!("{}", meek_report::compare::terminal(&c)),
+        CompareFormat::Markdown => print!("{}", meek_report::compare::markdown(&c)),
+        CompareFormat::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
+    let (loaded, skipped) = meek_report::input::load_all(&a.inputs);
+    let opts = meek_report::board::Options {
+        rank_by: a.rank_by.parse().map_err(anyhow::Error::msg)?,
+        point: a.point,
+        suite: a.suite,
+    };
+    let board = meek_report::board::build(&loaded, skipped, &opts);
+    for s in &board.skipped {
+        // Escaped by `Skipped::new` already; again here so the line is safe whoever made the entry.
+        eprintln!(
+            "skipped {}: {}",
+            meek_schema::shown(&s.path),
+            meek_schema::shown(&s.reason)
+        );
+    }
+    if board.entries.is_empty() {
+        return Err(meek_report::ReportError::NoResults(board.skipped.len()).into());
+    }
+    meek_report::site::write(&board, &a.out)?;
+    if let Some(readme) = &a.readme {
+        let text = std::fs::read_to_string(readme)
+            .with_context(|| format!("cannot read {}", readme.display()))?;
+        let Some(new) = meek_report::board::splice(&text, &meek_report::board::markdown(&board))
+        else {
+            bail!(
+                "{} has no `<!-- leaderboard:start -->` ... `<!-- leaderboard:end -->` markers; add them where the \
+                 table should go",
+                readme.display()
+            );
+        };
+        std::fs::write(readme, new)
+            .with_context(|| format!("cannot write {}", readme.display()))?;
+        eprintln!("leaderboard written into {}", readme.display());
+    }
+    eprintln!(
+        "{} entries from {} files ({} skipped), {} machines",
+        board.entries.len(),
+        board.files,
+        board.skipped.len(),
+        board.machines.len()
+    );
+    println!("{}", a.out.join("index.html").display());
+    Ok(ExitCode::SUCCESS)
+}
