@@ -36,7 +36,7 @@ mod meter;
 pub mod nvml;
 pub mod perf;
 pub mod rapl;
-pub mod report;
+pub mod record;
 pub mod sysfs;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use meek_schema::EnergyStatus;
 
 use super::*;
 use crate::nvml::{NvmlApi, NvmlFailure};
-use crate::report::{ModelShape, Pricing, RunEnergyBuilder};
+use crate::record::{ModelShape, Pricing, RunEnergyBuilder};
 use crate::sysfs::FaultyFs;
 
 #[derive(Clone, Default)]

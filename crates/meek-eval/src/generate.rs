@@ -12,22 +12,19 @@ use crate::Item;
 /// The families this module generates.
 pub const FAMILIES: &[&str] = &["arithmetic", "word", "comparison", "sequence"];
 
-/// A small deterministic generator (splitmix64).
+/// The suites' deterministic generator: [`meek_stats::SplitMix64`] with the draws the generated items were
+/// defined with (plain modulo, kept so that a seed gives the same items as before).
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(meek_stats::SplitMix64);
 
 impl Rng {
     /// Seeded generator.
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(meek_stats::SplitMix64::new(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `lo..=hi`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use indicatif::ProgressBar;
 use meek_config::{Source, SuiteKind, SuiteSpec};
-use meek_energy::report::RunEnergyBuilder;
+use meek_energy::record::RunEnergyBuilder;
 use meek_energy::{Meter, Window};
 use meek_engine::{Engine, GenOptions, Message, StopReason};
 use meek_eval::{Item, extract, generate, jsonl, prompt};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use meek_energy::report::{ModelShape, Pricing, RunEnergyBuilder};
+use meek_energy::record::{ModelShape, Pricing, RunEnergyBuilder};
 use meek_energy::{CpuIdentity, Env, Mark, Meter, Settings, SourceChoice};
 use meek_engine::{DeviceRequest, Engine, GenOptions};
 use meek_schema::{Latency, ModelInfo, ModelRun, SpeedPoint, Summary};
