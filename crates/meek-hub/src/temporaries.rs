@@ -8,6 +8,8 @@
 
 use std::path::Path;
 
+use fs_err as fs;
+
 /// The name prefix for a temporary of `kind` made by this process, for `tempfile::Builder::prefix`.
 pub fn prefix(kind: &str) -> String {
     format!(".{kind}-{}-", std::process::id())
@@ -16,7 +18,7 @@ pub fn prefix(kind: &str) -> String {
 /// Removes the temporaries of `kind` in `dir` left by processes that have ended. Best effort: what cannot be
 /// removed stays for the next sweep.
 pub fn sweep(dir: &Path, kind: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     let head = format!(".{kind}-");
@@ -38,10 +40,10 @@ pub fn sweep(dir: &Path, kind: &str) {
         // Never follow a link: only the entry itself goes.
         match entry.file_type() {
             Ok(t) if t.is_dir() => {
-                let _ = std::fs::remove_dir_all(&path);
+                let _ = fs::remove_dir_all(&path);
             }
             Ok(_) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = fs::remove_file(&path);
             }
             Err(_) => {}
         }
@@ -78,18 +80,18 @@ mod tests {
         let d = dir.path();
         // A pid far above pid_max (4194304 at most on Linux): no such process.
         let dead = ".pip-999999999-abc";
-        std::fs::create_dir(d.join(dead)).unwrap();
-        std::fs::write(d.join(dead).join("x.whl"), "x").unwrap();
-        std::fs::write(d.join(".part-999999999-x"), "half").unwrap();
+        fs::create_dir(d.join(dead)).unwrap();
+        fs::write(d.join(dead).join("x.whl"), "x").unwrap();
+        fs::write(d.join(".part-999999999-x"), "half").unwrap();
         let mine = format!("{}zz", prefix("pip"));
-        std::fs::create_dir(d.join(&mine)).unwrap();
+        fs::create_dir(d.join(&mine)).unwrap();
         for keep in [
             "model.gguf",
             ".pip-notapid-x",
             ".pipe-999999999-x",
             ".pip-1-x",
         ] {
-            std::fs::write(d.join(keep), "keep").unwrap();
+            fs::write(d.join(keep), "keep").unwrap();
         }
         sweep(d, "pip");
         sweep(d, "part");
