@@ -25,9 +25,9 @@ pub const DEFAULT_CONFIG_NAME: &str = "embedded:configs/reasoning.toml";
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file: {source}")]
     Read {
-        /// The file.
+        /// The file (also named by `source`, an `fs_err` error).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -331,7 +331,7 @@ pub const MIN_GEN_TOKENS: usize = limits::GEN_TOKENS.min;
 
 /// Reads and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = fs_err::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;

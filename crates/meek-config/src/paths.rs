@@ -137,7 +137,7 @@ pub fn pinned_requirement(s: &str) -> Result<&str, String> {
 /// Whether `path`, resolved through every symlink, lies inside `root` (also resolved). A path that does not exist
 /// or cannot be resolved is not inside: callers only delete what this says yes to.
 pub fn is_inside(root: &Path, path: &Path) -> bool {
-    match (std::fs::canonicalize(root), std::fs::canonicalize(path)) {
+    match (fs_err::canonicalize(root), fs_err::canonicalize(path)) {
         (Ok(root), Ok(path)) => path != root && path.starts_with(&root),
         _ => false,
     }
@@ -242,9 +242,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let victim = outside.path().join("notes.txt");
-        std::fs::write(&victim, "keep").unwrap();
+        fs_err::write(&victim, "keep").unwrap();
         let inner = root.path().join("blob");
-        std::fs::write(&inner, "x").unwrap();
+        fs_err::write(&inner, "x").unwrap();
         assert!(is_inside(root.path(), &inner));
         assert!(!is_inside(root.path(), root.path()));
         assert!(!is_inside(root.path(), &victim));

@@ -292,14 +292,14 @@ fn threads_and_devices() {
 #[test]
 fn non_utf8_file_is_refused_with_offset() {
     let dir = std::env::temp_dir().join(format!("meek-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
     let p = dir.join("bad.toml");
-    std::fs::write(&p, b"[run]\ndevice = \"\xff\"\n").unwrap();
+    fs_err::write(&p, b"[run]\ndevice = \"\xff\"\n").unwrap();
     let e = load_file(&p).unwrap_err().to_string();
     assert!(e.contains("bad.toml") && e.contains("UTF-8"), "{e}");
     let e = load_file(&dir.join("missing.toml"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing.toml"), "{e}");
-    std::fs::remove_dir_all(&dir).ok();
+    fs_err::remove_dir_all(&dir).ok();
 }

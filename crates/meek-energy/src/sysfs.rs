@@ -39,11 +39,11 @@ impl RootFs {
 
 impl SysFs for RootFs {
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(self.at(path))
+        fs_err::read_to_string(self.at(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut names: Vec<String> = std::fs::read_dir(self.at(dir))?
+        let mut names: Vec<String> = fs_err::read_dir(self.at(dir))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();

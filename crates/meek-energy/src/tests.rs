@@ -65,8 +65,8 @@ impl Rig {
 
     fn write(&self, path: &str, content: impl ToString) {
         let p = self.dir.path().join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content.to_string()).unwrap();
+        fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+        fs_err::write(p, content.to_string()).unwrap();
     }
 
     fn zone(&self, dir: &str, name: &str, uj: u64, range: u64) {
@@ -186,7 +186,7 @@ fn rapl_unavailable_says_why_and_how() {
     assert!(u.reason.contains("permission denied"), "{u:?}");
     assert!(u.enable.unwrap().contains("chmod o+r"));
 
-    std::fs::remove_file(
+    fs_err::remove_file(
         rig.dir
             .path()
             .join("sys/class/powercap/intel-rapl:0/energy_uj"),
@@ -720,9 +720,9 @@ fn bump(rig: &Rig, joules: f64) {
         .dir
         .path()
         .join("sys/class/powercap/intel-rapl:0/energy_uj");
-    if let Ok(t) = std::fs::read_to_string(&p) {
+    if let Ok(t) = fs_err::read_to_string(&p) {
         let v: u64 = t.trim().parse().unwrap();
-        std::fs::write(&p, (v + (joules * 1e6) as u64).to_string()).unwrap();
+        fs_err::write(&p, (v + (joules * 1e6) as u64).to_string()).unwrap();
     }
 }
 

@@ -74,11 +74,11 @@ pub fn load(path: &Path, format: Format, limit: Option<usize>) -> Result<Vec<Ite
         message,
     };
     // A FIFO or device would block or never end: only regular files (after symlinks) are suites.
-    let meta = std::fs::metadata(path).map_err(|e| err(0, e.to_string()))?;
+    let meta = fs_err::metadata(path).map_err(|e| err(0, os_reason(&e)))?;
     if !meta.is_file() {
         return Err(err(0, "not a regular file".into()));
     }
-    let file = std::fs::File::open(path).map_err(|e| err(0, e.to_string()))?;
+    let file = fs_err::File::open(path).map_err(|e| err(0, os_reason(&e)))?;
     let mut reader = BufReader::new(file.take(MAX_FILE + 1));
     let mut suite = Suite::new(format, limit);
     let mut buf = Vec::new();
@@ -310,6 +310,11 @@ fn strip_annotations(s: &str) -> String {
     out
 }
 
+/// The operating system's reason in an `fs_err` error, without the path (the suite error names the file already).
+fn os_reason(e: &std::io::Error) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,19 +379,19 @@ mod tests {
             assert!(m.contains(want), "{m}");
         }
         let dir = std::env::temp_dir().join(format!("meek-eval-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let p = dir.join("bad.jsonl");
-        std::fs::write(&p, "{\"id\": 1, \"prompt\": \"p\", \"answer\": 1}\nnope\n").unwrap();
+        fs_err::write(&p, "{\"id\": 1, \"prompt\": \"p\", \"answer\": 1}\nnope\n").unwrap();
         let e = load(&p, Format::Plain, None).unwrap_err().to_string();
         assert!(e.contains("bad.jsonl:2:"), "{e}");
-        std::fs::remove_dir_all(dir).ok();
+        fs_err::remove_dir_all(dir).ok();
     }
 
     fn temp(name: &str, body: &[u8]) -> (std::path::PathBuf, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("meek-eval-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let p = dir.join(format!("{name}.jsonl"));
-        std::fs::write(&p, body).unwrap();
+        fs_err::write(&p, body).unwrap();
         (dir, p)
     }
 
@@ -397,7 +402,7 @@ mod tests {
         assert_eq!(parse(text, Format::Plain, None).unwrap()[0].id, "1");
         let (dir, p) = temp("bom", text.as_bytes());
         assert_eq!(load(&p, Format::Plain, None).unwrap()[0].answer, "4");
-        std::fs::remove_dir_all(dir).ok();
+        fs_err::remove_dir_all(dir).ok();
         let late = "{\"id\": 1, \"prompt\": \"p\", \"answer\": 1}\n\u{feff}{\"id\": 2, \"prompt\": \"p\", \"answer\": 1}";
         assert_eq!(parse(late, Format::Plain, None).unwrap_err().0, 2);
     }
@@ -439,7 +444,7 @@ mod tests {
         assert!(e.to_string().contains("huge.jsonl:2:"), "{e}");
         // With a limit, lines past it are never read.
         assert_eq!(load(&p, Format::Plain, Some(1)).unwrap().len(), 1);
-        std::fs::remove_dir_all(dir).ok();
+        fs_err::remove_dir_all(dir).ok();
 
         let (l, m) = parse(&"\n".repeat(MAX_FILE as usize + 1), Format::Plain, None).unwrap_err();
         assert_eq!(l, 0);

@@ -194,7 +194,7 @@ pub fn read_bandwidth(threads: usize, reps: usize) -> f64 {
 pub fn peak_rss_bytes() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let status = fs_err::read_to_string("/proc/self/status").ok()?;
         let kb = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))?
@@ -228,7 +228,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 pub fn reset_peak_rss() -> bool {
     #[cfg(target_os = "linux")]
     {
-        std::fs::write("/proc/self/clear_refs", "5").is_ok()
+        fs_err::write("/proc/self/clear_refs", "5").is_ok()
     }
     #[cfg(not(target_os = "linux"))]
     {

@@ -112,7 +112,7 @@ mod tests {
     fn a_child_dies_with_its_parent() {
         if let Ok(pidfile) = std::env::var("MEEK_TEST_PARENT_PIDFILE") {
             let g = spawn(Command::new("sleep").arg("300")).expect("spawn sleep");
-            std::fs::write(pidfile, g.child.id().to_string()).unwrap();
+            fs_err::write(pidfile, g.child.id().to_string()).unwrap();
             std::mem::forget(g);
             std::process::exit(0);
         }
@@ -128,10 +128,10 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+        let pid: i32 = fs_err::read_to_string(&pidfile).unwrap().parse().unwrap();
         let gone = (0..100).any(|_| {
             // Gone, or a zombie waiting for init to reap it.
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = fs_err::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             let alive = state
                 .rsplit(')')
                 .next()

@@ -60,7 +60,7 @@ impl Launcher for ChildProcess {
         let request = dir.path().join("request.json");
         let result = dir.path().join("result.json");
         let text = serde_json::to_string(req).expect("request serialises");
-        std::fs::write(&request, text).map_err(|e| format!("{}: {e}", request.display()))?;
+        fs_err::write(&request, text).map_err(|e| e.to_string())?;
         let mut guarded = children::spawn(
             Command::new(&self.program)
                 .args(&self.args)
@@ -86,7 +86,7 @@ impl Launcher for ChildProcess {
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
         guarded.exited();
-        match std::fs::read_to_string(&result)
+        match fs_err::read_to_string(&result)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
         {
@@ -115,8 +115,8 @@ fn interrupt_child(_child: &std::process::Child) {}
 /// Body of the measuring child process: reads the request, measures (asking `stop` before each repetition and
 /// accuracy item), writes the outcome. Returns the exit code.
 pub fn child_main(request: &Path, result: &Path, stop: &dyn Fn() -> bool) -> i32 {
-    let outcome = match std::fs::read_to_string(request)
-        .map_err(|e| format!("{}: {e}", request.display()))
+    let outcome = match fs_err::read_to_string(request)
+        .map_err(|e| e.to_string())
         .and_then(|t| {
             serde_json::from_str::<MeasureRequest>(&t).map_err(|e| format!("bad request: {e}"))
         }) {
@@ -128,7 +128,7 @@ pub fn child_main(request: &Path, result: &Path, stop: &dyn Fn() -> bool) -> i32
     };
     let code = i32::from(matches!(outcome, ChildOutcome::Error(_)));
     let text = serde_json::to_string(&outcome).expect("outcome serialises");
-    if std::fs::write(result, text).is_err() {
+    if fs_err::write(result, text).is_err() {
         return 2;
     }
     code

@@ -7,8 +7,8 @@
 //! write replaces the file's inode). The lock file is removed when the bench ends; one left by a killed process
 //! is not locked, and the next bench takes it over.
 
+use fs_err::File;
 use std::cell::Cell;
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +42,7 @@ impl ResultFile {
                 format!("meekbench-{stamp}-{stem}-{n}.json")
             };
             let path = dir.join(name);
-            match std::fs::OpenOptions::new()
+            match fs_err::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&path)
@@ -110,7 +110,7 @@ impl ResultFile {
         // The lock file may be removed by the holder between our open and our lock: then the lock we got is on a
         // file nobody else will see, so open again.
         for _ in 0..8 {
-            let mut f = std::fs::OpenOptions::new()
+            let mut f = fs_err::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
@@ -125,7 +125,7 @@ impl ResultFile {
             match f.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                    let holder = fs_err::read_to_string(&lock_path).unwrap_or_default();
                     return Err(err(format!(
                         "another meekbench ({}) is writing this file; wait for it to end, or stop it first",
                         match holder.trim() {
@@ -155,7 +155,7 @@ impl ResultFile {
     /// measured leaves no empty or `running` file behind). A resumed file is never removed.
     pub fn discard(&self) {
         if self.fresh && !self.written.get() {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = fs_err::remove_file(&self.path);
         }
     }
 
@@ -201,7 +201,7 @@ impl Drop for ResultFile {
     fn drop(&mut self) {
         if let Some((f, path)) = self.lock.take() {
             // Removed while still locked, so no other bench can hold a lock on the name we remove.
-            let _ = std::fs::remove_file(&path);
+            let _ = fs_err::remove_file(&path);
             drop(f);
         }
     }
@@ -211,7 +211,7 @@ impl Drop for ResultFile {
 #[cfg(unix)]
 fn same_file(f: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (f.metadata(), std::fs::metadata(path)) {
+    match (f.metadata(), fs_err::metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
@@ -247,7 +247,7 @@ mod tests {
         drop(first);
         let again = ResultFile::open(&path).unwrap();
         drop(again);
-        let names: Vec<String> = std::fs::read_dir(dir.path())
+        let names: Vec<String> = fs_err::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -263,6 +263,6 @@ mod tests {
         f.discard();
         drop(f);
         assert!(!path.exists());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

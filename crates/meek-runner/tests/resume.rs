@@ -286,7 +286,7 @@ fn resume_refuses_what_does_not_match_and_names_it() {
     };
     let done = bench(&cfg, &overrides, &BenchOptions::default(), &InProcess).unwrap();
     let file = done.path;
-    let original = std::fs::read_to_string(&file).unwrap();
+    let original = fs_err::read_to_string(&file).unwrap();
 
     let err = resume_error(&cfg, &file, Some(vec![1]));
     assert!(err.contains("nothing to resume"), "{err}");
@@ -295,7 +295,7 @@ fn resume_refuses_what_does_not_match_and_names_it() {
     let mut r = read(&file);
     r.status = RunStatus::Interrupted;
     r.runs[0].partial = true;
-    let write = |r: &BenchResult| std::fs::write(&file, serde_json::to_string(r).unwrap()).unwrap();
+    let write = |r: &BenchResult| fs_err::write(&file, serde_json::to_string(r).unwrap()).unwrap();
     write(&r);
 
     let err = resume_error(&cfg, &file, None);
@@ -335,17 +335,17 @@ fn resume_refuses_what_does_not_match_and_names_it() {
     );
 
     let newer = original.replacen("\"schema_version\": 1", "\"schema_version\": 7", 1);
-    std::fs::write(&file, newer).unwrap();
+    fs_err::write(&file, newer).unwrap();
     let err = resume_error(&cfg, &file, Some(vec![1]));
     assert!(
         err.contains("schema version 7") && err.contains(&file.display().to_string()),
         "{err}"
     );
 
-    std::fs::write(&file, "\u{0}junk").unwrap();
+    fs_err::write(&file, "\u{0}junk").unwrap();
     let err = resume_error(&cfg, &file, Some(vec![1]));
     assert!(err.contains("not a meekbench result file"), "{err}");
 
     // Every refusal left the file as it was: nothing measured is lost.
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "\u{0}junk");
+    assert_eq!(fs_err::read_to_string(&file).unwrap(), "\u{0}junk");
 }

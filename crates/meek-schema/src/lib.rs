@@ -749,9 +749,9 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/result.schema.json");
         let generated = json_schema();
         if std::env::var_os("UPDATE_SCHEMA").is_some() {
-            std::fs::write(path, &generated).unwrap();
+            fs_err::write(path, &generated).unwrap();
         }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        let committed = fs_err::read_to_string(path).unwrap_or_default();
         assert!(
             committed == generated,
             "{path} is out of date: run `UPDATE_SCHEMA=1 cargo test -p meek-schema`"

@@ -8,7 +8,9 @@
 //! nesting limit). Errors do not repeat the path, since callers name it (through [`crate::shown`]); text quoted
 //! from the file in an error is escaped the same way.
 
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
+
+use fs_err::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -105,7 +107,7 @@ pub fn read_file(path: &Path) -> Result<BenchResult, ReadError> {
 /// and a file over [`MAX_RESULT_BYTES`] without reading it (the size is checked on the open file, and at most the
 /// limit plus one byte is ever read, so a file that grows is caught too).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
-    regular(&std::fs::metadata(path).map_err(ReadError::Io)?)?;
+    regular(&fs_err::metadata(path).map_err(ReadError::Io)?)?;
     let file = open_checked(path)?;
     let len = file.metadata().map_err(ReadError::Io)?.len();
     if len > MAX_RESULT_BYTES {
@@ -126,11 +128,11 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
 /// Opens `path` for reading without blocking (on unix), then checks on the handle that it is a regular file: if
 /// something replaced the file checked by name, it is refused here rather than waited on.
 fn open_checked(path: &Path) -> Result<File, ReadError> {
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = fs_err::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
+        use fs_err::os::unix::fs::OpenOptionsExt;
         // O_NONBLOCK only changes opening a FIFO or device; reads from a regular file never block on it.
         options.custom_flags(libc::O_NONBLOCK);
     }
@@ -186,15 +188,15 @@ mod tests {
     #[test]
     fn bad_result_files_are_refused_with_the_reason() {
         let dir = std::env::temp_dir().join(format!("meek-schema-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let write = |name: &str, bytes: &[u8]| {
             let p = dir.join(name);
-            std::fs::write(&p, bytes).unwrap();
+            fs_err::write(&p, bytes).unwrap();
             p
         };
         // 100 MB of junk: refused on its size, before parsing.
         let junk = dir.join("junk.json");
-        std::fs::File::create(&junk)
+        fs_err::File::create(&junk)
             .unwrap()
             .set_len(100_000_000)
             .unwrap();
@@ -241,7 +243,7 @@ mod tests {
             ),
             "{err}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -285,7 +287,7 @@ mod tests {
     fn fifos_are_refused_without_blocking() {
         use std::os::unix::ffi::OsStrExt;
         let dir = std::env::temp_dir().join(format!("meek-schema-fifo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let fifo = dir.join("result.json");
         let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
@@ -308,7 +310,7 @@ mod tests {
             );
             assert!(err.to_string().contains("not a regular file"), "{err}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(unix)]

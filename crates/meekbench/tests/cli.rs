@@ -48,7 +48,7 @@ impl Fixture {
             model = self.model.display(),
         );
         let p = self.dir.path().join("bench.toml");
-        std::fs::write(&p, text).unwrap();
+        fs_err::write(&p, text).unwrap();
         p
     }
 
@@ -58,7 +58,7 @@ impl Fixture {
 
     /// The result files (a bench in progress also keeps a `.NAME.lock` beside its file).
     fn results(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.out())
+        let mut v: Vec<PathBuf> = fs_err::read_dir(self.out())
             .map(|d| {
                 d.filter_map(Result::ok)
                     .map(|e| e.path())
@@ -99,7 +99,7 @@ fn bench_on_a_tiny_model_writes_a_complete_valid_result() {
         "one result file, no temporary files left"
     );
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(&path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema()).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(&v)
@@ -264,7 +264,7 @@ fn command_line_sweeps_run_the_cartesian_product() {
 fn config_errors_name_file_line_and_key() {
     let f = Fixture::new();
     let p = f.dir.path().join("typo.toml");
-    std::fs::write(&p, "[run]\ndevise = \"cpu\"\n").unwrap();
+    fs_err::write(&p, "[run]\ndevise = \"cpu\"\n").unwrap();
     meekbench().arg("bench").arg(&p).assert().failure().stderr(
         contains("typo.toml")
             .and(contains("line 2"))
@@ -280,9 +280,9 @@ fn config_errors_name_file_line_and_key() {
 #[test]
 fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
     let f = Fixture::new();
-    std::fs::create_dir_all(f.out()).unwrap();
+    fs_err::create_dir_all(f.out()).unwrap();
     let earlier = f.out().join("meekbench-earlier.json");
-    std::fs::write(&earlier, "{\"earlier\": true}").unwrap();
+    fs_err::write(&earlier, "{\"earlier\": true}").unwrap();
 
     let cfg = f.config_with_sha(&"0".repeat(64), "");
     meekbench()
@@ -293,7 +293,7 @@ fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
         .stderr(contains("tiny").and(contains("sha256 mismatch")));
 
     // A file with the right hash that is not a model.
-    std::fs::write(&f.model, b"definitely not a gguf file").unwrap();
+    fs_err::write(&f.model, b"definitely not a gguf file").unwrap();
     let cfg = f.config("");
     meekbench()
         .args(["bench", "--quiet"])
@@ -303,7 +303,7 @@ fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
         .stderr(contains("not a usable GGUF"));
 
     assert_eq!(
-        std::fs::read_to_string(&earlier).unwrap(),
+        fs_err::read_to_string(&earlier).unwrap(),
         "{\"earlier\": true}"
     );
     // Each failed bench still left a result file that records the failure.
@@ -311,7 +311,7 @@ fn wrong_hash_and_non_gguf_files_fail_clearly_and_keep_earlier_results() {
     assert_eq!(files.len(), 3, "{files:?}");
     for p in files.iter().filter(|p| **p != earlier) {
         let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            serde_json::from_str(&fs_err::read_to_string(p).unwrap()).unwrap();
         assert_eq!(v["status"], "complete");
         assert_eq!(v["failures"][0]["model"], "tiny");
         assert!(v["runs"].as_array().unwrap().is_empty());
@@ -344,7 +344,7 @@ fn unwritable_output_is_refused_before_fetching() {
     let f = Fixture::new();
     let cfg = f.config("");
     let blocker = f.dir.path().join("file-not-dir");
-    std::fs::write(&blocker, "x").unwrap();
+    fs_err::write(&blocker, "x").unwrap();
     meekbench()
         .args(["bench", "--quiet", "--output"])
         .arg(blocker.join("sub"))
@@ -484,7 +484,7 @@ fn prompts_longer_than_the_context_are_scored_wrong_not_dropped() {
 fn a_broken_suite_file_is_named_before_anything_runs() {
     let f = Fixture::new();
     let suite = f.dir.path().join("suite.jsonl");
-    std::fs::write(
+    fs_err::write(
         &suite,
         "{\"id\": 1, \"prompt\": \"2+2?\", \"answer\": 4}\n{\"id\": 2, \"prompt\": \"x\"}\n",
     )
@@ -511,7 +511,7 @@ fn project_places_measured_models_and_skips_bad_files() {
     let cfg = f.config("");
     let result = bench_path(&cfg, &["--threads", "1"]);
     let junk = f.dir.path().join("junk.json");
-    std::fs::write(&junk, "{\"schema_version\": 99}").unwrap();
+    fs_err::write(&junk, "{\"schema_version\": 99}").unwrap();
     let site = f.dir.path().join("projection");
     meekbench()
         .args(["project", "--out"])
@@ -527,12 +527,12 @@ fn project_places_measured_models_and_skips_bad_files() {
                 .and(contains("3.36 years").or(contains("peaks at 3.36"))),
         );
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(site.join("projection.json")).unwrap())
+        serde_json::from_str(&fs_err::read_to_string(site.join("projection.json")).unwrap())
             .unwrap();
     assert_eq!(v["points"][0]["model"], "tiny");
     assert!(v["points"][0]["usd_per_token"].as_f64().unwrap() > 0.0);
     assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
-    let md = std::fs::read_to_string(site.join("report.md")).unwrap();
+    let md = fs_err::read_to_string(site.join("report.md")).unwrap();
     // The run's own energy record is the basis (estimated on machines without a sensor), never an assumption.
     let basis = v["points"][0]["energy_basis"].as_str().unwrap();
     assert!(
@@ -550,7 +550,7 @@ fn project_places_measured_models_and_skips_bad_files() {
         "inference-gap.svg",
     ] {
         assert!(
-            std::fs::read_to_string(site.join(chart))
+            fs_err::read_to_string(site.join(chart))
                 .unwrap()
                 .starts_with("<svg")
         );
@@ -565,10 +565,10 @@ fn interrupt_keeps_what_was_measured_and_exits_130() {
     let f = Fixture::new();
     let cfg = f.config("");
     // Fast first thread count, then a long second one to interrupt.
-    let text = std::fs::read_to_string(&cfg)
+    let text = fs_err::read_to_string(&cfg)
         .unwrap()
         .replace("repetitions = 2", "repetitions = 400");
-    std::fs::write(&cfg, text).unwrap();
+    fs_err::write(&cfg, text).unwrap();
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("meekbench"))
         .args(["bench", "--quiet", "--threads", "1,2"])
         .arg(&cfg)
@@ -581,7 +581,7 @@ fn interrupt_keeps_what_was_measured_and_exits_130() {
     let runs = || -> usize {
         f.results()
             .first()
-            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|p| fs_err::read_to_string(p).ok())
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v["runs"].as_array().map(Vec::len))
             .unwrap_or(0)
@@ -602,7 +602,7 @@ fn interrupt_keeps_what_was_measured_and_exits_130() {
     let files = f.results();
     assert_eq!(files.len(), 1);
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(&files[0]).unwrap()).unwrap();
     assert!(jsonschema::validator_for(&schema()).unwrap().is_valid(&v));
     assert_eq!(v["status"], "interrupted");
     let runs = v["runs"].as_array().unwrap();
@@ -638,7 +638,7 @@ fn interrupt_keeps_what_was_measured_and_exits_130() {
     );
     assert_eq!(f.results(), files, "no new file");
     let w: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(&files[0]).unwrap()).unwrap();
     assert_eq!(w["status"], "complete");
     assert_eq!(w["runs"][0], runs[0]);
     assert_eq!(w["runs"][1]["threads"], 2);
@@ -659,7 +659,7 @@ fn bad_config_and_result_files_are_named_and_nothing_is_lost() {
     let f = Fixture::new();
     let write = |name: &str, bytes: &[u8]| {
         let p = f.dir.path().join(name);
-        std::fs::write(&p, bytes).unwrap();
+        fs_err::write(&p, bytes).unwrap();
         p
     };
     // Not UTF-8, and not TOML.
@@ -679,7 +679,7 @@ fn bad_config_and_result_files_are_named_and_nothing_is_lost() {
         .stderr(contains("broken.toml").and(contains("line 1")));
     // Result files to resume: 100 MB of junk (refused unread), a newer layout, missing fields.
     let junk = f.dir.path().join("junk.json");
-    std::fs::File::create(&junk)
+    fs_err::File::create(&junk)
         .unwrap()
         .set_len(100_000_000)
         .unwrap();
@@ -701,8 +701,8 @@ fn bad_config_and_result_files_are_named_and_nothing_is_lost() {
             .code(1)
             .stderr(contains(name).and(contains(want)));
     }
-    assert_eq!(std::fs::metadata(&junk).unwrap().len(), 100_000_000);
-    assert_eq!(std::fs::read(&newer).unwrap(), br#"{"schema_version": 2}"#);
+    assert_eq!(fs_err::metadata(&junk).unwrap().len(), 100_000_000);
+    assert_eq!(fs_err::read(&newer).unwrap(), br#"{"schema_version": 2}"#);
     assert!(f.results().is_empty(), "nothing was started");
 }
 
@@ -721,10 +721,10 @@ fn a_model_that_cannot_fit_in_memory_is_refused_before_loading() {
     };
     write_tiny_llama(&f.model, spec).unwrap();
     let cfg = f.config("");
-    let text = std::fs::read_to_string(&cfg)
+    let text = fs_err::read_to_string(&cfg)
         .unwrap()
         .replace("prompt_tokens = [16]", "prompt_tokens = [1048576]");
-    std::fs::write(&cfg, text).unwrap();
+    fs_err::write(&cfg, text).unwrap();
     meekbench()
         .args(["bench", "--quiet"])
         .arg(&cfg)
@@ -824,16 +824,16 @@ fn a_bench_result_compares_with_itself_without_significant_differences() {
 fn leaderboard_writes_the_site_and_the_readme_and_skips_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    std::fs::create_dir_all(&results).unwrap();
+    fs_err::create_dir_all(&results).unwrap();
     for f in ["machine-a.json", "machine-b.json", "bad/invalid.json"] {
-        std::fs::copy(
+        fs_err::copy(
             report_fixture(f),
             results.join(Path::new(f).file_name().unwrap()),
         )
         .unwrap();
     }
     let readme = dir.path().join("README.md");
-    std::fs::write(
+    fs_err::write(
         &readme,
         "# x\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\nend\n",
     )
@@ -859,7 +859,7 @@ fn leaderboard_writes_the_site_and_the_readme_and_skips_bad_files() {
     ] {
         assert!(site.join(f).is_file(), "{f} missing");
     }
-    let text = std::fs::read_to_string(&readme).unwrap();
+    let text = fs_err::read_to_string(&readme).unwrap();
     assert!(
         text.contains("Ranked by accuracy") && !text.contains("old") && text.ends_with("end\n")
     );
@@ -1037,7 +1037,7 @@ fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
     let out = dir.path().join("results");
     let cfg = dir.path().join("bench.toml");
     let write_cfg = |sha: &str| {
-        std::fs::write(
+        fs_err::write(
             &cfg,
             format!(
                 "[run]\ndevice = \"cpu\"\nthreads = [1]\noutput = \"{}\"\ncache = \"{}\"\n\n\
@@ -1096,11 +1096,11 @@ fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
 
     // A changed shard no longer matches the pinned digest: the model fails, named, with the new digest.
     let shard = ck.join("model-00002-of-00002.safetensors");
-    let mut bytes = std::fs::read(&shard).unwrap();
+    let mut bytes = fs_err::read(&shard).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::write(&shard, bytes).unwrap();
+    fs_err::write(&shard, bytes).unwrap();
     meekbench()
         .args(["bench", "--quiet"])
         .arg(&cfg)
@@ -1120,7 +1120,7 @@ fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
 fn a_config_naming_a_file_outside_the_cache_is_refused_before_touching_anything() {
     let f = Fixture::new();
     let victim = f.dir.path().join("notes.txt");
-    std::fs::write(&victim, "my notes").unwrap();
+    fs_err::write(&victim, "my notes").unwrap();
     let sha = sha256(&victim);
     for source in [
         format!(
@@ -1137,7 +1137,7 @@ fn a_config_naming_a_file_outside_the_cache_is_refused_before_touching_anything(
         ),
     ] {
         let cfg = f.dir.path().join("shared.toml");
-        std::fs::write(
+        fs_err::write(
             &cfg,
             format!(
                 "[run]\noutput = \"{out}\"\ncache = \"{cache}\"\n[[models]]\nid = \"m\"\nfile = \"m.gguf\"\n\
@@ -1155,7 +1155,7 @@ fn a_config_naming_a_file_outside_the_cache_is_refused_before_touching_anything(
             .assert()
             .failure()
             .stderr(contains("shared.toml").and(contains("`models[0].sources[0]`")));
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+        assert_eq!(fs_err::read_to_string(&victim).unwrap(), "my notes");
         for made in ["results", "cache", "hf"] {
             assert!(!f.dir.path().join(made).exists(), "{made} was created");
         }
@@ -1168,7 +1168,7 @@ fn a_config_naming_a_file_outside_the_cache_is_refused_before_touching_anything(
 fn a_bad_suite_leaves_no_result_file() {
     let f = Fixture::new();
     let suite = f.dir.path().join("suite.jsonl");
-    std::fs::write(&suite, "{\"id\": \"a\", \"prompt\": \"1+1\"}\nnot json\n").unwrap();
+    fs_err::write(&suite, "{\"id\": \"a\", \"prompt\": \"1+1\"}\nnot json\n").unwrap();
     let cfg = f.config(&format!(
         "\n[[suites]]\nname = \"s\"\nkind = \"jsonl\"\nsource = {{ path = \"{}\" }}\n",
         suite.display()

@@ -56,7 +56,7 @@ fn mkfifo(path: &Path) {
 fn crafted_file_names_are_shown_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join(format!("{HOSTILE}.json"));
-    std::fs::write(&junk, "not json").unwrap();
+    fs_err::write(&junk, "not json").unwrap();
     let good = fixture("machine-a.json");
 
     // leaderboard: the "skipped PATH" line.
@@ -140,12 +140,12 @@ fn fifos_are_refused_not_waited_on() {
 #[test]
 fn repeated_keys_in_a_result_file_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(fixture("machine-a.json")).unwrap();
+    let text = fs_err::read_to_string(fixture("machine-a.json")).unwrap();
     // The same file with its status given twice: a reader keeping the first and one keeping the last disagree.
     let twice = text.replacen("\"status\":", "\"status\": \"running\", \"status\":", 1);
     assert_ne!(twice, text, "the fixture has a status");
     let file = dir.path().join("twice.json");
-    std::fs::write(&file, twice).unwrap();
+    fs_err::write(&file, twice).unwrap();
 
     let err = refused(
         meekbench()

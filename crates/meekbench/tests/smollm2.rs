@@ -39,7 +39,7 @@ struct Case {
 }
 
 fn golden() -> Golden {
-    let text = std::fs::read_to_string(concat!(
+    let text = fs_err::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../meek-engine/tests/data/smollm2-golden-ids.json"
     ))
@@ -144,7 +144,7 @@ fn bench_measures_smollm2_end_to_end() {
         .replace("items_per_level = 4", "items_per_level = 1")
         .replace("idle_baseline_seconds = 10", "idle_baseline_seconds = 1");
     let path = dir.path().join("smoke.toml");
-    std::fs::write(&path, cfg).unwrap();
+    fs_err::write(&path, cfg).unwrap();
     smollm2(); // fetched (and cached) before the bench looks for it
     let out = stdout(
         Command::cargo_bin("meekbench")

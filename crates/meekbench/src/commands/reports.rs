@@ -3,15 +3,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::cli::{CompareArgs, CompareFormat, LeaderboardArgs, ProjectArgs};
 
 pub fn project(a: ProjectArgs) -> Result<ExitCode> {
     let cfg = match &a.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let text = fs_err::read_to_string(p)?;
             meek_projection::config::Config::parse(&text, &p.display().to_string())?
         }
         None => meek_projection::config::Config::default_config(),
@@ -30,12 +29,9 @@ pub fn project(a: ProjectArgs) -> Result<ExitCode> {
         eprintln!("skipped {s}");
     }
     let projection = meek_projection::project(&cfg, &results, skipped);
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let write = |name: &str, text: &str| -> Result<()> {
-        let path = a.out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-    };
+    fs_err::create_dir_all(&a.out)?;
+    let write =
+        |name: &str, text: &str| -> Result<()> { Ok(fs_err::write(a.out.join(name), text)?) };
     write(
         "projection.json",
         &serde_json::to_string_pretty(&projection)?,
@@ -114,8 +110,7 @@ pub fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
     }
     meek_report::site::write(&board, &a.out)?;
     if let Some(readme) = &a.readme {
-        let text = std::fs::read_to_string(readme)
-            .with_context(|| format!("cannot read {}", readme.display()))?;
+        let text = fs_err::read_to_string(readme)?;
         let Some(new) = meek_report::board::splice(&text, &meek_report::board::markdown(&board))
         else {
             bail!(
@@ -124,8 +119,7 @@ pub fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
                 readme.display()
             );
         };
-        std::fs::write(readme, new)
-            .with_context(|| format!("cannot write {}", readme.display()))?;
+        fs_err::write(readme, new)?;
         eprintln!("leaderboard written into {}", readme.display());
     }
     eprintln!(

@@ -5,7 +5,7 @@ use assert_cmd::Command;
 
 /// The committed JSON Schema of result files.
 pub fn schema() -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(
+    let text = fs_err::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../meek-schema/result.schema.json"
     ))
