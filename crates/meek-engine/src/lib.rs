@@ -21,7 +21,6 @@ mod guard;
 pub mod hf;
 pub mod safetensors;
 pub mod spm;
-pub mod testing;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -534,7 +533,7 @@ impl Engine {
             && kernels == Kernels::Auto
             && cpu::decoder::unsupported(&content).is_none();
         let (weights, kernel) = if cpu_ok {
-            let path_kind = cpu::quant::KernelPath::detect();
+            let path_kind = cpu::KernelPath::detect();
             let model =
                 cpu::decoder::Decoder::load(&content, &mut file, path_kind).map_err(|detail| {
                     EngineError::NotGguf {
@@ -663,15 +662,8 @@ impl Engine {
         let normal: Vec<u32> = (0..tok.vocab_size() as u32)
             .filter(|&i| tok.is_normal(i))
             .collect();
-        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            // splitmix64: small, good enough to pick token ids.
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        // SplitMix64: small, good enough to pick token ids (the seed offset keeps the prompts of earlier versions).
+        let mut rng = meek_stats::SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15);
         let mut ids = Vec::with_capacity(n);
         if tok.adds_bos()
             && let Some(b) = tok.bos()
@@ -686,7 +678,7 @@ impl Engine {
             normal
         };
         while ids.len() < n && !pool.is_empty() {
-            ids.push(pool[(next() % pool.len() as u64) as usize]);
+            ids.push(pool[(rng.next_u64() % pool.len() as u64) as usize]);
         }
         ids.truncate(n);
         ids

@@ -372,8 +372,9 @@ fn split(regex: &str) -> Result<PreTokenizerWrapper, String> {
     .map_err(|e| e.to_string())
 }
 
-/// The pre-tokeniser llama.cpp uses for `tokenizer.ggml.pre` (see `llama-vocab.cpp`).
-pub(crate) fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
+/// The pre-tokeniser llama.cpp uses for `tokenizer.ggml.pre` (see `llama-vocab.cpp`): the splitting that a
+/// Hugging Face `tokenizer.json` of the same vocabulary must carry to give the same ids (meek-testkit writes one).
+pub fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
     // ByteLevel after an explicit split: no prefix space, no second regex.
     let bytes = || ByteLevel::new(false, false, false).into();
     Ok(match pre {

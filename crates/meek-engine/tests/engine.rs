@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use meek_engine::testing::{TinySpec, gemma3_reference, write_tiny_llama};
 use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Message, StopReason};
+use meek_testkit::{TinySpec, gemma3_reference, write_tiny_llama};
 
 fn tiny(dir: &Path, spec: TinySpec) -> PathBuf {
     let p = dir.join(format!("tiny-{}.gguf", spec.seed));

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Value;
-use meek_engine::testing::{TinySpec, rewrite_gguf, write_tiny_llama};
 use meek_engine::{DeviceRequest, Engine};
+use meek_testkit::{TinySpec, rewrite_gguf, write_tiny_llama};
 
 fn tiny(dir: &Path) -> PathBuf {
     let p = dir.join("good.gguf");
@@ -250,7 +250,7 @@ fn hyper_parameters_that_divide_or_size_are_checked() {
 #[test]
 fn vocabularies_and_special_ids_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let n = meek_engine::testing::vocabulary().len();
+    let n = meek_testkit::vocabulary().len();
     let empty = edited(dir.path(), "empty-vocab.gguf", |md, _| {
         set(md, "tokenizer.ggml.tokens", Value::Array(vec![]));
         set(md, "tokenizer.ggml.token_type", Value::Array(vec![]));
@@ -292,7 +292,7 @@ fn vocabularies_and_special_ids_are_checked() {
     refused(&merges, &["tokenizer.ggml.merges", "separated by a space"]);
     // One token fewer than the embedding has rows.
     let fewer = edited(dir.path(), "fewer.gguf", |md, _| {
-        let mut tokens = meek_engine::testing::vocabulary();
+        let mut tokens = meek_testkit::vocabulary();
         tokens.pop();
         set(
             md,

@@ -4,10 +4,8 @@
 use std::path::Path;
 
 use candle_core::DType;
-use meek_engine::testing::{
-    TinyCheckpoint, checkpoint_to_gguf, gemma3_reference, write_tiny_checkpoint,
-};
 use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Kernels, Message};
+use meek_testkit::{TinyCheckpoint, checkpoint_to_gguf, gemma3_reference, write_tiny_checkpoint};
 
 fn spec(arch: &'static str) -> TinyCheckpoint {
     match arch {

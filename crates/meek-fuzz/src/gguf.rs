@@ -32,7 +32,7 @@ pub fn run(data: &[u8]) {
         Err(e) => no_caught_panic(&e),
     }
     if meek_engine::cpu::decoder::unsupported(&content).is_none() {
-        let kernels = meek_engine::cpu::quant::KernelPath::detect();
+        let kernels = meek_engine::cpu::KernelPath::detect();
         if let Err(e) =
             meek_engine::cpu::decoder::Decoder::load(&content, &mut Cursor::new(data), kernels)
         {
@@ -104,7 +104,7 @@ pub const DICTIONARY: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use meek_engine::testing::{GgmlDType, TinySpec, write_tiny_llama};
+    use meek_testkit::{GgmlDType, TinySpec, write_tiny_llama};
 
     /// Regenerates the seed corpus `fuzz/corpus/gguf/` from the engine's tiny models, kept small (the mutator
     /// truncates inputs at 64 KiB): `cargo test -p meek-fuzz -- --ignored write_gguf_seeds`.
