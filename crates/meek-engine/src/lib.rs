@@ -43,11 +43,11 @@ pub const ENGINE: &str = "candle 0.11.1";
 #[derive(Debug, Error)]
 pub enum EngineError {
     /// The file cannot be opened.
-    #[error("cannot open model file {path}: {source}")]
+    #[error("cannot open model file: {source}")]
     Open {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
+        /// The I/O error, from `fs_err`, so its message names the file.
         source: std::io::Error,
     },
     /// Not a GGUF file, or a damaged header.

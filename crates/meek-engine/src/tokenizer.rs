@@ -11,6 +11,7 @@
 //! special tokens and BOS behaviour of `tokenizer_config.json` ([`TextTokenizer::from_hf_dir`]).
 
 use candle_core::quantized::gguf_file::{Content, Value};
+use fs_err as fs;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -225,7 +226,7 @@ impl TextTokenizer {
         }
         let inner = Tokenizer::from_file(&path).map_err(|e| format!("tokenizer.json: {e}"))?;
         let read = |name: &str| -> Result<Option<serde_json::Value>, String> {
-            match std::fs::read_to_string(dir.join(name)) {
+            match fs::read_to_string(dir.join(name)) {
                 Ok(t) => serde_json::from_str(&t)
                     .map(Some)
                     .map_err(|e| format!("{name}: {e}")),

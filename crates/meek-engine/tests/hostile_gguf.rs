@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Value;
+use fs_err as fs;
 use meek_engine::{DeviceRequest, Engine};
 use meek_testkit::{TinySpec, rewrite_gguf, write_tiny_llama};
 
@@ -63,11 +64,11 @@ fn table_entry(bytes: &[u8], name: &str) -> usize {
 
 /// The tiny model with the table entry of tensor `name` patched by `patch(bytes, at)`.
 fn patched(dir: &Path, file: &str, name: &str, patch: impl FnOnce(&mut Vec<u8>, usize)) -> PathBuf {
-    let mut bytes = std::fs::read(tiny(dir)).unwrap();
+    let mut bytes = fs::read(tiny(dir)).unwrap();
     let at = table_entry(&bytes, name);
     patch(&mut bytes, at);
     let p = dir.join(file);
-    std::fs::write(&p, bytes).unwrap();
+    fs::write(&p, bytes).unwrap();
     p
 }
 
