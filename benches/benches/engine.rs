@@ -3,8 +3,8 @@
 //! in a bench, against the bare loop of greedy steps), and the statistics.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use meek_engine::testing::{TinySpec, write_tiny_llama};
 use meek_engine::{DeviceRequest, Engine, GenOptions};
+use meek_testkit::{TinySpec, write_tiny_llama};
 
 fn engine(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -5,10 +5,11 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use meek_engine::cpu::quant::{
-    Format, KernelPath, Q8Block, Q8KBlock, QK, QK_K, quantize_row, quantize_row_k,
+use meek_engine::cpu::CandlePool;
+use meek_kernels::{
+    Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, matmul, quantize_row,
+    quantize_row_k,
 };
-use meek_engine::cpu::{QActs, QMat, matmul};
 
 const ROWS: usize = 1024;
 const COLS: usize = 2048;
@@ -61,7 +62,7 @@ fn kernels(c: &mut Criterion) {
                 g.bench_with_input(
                     BenchmarkId::new(format!("{fmt:?}"), path.name()),
                     &path,
-                    |b, &path| b.iter(|| matmul(path, &w, &x, &mut out)),
+                    |b, &path| b.iter(|| matmul(&CandlePool, path, &w, &x, &mut out)),
                 );
             }
         }

@@ -11,6 +11,7 @@ use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
+use fs_err as fs;
 
 use crate::EngineError;
 
@@ -63,10 +64,13 @@ fn tensor_bytes(info: &gguf_file::TensorInfo) -> u64 {
 /// Opens a GGUF file and reads its header, refusing a file that is not GGUF, whose header is malformed or
 /// inconsistent ([`header`], [`metadata`]), or that is shorter than its tensors.
 pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineError> {
-    let mut file = std::fs::File::open(path).map_err(|source| EngineError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // fs_err names the file in the error; reads go to the plain file, as they always did.
+    let mut file = fs::File::open(path)
+        .map(fs::File::into_file)
+        .map_err(|source| EngineError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let content = read_from(&mut file, size, path)?;
     Ok((content, file))

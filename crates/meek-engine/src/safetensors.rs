@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+use fs_err as fs;
+
 use crate::EngineError;
 
 /// Largest header accepted, as in the reference implementation (100 MB).
@@ -57,10 +59,13 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader, EngineError> {
         path: path.to_path_buf(),
         detail,
     };
-    let mut file = std::fs::File::open(path).map_err(|source| EngineError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // fs_err names the file in the error; reads go to the plain file, as they always did.
+    let mut file = fs::File::open(path)
+        .map(fs::File::into_file)
+        .map_err(|source| EngineError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let size = file.metadata().map_err(|e| bad(e.to_string()))?.len();
     if size < 8 {
         return Err(bad(format!(
@@ -275,7 +280,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, bytes: &[u8]| {
             let p = dir.path().join(name);
-            std::fs::write(&p, bytes).unwrap();
+            fs::write(&p, bytes).unwrap();
             p
         };
         assert!(read_header(&write("good.safetensors", &file(GOOD, 28))).is_ok());

@@ -11,6 +11,7 @@
 //! special tokens and BOS behaviour of `tokenizer_config.json` ([`TextTokenizer::from_hf_dir`]).
 
 use candle_core::quantized::gguf_file::{Content, Value};
+use fs_err as fs;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -225,7 +226,7 @@ impl TextTokenizer {
         }
         let inner = Tokenizer::from_file(&path).map_err(|e| format!("tokenizer.json: {e}"))?;
         let read = |name: &str| -> Result<Option<serde_json::Value>, String> {
-            match std::fs::read_to_string(dir.join(name)) {
+            match fs::read_to_string(dir.join(name)) {
                 Ok(t) => serde_json::from_str(&t)
                     .map(Some)
                     .map_err(|e| format!("{name}: {e}")),
@@ -372,8 +373,9 @@ fn split(regex: &str) -> Result<PreTokenizerWrapper, String> {
     .map_err(|e| e.to_string())
 }
 
-/// The pre-tokeniser llama.cpp uses for `tokenizer.ggml.pre` (see `llama-vocab.cpp`).
-pub(crate) fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
+/// The pre-tokeniser llama.cpp uses for `tokenizer.ggml.pre` (see `llama-vocab.cpp`): the splitting that a
+/// Hugging Face `tokenizer.json` of the same vocabulary must carry to give the same ids (meek-testkit writes one).
+pub fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
     // ByteLevel after an explicit split: no prefix space, no second regex.
     let bytes = || ByteLevel::new(false, false, false).into();
     Ok(match pre {

@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use meek_engine::testing::{TinySpec, gemma3_reference, write_tiny_llama};
+use fs_err as fs;
 use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Message, StopReason};
+use meek_testkit::{TinySpec, gemma3_reference, write_tiny_llama};
 
 fn tiny(dir: &Path, spec: TinySpec) -> PathBuf {
     let p = dir.join(format!("tiny-{}.gguf", spec.seed));
@@ -211,10 +212,10 @@ fn one_tensor_gguf(dims: &[u64]) -> Vec<u8> {
 fn bad_files_are_refused_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
     let good = tiny(dir.path(), TinySpec::default());
-    let bytes = std::fs::read(&good).unwrap();
+    let bytes = fs::read(&good).unwrap();
     let write = |name: &str, data: &[u8]| {
         let p = dir.path().join(name);
-        std::fs::write(&p, data).unwrap();
+        fs::write(&p, data).unwrap();
         p
     };
     let cases = [

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Value;
-use meek_engine::testing::{TinySpec, rewrite_gguf, write_tiny_llama};
+use fs_err as fs;
 use meek_engine::{DeviceRequest, Engine};
+use meek_testkit::{TinySpec, rewrite_gguf, write_tiny_llama};
 
 fn tiny(dir: &Path) -> PathBuf {
     let p = dir.join("good.gguf");
@@ -63,11 +64,11 @@ fn table_entry(bytes: &[u8], name: &str) -> usize {
 
 /// The tiny model with the table entry of tensor `name` patched by `patch(bytes, at)`.
 fn patched(dir: &Path, file: &str, name: &str, patch: impl FnOnce(&mut Vec<u8>, usize)) -> PathBuf {
-    let mut bytes = std::fs::read(tiny(dir)).unwrap();
+    let mut bytes = fs::read(tiny(dir)).unwrap();
     let at = table_entry(&bytes, name);
     patch(&mut bytes, at);
     let p = dir.join(file);
-    std::fs::write(&p, bytes).unwrap();
+    fs::write(&p, bytes).unwrap();
     p
 }
 
@@ -250,7 +251,7 @@ fn hyper_parameters_that_divide_or_size_are_checked() {
 #[test]
 fn vocabularies_and_special_ids_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let n = meek_engine::testing::vocabulary().len();
+    let n = meek_testkit::vocabulary().len();
     let empty = edited(dir.path(), "empty-vocab.gguf", |md, _| {
         set(md, "tokenizer.ggml.tokens", Value::Array(vec![]));
         set(md, "tokenizer.ggml.token_type", Value::Array(vec![]));
@@ -292,7 +293,7 @@ fn vocabularies_and_special_ids_are_checked() {
     refused(&merges, &["tokenizer.ggml.merges", "separated by a space"]);
     // One token fewer than the embedding has rows.
     let fewer = edited(dir.path(), "fewer.gguf", |md, _| {
-        let mut tokens = meek_engine::testing::vocabulary();
+        let mut tokens = meek_testkit::vocabulary();
         tokens.pop();
         set(
             md,

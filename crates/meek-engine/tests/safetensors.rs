@@ -4,10 +4,9 @@
 use std::path::Path;
 
 use candle_core::DType;
-use meek_engine::testing::{
-    TinyCheckpoint, checkpoint_to_gguf, gemma3_reference, write_tiny_checkpoint,
-};
+use fs_err as fs;
 use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Kernels, Message};
+use meek_testkit::{TinyCheckpoint, checkpoint_to_gguf, gemma3_reference, write_tiny_checkpoint};
 
 fn spec(arch: &'static str) -> TinyCheckpoint {
     match arch {
@@ -247,7 +246,7 @@ fn tokenizer_json_gives_the_gguf_ids_and_the_template_comes_from_tokenizer_confi
     )
     .unwrap();
     assert!(meek_engine::load_tokenizer(&base).unwrap().1.is_none());
-    std::fs::write(
+    fs::write(
         base.join("chat_template.jinja"),
         "[{{ messages[0].content }}]",
     )
@@ -264,7 +263,7 @@ fn raw_safetensors(path: &Path, header: &str, data_len: usize) {
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend(std::iter::repeat_n(0u8, data_len));
-    std::fs::write(path, bytes).unwrap();
+    fs::write(path, bytes).unwrap();
 }
 
 fn refusal(path: &Path) -> String {
@@ -285,12 +284,12 @@ fn lying_headers_and_missing_shards_are_refused_with_the_file_and_tensor_named()
     let dir = root.path().join("m");
     write_tiny_checkpoint(&dir, spec("llama")).unwrap();
     let weights = dir.join("model.safetensors");
-    let good = std::fs::read(&weights).unwrap();
+    let good = fs::read(&weights).unwrap();
 
     // A header length beyond the file.
     let mut bad = good.clone();
     bad[..8].copy_from_slice(&(good.len() as u64).to_le_bytes());
-    std::fs::write(&weights, &bad).unwrap();
+    fs::write(&weights, &bad).unwrap();
     let msg = refusal(&dir);
     assert!(
         msg.contains("model.safetensors") && msg.contains("header claims"),
@@ -357,19 +356,19 @@ fn lying_headers_and_missing_shards_are_refused_with_the_file_and_tensor_named()
     )
     .unwrap();
     let second = sharded.join("model-00002-of-00002.safetensors");
-    let kept = std::fs::read(&second).unwrap();
-    std::fs::remove_file(&second).unwrap();
+    let kept = fs::read(&second).unwrap();
+    fs::remove_file(&second).unwrap();
     let msg = refusal(&sharded);
     assert!(
         msg.contains("model-00002-of-00002.safetensors") && msg.contains("missing"),
         "{msg}"
     );
-    std::fs::write(&second, kept).unwrap();
+    fs::write(&second, kept).unwrap();
     let index = sharded.join("model.safetensors.index.json");
     let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(&index).unwrap()).unwrap();
     v["weight_map"]["model.extra.weight"] = "model-00001-of-00002.safetensors".into();
-    std::fs::write(&index, v.to_string()).unwrap();
+    fs::write(&index, v.to_string()).unwrap();
     let msg = refusal(&sharded);
     assert!(msg.contains("model.extra.weight"), "{msg}");
 
@@ -378,9 +377,9 @@ fn lying_headers_and_missing_shards_are_refused_with_the_file_and_tensor_named()
     write_tiny_checkpoint(&other, spec("llama")).unwrap();
     let cfg = other.join("config.json");
     let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(&cfg).unwrap()).unwrap();
     v["model_type"] = "mamba".into();
-    std::fs::write(&cfg, v.to_string()).unwrap();
+    fs::write(&cfg, v.to_string()).unwrap();
     let msg = refusal(&other);
     assert!(
         msg.contains("mamba") && msg.contains("qwen3") && msg.contains("gemma3_text"),
@@ -389,7 +388,7 @@ fn lying_headers_and_missing_shards_are_refused_with_the_file_and_tensor_named()
 
     // No config.json at all.
     let empty = root.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
+    fs::create_dir(&empty).unwrap();
     assert!(refusal(&empty).contains("config.json"));
 }
 
@@ -421,20 +420,18 @@ fn bos_follows_the_post_processor_when_tokenizer_config_is_silent() {
     let (t, _, _) = meek_engine::load_tokenizer(&dir).unwrap();
     assert!(!t.adds_bos());
     let tc = dir.join("tokenizer_config.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&tc).unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("add_bos_token");
-    std::fs::write(&tc, v.to_string()).unwrap();
+    fs::write(&tc, v.to_string()).unwrap();
     let tj = dir.join("tokenizer.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&tj).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&tj).unwrap()).unwrap();
     v["post_processor"] = serde_json::json!({
         "type": "TemplateProcessing",
         "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
         "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
         "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [1], "tokens": ["<|im_start|>"]}}
     });
-    std::fs::write(&tj, v.to_string()).unwrap();
+    fs::write(&tj, v.to_string()).unwrap();
     let (t, _, _) = meek_engine::load_tokenizer(&dir).unwrap();
     assert!(t.adds_bos());
     let ids = t.encode("hello").unwrap();
@@ -487,13 +484,13 @@ fn configurations_that_would_run_wrongly_are_refused() {
         write_tiny_checkpoint(&dir, spec(arch)).unwrap();
         let cfg = dir.join("config.json");
         let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+            serde_json::from_str(&fs::read_to_string(&cfg).unwrap()).unwrap();
         v[key] = value;
         if key == "model_type" {
             v["text_config"] = serde_json::json!({});
             v["architectures"] = serde_json::json!(["Gemma3ForConditionalGeneration"]);
         }
-        std::fs::write(&cfg, v.to_string()).unwrap();
+        fs::write(&cfg, v.to_string()).unwrap();
         let msg = refusal(&dir);
         assert!(msg.contains(expect), "{arch} {key}: {msg}");
     }

@@ -32,7 +32,7 @@ pub fn run(data: &[u8]) {
         Err(e) => no_caught_panic(&e),
     }
     if meek_engine::cpu::decoder::unsupported(&content).is_none() {
-        let kernels = meek_engine::cpu::quant::KernelPath::detect();
+        let kernels = meek_engine::cpu::KernelPath::detect();
         if let Err(e) =
             meek_engine::cpu::decoder::Decoder::load(&content, &mut Cursor::new(data), kernels)
         {
@@ -104,7 +104,7 @@ pub const DICTIONARY: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use meek_engine::testing::{GgmlDType, TinySpec, write_tiny_llama};
+    use meek_testkit::{GgmlDType, TinySpec, write_tiny_llama};
 
     /// Regenerates the seed corpus `fuzz/corpus/gguf/` from the engine's tiny models, kept small (the mutator
     /// truncates inputs at 64 KiB): `cargo test -p meek-fuzz -- --ignored write_gguf_seeds`.
@@ -112,7 +112,7 @@ mod tests {
     #[ignore = "writes the seed corpus"]
     fn write_gguf_seeds() {
         let dir = crate::fuzz_dir().join("corpus").join("gguf");
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let small = TinySpec {
             layers: 1,
             hidden: 32,
@@ -137,7 +137,7 @@ mod tests {
         )
         .unwrap();
         // The header and tensor table alone: mutations land in what is parsed, not in weights.
-        let bytes = std::fs::read(&llama).unwrap();
+        let bytes = fs_err::read(&llama).unwrap();
         let content = meek_engine::gguf::read_from(
             &mut std::io::Cursor::new(&bytes),
             bytes.len() as u64,
@@ -145,9 +145,9 @@ mod tests {
         )
         .unwrap();
         let header = content.tensor_data_offset as usize;
-        std::fs::write(dir.join("header-only.seed"), &bytes[..header]).unwrap();
+        fs_err::write(dir.join("header-only.seed"), &bytes[..header]).unwrap();
         for p in [&llama, &qwen3] {
-            let n = std::fs::metadata(p).unwrap().len();
+            let n = fs_err::metadata(p).unwrap().len();
             assert!(n < 50_000, "{} is {n} bytes", p.display());
         }
     }

@@ -227,13 +227,13 @@ pub struct Report {
 
 /// Reads every file in `dir` (none when it does not exist).
 pub fn read_corpus(dir: &Path) -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
     files
         .into_iter()
-        .filter_map(|p| std::fs::read(p).ok())
+        .filter_map(|p| fs_err::read(p).ok())
         .collect()
 }
 

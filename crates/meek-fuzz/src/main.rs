@@ -72,15 +72,16 @@ fn main() -> ExitCode {
         }
         failed = true;
         let out = dir.join("artifacts").join(t.name);
-        if let Err(e) = std::fs::create_dir_all(&out) {
-            eprintln!("cannot create {}: {e}", out.display());
+        // fs_err's errors name the path.
+        if let Err(e) = fs_err::create_dir_all(&out) {
+            eprintln!("{e}");
             continue;
         }
         let mut messages: Vec<&str> = Vec::new();
         for (i, (input, msg)) in r.crashes.iter().enumerate() {
             let p = out.join(format!("crash-{seed}-{i:04}"));
-            if let Err(e) = std::fs::write(&p, input) {
-                eprintln!("cannot write {}: {e}", p.display());
+            if let Err(e) = fs_err::write(&p, input) {
+                eprintln!("{e}");
             }
             if !messages.contains(&msg.as_str()) {
                 messages.push(msg);

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use meek_config::{Overrides, Plan};
-use meek_engine::testing::{TinySpec, write_tiny_llama};
 use meek_runner::{BenchError, BenchOptions, InProcess, Launcher, MeasureRequest, Outcome};
 use meek_schema::{BenchResult, ModelRun, RunStatus, ToolInfo};
+use meek_testkit::{TinySpec, write_tiny_llama};
 use serde_json::{Value, json};
 
 struct Fixture {

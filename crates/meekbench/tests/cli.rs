@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use meek_engine::testing::{TinySpec, write_tiny_llama};
+use meek_testkit::{TinySpec, write_tiny_llama};
 mod common;
 
 use common::{schema, stdout};
@@ -1014,14 +1014,14 @@ fn doctor_says_what_can_be_measured() {
 /// and refused once a shard changes.
 #[test]
 fn a_safetensors_checkpoint_directory_is_benched_end_to_end() {
-    use meek_engine::testing::{TinyCheckpoint, write_tiny_checkpoint};
+    use meek_testkit::{TinyCheckpoint, write_tiny_checkpoint};
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("tiny-qwen2");
     write_tiny_checkpoint(
         &ck,
         TinyCheckpoint {
             arch: "qwen2",
-            dtype: meek_engine::testing::DType::BF16,
+            dtype: meek_testkit::DType::BF16,
             shards: 2,
             // Room for the suite's prompts: the tiny vocabulary spends about one token per byte.
             context: 1024,

@@ -20,8 +20,9 @@ use std::io::{Read, Seek, SeekFrom};
 use candle_core::Device;
 use candle_core::quantized::gguf_file::Content;
 
-use super::quant::{self, Format, KernelPath};
-use super::{QActs, QMat, Shared, matmul, matmul_many, parallel};
+use meek_kernels::{KernelPath, QActs, QMat, Shared, dequantize_row, matmul, matmul_many};
+
+use super::{CandlePool, format_of, parallel};
 
 /// Architectures this path runs (`general.architecture`).
 pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
@@ -182,7 +183,7 @@ pub fn unsupported(content: &Content) -> Option<String> {
     }
     for (name, info) in &content.tensor_infos {
         let dims = info.shape.dims();
-        if dims.len() == 2 && Format::from_ggml(info.ggml_dtype).is_none() {
+        if dims.len() == 2 && format_of(info.ggml_dtype).is_none() {
             return Some(format!("tensor {name} is {:?}", info.ggml_dtype));
         }
     }
@@ -349,7 +350,7 @@ impl Decoder {
         let (h, kv_dim, qd) = (c.hidden, c.kv_heads * c.head_dim, c.heads * c.head_dim);
         let mut x = vec![0f32; n * h];
         for (t, &tok) in tokens.iter().enumerate() {
-            quant::dequantize_row(
+            dequantize_row(
                 self.embed.fmt,
                 self.embed.row(tok as usize),
                 &mut x[t * h..(t + 1) * h],
@@ -378,6 +379,7 @@ impl Decoder {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut xn);
             xq.quantize(&xn, h, &[layer.wq.fmt, layer.wk.fmt, layer.wv.fmt]);
             matmul_many(
+                &CandlePool,
                 self.path,
                 &mut [
                     (&layer.wq, &mut q),
@@ -407,7 +409,7 @@ impl Decoder {
             vc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&v);
             attention(&c, c.layer_window(l), &q, kc, vc, pos, n, &mut att);
             attq.quantize(&att, qd, &[layer.wo.fmt]);
-            matmul(self.path, &layer.wo, &attq, &mut o);
+            matmul(&CandlePool, self.path, &layer.wo, &attq, &mut o);
             if let Some(w) = &layer.post_attn_norm {
                 rms_norm_in_place(&mut o, w, c.eps);
             }
@@ -415,6 +417,7 @@ impl Decoder {
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut xn);
             xq.quantize(&xn, h, &[layer.gate.fmt, layer.up.fmt]);
             matmul_many(
+                &CandlePool,
                 self.path,
                 &mut [(&layer.gate, &mut g), (&layer.up, &mut u)],
                 &xq,
@@ -429,7 +432,7 @@ impl Decoder {
                     .for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
             }
             hq.quantize(&g, c.ffn, &[layer.down.fmt]);
-            matmul(self.path, &layer.down, &hq, &mut o);
+            matmul(&CandlePool, self.path, &layer.down, &hq, &mut o);
             if let Some(w) = &layer.post_ffn_norm {
                 rms_norm_in_place(&mut o, w, c.eps);
             }
@@ -441,7 +444,7 @@ impl Decoder {
         let out = self.output.as_ref().unwrap_or(&self.embed);
         let mut lq = QActs::default();
         lq.quantize(&normed, h, &[out.fmt]);
-        matmul(self.path, out, &lq, &mut self.logits);
+        matmul(&CandlePool, self.path, out, &lq, &mut self.logits);
         &self.logits
     }
 }
@@ -512,7 +515,7 @@ fn read_mat<R: Read + Seek>(content: &Content, reader: &mut R, name: &str) -> Re
         .tensor_infos
         .get(name)
         .ok_or_else(|| format!("tensor `{name}` is missing"))?;
-    let fmt = Format::from_ggml(info.ggml_dtype)
+    let fmt = format_of(info.ggml_dtype)
         .ok_or_else(|| format!("tensor `{name}` is {:?}", info.ggml_dtype))?;
     let (rows, cols) = info
         .shape
@@ -698,7 +701,7 @@ fn attention(
     let (hd, kv_dim, qd) = (c.head_dim, c.kv_heads * c.head_dim, c.heads * c.head_dim);
     let group = c.heads / c.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let dst = Shared(out.as_mut_ptr());
+    let dst = Shared::new(out);
     let avx2 = attention_avx2();
     let work = |range: std::ops::Range<usize>| {
         let mut scores = vec![0f32; pos + n];

@@ -1,93 +1,27 @@
-//! meekbench's own CPU path: quantized kernels and model forward passes on plain buffers.
+//! meekbench's own CPU path: model forward passes on plain buffers, over the quantized kernels of `meek-kernels`.
 //!
 //! Candle's CPU backend computes Q4_1 dot products with scalar code, has no blocked multiply for quantized prefill
 //! without AVX512-VNNI, and allocates a tensor per operation, which for a 135M-parameter model costs more than the
 //! arithmetic. This module keeps the weights in their GGUF block format, quantizes activations once per multiply
-//! ([`quant`]), runs every multiply and the attention on Candle's persistent spinning thread pool
-//! (`candle_core::utils::barrier_pool`, sized by `CANDLE_NUM_THREADS`), and reuses preallocated buffers and a
-//! preallocated KV cache across tokens. Models whose tensors it cannot handle fall back to candle-transformers.
+//! ([`meek_kernels`]), runs every multiply and the attention on Candle's persistent spinning thread pool
+//! (`candle_core::utils::barrier_pool`, sized by `CANDLE_NUM_THREADS`; [`CandlePool`] hands it to the kernels), and
+//! reuses preallocated buffers and a preallocated KV cache across tokens. Models whose tensors it cannot handle
+//! fall back to candle-transformers.
 
 pub mod decoder;
-pub mod quant;
 
-use quant::{Format, KernelPath, Q8Block, Q8KBlock, QK, QK_K};
+use candle_core::quantized::GgmlDType;
+pub use meek_kernels::KernelPath;
+use meek_kernels::{Format, Parallel};
 
-/// A weight matrix in a GGUF block format, `rows` x `cols`, row-major.
-#[derive(Debug, Clone)]
-pub struct QMat {
-    /// Block format.
-    pub fmt: Format,
-    /// Output features.
-    pub rows: usize,
-    /// Input features (a multiple of the format's block).
-    pub cols: usize,
-    data: Vec<u8>,
-}
+/// Candle's persistent spinning thread pool as the kernels' [`Parallel`] pool: the multiplies run on the same
+/// threads as the attention and as Candle's own operations, never on a second pool competing for the cores.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CandlePool;
 
-impl QMat {
-    /// Wraps raw GGUF bytes, checking the size.
-    pub fn new(fmt: Format, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
-        let per = fmt.block_elems();
-        if !cols.is_multiple_of(per) {
-            return Err(format!(
-                "{cols} columns is not a multiple of {per} ({fmt:?} blocks)"
-            ));
-        }
-        let want = rows * cols / per * fmt.block_bytes();
-        if data.len() != want {
-            return Err(format!(
-                "{} bytes for a {rows}x{cols} {fmt:?} matrix, expected {want}",
-                data.len()
-            ));
-        }
-        Ok(Self {
-            fmt,
-            rows,
-            cols,
-            data,
-        })
-    }
-
-    /// The bytes of row `r`.
-    #[inline]
-    pub fn row(&self, r: usize) -> &[u8] {
-        self.rows_bytes(r..r + 1)
-    }
-
-    /// The bytes of consecutive rows.
-    #[inline]
-    pub fn rows_bytes(&self, rows: std::ops::Range<usize>) -> &[u8] {
-        let rb = self.row_bytes();
-        &self.data[rows.start * rb..rows.end * rb]
-    }
-
-    /// Bytes per row.
-    #[inline]
-    pub fn row_bytes(&self) -> usize {
-        self.cols / self.fmt.block_elems() * self.fmt.block_bytes()
-    }
-
-    /// Bytes of the whole matrix (what one multiply reads from memory).
-    pub fn bytes(&self) -> usize {
-        self.data.len()
-    }
-}
-
-/// A pointer shared by worker threads that write disjoint elements.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: every user writes only indices no other thread touches during the same parallel call.
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// # Safety
-    /// `i` is in bounds of the buffer and written by this thread alone.
-    #[inline]
-    unsafe fn write(self, i: usize, v: f32) {
-        // SAFETY: guaranteed by the caller.
-        unsafe { *self.0.add(i) = v }
+impl Parallel for CandlePool {
+    fn run(&self, n: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+        candle_core::utils::barrier_pool().execute_chunked(n, f);
     }
 }
 
@@ -96,227 +30,47 @@ pub fn parallel(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     candle_core::utils::barrier_pool().execute_chunked(n, f);
 }
 
-/// Activation rows quantized for the weight formats that read them: 32-element [`Q8Block`]s for Q4_0 to Q8_0,
-/// 256-element [`Q8KBlock`]s for the K-quants (each once, whatever the number of matrices). Reused across calls.
-#[derive(Debug, Default, Clone)]
-pub struct QActs {
-    n: usize,
-    cols: usize,
-    q8: Vec<Q8Block>,
-    q8k: Vec<Q8KBlock>,
-}
-
-impl QActs {
-    /// Quantizes the rows of `x` (`cols` wide) for every format in `formats`.
-    pub fn quantize(&mut self, x: &[f32], cols: usize, formats: &[Format]) {
-        assert!(cols > 0 && x.len().is_multiple_of(cols));
-        let n = x.len() / cols;
-        (self.n, self.cols) = (n, cols);
-        self.q8.clear();
-        self.q8k.clear();
-        if formats.iter().any(|f| !f.is_k()) {
-            assert!(
-                cols.is_multiple_of(QK),
-                "{cols} columns is not a multiple of {QK}"
-            );
-            self.q8.resize(n * cols / QK, Q8Block::default());
-            for (row, o) in x
-                .chunks_exact(cols)
-                .zip(self.q8.chunks_exact_mut(cols / QK))
-            {
-                quant::quantize_row(row, o);
-            }
-        }
-        if formats.iter().any(|f| f.is_k()) {
-            assert!(
-                cols.is_multiple_of(QK_K),
-                "{cols} columns is not a multiple of {QK_K}"
-            );
-            self.q8k.resize(n * cols / QK_K, Q8KBlock::default());
-            for (row, o) in x
-                .chunks_exact(cols)
-                .zip(self.q8k.chunks_exact_mut(cols / QK_K))
-            {
-                quant::quantize_row_k(row, o);
-            }
-        }
-    }
-
-    /// Rows.
-    pub fn rows(&self) -> usize {
-        self.n
-    }
-
-    /// Checks that `w` can read these activations.
-    fn check(&self, w: &QMat) {
-        assert_eq!(w.cols, self.cols, "activation width against matrix columns");
-        let have = if w.fmt.is_k() {
-            self.q8k.len() * QK_K
-        } else {
-            self.q8.len() * QK
-        };
-        assert_eq!(
-            have,
-            self.n * self.cols,
-            "activations not quantized for {:?}",
-            w.fmt
-        );
+/// The kernels' format of a GGML type, when they support it.
+pub fn format_of(t: GgmlDType) -> Option<Format> {
+    use GgmlDType as G;
+    match t {
+        G::Q4_0 => Some(Format::Q4_0),
+        G::Q4_1 => Some(Format::Q4_1),
+        G::Q5_0 => Some(Format::Q5_0),
+        G::Q5_1 => Some(Format::Q5_1),
+        G::Q8_0 => Some(Format::Q8_0),
+        G::Q4K => Some(Format::Q4K),
+        G::Q6K => Some(Format::Q6K),
+        _ => None,
     }
 }
 
-/// `out[t][r] = W[r] · x[t]` for the quantized activation rows `xq`; `out` is `xq.rows() * w.rows`.
-pub fn matmul(path: KernelPath, w: &QMat, xq: &QActs, out: &mut [f32]) {
-    matmul_many(path, &mut [(w, out)], xq);
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Weight rows per tile of the prefill loop (16 rows of 2048 Q8_0 columns are 34 KiB).
-const ROW_TILE: usize = 16;
-
-/// Several multiplies of the same activations (e.g. the query, key and value projections) in one parallel call,
-/// so the threads meet once instead of once per matrix.
-pub fn matmul_many(path: KernelPath, jobs: &mut [(&QMat, &mut [f32])], xq: &QActs) {
-    let n = xq.n;
-    let mut offsets = Vec::with_capacity(jobs.len() + 1);
-    offsets.push(0);
-    for (w, out) in jobs.iter() {
-        xq.check(w);
-        assert_eq!(out.len(), n * w.rows);
-        offsets.push(offsets.last().copied().unwrap_or(0) + w.rows);
-    }
-    let targets: Vec<(&QMat, Shared)> = jobs
-        .iter_mut()
-        .map(|(w, out)| (*w, Shared(out.as_mut_ptr())))
-        .collect();
-    let total = offsets[jobs.len()];
-    parallel(total, |range| {
-        let mut g = range.start;
-        while g < range.end {
-            // The matrix holding global row `g`, and the part of the range inside it.
-            let j = offsets.partition_point(|&o| o <= g) - 1;
-            let end = range.end.min(offsets[j + 1]);
-            let (w, dst) = targets[j];
-            let (first, last) = (g - offsets[j], end - offsets[j]);
-            if w.fmt.is_k() {
-                let bpr = w.cols / QK_K;
-                tiles(
-                    n,
-                    first..last,
-                    dst,
-                    w.rows,
-                    |t| &xq.q8k[t * bpr..(t + 1) * bpr],
-                    |r, x| quant::dot4_k(path, w.fmt, w.row(r), x),
-                    |r, x| quant::dot_k(path, w.fmt, w.row(r), x),
-                );
-            } else {
-                let bpr = w.cols / QK;
-                let x = |t: usize| &xq.q8[t * bpr..(t + 1) * bpr];
-                let rows = first..last;
-                match quant::tile_acts(path) {
-                    // A token or three (decode): four weight rows per call still share the activation loads and
-                    // the scale conversions (1.7x to 2x the one-row product on a 1024 x 2048 matrix).
-                    _ if n < 4 && path != KernelPath::Portable => {
-                        tiles_32::<1>(path, w, n, rows, dst, x)
-                    }
-                    4 => tiles_32::<4>(path, w, n, rows, dst, x),
-                    _ => tiles(
-                        n,
-                        rows,
-                        dst,
-                        w.rows,
-                        x,
-                        |r, x| quant::dot4(path, w.fmt, w.row(r), x),
-                        |r, x| quant::dot(path, w.fmt, w.row(r), x),
-                    ),
-                }
-            }
-            g = end;
+    #[test]
+    fn ggml_types_map_to_the_kernels_formats() {
+        for (t, f) in [
+            (GgmlDType::Q4_0, Format::Q4_0),
+            (GgmlDType::Q4_1, Format::Q4_1),
+            (GgmlDType::Q5_0, Format::Q5_0),
+            (GgmlDType::Q5_1, Format::Q5_1),
+            (GgmlDType::Q8_0, Format::Q8_0),
+            (GgmlDType::Q4K, Format::Q4K),
+            (GgmlDType::Q6K, Format::Q6K),
+        ] {
+            assert_eq!(format_of(t), Some(f));
+            assert_eq!(t.block_size(), f.block_elems(), "{t:?}");
+            assert_eq!(t.type_size(), f.block_bytes(), "{t:?}");
         }
-    });
-}
-
-/// The prefill loop over weight rows `rows` of one matrix (`stride` rows in all) and `n` activation rows: rows in
-/// tiles of [`ROW_TILE`], and within a tile every group of four activation rows against each weight row, so the
-/// tile's weights and the group's activations both stay in L1 instead of every weight row streaming all `n`
-/// activation rows from L2 (for a long prompt they exceed L1 many times over).
-#[inline]
-fn tiles<'a, B: 'a>(
-    n: usize,
-    rows: std::ops::Range<usize>,
-    dst: Shared,
-    stride: usize,
-    x: impl Fn(usize) -> &'a [B],
-    dot4: impl Fn(usize, [&'a [B]; 4]) -> [f32; 4],
-    dot: impl Fn(usize, &'a [B]) -> f32,
-) {
-    for tile in rows.clone().step_by(ROW_TILE) {
-        let tile = tile..rows.end.min(tile + ROW_TILE);
-        let mut t = 0;
-        // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
-        while t + 4 <= n {
-            for r in tile.clone() {
-                let v = dot4(r, [x(t), x(t + 1), x(t + 2), x(t + 3)]);
-                for (k, v) in v.into_iter().enumerate() {
-                    unsafe { dst.write((t + k) * stride + r, v) };
-                }
-            }
-            t += 4;
-        }
-        for t in t..n {
-            for r in tile.clone() {
-                unsafe { dst.write(t * stride + r, dot(r, x(t))) };
-            }
-        }
-    }
-}
-
-/// The prefill loop of the 32-element formats with the path's register tile: four weight rows against `N`
-/// activation rows per call ([`quant::tile`]), weight rows in tiles of [`ROW_TILE`] so they stay in L1 while every
-/// group of activation rows passes; leftover rows and activation rows one product at a time.
-#[inline]
-fn tiles_32<'a, const N: usize>(
-    path: KernelPath,
-    w: &QMat,
-    n: usize,
-    rows: std::ops::Range<usize>,
-    dst: Shared,
-    x: impl Fn(usize) -> &'a [Q8Block],
-) {
-    let stride = w.rows;
-    for tile in rows.clone().step_by(ROW_TILE) {
-        let tile = tile..rows.end.min(tile + ROW_TILE);
-        let mut t = 0;
-        // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
-        while t + N <= n {
-            let xs: [&[Q8Block]; N] = std::array::from_fn(|k| x(t + k));
-            let r = tile.start + (tile.len() & !3);
-            let mut v = [[0f32; N]; ROW_TILE];
-            let v = &mut v[..r - tile.start];
-            quant::tile(
-                path,
-                w.fmt,
-                w.rows_bytes(tile.start..r),
-                w.row_bytes(),
-                xs,
-                v,
-            );
-            for (i, v) in v.iter().enumerate() {
-                for (k, v) in v.iter().enumerate() {
-                    unsafe { dst.write((t + k) * stride + tile.start + i, *v) };
-                }
-            }
-            for r in r..tile.end {
-                for (k, x) in xs.iter().enumerate() {
-                    unsafe {
-                        dst.write((t + k) * stride + r, quant::dot(path, w.fmt, w.row(r), x))
-                    };
-                }
-            }
-            t += N;
-        }
-        for t in t..n {
-            for r in tile.clone() {
-                unsafe { dst.write(t * stride + r, quant::dot(path, w.fmt, w.row(r), x(t))) };
-            }
+        for t in [
+            GgmlDType::F32,
+            GgmlDType::F16,
+            GgmlDType::Q5K,
+            GgmlDType::Q8_1,
+        ] {
+            assert_eq!(format_of(t), None);
         }
     }
 }

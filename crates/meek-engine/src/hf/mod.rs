@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{llama, phi3, qwen2, qwen3};
+use fs_err as fs;
 use serde_json::{Value, json};
 
 use crate::{EngineError, GgufInfo};
@@ -131,7 +132,7 @@ fn checkpoint_err(path: &Path, detail: impl Into<String>) -> EngineError {
 }
 
 fn read_json(path: &Path) -> Result<Value, EngineError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EngineError::Open {
+    let text = fs::read_to_string(path).map_err(|source| EngineError::Open {
         path: path.to_path_buf(),
         source,
     })?;
@@ -678,7 +679,7 @@ fn check_llama_tensors(ck: &Checkpoint, cfg: &llama::Config) -> Result<(), Strin
 /// list of named templates), else the file `chat_template.jinja`; `None` for a base model without one.
 pub fn chat_template_source(dir: &Path) -> Result<Option<String>, String> {
     let tc_path = dir.join("tokenizer_config.json");
-    if let Ok(text) = std::fs::read_to_string(&tc_path) {
+    if let Ok(text) = fs::read_to_string(&tc_path) {
         let tc: Value =
             serde_json::from_str(&text).map_err(|e| format!("tokenizer_config.json: {e}"))?;
         match tc.get("chat_template") {
@@ -703,7 +704,7 @@ pub fn chat_template_source(dir: &Path) -> Result<Option<String>, String> {
             }
         }
     }
-    match std::fs::read_to_string(dir.join("chat_template.jinja")) {
+    match fs::read_to_string(dir.join("chat_template.jinja")) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("chat_template.jinja: {e}")),

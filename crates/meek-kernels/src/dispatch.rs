@@ -1,0 +1,114 @@
+//! The kernels' entry points: each checks its arguments once and calls the implementation of the chosen
+//! [`KernelPath`], so callers name a path instead of an instruction set.
+
+use crate::acts::{Q8Block, Q8KBlock};
+use crate::format::Format;
+use crate::path::KernelPath;
+use crate::portable::{dot_k_portable, dot_portable};
+#[cfg(target_arch = "x86_64")]
+use crate::x86::{avx2, avx512vnni, avxvnni};
+
+/// Calls kernel `$f` of the instruction-set module `$path` names, or evaluates `$portable` on the portable path.
+macro_rules! dispatch {
+    ($path:expr, $f:ident($($arg:expr),*), $portable:expr) => {
+        match $path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY (all x86 paths): `detect` chose the path from the CPU's features; the caller checked the lengths.
+            KernelPath::Avx2 => unsafe { avx2::$f($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::AvxVnni => unsafe { avxvnni::$f($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512Vnni => unsafe { avx512vnni::$f($($arg),*) },
+            _ => $portable,
+        }
+    };
+}
+
+/// Dot product of one row of weights (`fmt` blocks) with quantized activations.
+#[inline]
+pub fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8Block]) -> f32 {
+    assert!(
+        !fmt.is_k(),
+        "{fmt:?} multiplies Q8KBlock activations: use dot_k"
+    );
+    assert_eq!(row.len(), x.len() * fmt.block_bytes());
+    dispatch!(path, dot(fmt, row, x), dot_portable(fmt, row, x))
+}
+
+/// One row of weights against four rows of activations (prefill): each weight block is unpacked once.
+#[inline]
+pub fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
+    assert!(
+        !fmt.is_k(),
+        "{fmt:?} multiplies Q8KBlock activations: use dot4_k"
+    );
+    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
+    dispatch!(
+        path,
+        dot4(fmt, row, xs),
+        xs.map(|x| dot_portable(fmt, row, x))
+    )
+}
+
+/// Activation rows per prefill tile of [`tile`] on this path (four weight rows each), 0 where the tile does not pay:
+/// 4 with AVX-512's 32 vector registers; with AVX2's 16 a four-by-two tile spills and one weight row against four
+/// activation rows ([`dot4`]) is faster.
+pub fn tile_acts(path: KernelPath) -> usize {
+    match path {
+        KernelPath::Avx512Vnni => 4,
+        KernelPath::Portable | KernelPath::Avx2 | KernelPath::AvxVnni => 0,
+    }
+}
+
+/// Weight rows of a 32-element format, four at a time, against `N` activation rows: `out[r][t] = row r · xs[t]`,
+/// where `rows` holds `out.len()` consecutive rows of `row_bytes` each and `out.len()` is a multiple of four. One
+/// call covers a whole tile of weight rows, so the kernel's set-up is paid once per tile, not per four rows. `N` is
+/// [`tile_acts`] of the path for prompts and 1 for decode (any `N` works; the portable path computes each product
+/// on its own).
+#[inline]
+pub fn tile<const N: usize>(
+    path: KernelPath,
+    fmt: Format,
+    rows: &[u8],
+    row_bytes: usize,
+    xs: [&[Q8Block]; N],
+    out: &mut [[f32; N]],
+) {
+    assert!(
+        !fmt.is_k(),
+        "{fmt:?} multiplies Q8KBlock activations: use dot4_k"
+    );
+    assert!(out.len().is_multiple_of(4) && rows.len() == out.len() * row_bytes);
+    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row_bytes));
+    dispatch!(path, tile(fmt, rows, row_bytes, xs, out), {
+        for (r, o) in rows.chunks_exact(row_bytes).zip(out.iter_mut()) {
+            *o = xs.map(|x| dot_portable(fmt, r, x));
+        }
+    })
+}
+
+/// Dot product of one row of K-quant weights with [`Q8KBlock`] activations.
+#[inline]
+pub fn dot_k(path: KernelPath, fmt: Format, row: &[u8], x: &[Q8KBlock]) -> f32 {
+    assert!(
+        fmt.is_k(),
+        "{fmt:?} multiplies Q8Block activations: use dot"
+    );
+    assert_eq!(row.len(), x.len() * fmt.block_bytes());
+    dispatch!(path, dot_k(fmt, row, x), dot_k_portable(fmt, row, x))
+}
+
+/// One row of K-quant weights against four rows of [`Q8KBlock`] activations (prefill).
+#[inline]
+pub fn dot4_k(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 4]) -> [f32; 4] {
+    assert!(
+        fmt.is_k(),
+        "{fmt:?} multiplies Q8Block activations: use dot4"
+    );
+    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
+    dispatch!(
+        path,
+        dot4_k(fmt, row, xs),
+        xs.map(|x| dot_k_portable(fmt, row, x))
+    )
+}

@@ -1,0 +1,52 @@
+//! meekbench's quantized CPU kernels, on plain buffers and without Candle: GGML block formats and their dot
+//! products against 8-bit-quantized activations, and the matrix multiplies built on them.
+//!
+//! Candle's CPU backend computes Q4_1 dot products with scalar code, has no blocked multiply for quantized prefill
+//! without AVX512-VNNI, and allocates a tensor per operation, which for a 135M-parameter model costs more than the
+//! arithmetic. These kernels keep the weights in their GGUF block format ([`QMat`]; the layouts are described at
+//! [`Format`]) and quantize the activations once per multiply ([`QActs`]) into [`Q8Block`]s (32 signed bytes, a
+//! scale and their sum), the scheme llama.cpp calls Q8_1, or [`Q8KBlock`]s for the K-quants, so each weight block
+//! costs one integer dot product. Each dot product has a portable version and SIMD versions chosen at run time
+//! ([`KernelPath`]).
+//!
+//! Threads: the multiplies share their rows out through the [`Parallel`] trait, so they run on the caller's pool
+//! (meek-engine passes Candle's persistent spinning pool, sized by `CANDLE_NUM_THREADS`); [`Serial`] runs them on
+//! the calling thread.
+//!
+//! Files, one job each: `format.rs` (block formats), `acts.rs` (activation quantization), `path.rs` (choosing the
+//! path), `portable.rs` and `x86.rs` (the kernels), `dispatch.rs` (from a path to its kernel), `matmul.rs` (the tiled
+//! multiplies) and `parallel.rs` (the pool hook).
+
+mod acts;
+mod dispatch;
+mod format;
+mod matmul;
+mod parallel;
+mod path;
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use acts::{Q8Block, Q8KBlock, quantize_row, quantize_row_k};
+pub use dispatch::{dot, dot_k, dot4, dot4_k, tile, tile_acts};
+pub use format::{Format, QK, QK_K};
+pub use matmul::{QActs, QMat, Shared, matmul, matmul_many};
+pub use parallel::{Parallel, Serial};
+pub use path::KernelPath;
+pub use portable::{dequantize_row, dot_k_portable, dot_portable};
+
+/// Random values in `[-1, 1)` from a fixed linear congruential stream, for the unit tests.
+#[cfg(test)]
+mod testutil {
+    pub fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,239 @@
+//! Every path this CPU runs against the portable kernels and a float64 reference, on weight blocks of random bytes
+//! (with finite scales): the SIMD kernels checked without any other library's quantizer. meek-engine's tests check
+//! the same kernels against Candle's quantization of real weights.
+
+use half::f16;
+use meek_kernels::{
+    Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, Serial, dequantize_row, dot,
+    dot_k, dot_k_portable, dot_portable, dot4, dot4_k, matmul, quantize_row, quantize_row_k, tile,
+};
+
+const FORMATS: [Format; 7] = [
+    Format::Q4_0,
+    Format::Q4_1,
+    Format::Q5_0,
+    Format::Q5_1,
+    Format::Q8_0,
+    Format::Q4K,
+    Format::Q6K,
+];
+
+/// A fixed stream of 64-bit values (a linear congruential generator).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0
+    }
+
+    /// A value in `[-1, 1)`.
+    fn unit(&mut self) -> f32 {
+        ((self.next() >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+    }
+}
+
+/// Where a block of `fmt` keeps its f16 scales (and minimums).
+fn f16_offsets(fmt: Format) -> &'static [usize] {
+    match fmt {
+        Format::Q4_0 | Format::Q5_0 | Format::Q8_0 => &[0],
+        Format::Q4_1 | Format::Q5_1 | Format::Q4K => &[0, 2],
+        Format::Q6K => &[208],
+    }
+}
+
+/// `rows` rows of `cols` weights of `fmt`: random bytes, with small random f16 scales.
+fn random_rows(fmt: Format, rows: usize, cols: usize, rng: &mut Lcg) -> Vec<u8> {
+    let bb = fmt.block_bytes();
+    let mut bytes: Vec<u8> = (0..rows * cols / fmt.block_elems() * bb)
+        .map(|_| (rng.next() >> 56) as u8)
+        .collect();
+    for blk in bytes.chunks_exact_mut(bb) {
+        for &at in f16_offsets(fmt) {
+            let v = f16::from_f32(0.02 * rng.unit());
+            blk[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    bytes
+}
+
+fn random_acts(cols: usize, rng: &mut Lcg) -> Vec<f32> {
+    (0..cols).map(|_| rng.unit()).collect()
+}
+
+#[test]
+fn every_path_matches_the_portable_kernels_and_a_float64_reference() {
+    let paths = KernelPath::available();
+    let mut rng = Lcg(17);
+    for fmt in FORMATS {
+        let shapes: &[(usize, usize)] = if fmt.is_k() {
+            &[(1, 256), (3, 512), (2, 2048)]
+        } else {
+            &[(1, 32), (5, 96), (8, 576), (2, 1536)]
+        };
+        for &(rows, cols) in shapes {
+            let w = random_rows(fmt, rows, cols, &mut rng);
+            let rb = w.len() / rows;
+            let xs: Vec<Vec<f32>> = (0..4).map(|_| random_acts(cols, &mut rng)).collect();
+            for (r, row) in w.chunks_exact(rb).enumerate() {
+                let mut deq = vec![0f32; cols];
+                dequantize_row(fmt, row, &mut deq);
+                if fmt.is_k() {
+                    let q: Vec<Vec<Q8KBlock>> = xs
+                        .iter()
+                        .map(|x| {
+                            let mut q = vec![Q8KBlock::default(); cols / QK_K];
+                            quantize_row_k(x, &mut q);
+                            q
+                        })
+                        .collect();
+                    let xdeq: Vec<f64> = q[0]
+                        .iter()
+                        .flat_map(|b| b.qs.map(|v| f64::from(v) * f64::from(b.d)))
+                        .collect();
+                    let reference: f64 =
+                        deq.iter().zip(&xdeq).map(|(a, b)| f64::from(*a) * b).sum();
+                    for &path in &paths {
+                        let got = f64::from(dot_k(path, fmt, row, &q[0]));
+                        let tol = 1e-4 * (1.0 + reference.abs()) + 1e-5 * cols as f64;
+                        assert!(
+                            (got - reference).abs() < tol,
+                            "{fmt:?} {path:?} {rows}x{cols} row {r}: {got} vs {reference}"
+                        );
+                        let four = dot4_k(path, fmt, row, [&q[0], &q[1], &q[2], &q[3]]);
+                        for (k, got) in four.into_iter().enumerate() {
+                            let want = dot_k_portable(fmt, row, &q[k]);
+                            assert!(
+                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{fmt:?} {path:?} dot4_k row {k}: {got} vs {want}"
+                            );
+                        }
+                    }
+                } else {
+                    let q: Vec<Vec<Q8Block>> = xs
+                        .iter()
+                        .map(|x| {
+                            let mut q = vec![Q8Block::default(); cols / QK];
+                            quantize_row(x, &mut q);
+                            q
+                        })
+                        .collect();
+                    let xdeq: Vec<f64> = q[0]
+                        .iter()
+                        .flat_map(|b| b.qs.map(|v| f64::from(v) * f64::from(b.d)))
+                        .collect();
+                    let reference: f64 =
+                        deq.iter().zip(&xdeq).map(|(a, b)| f64::from(*a) * b).sum();
+                    for &path in &paths {
+                        let got = f64::from(dot(path, fmt, row, &q[0]));
+                        let tol = 1e-4 * (1.0 + reference.abs()) + 1e-5 * cols as f64;
+                        assert!(
+                            (got - reference).abs() < tol,
+                            "{fmt:?} {path:?} {rows}x{cols} row {r}: {got} vs {reference}"
+                        );
+                        let four = dot4(path, fmt, row, [&q[0], &q[1], &q[2], &q[3]]);
+                        for (k, got) in four.into_iter().enumerate() {
+                            let want = dot_portable(fmt, row, &q[k]);
+                            assert!(
+                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{fmt:?} {path:?} dot4 row {k}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+            // The register tiles: groups of four weight rows against one, two and four activation rows.
+            if !fmt.is_k() && rows % 4 == 0 {
+                let q: Vec<Vec<Q8Block>> = xs
+                    .iter()
+                    .map(|x| {
+                        let mut q = vec![Q8Block::default(); cols / QK];
+                        quantize_row(x, &mut q);
+                        q
+                    })
+                    .collect();
+                for &path in &paths {
+                    let mut t1 = vec![[0f32; 1]; rows];
+                    let mut t2 = vec![[0f32; 2]; rows];
+                    let mut t4 = vec![[0f32; 4]; rows];
+                    tile(path, fmt, &w, rb, [&q[0]], &mut t1);
+                    tile(path, fmt, &w, rb, [&q[0], &q[1]], &mut t2);
+                    tile(path, fmt, &w, rb, [&q[0], &q[1], &q[2], &q[3]], &mut t4);
+                    for (i, row) in w.chunks_exact(rb).enumerate() {
+                        for (k, x) in q.iter().enumerate() {
+                            let want = dot_portable(fmt, row, x);
+                            let tol = 1e-4 * (1.0 + want.abs());
+                            assert!(
+                                (t4[i][k] - want).abs() < tol,
+                                "{fmt:?} {path:?} tile4 {i} {k}"
+                            );
+                            if k < 2 {
+                                assert!(
+                                    (t2[i][k] - want).abs() < tol,
+                                    "{fmt:?} {path:?} tile2 {i} {k}"
+                                );
+                            }
+                            if k == 0 {
+                                assert!(
+                                    (t1[i][0] - want).abs() < tol,
+                                    "{fmt:?} {path:?} tile1 {i}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The multiply of a matrix by 1, 3 and 9 activation rows (the decode, short and tiled prefill loops) on every
+/// path, run serially: each output is its row's portable dot product.
+#[test]
+fn matmul_on_every_path_is_the_portable_dot_of_each_row() {
+    let mut rng = Lcg(29);
+    for fmt in FORMATS {
+        let (rows, cols) = (37, if fmt.is_k() { 512 } else { 96 });
+        let w = QMat::new(fmt, rows, cols, random_rows(fmt, rows, cols, &mut rng)).unwrap();
+        for n in [1, 3, 9] {
+            let x = random_acts(n * cols, &mut rng);
+            let mut xq = QActs::default();
+            xq.quantize(&x, cols, &[fmt]);
+            assert_eq!(xq.rows(), n);
+            for path in KernelPath::available() {
+                let mut out = vec![0f32; n * rows];
+                matmul(&Serial, path, &w, &xq, &mut out);
+                for t in 0..n {
+                    let xt = &x[t * cols..(t + 1) * cols];
+                    for r in 0..rows {
+                        let want = if fmt.is_k() {
+                            let mut q = vec![Q8KBlock::default(); cols / QK_K];
+                            quantize_row_k(xt, &mut q);
+                            dot_k_portable(fmt, w.row(r), &q)
+                        } else {
+                            let mut q = vec![Q8Block::default(); cols / QK];
+                            quantize_row(xt, &mut q);
+                            dot_portable(fmt, w.row(r), &q)
+                        };
+                        let got = out[t * rows + r];
+                        assert!(
+                            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{fmt:?} {path:?} n={n} token {t} row {r}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_matrix_of_the_wrong_size_is_refused() {
+    assert!(QMat::new(Format::Q4_0, 2, 48, vec![0; 2 * 18]).is_err());
+    assert!(QMat::new(Format::Q4_0, 2, 64, vec![0; 3 * 18]).is_err());
+    let m = QMat::new(Format::Q8_0, 2, 64, vec![0; 4 * 34]).unwrap();
+    assert_eq!((m.bytes(), m.row_bytes(), m.row(1).len()), (136, 68, 68));
+}

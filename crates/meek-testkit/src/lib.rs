@@ -1,0 +1,41 @@
+//! Tiny generated models for tests: a GGUF of a few hundred kilobytes with random weights and a real byte-level
+//! BPE vocabulary, chat template and special tokens, so loading, tokenizing and generation run in milliseconds.
+//! The architecture is llama by default; qwen2 (q/k/v biases), qwen3 (q/k norms) and gemma3 (q/k norms, sandwich
+//! norms, key length apart from hidden / heads, sliding windows) add their tensors and metadata. Norm weights and
+//! biases are random too, so a forward pass that ignores one of them shows. Deterministic for a given seed.
+//!
+//! Also tiny Hugging Face checkpoints and their conversion to GGUF ([`write_tiny_checkpoint`],
+//! [`checkpoint_to_gguf`]), and a float64 Gemma 3 forward pass to check the engine against
+//! ([`gemma3_reference`]).
+//!
+//! Dev-only: used through `[dev-dependencies]` (and by the `meek-fuzz` tool), never by a crate that ships in the
+//! `meekbench` binary. It depends on candle-core directly, since it writes GGUF and safetensors files with
+//! Candle's writers, and on meek-engine for the tokenizer tables the tiny vocabulary shares with it.
+
+mod checkpoint;
+mod gguf;
+mod reference;
+
+pub use candle_core::DType;
+pub use candle_core::quantized::GgmlDType;
+pub use checkpoint::{
+    TinyCheckpoint, checkpoint_to_gguf, write_tiny_checkpoint, write_tiny_tokenizer_json,
+};
+pub use gguf::{
+    CHAT_TEMPLATE, MERGES, SPECIALS, TinySpec, rewrite_gguf, vocabulary, write_gguf,
+    write_tiny_llama,
+};
+pub use reference::gemma3_reference;
+
+/// The random weights' stream: SplitMix64 (meek-stats' generator) mapped to `[-1, 1)` with 24 bits.
+struct Rng(meek_stats::SplitMix64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(meek_stats::SplitMix64::new(seed))
+    }
+
+    fn next_f32(&mut self) -> f32 {
+        (self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
