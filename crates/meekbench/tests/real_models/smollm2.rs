@@ -7,10 +7,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-mod common;
-
+use crate::common::{schema, stdout};
 use assert_cmd::Command;
-use common::{schema, stdout};
 use meek_engine::{DeviceRequest, Engine, GenOptions, Message};
 
 /// The model file, fetched once per test binary.
