@@ -6,7 +6,7 @@
 //! - [`config`]: `configs/projection.toml` with the study's values and scenarios;
 //! - [`fit`]: calibration of the loss-to-accuracy curve;
 //! - [`project`]: every curve on a time grid, the bands, and the measured models placed on them;
-//! - [`report`]: Markdown and SVG charts.
+//! - [`report`]: Markdown and SVG charts (drawn and escaped with `meek-render`).
 //!
 //! No Candle here: the crate builds and tests in seconds.
 

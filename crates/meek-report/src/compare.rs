@@ -19,11 +19,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use meek_render::escape::{self, clip};
+pub use meek_render::format::num;
 use meek_stats::{Contrast, Sample, Statistic};
 use serde::Serialize;
 
 use crate::ReportError;
-use crate::escape::{self, clip};
 use crate::input::{Document, Loaded};
 
 /// Bootstrap resamples per figure.
@@ -1046,24 +1047,6 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
             opts.resamples
         ),
     })
-}
-
-/// A number with about four significant digits.
-pub fn num(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 1000.0 {
-        format!("{v:.0}")
-    } else if a >= 100.0 {
-        format!("{v:.1}")
-    } else if a >= 10.0 {
-        format!("{v:.2}")
-    } else if a >= 0.01 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.2e}")
-    }
 }
 
 fn cell_text(metric: Metric, c: &Option<Cell>) -> String {
