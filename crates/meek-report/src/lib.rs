@@ -16,7 +16,7 @@
 
 pub mod board;
 pub mod compare;
-pub mod energy;
+pub mod energy_columns;
 pub mod input;
 pub mod site;
 pub mod svg;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use meek_report::board::{self, RankBy};
 use meek_report::compare::{self, Comparison, Metric};
-use meek_report::energy::Energy;
+use meek_report::energy_columns::{Energy, PointEnergy};
 use meek_report::input::{self, Document, Loaded, SchemaCheck};
 use meek_report::{site, svg};
 
@@ -27,23 +27,28 @@ fn load(name: &str) -> Loaded {
         .unwrap_or_else(|s| panic!("{}: {}", s.path, s.reason))
 }
 
-/// machine-b.json with the energy objects of `tests/data/machine-b-energy.json` attached to its runs, as a file
-/// carrying meekbench's `energy` objects would be read.
+/// machine-b.json with the energy records of `tests/data/machine-b-energy.json` attached to its runs, read from a
+/// copy as any result file carrying energy records is.
 fn machine_b_with_energy() -> Loaded {
-    let mut l = load("machine-b.json");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/machine-b-energy.json"),
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("machine-b.json")).unwrap())
+            .unwrap();
+    let records: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/machine-b-energy.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
-    let objects: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-    let Document::Meekbench { energy, .. } = &mut l.document else {
-        panic!("machine-b is a meekbench result")
-    };
-    *energy = objects
-        .iter()
-        .map(|o| Energy::from_run(&serde_json::json!({ "energy": o })))
-        .collect();
-    l
+    let runs = v["runs"].as_array_mut().unwrap();
+    assert_eq!(runs.len(), records.len());
+    for (run, energy) in runs.iter_mut().zip(records) {
+        run["energy"] = energy;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machine-b.json");
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}: {}", s.path, s.reason))
 }
 
 fn snapshot(name: &str, actual: &str) {
@@ -163,7 +168,7 @@ fn with_point_energy(mut l: Loaded, status: &str, scale: f64) -> Loaded {
                 status: Some(status.into()),
                 label: Some(format!("{status}:fixture")),
                 joules_per_decode_token: Some(0.5 * scale),
-                points: vec![meek_report::energy::PointEnergy {
+                points: vec![PointEnergy {
                     n_prompt: 128,
                     n_gen: 64,
                     joules_per_prefill_token: vec![],
