@@ -1,8 +1,11 @@
 //! The report: Markdown with every assumption next to the numbers, and SVG charts that need no script to view,
-//! drawn and escaped with `meek-render` (the same escaping and chart kit as the leaderboard's).
+//! drawn and escaped with `meek-render` (the same escaping and chart kit as the leaderboard's), and [`write()`],
+//! which puts the projection, the report and the charts in a directory.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
+use fs_err as fs;
 use meek_render::escape;
 use meek_render::svg;
 
@@ -157,4 +160,43 @@ pub fn markdown(p: &Projection) -> String {
         }
     }
     s
+}
+
+/// Why [`write()`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Creating the directory or writing a file failed (the message names the path).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The projection could not be written as JSON.
+    #[error("cannot write {}: {source}", path.display())]
+    Json {
+        /// The file it was to be written to.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+/// Writes `projection` into `dir` (created if needed): `projection.json` (the whole projection, pretty-printed),
+/// `report.md` ([`markdown`]) and every chart of [`charts`]. Returns the paths written, in that order.
+pub fn write(dir: &Path, projection: &Projection) -> Result<Vec<PathBuf>, WriteError> {
+    fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    let mut put = |name: &str, text: &str| -> Result<(), WriteError> {
+        let path = dir.join(name);
+        fs::write(&path, text)?;
+        out.push(path);
+        Ok(())
+    };
+    let json = serde_json::to_string_pretty(projection).map_err(|source| WriteError::Json {
+        path: dir.join("projection.json"),
+        source,
+    })?;
+    put("projection.json", &json)?;
+    put("report.md", &markdown(projection))?;
+    for (name, svg) in charts(projection) {
+        put(&name, &svg)?;
+    }
+    Ok(out)
 }

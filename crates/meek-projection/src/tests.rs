@@ -1,3 +1,5 @@
+use fs_err as fs;
+
 use super::*;
 use crate::model::{AccuracyCurve, LossLaw, Schedule};
 
@@ -357,4 +359,49 @@ fn hostile_names_are_escaped() {
     }
     let (_, loss_gap) = &report::charts(&p)[0];
     assert!(loss_gap.contains("&lt;img src=x onerror=alert(1)&gt;"));
+}
+
+#[test]
+fn write_puts_the_projection_its_report_and_charts_in_a_directory() {
+    let p = project(
+        &Config::default_config(),
+        &[("a.json".into(), result("a", 100_000_000, 100.0, 0.5))],
+        vec![],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("new/projection");
+    let written = write(&out, &p).unwrap();
+    let names: Vec<String> = written
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "projection.json",
+            "report.md",
+            "loss-gap.svg",
+            "accuracy-gap.svg",
+            "tokens-to-distinguish.svg",
+            "inference-gap.svg"
+        ]
+    );
+    assert!(written.iter().all(|f| f.parent() == Some(out.as_path())));
+    assert_eq!(
+        fs::read_to_string(out.join("projection.json")).unwrap(),
+        serde_json::to_string_pretty(&p).unwrap()
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("report.md")).unwrap(),
+        report::markdown(&p)
+    );
+    for (name, svg) in report::charts(&p) {
+        assert_eq!(fs::read_to_string(out.join(&name)).unwrap(), svg, "{name}");
+    }
+    // Written again over the same files; an error names the path it could not create.
+    assert_eq!(write(&out, &p).unwrap(), written);
+    let file = dir.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    let e = write(&file.join("sub"), &p).unwrap_err().to_string();
+    assert!(e.contains(&file.join("sub").display().to_string()), "{e}");
 }
