@@ -434,7 +434,7 @@ mod tests {
     fn oversize_files_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.json");
-        let f = std::fs::File::create(&big).unwrap();
+        let f = fs_err::File::create(&big).unwrap();
         f.set_len(MAX_FILE_BYTES + 10).unwrap();
         let e = load(&big, &SchemaCheck::new()).unwrap_err();
         assert!(e.reason.contains("limit 64 MiB"), "{}", e.reason);
@@ -463,7 +463,7 @@ mod tests {
     fn skipped_paths_and_reasons_are_escaped() {
         let dir = tempfile::tempdir().unwrap();
         let name = dir.path().join("r\u{1b}]0;pwned\u{7}\u{202e}nosj.json");
-        std::fs::write(
+        fs_err::write(
             &name,
             "{\"schema_version\": 1, \"\\u001b[2J\": 1, \"\\u001b[2J\": 2}",
         )
@@ -514,9 +514,9 @@ mod tests {
     #[test]
     fn walks_directories_for_json_only() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        fs_err::create_dir_all(dir.path().join("a/b")).unwrap();
         for f in ["x.json", "a/y.jsonl", "a/b/z.JSON", "a/notes.txt"] {
-            std::fs::write(dir.path().join(f), "{}").unwrap();
+            fs_err::write(dir.path().join(f), "{}").unwrap();
         }
         let (files, skipped) = expand(&[dir.path().to_path_buf()]);
         let names: Vec<_> = files
