@@ -6,7 +6,8 @@
 //! - [`config`]: `configs/projection.toml` with the study's values and scenarios;
 //! - [`fit`]: calibration of the loss-to-accuracy curve;
 //! - [`project`]: every curve on a time grid, the bands, and the measured models placed on them;
-//! - [`report`]: Markdown and SVG charts.
+//! - [`report`]: Markdown and SVG charts (drawn and escaped with `meek-render`), and [`write()`], which puts them
+//!   and `projection.json` in a directory.
 //!
 //! No Candle here: the crate builds and tests in seconds.
 
@@ -14,6 +15,8 @@ pub mod config;
 pub mod fit;
 pub mod model;
 pub mod report;
+
+pub use report::{WriteError, write};
 
 use meek_schema::BenchResult;
 use serde::Serialize;

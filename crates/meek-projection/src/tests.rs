@@ -1,3 +1,5 @@
+use fs_err as fs;
+
 use super::*;
 use crate::model::{AccuracyCurve, LossLaw, Schedule};
 
@@ -190,14 +192,6 @@ fn projection_has_every_curve_and_bands_contain_the_baseline() {
     }
 }
 
-#[test]
-fn hostile_names_are_escaped() {
-    assert_eq!(
-        report::escape("<img src=x onerror=alert(1)>"),
-        "&lt;img src=x onerror=alert(1)&gt;"
-    );
-}
-
 /// A minimal result file with one run of `n_params` weights at `tps` tokens/s and the given accuracy.
 fn result(id: &str, n_params: u64, tps: f64, acc: f64) -> meek_schema::BenchResult {
     let summary = |v: f64| serde_json::json!({"median": v, "mean": v, "stddev": 0.0, "min": v, "max": v, "samples": [v]});
@@ -306,4 +300,108 @@ fn a_run_with_an_energy_record_is_costed_on_its_own_joules() {
         "{}",
         q.energy_basis
     );
+}
+
+#[test]
+fn hostile_names_are_escaped() {
+    const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+    let nasty =
+        "![x](http://track.example/p.png) [a](javascript:alert(1)) `code` *b* a|b\u{202e}\nnew";
+    let mut cfg = Config::default_config();
+    cfg.presets[0].name = HOSTILE.into();
+    let results = vec![(
+        format!("{nasty}.json"),
+        result(nasty, 100_000_000, 100.0, 0.5),
+    )];
+    let p = project(&cfg, &results, vec![format!("{HOSTILE}.json: {nasty}")]);
+    let md = report::markdown(&p);
+    assert!(
+        md.contains("&lt;img src=x onerror=alert\\(1\\)&gt;"),
+        "{md}"
+    );
+    assert!(!md.contains("<img") && !md.contains('\u{202e}'), "{md}");
+    assert!(
+        !md.contains("](http") && !md.contains("](javascript"),
+        "no link or image forms: {md}"
+    );
+    let bytes = md.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        if c == b'`' {
+            assert!(
+                i > 0 && bytes[i - 1] == b'\\',
+                "unescaped backtick at {i}: {md}"
+            );
+        }
+    }
+    // Every row of a table keeps its header's number of cells (no unescaped pipe, no line break).
+    let cells = |line: &str| {
+        let mut n = 0;
+        let mut escaped = false;
+        for c in line.chars() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '|' if !escaped => n += 1,
+                _ => escaped = false,
+            }
+        }
+        n
+    };
+    for table in md.split("\n\n").filter(|b| b.starts_with('|')) {
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(
+            rows.iter()
+                .all(|r| r.starts_with('|') && cells(r) == cells(rows[0])),
+            "{table}"
+        );
+    }
+    for (name, svg) in report::charts(&p) {
+        assert!(!svg.contains("<img") && !svg.contains('\u{202e}'), "{name}");
+    }
+    let (_, loss_gap) = &report::charts(&p)[0];
+    assert!(loss_gap.contains("&lt;img src=x onerror=alert(1)&gt;"));
+}
+
+#[test]
+fn write_puts_the_projection_its_report_and_charts_in_a_directory() {
+    let p = project(
+        &Config::default_config(),
+        &[("a.json".into(), result("a", 100_000_000, 100.0, 0.5))],
+        vec![],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("new/projection");
+    let written = write(&out, &p).unwrap();
+    let names: Vec<String> = written
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "projection.json",
+            "report.md",
+            "loss-gap.svg",
+            "accuracy-gap.svg",
+            "tokens-to-distinguish.svg",
+            "inference-gap.svg"
+        ]
+    );
+    assert!(written.iter().all(|f| f.parent() == Some(out.as_path())));
+    assert_eq!(
+        fs::read_to_string(out.join("projection.json")).unwrap(),
+        serde_json::to_string_pretty(&p).unwrap()
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("report.md")).unwrap(),
+        report::markdown(&p)
+    );
+    for (name, svg) in report::charts(&p) {
+        assert_eq!(fs::read_to_string(out.join(&name)).unwrap(), svg, "{name}");
+    }
+    // Written again over the same files; an error names the path it could not create.
+    assert_eq!(write(&out, &p).unwrap(), written);
+    let file = dir.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    let e = write(&file.join("sub"), &p).unwrap_err().to_string();
+    assert!(e.contains(&file.join("sub").display().to_string()), "{e}");
 }

@@ -11,11 +11,11 @@ use std::fmt::Write;
 use std::path::Path;
 use std::str::FromStr;
 
+use meek_render::escape::{self, MAX_CELL_CHARS, clip};
+use meek_render::format::num;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::compare::num;
-use crate::escape::{self, MAX_CELL_CHARS, clip};
 use crate::input::{Document, Loaded, Skipped};
 
 /// The figure entries are ranked by.

@@ -13,7 +13,7 @@ use meek_schema::{BenchResult, SCHEMA_VERSION};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::energy::Energy;
+use crate::energy_columns::Energy;
 
 /// Files larger than this are refused unread (the result file limit, which llama-bench output is far below too).
 pub const MAX_FILE_BYTES: u64 = meek_schema::MAX_RESULT_BYTES;
@@ -55,8 +55,8 @@ pub struct Loaded {
 /// The content of a file that was read.
 #[derive(Debug, Clone)]
 pub enum Document {
-    /// A meekbench result, valid against the schema, with the energy figures of each run when present (read
-    /// from the raw JSON, so they are used whichever layout version wrote them).
+    /// A meekbench result, valid against the schema, with the energy columns of each run that has an energy
+    /// record (see [`crate::energy_columns`]).
     Meekbench {
         /// The result.
         result: Box<BenchResult>,
@@ -248,8 +248,8 @@ impl SchemaCheck {
                 let at = if at.is_empty() { "/".to_string() } else { at };
                 format!(
                     "at {}: {}",
-                    crate::escape::clip(&at, 80),
-                    crate::escape::clip(&e.to_string(), 200)
+                    meek_render::escape::clip(&at, 80),
+                    meek_render::escape::clip(&e.to_string(), 200)
                 )
             })
             .collect()
@@ -341,12 +341,9 @@ fn meekbench(v: Value, check: &SchemaCheck) -> Result<Document, String> {
             errors.join("; ")
         ));
     }
-    let energy = v["runs"]
-        .as_array()
-        .map(|runs| runs.iter().map(Energy::from_run).collect())
-        .unwrap_or_default();
     let result: BenchResult =
         serde_json::from_value(v).map_err(|e| format!("not a meekbench result: {e}"))?;
+    let energy = result.runs.iter().map(Energy::from_run).collect();
     Ok(Document::Meekbench {
         result: Box::new(result),
         energy,
@@ -437,7 +434,7 @@ mod tests {
     fn oversize_files_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.json");
-        let f = std::fs::File::create(&big).unwrap();
+        let f = fs_err::File::create(&big).unwrap();
         f.set_len(MAX_FILE_BYTES + 10).unwrap();
         let e = load(&big, &SchemaCheck::new()).unwrap_err();
         assert!(e.reason.contains("limit 64 MiB"), "{}", e.reason);
@@ -466,7 +463,7 @@ mod tests {
     fn skipped_paths_and_reasons_are_escaped() {
         let dir = tempfile::tempdir().unwrap();
         let name = dir.path().join("r\u{1b}]0;pwned\u{7}\u{202e}nosj.json");
-        std::fs::write(
+        fs_err::write(
             &name,
             "{\"schema_version\": 1, \"\\u001b[2J\": 1, \"\\u001b[2J\": 2}",
         )
@@ -517,9 +514,9 @@ mod tests {
     #[test]
     fn walks_directories_for_json_only() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        fs_err::create_dir_all(dir.path().join("a/b")).unwrap();
         for f in ["x.json", "a/y.jsonl", "a/b/z.JSON", "a/notes.txt"] {
-            std::fs::write(dir.path().join(f), "{}").unwrap();
+            fs_err::write(dir.path().join(f), "{}").unwrap();
         }
         let (files, skipped) = expand(&[dir.path().to_path_buf()]);
         let names: Vec<_> = files

@@ -5,7 +5,8 @@
 //! Invariants:
 //! - Result files are untrusted input. Files are size-bounded before reading ([`input::MAX_FILE_BYTES`]),
 //!   meekbench results are validated against the published JSON Schema, and a file that cannot be used is
-//!   reported and skipped. Every string from a file is escaped for the format it lands in ([`escape`]); the HTML
+//!   reported and skipped. Every string from a file is escaped for the format it lands in ([`escape`], from
+//!   `meek-render`, which also holds the number formatting and the SVG chart kit); the HTML
 //!   page runs only its own inline script, pinned by a Content-Security-Policy hash, and loads nothing.
 //! - Output is a pure function of the input files: no clock, no randomness beyond the seeded bootstrap, so the
 //!   Markdown and CSV can be snapshot-tested and a rebuilt site diffs cleanly.
@@ -15,11 +16,13 @@
 
 pub mod board;
 pub mod compare;
-pub mod energy;
-pub mod escape;
+pub mod energy_columns;
 pub mod input;
 pub mod site;
 pub mod svg;
+
+/// The escaping of every output format, shared with the projection report ([`meek_render::escape`]).
+pub use meek_render::escape;
 
 use thiserror::Error;
 

@@ -8,11 +8,11 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+use meek_render::escape::{base64, clip, html as esc};
+use meek_render::format::num;
 use sha2::{Digest, Sha256};
 
 use crate::board::{self, Board, Entry};
-use crate::compare::num;
-use crate::escape::{base64, clip, html as esc};
 use crate::svg;
 
 /// The page's only script: click a column heading to sort by it (descending first, then ascending); empty cells
@@ -89,7 +89,7 @@ ul.skipped li { font-size: 13px; }
 code { font-size: 12.5px; background: #f0f2f5; padding: 1px 4px; border-radius: 4px; }
 "#;
 
-/// Files written by [`write`], relative to the site directory.
+/// Files written by [`write()`], relative to the site directory.
 pub const FILES: [&str; 6] = [
     "index.html",
     "leaderboard.md",

@@ -1,18 +1,16 @@
-//! Hand-written SVG charts of a leaderboard: accuracy against cost with the Pareto frontier, tokens per second
-//! per machine and model, and accuracy by reasoning step count. Every text is escaped for XML; every coordinate
-//! is a finite number; charts need no script or font to show.
+//! The leaderboard's SVG charts: accuracy against cost with the Pareto frontier, tokens per second per machine
+//! and model, and accuracy by reasoning step count. They are drawn with the chart kit of [`meek_render::svg`]
+//! (scales, axes, legends); what is here is which entries are drawn and how. Every text is escaped for XML; every
+//! coordinate is a finite number; charts need no script or font to show.
 
 use std::fmt::Write;
 
-use crate::board::{Board, Entry};
-use crate::compare::num;
-use crate::escape::{clip, html as esc};
+use meek_render::escape::{clip, html as esc};
+use meek_render::format::num;
+use meek_render::svg::{self, COLORS, Scale, axes, legend, open, tick_label};
 
-const COLORS: &[&str] = &[
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-];
-const FONT: &str = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+use crate::board::{Board, Entry};
+
 /// Entries drawn at most per chart (the best-ranked); the tables list every entry.
 pub const MAX_SERIES: usize = 24;
 
@@ -39,190 +37,12 @@ fn short(e: &Entry) -> String {
     )
 }
 
-fn open(s: &mut String, w: f64, h: f64, title: &str) {
-    let _ = write!(
-        s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" font-family="{FONT}" font-size="12" class="chart"><title>{}</title><rect width="{w}" height="{h}" fill="#fff"/>"##,
-        esc(title)
-    );
-}
-
 fn empty(name: &'static str, title: &str, why: &str) -> Chart {
-    let mut s = String::new();
-    open(&mut s, 720.0, 80.0, title);
-    let _ = write!(
-        s,
-        r##"<text x="360" y="45" text-anchor="middle" fill="#555">{}</text></svg>"##,
-        esc(why)
-    );
     Chart {
         name,
         title: title.into(),
         caption: why.into(),
-        svg: s,
-    }
-}
-
-/// An axis scale from data values to pixels, linear or log10.
-struct Scale {
-    lo: f64,
-    hi: f64,
-    log: bool,
-    from: f64,
-    to: f64,
-}
-
-impl Scale {
-    fn new(values: &[f64], from: f64, to: f64, allow_log: bool, zero: bool) -> Self {
-        let (mut lo, mut hi) = values
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        if !lo.is_finite() {
-            (lo, hi) = (0.0, 1.0);
-        }
-        let log = allow_log && lo > 0.0 && hi / lo > 20.0;
-        if log {
-            lo = 10f64.powf(lo.log10().floor());
-            hi = 10f64.powf(hi.log10().ceil());
-        } else {
-            if zero {
-                lo = lo.min(0.0);
-            } else {
-                let pad = (hi - lo).max(hi.abs() * 0.1).max(1e-12) * 0.1;
-                lo -= pad;
-                hi += pad;
-                if lo < 0.0 && values.iter().all(|v| *v >= 0.0) {
-                    lo = 0.0;
-                }
-            }
-            if hi - lo < 1e-12 {
-                hi = lo + 1.0;
-            }
-            let step = nice_step((hi - lo) / 5.0);
-            lo = (lo / step).floor() * step;
-            hi = (hi / step).ceil() * step;
-        }
-        Self {
-            lo,
-            hi,
-            log,
-            from,
-            to,
-        }
-    }
-
-    fn at(&self, v: f64) -> f64 {
-        let f = if self.log {
-            (v.max(self.lo).log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10())
-        } else {
-            (v - self.lo) / (self.hi - self.lo)
-        };
-        let p = self.from + f.clamp(-0.05, 1.05) * (self.to - self.from);
-        if p.is_finite() { p } else { self.from }
-    }
-
-    fn ticks(&self) -> Vec<f64> {
-        if self.log {
-            let (a, b) = (
-                self.lo.log10().round() as i32,
-                self.hi.log10().round() as i32,
-            );
-            (a..=b).map(|e| 10f64.powi(e)).collect()
-        } else {
-            let step = nice_step((self.hi - self.lo) / 5.0);
-            let n = ((self.hi - self.lo) / step).round() as usize;
-            (0..=n.min(20)).map(|i| self.lo + step * i as f64).collect()
-        }
-    }
-}
-
-fn nice_step(raw: f64) -> f64 {
-    if !(raw.is_finite() && raw > 0.0) {
-        return 1.0;
-    }
-    let mag = 10f64.powf(raw.log10().floor());
-    let f = raw / mag;
-    let nice = if f <= 1.0 {
-        1.0
-    } else if f <= 2.0 {
-        2.0
-    } else if f <= 2.5 {
-        2.5
-    } else if f <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * mag
-}
-
-/// A tick label: a percentage, or the value with as many decimals as the tick spacing needs (ticks sit on round
-/// multiples, so `0.0075`, `250`, `1e-6` rather than `7.50e-3` or `250.0`).
-fn tick_label(v: f64, percent: bool) -> String {
-    if percent {
-        return format!("{:.0}%", 100.0 * v);
-    }
-    let a = v.abs();
-    if a == 0.0 {
-        return "0".into();
-    }
-    if !(1e-4..1e6).contains(&a) {
-        return format!("{v:e}");
-    }
-    // Shortest decimal form after rounding away the float noise of `lo + step * i`.
-    let r = (v * 1e9).round() / 1e9;
-    format!("{r}")
-}
-
-/// Axes with grid lines and labels; the plot area is `[x0, x1] x [y0, y1]` in pixels (y0 at the bottom).
-fn axes(s: &mut String, xs: &Scale, ys: &Scale, x_label: &str, y_label: &str, y_percent: bool) {
-    let (x0, x1, y0, y1) = (xs.from, xs.to, ys.from, ys.to);
-    for t in ys.ticks() {
-        let y = ys.at(t);
-        let _ = write!(
-            s,
-            r##"<line x1="{x0:.1}" x2="{x1:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e6e6e6"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#444">{}</text>"##,
-            x0 - 6.0,
-            y + 4.0,
-            tick_label(t, y_percent)
-        );
-    }
-    for t in xs.ticks() {
-        let x = xs.at(t);
-        let _ = write!(
-            s,
-            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{y0:.1}" y2="{y1:.1}" stroke="#f0f0f0"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#444">{}</text>"##,
-            y0 + 16.0,
-            tick_label(t, false)
-        );
-    }
-    let _ = write!(
-        s,
-        r##"<line x1="{x0:.1}" x2="{x1:.1}" y1="{y0:.1}" y2="{y0:.1}" stroke="#888"/><line x1="{x0:.1}" x2="{x0:.1}" y1="{y0:.1}" y2="{y1:.1}" stroke="#888"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#222">{}</text><text transform="translate({:.1},{:.1}) rotate(-90)" text-anchor="middle" fill="#222">{}</text>"##,
-        (x0 + x1) / 2.0,
-        y0 + 36.0,
-        esc(x_label),
-        x0 - 48.0,
-        (y0 + y1) / 2.0,
-        esc(y_label)
-    );
-}
-
-fn legend(s: &mut String, x: f64, y: f64, items: &[(String, &str, bool)]) {
-    for (i, (label, color, filled)) in items.iter().enumerate() {
-        let yy = y + 18.0 * i as f64;
-        let fill = if *filled { color } else { "#fff" };
-        let _ = write!(
-            s,
-            r##"<circle cx="{x:.1}" cy="{:.1}" r="5" fill="{fill}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}" fill="#222" font-size="11">{}</text>"##,
-            yy - 4.0,
-            x + 10.0,
-            yy,
-            esc(label)
-        );
+        svg: svg::message(title, why),
     }
 }
 
@@ -590,27 +410,4 @@ fn truncated(all: usize, drawn: usize) -> String {
 /// All charts of a board.
 pub fn charts(b: &Board) -> Vec<Chart> {
     vec![pareto(b), speed(b), steps(b)]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scales_stay_finite_and_ordered() {
-        let s = Scale::new(&[0.001, 10.0], 0.0, 100.0, true, false);
-        assert!(s.log && s.at(0.001) <= s.at(10.0));
-        let s = Scale::new(&[5.0, 5.0], 0.0, 100.0, true, false);
-        assert!(!s.log && s.hi > s.lo && s.at(5.0).is_finite());
-        let s = Scale::new(&[], 0.0, 100.0, true, true);
-        assert_eq!((s.lo, s.hi), (0.0, 1.0));
-        assert_eq!(nice_step(0.0), 1.0);
-        assert_eq!(nice_step(3.0), 5.0);
-        assert_eq!(nice_step(140.0), 200.0);
-        assert_eq!(tick_label(250.0, false), "250");
-        assert_eq!(tick_label(0.1 + 0.2, false), "0.3");
-        assert_eq!(tick_label(0.0075, false), "0.0075");
-        assert_eq!(tick_label(1e-6, false), "1e-6");
-        assert_eq!(tick_label(0.25, true), "25%");
-    }
 }

@@ -2,17 +2,20 @@
 //! files measured on the project's 2-vCPU EPYC (`real-epyc-2vcpu.json`, `meekbench-epyc-p16g8.json`), real
 //! llama-bench output of the same GGUF file (`llama-bench-epyc.json`, `.jsonl`) and broken files (`bad/`).
 //!
-//! Snapshots of the Markdown and CSV are plain files under `tests/snapshots/`; regenerate them with
-//! `UPDATE_SNAPSHOTS=1 cargo test -p meek-report` and review the diff. The site is opened in a real headless
-//! Chromium when one is installed (required when `MEEKBENCH_REQUIRE_BROWSER=1`, as in CI).
+//! The Markdown and CSV are snapshot-tested with insta (`tests/snapshots/*.snap`). After a change, review and
+//! accept the new output with `cargo insta review` (cargo-insta), or write it straight into the snapshots with
+//! `INSTA_UPDATE=always cargo test -p meek-report` and review the diff. Where `CI` is set, a mismatch fails and
+//! nothing is written. The site is opened in a real headless Chromium when one is installed (required when
+//! `MEEKBENCH_REQUIRE_BROWSER=1`, as in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fs_err as fs;
 use meek_report::board::{self, RankBy};
 use meek_report::compare::{self, Comparison, Metric};
-use meek_report::energy::Energy;
+use meek_report::energy_columns::{Energy, PointEnergy};
 use meek_report::input::{self, Document, Loaded, SchemaCheck};
 use meek_report::{site, svg};
 
@@ -27,49 +30,71 @@ fn load(name: &str) -> Loaded {
         .unwrap_or_else(|s| panic!("{}: {}", s.path, s.reason))
 }
 
-/// machine-b.json with the energy objects of `tests/data/machine-b-energy.json` attached to its runs, as a file
-/// carrying meekbench's `energy` objects would be read.
+/// machine-b.json with the energy records of `tests/data/machine-b-energy.json` attached to its runs, read from a
+/// copy as any result file carrying energy records is.
 fn machine_b_with_energy() -> Loaded {
-    let mut l = load("machine-b.json");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/machine-b-energy.json"),
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixtures().join("machine-b.json")).unwrap())
+            .unwrap();
+    let records: Vec<serde_json::Value> = serde_json::from_str(
+        &fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/machine-b-energy.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
-    let objects: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-    let Document::Meekbench { energy, .. } = &mut l.document else {
-        panic!("machine-b is a meekbench result")
-    };
-    *energy = objects
-        .iter()
-        .map(|o| Energy::from_run(&serde_json::json!({ "energy": o })))
-        .collect();
-    l
+    let runs = v["runs"].as_array_mut().unwrap();
+    assert_eq!(runs.len(), records.len());
+    for (run, energy) in runs.iter_mut().zip(records) {
+        run["energy"] = energy;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machine-b.json");
+    fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}: {}", s.path, s.reason))
 }
 
-fn snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-        std::fs::write(&path, actual).unwrap();
-        return;
+/// `s` as a regular expression that matches it literally (for insta's filters).
+fn literally(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from the output from line {} on:\n  expected: {:?}\n  actual:   {:?}\n\
-             Review the change and run `UPDATE_SNAPSHOTS=1 cargo test -p meek-report` to accept it.",
-            path.display(),
-            line + 1,
-            expected.lines().nth(line),
-            actual.lines().nth(line)
+    out
+}
+
+/// What differs between machines and checkouts in a report, each with the placeholder a snapshot holds instead
+/// (as uv's `uv_snapshot!` filters its output): the fixture directory and the temporary directory. Reports read
+/// no clock, so there are no timings to filter: one in a snapshot would be a bug.
+fn filters() -> Vec<(String, &'static str)> {
+    vec![
+        (literally(&fixtures().display().to_string()), "fixtures"),
+        (
+            literally(&std::env::temp_dir().display().to_string()),
+            "[TEMP]",
+        ),
+    ]
+}
+
+/// Asserts that `text` matches the insta snapshot `name` (under `tests/snapshots/`) after [`filters`].
+macro_rules! report_snapshot {
+    ($name:expr, $text:expr) => {{
+        let text: &str = &$text;
+        // insta compares without trailing whitespace; the reports end in exactly one line break.
+        assert!(
+            text.ends_with('\n') && !text.ends_with("\n\n") && !text.ends_with(" \n"),
+            "{} does not end in exactly one line break",
+            $name
         );
-    }
+        let filters = filters();
+        let filters: Vec<(&str, &str)> = filters.iter().map(|(f, to)| (f.as_str(), *to)).collect();
+        insta::with_settings!({ filters => filters, omit_expression => true }, {
+            insta::assert_snapshot!($name, text);
+        });
+    }};
 }
 
 fn row(c: &Comparison, threads: usize, metric: Metric) -> &compare::Row {
@@ -163,7 +188,7 @@ fn with_point_energy(mut l: Loaded, status: &str, scale: f64) -> Loaded {
                 status: Some(status.into()),
                 label: Some(format!("{status}:fixture")),
                 joules_per_decode_token: Some(0.5 * scale),
-                points: vec![meek_report::energy::PointEnergy {
+                points: vec![PointEnergy {
                     n_prompt: 128,
                     n_gen: 64,
                     joules_per_prefill_token: vec![],
@@ -223,7 +248,7 @@ fn different_single_thread_counts_are_paired_and_flagged() {
 /// A copy of a fixture whose thread-2 smollm2 run is also recorded on a GPU, with rates scaled by `gpu_speedup`.
 fn with_gpu_run(name: &str, dir: &Path, gpu_speedup: f64) -> Loaded {
     let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
     let runs = v["runs"].as_array_mut().unwrap();
     let cpu = runs
         .iter()
@@ -243,7 +268,7 @@ fn with_gpu_run(name: &str, dir: &Path, gpu_speedup: f64) -> Loaded {
     // The GPU run first, so a partner chosen by order alone would be the wrong one.
     runs.insert(0, gpu);
     let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
     input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason))
 }
 
@@ -270,10 +295,9 @@ fn runs_pair_by_device_and_kernel_before_order() {
 fn the_same_items_are_compared_in_pairs() {
     // The real file holds one and two threads, each answering the same 48 generated items identically.
     let dir = tempfile::tempdir().unwrap();
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("real-epyc-2vcpu.json")).unwrap(),
-    )
-    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixtures().join("real-epyc-2vcpu.json")).unwrap())
+            .unwrap();
     let mut files = Vec::new();
     for t in [1, 2] {
         let mut one = v.clone();
@@ -282,7 +306,7 @@ fn the_same_items_are_compared_in_pairs() {
             .unwrap()
             .retain(|r| r["threads"] == t);
         let p = dir.path().join(format!("t{t}.json"));
-        std::fs::write(&p, serde_json::to_string(&one).unwrap()).unwrap();
+        fs::write(&p, serde_json::to_string(&one).unwrap()).unwrap();
         files.push(input::load(&p, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason)));
     }
     let c = compare::compare(&files, &compare::Options::default()).unwrap();
@@ -346,11 +370,10 @@ fn compare_markdown_snapshot_escapes_hostile_names() {
         &compare::Options::default(),
     )
     .unwrap();
-    let dir = fixtures().display().to_string();
-    let md = compare::markdown(&c).replace(&dir, "fixtures");
+    let md = compare::markdown(&c);
     assert!(md.contains("&lt;img src=x onerror=alert\\(1\\)&gt;"));
     assert!(!md.contains("<img"));
-    snapshot("compare-a-b.md", &md);
+    report_snapshot!("compare-a-b.md", md);
     let json: serde_json::Value = serde_json::to_value(&c).unwrap();
     assert_eq!(json["inputs"].as_array().unwrap().len(), 2);
     assert!(json["rows"][0]["cells"].is_array());
@@ -448,19 +471,19 @@ fn leaderboard_markdown_and_csv_snapshots() {
     }
     let header = csv.lines().next().unwrap().split(',').count();
     assert!(csv.lines().all(|l| l.split(',').count() >= header));
-    snapshot("leaderboard.md", &md);
-    snapshot("leaderboard.csv", &csv);
+    report_snapshot!("leaderboard.md", md);
+    report_snapshot!("leaderboard.csv", csv);
 }
 
 #[test]
 fn oversize_and_missing_files_are_skipped_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("huge.json");
-    std::fs::File::create(&big)
+    fs::File::create(&big)
         .unwrap()
         .set_len(input::MAX_FILE_BYTES + 1)
         .unwrap();
-    std::fs::copy(fixtures().join("machine-a.json"), dir.path().join("a.json")).unwrap();
+    fs::copy(fixtures().join("machine-a.json"), dir.path().join("a.json")).unwrap();
     let (loaded, skipped) =
         input::load_all(&[dir.path().to_path_buf(), dir.path().join("gone.json")]);
     assert_eq!(loaded.len(), 1);
@@ -651,7 +674,7 @@ fn site_works_in_a_real_browser() {
     }
     assert_eq!(written.len(), site::FILES.len());
     let index = dir.path().join("index.html");
-    let page = std::fs::read_to_string(&index).unwrap();
+    let page = fs::read_to_string(&index).unwrap();
 
     // 1. The page as published: renders, and logs nothing (no errors, no CSP violations).
     let (dom, stderr) = dump_dom(&browser, &index);
@@ -673,7 +696,7 @@ fn site_works_in_a_real_browser() {
         )
         .replacen("</body>", &format!("<script>{CHECK}</script>\n</body>"), 1);
     let test_path = dir.path().join("test.html");
-    std::fs::write(&test_path, test_page).unwrap();
+    fs::write(&test_path, test_page).unwrap();
     let (dom, stderr) = dump_dom(&browser, &test_path);
     assert!(
         console_lines(&stderr).is_empty(),
@@ -737,10 +760,9 @@ fn hostile_strings_everywhere_stay_inert() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (i, bad) in nasty.iter().enumerate() {
-        let mut v: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixtures().join("machine-a.json")).unwrap(),
-        )
-        .unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(fixtures().join("machine-a.json")).unwrap())
+                .unwrap();
         v["machine"]["cpu"]["brand"] = format!("{bad} cpu{i}").into();
         v["machine"]["os"] = (*bad).into();
         v["machine"]["gpus"] = serde_json::json!([{ "name": bad }]);
@@ -756,7 +778,7 @@ fn hostile_strings_everywhere_stay_inert() {
             acc["by_steps"][0]["key"] = (*bad).into();
         }
         let p = dir.path().join(format!("{i}.json"));
-        std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
         files.push(input::load(&p, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason)));
     }
     let skipped = vec![input::Skipped {
@@ -767,7 +789,7 @@ fn hostile_strings_everywhere_stay_inert() {
     assert_eq!(b.entries.len(), 2 * nasty.len());
     let site_dir = dir.path().join("site");
     site::write(&b, &site_dir).unwrap();
-    let html = std::fs::read_to_string(site_dir.join("index.html")).unwrap();
+    let html = fs::read_to_string(site_dir.join("index.html")).unwrap();
     assert_eq!(
         html.matches("<script").count(),
         1,
@@ -776,7 +798,7 @@ fn hostile_strings_everywhere_stay_inert() {
     assert!(!html.contains("<img") && !html.contains("javascript:alert(1)\">"));
     assert!(!html.contains('\u{0}') && !html.contains('\u{1b}'));
     for chart in ["pareto.svg", "speed.svg", "steps.svg"] {
-        let svg = std::fs::read_to_string(site_dir.join(chart)).unwrap();
+        let svg = fs::read_to_string(site_dir.join(chart)).unwrap();
         assert!(!svg.contains("<script"), "{chart}");
         assert!(
             !svg.chars().any(|c| c.is_control() && c != '\n'),
@@ -854,4 +876,15 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
         }
     }
     records
+}
+
+/// meek-render blanks the characters meek-schema escapes for terminals: the same set, character for character
+/// (meek-render depends on no other meekbench crate, so it holds its own copy).
+#[test]
+fn render_and_schema_hide_the_same_characters() {
+    let differ: Vec<char> = (0..=char::MAX as u32)
+        .filter_map(char::from_u32)
+        .filter(|&c| meek_render::escape::is_hidden(c) != meek_schema::is_hidden(c))
+        .collect();
+    assert!(differ.is_empty(), "{differ:?}");
 }

@@ -540,7 +540,7 @@ fn project_places_measured_models_and_skips_bad_files() {
         "{basis}"
     );
     assert!(
-        md.contains("| tiny |") && !md.contains("assumed (30 W)"),
+        md.contains("| tiny |") && !md.contains("assumed \\(30 W\\)"),
         "{md}"
     );
     for chart in [

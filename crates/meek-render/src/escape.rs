@@ -1,11 +1,36 @@
 //! Escaping for every output format. Result files are submitted by people, so every string taken from one (model
 //! names, CPU brands, labels, paths) goes through one of these before it reaches a page, a table or a chart.
+//!
+//! Characters that cannot be shown ([`is_hidden`]: controls, invisible and reordering characters) are blanked
+//! in every format here; `meek_schema::shown` escapes the same set for terminals.
 
 /// Longest text taken from a file into a report cell; longer text is cut with an ellipsis.
 pub const MAX_CELL_CHARS: usize = 160;
 
+/// Whether `c` cannot be shown as itself: a control character (which XML forbids and terminals interpret) or an
+/// invisible or reordering one (bidi overrides and isolates, zero-width characters, line separators), which could
+/// make text read differently from what it is.
+///
+/// The same set as `meek_schema::is_hidden`, which escapes it for terminals (this crate depends on no other
+/// meekbench crate); a test in meek-report checks every character against it.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'                  // Arabic letter mark
+            | '\u{200b}'                // zero width space
+            | '\u{200e}'..='\u{200f}'   // left-to-right and right-to-left marks
+            | '\u{2028}'..='\u{2029}'   // line and paragraph separators
+            | '\u{202a}'..='\u{202e}'   // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}'   // bidi isolates
+            | '\u{feff}'                // zero width no-break space (BOM)
+            | '\u{fff9}'..='\u{fffb}' // interlinear annotation
+        )
+}
+
 /// `s` cut to at most `max` characters (an ellipsis marks a cut), with control characters (which XML forbids and
-/// terminals interpret) and the invisible or reordering ones [`meek_schema::is_hidden`] names replaced by spaces.
+/// terminals interpret) and the invisible or reordering ones [`is_hidden`] names replaced by spaces.
 pub fn clip(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max * 4));
     for (n, c) in s.chars().enumerate() {
@@ -14,7 +39,7 @@ pub fn clip(s: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        out.push(if meek_schema::is_hidden(c) { ' ' } else { c });
+        out.push(if is_hidden(c) { ' ' } else { c });
     }
     out
 }
@@ -29,7 +54,7 @@ pub fn html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if meek_schema::is_hidden(c) && c != '\n' && c != '\t' => out.push(' '),
+            c if is_hidden(c) && c != '\n' && c != '\t' => out.push(' '),
             c => out.push(c),
         }
     }
@@ -50,7 +75,7 @@ pub fn markdown(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if meek_schema::is_hidden(c) => out.push(' '),
+            c if is_hidden(c) => out.push(' '),
             c => out.push(c),
         }
     }
