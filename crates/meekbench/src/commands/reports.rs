@@ -29,17 +29,7 @@ pub fn project(a: ProjectArgs) -> Result<ExitCode> {
         eprintln!("skipped {s}");
     }
     let projection = meek_projection::project(&cfg, &results, skipped);
-    fs_err::create_dir_all(&a.out)?;
-    let write =
-        |name: &str, text: &str| -> Result<()> { Ok(fs_err::write(a.out.join(name), text)?) };
-    write(
-        "projection.json",
-        &serde_json::to_string_pretty(&projection)?,
-    )?;
-    write("report.md", &meek_projection::report::markdown(&projection))?;
-    for (name, svg) in meek_projection::report::charts(&projection) {
-        write(&name, &svg)?;
-    }
+    meek_projection::write(&a.out, &projection)?;
     for k in &projection.peaks {
         if k.scenario.starts_with("baseline") {
             eprintln!(
