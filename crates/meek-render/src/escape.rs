@@ -11,8 +11,7 @@ pub const MAX_CELL_CHARS: usize = 160;
 /// invisible or reordering one (bidi overrides and isolates, zero-width characters, line separators), which could
 /// make text read differently from what it is.
 ///
-/// The same set as `meek_schema::is_hidden`, which escapes it for terminals (this crate depends on no other
-/// meekbench crate); a test in meek-report checks every character against it.
+/// `meek_schema::shown` escapes the same set for terminals (it re-exports this function).
 pub fn is_hidden(c: char) -> bool {
     c.is_control()
         || matches!(

@@ -877,14 +877,3 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     }
     records
 }
-
-/// meek-render blanks the characters meek-schema escapes for terminals: the same set, character for character
-/// (meek-render depends on no other meekbench crate, so it holds its own copy).
-#[test]
-fn render_and_schema_hide_the_same_characters() {
-    let differ: Vec<char> = (0..=char::MAX as u32)
-        .filter_map(char::from_u32)
-        .filter(|&c| meek_render::escape::is_hidden(c) != meek_schema::is_hidden(c))
-        .collect();
-    assert!(differ.is_empty(), "{differ:?}");
-}

@@ -27,22 +27,9 @@ pub fn shown(s: impl AsRef<OsStr>) -> String {
     out
 }
 
-/// Whether `c` is escaped by [`shown`] (and blanked by the report formats, which cannot show an escape).
-pub fn is_hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}'                  // Arabic letter mark
-            | '\u{200b}'                // zero width space
-            | '\u{200e}'..='\u{200f}'   // left-to-right and right-to-left marks
-            | '\u{2028}'..='\u{2029}'   // line and paragraph separators
-            | '\u{202a}'..='\u{202e}'   // bidi embeddings and overrides
-            | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
-            | '\u{2066}'..='\u{2069}'   // bidi isolates
-            | '\u{feff}'                // zero width no-break space (BOM)
-            | '\u{fff9}'..='\u{fffb}' // interlinear annotation
-        )
-}
+/// Whether `c` is escaped by [`shown`] (and blanked by the report formats, which cannot show an escape): the one
+/// definition, in `meek-render`.
+pub use meek_render::escape::is_hidden;
 
 fn push_text(out: &mut String, text: &str) {
     for c in text.chars() {

@@ -27,8 +27,8 @@ pub fn tool_info() -> ToolInfo {
 }
 
 /// Runs a bench; exit status 130 when interrupted, failure when a measurement failed.
-pub fn bench(a: BenchArgs) -> Result<ExitCode> {
-    let cfg = match (&a.resume, &a.config) {
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let cfg = match (&args.resume, &args.config) {
         // Resuming without CONFIG: the config recorded in the result file, as it was run.
         (Some(file), None) => {
             let previous = meek_schema::read_file(file)
@@ -36,24 +36,24 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
             meek_config::parse(&previous.config.text, &previous.config.source)
                 .with_context(|| format!("cannot resume {}: its recorded config", file.display()))?
         }
-        _ => load_config(a.config.as_deref())?,
+        _ => load_config(args.config.as_deref())?,
     };
     let tool = tool_info();
-    let progress = !a.quiet;
+    let progress = !args.quiet;
     if progress && tool.profile == "debug" {
         eprintln!(
             "warning: this is a debug build; its numbers are far below what the hardware does. Use `cargo run --release`."
         );
     }
     let overrides = Overrides {
-        output: a.output,
-        device: a.device,
-        threads: a.threads,
-        prompt_tokens: a.prompt_tokens,
-        gen_tokens: a.gen_tokens,
-        repetitions: a.repetitions,
-        cache: a.cache,
-        models: a.models,
+        output: args.output,
+        device: args.device,
+        threads: args.threads,
+        prompt_tokens: args.prompt_tokens,
+        gen_tokens: args.gen_tokens,
+        repetitions: args.repetitions,
+        cache: args.cache,
+        models: args.models,
     };
     let machine = meek_hw::machine();
     let logical = machine.cpu.logical_cores;
@@ -80,10 +80,10 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
     .context("cannot install the Ctrl-C handler")?;
     let opts = meek_runner::BenchOptions {
         progress,
-        no_outputs: a.no_outputs,
-        ignore_memory_check: a.ignore_memory_check,
+        no_outputs: args.no_outputs,
+        ignore_memory_check: args.ignore_memory_check,
         interrupt: Some(interrupt),
-        resume: a.resume,
+        resume: args.resume,
     };
     let launcher = meek_runner::ChildProcess {
         program: std::env::current_exe().context("cannot find the meekbench executable")?,
@@ -100,9 +100,9 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode> {
         eprint!("{}", summary::table(&outcome.result));
         eprintln!("\nresult written to {}", outcome.path.display());
     }
-    if a.json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome.result)?);
-    } else if a.quiet {
+    } else if args.quiet {
         println!("{}", outcome.path.display());
     }
     if outcome.result.status == meek_schema::RunStatus::Interrupted {

@@ -10,8 +10,8 @@ use super::load_config;
 use crate::cli::DoctorArgs;
 
 /// Prints the energy sources of this machine, the estimate, and a live reading.
-pub fn doctor(a: DoctorArgs) -> Result<ExitCode> {
-    let cfg = load_config(a.config.as_deref())?;
+pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
+    let cfg = load_config(args.config.as_deref())?;
     let machine = meek_hw::machine();
     let req = meek_runner::EnergyRequest::new(&cfg.config.energy, &machine);
     let env = req.env();
@@ -26,7 +26,7 @@ pub fn doctor(a: DoctorArgs) -> Result<ExitCode> {
     let probe = meek_energy::probe(&env, &settings);
     let doctor = meek_energy::doctor::Doctor::new(&env, probe, &machine, &cfg.origin);
     print!("{doctor}");
-    if let Some(line) = doctor.live_reading(a.read) {
+    if let Some(line) = doctor.live_reading(args.read) {
         println!("{line}");
     }
     Ok(ExitCode::SUCCESS)

@@ -36,24 +36,24 @@ fn resolve_model(model: &str, config: Option<&Path>) -> Result<PathBuf> {
     Ok(f.path)
 }
 
-pub fn tokenize(a: TokenizeArgs) -> Result<ExitCode> {
-    let path = resolve_model(&a.model, a.config.as_deref())?;
+pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode> {
+    let path = resolve_model(&args.model, args.config.as_deref())?;
     let (tok, chat, _) = meek_engine::load_tokenizer(&path)?;
-    let text = if a.chat {
+    let text = if args.chat {
         let Some(t) = chat else {
             bail!("{} has no chat template; leave out --chat", path.display());
         };
-        t.render(&[meek_engine::Message::new("user", &a.text)], true)
+        t.render(&[meek_engine::Message::new("user", &args.text)], true)
             .map_err(anyhow::Error::msg)?
     } else {
-        a.text
+        args.text
     };
     let ids = tok.encode(&text).map_err(anyhow::Error::msg)?;
     let pieces: Vec<String> = ids
         .iter()
         .map(|&i| tok.decode(&[i], false).unwrap_or_default())
         .collect();
-    if a.json {
+    if args.json {
         let tokens: Vec<_> = ids
             .iter()
             .zip(&pieces)
@@ -70,9 +70,9 @@ pub fn tokenize(a: TokenizeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn models(a: ModelsArgs) -> Result<ExitCode> {
-    let cfg = load_config(a.config.as_deref())?;
-    let cache = a
+pub fn models(args: ModelsArgs) -> Result<ExitCode> {
+    let cfg = load_config(args.config.as_deref())?;
+    let cache = args
         .cache
         .or_else(|| cfg.config.run.cache.clone())
         .unwrap_or_else(meek_hub::default_cache_dir);
@@ -100,11 +100,11 @@ pub fn models(a: ModelsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn digest(a: DigestArgs) -> Result<ExitCode> {
-    let digest = if a.path.is_dir() {
-        meek_hub::checkpoint_digest(&a.path).map_err(anyhow::Error::msg)?
+pub fn digest(args: DigestArgs) -> Result<ExitCode> {
+    let digest = if args.path.is_dir() {
+        meek_hub::checkpoint_digest(&args.path).map_err(anyhow::Error::msg)?
     } else {
-        meek_hub::sha256_file(&a.path).with_context(|| a.path.display().to_string())?
+        meek_hub::sha256_file(&args.path).with_context(|| args.path.display().to_string())?
     };
     println!("{digest}");
     Ok(ExitCode::SUCCESS)

@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 
 use crate::cli::{CompareArgs, CompareFormat, LeaderboardArgs, ProjectArgs};
 
-pub fn project(a: ProjectArgs) -> Result<ExitCode> {
-    let cfg = match &a.config {
+pub fn project(args: ProjectArgs) -> Result<ExitCode> {
+    let cfg = match &args.config {
         Some(p) => {
             let text = fs_err::read_to_string(p)?;
             meek_projection::config::Config::parse(&text, &p.display().to_string())?
@@ -17,7 +17,7 @@ pub fn project(a: ProjectArgs) -> Result<ExitCode> {
     };
     let mut results = Vec::new();
     let mut skipped = Vec::new();
-    for p in &a.results {
+    for p in &args.results {
         // Escaped: result files come from others, and a crafted name must not reach the terminal raw.
         let name = meek_schema::shown(p);
         match meek_schema::read_file(p) {
@@ -29,7 +29,7 @@ pub fn project(a: ProjectArgs) -> Result<ExitCode> {
         eprintln!("skipped {s}");
     }
     let projection = meek_projection::project(&cfg, &results, skipped);
-    meek_projection::write(&a.out, &projection)?;
+    meek_projection::write(&args.out, &projection)?;
     for k in &projection.peaks {
         if k.scenario.starts_with("baseline") {
             eprintln!(
@@ -52,14 +52,14 @@ pub fn project(a: ProjectArgs) -> Result<ExitCode> {
                 .map_or_else(|| q.note.clone().unwrap_or_default(), |y| format!("{y:.1}"))
         );
     }
-    println!("{}", a.out.join("report.md").display());
+    println!("{}", args.out.join("report.md").display());
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn compare(a: CompareArgs) -> Result<ExitCode> {
+pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     let check = meek_report::input::SchemaCheck::new();
     let mut loaded = Vec::new();
-    for f in &a.files {
+    for f in &args.files {
         match meek_report::input::load(f, &check) {
             Ok(l) => loaded.push(l),
             // Both already escaped by `Skipped::new`; `shown` again is a no-op that keeps this line safe on its own.
@@ -71,7 +71,7 @@ pub fn compare(a: CompareArgs) -> Result<ExitCode> {
         }
     }
     let c = meek_report::compare::compare(&loaded, &meek_report::compare::Options::default())?;
-    match a.format {
+    match args.format {
         CompareFormat::Table => print!("{}", meek_report::compare::terminal(&c)),
         CompareFormat::Markdown => print!("{}", meek_report::compare::markdown(&c)),
         CompareFormat::Json => println!("{}", serde_json::to_string_pretty(&c)?),
@@ -79,12 +79,12 @@ pub fn compare(a: CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
-    let (loaded, skipped) = meek_report::input::load_all(&a.inputs);
+pub fn leaderboard(args: LeaderboardArgs) -> Result<ExitCode> {
+    let (loaded, skipped) = meek_report::input::load_all(&args.inputs);
     let opts = meek_report::board::Options {
-        rank_by: a.rank_by.parse().map_err(anyhow::Error::msg)?,
-        point: a.point,
-        suite: a.suite,
+        rank_by: args.rank_by.parse().map_err(anyhow::Error::msg)?,
+        point: args.point,
+        suite: args.suite,
     };
     let board = meek_report::board::build(&loaded, skipped, &opts);
     for s in &board.skipped {
@@ -98,8 +98,8 @@ pub fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
     if board.entries.is_empty() {
         return Err(meek_report::ReportError::NoResults(board.skipped.len()).into());
     }
-    meek_report::site::write(&board, &a.out)?;
-    if let Some(readme) = &a.readme {
+    meek_report::site::write(&board, &args.out)?;
+    if let Some(readme) = &args.readme {
         let text = fs_err::read_to_string(readme)?;
         let Some(new) = meek_report::board::splice(&text, &meek_report::board::markdown(&board))
         else {
@@ -119,6 +119,6 @@ pub fn leaderboard(a: LeaderboardArgs) -> Result<ExitCode> {
         board.skipped.len(),
         board.machines.len()
     );
-    println!("{}", a.out.join("index.html").display());
+    println!("{}", args.out.join("index.html").display());
     Ok(ExitCode::SUCCESS)
 }
