@@ -6,6 +6,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use meek_engine::cpu::CandlePool;
+use meek_testkit::random_values;
 use meek_kernels::{
     Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, matmul, quantize_row,
     quantize_row_k,
@@ -14,27 +15,15 @@ use meek_kernels::{
 const ROWS: usize = 1024;
 const COLS: usize = 2048;
 
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn qmat(fmt: Format, ggml: GgmlDType) -> QMat {
-    let w = Tensor::from_vec(random(ROWS * COLS, 1), (ROWS, COLS), &Device::Cpu).expect("tensor");
+    let w = Tensor::from_vec(random_values(ROWS * COLS, 1), (ROWS, COLS), &Device::Cpu).expect("tensor");
     let q = QTensor::quantize(&w, ggml).expect("quantize");
     QMat::new(fmt, ROWS, COLS, q.data().expect("bytes").into_owned()).expect("matrix")
 }
 
 fn activations(n: usize, fmt: Format) -> QActs {
     let mut q = QActs::default();
-    q.quantize(&random(n * COLS, 2), COLS, &[fmt]);
+    q.quantize(&random_values(n * COLS, 2), COLS, &[fmt]);
     q
 }
 
@@ -68,7 +57,7 @@ fn kernels(c: &mut Criterion) {
         }
         g.finish();
     }
-    let x = random(COLS, 3);
+    let x = random_values(COLS, 3);
     let mut q = vec![Q8Block::default(); COLS / QK];
     let mut g = c.benchmark_group("quantize-activations");
     g.throughput(Throughput::Elements(COLS as u64));

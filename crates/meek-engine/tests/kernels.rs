@@ -6,22 +6,11 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+use meek_testkit::random_values;
 use meek_kernels::{
     Format, KernelPath, Q8Block, Q8KBlock, QK, QK_K, dequantize_row, dot, dot_k, dot_portable,
     dot4, dot4_k, quantize_row, quantize_row_k, tile,
 };
-
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// Activations quantized the way a format reads them.
 enum Acts {
@@ -95,8 +84,8 @@ fn dot_products_match_a_float64_reference() {
             &[(1, 256), (3, 512), (5, 768), (2, 2048)]
         };
         for &(rows, cols) in shapes {
-            let w = random(rows * cols, 11 + cols as u64);
-            let x = random(cols, 7 + rows as u64);
+            let w = random_values(rows * cols, 11 + cols as u64);
+            let x = random_values(cols, 7 + rows as u64);
             let qt = QTensor::quantize(
                 &Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap(),
                 ggml,
@@ -128,7 +117,7 @@ fn dot_products_match_a_float64_reference() {
                 }
                 // Four different activation rows: each result must be its own row's product.
                 let xs: Vec<Acts> = (0..4u64)
-                    .map(|k| Acts::new(fmt, &random(cols, 100 + k)))
+                    .map(|k| Acts::new(fmt, &random_values(cols, 100 + k)))
                     .collect();
                 for &path in &paths {
                     let four = Acts::dot4(path, fmt, row, [&xs[0], &xs[1], &xs[2], &xs[3]]);

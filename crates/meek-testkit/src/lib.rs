@@ -27,6 +27,21 @@ pub use gguf::{
 };
 pub use reference::gemma3_reference;
 
+/// `n` values in `[-1, 1)` from a fixed linear congruential stream (Knuth's MMIX constants, the top 31 bits of
+/// each state), for the kernel tests and benchmarks: the same seed gives the same values. (meek-kernels' own unit
+/// tests keep a copy, since meek-kernels is below this crate.)
+pub fn random_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 /// The random weights' stream: SplitMix64 (meek-stats' generator) mapped to `[-1, 1)` with 24 bits.
 struct Rng(meek_stats::SplitMix64);
 
