@@ -86,14 +86,10 @@ ensure_compiler() {
         || die "a C++ compiler is required (e.g. sudo apt-get install build-essential)"
 }
 
-# Prints the path of the sdist tarball, downloading it into $SDIST_DIR if needed.
-find_sdist() {
+# Prints the llama-cpp-python $LLAMA_CPP_PY_VERSION sdist already in $SDIST_DIR (either spelling of the name);
+# fails when there is none.
+sdist_in_dir() {
     local f
-    if [[ -n "${LLAMA_CPP_SDIST:-}" ]]; then
-        [[ -f "$LLAMA_CPP_SDIST" ]] || die "LLAMA_CPP_SDIST=$LLAMA_CPP_SDIST does not exist"
-        printf '%s\n' "$LLAMA_CPP_SDIST"
-        return 0
-    fi
     for f in "$SDIST_DIR"/llama_cpp_python-"$LLAMA_CPP_PY_VERSION".tar.gz \
              "$SDIST_DIR"/llama-cpp-python-"$LLAMA_CPP_PY_VERSION".tar.gz; do
         if [[ -f "$f" ]]; then
@@ -101,6 +97,17 @@ find_sdist() {
             return 0
         fi
     done
+    return 1
+}
+
+# Prints the path of the sdist tarball, downloading it into $SDIST_DIR if needed.
+find_sdist() {
+    if [[ -n "${LLAMA_CPP_SDIST:-}" ]]; then
+        [[ -f "$LLAMA_CPP_SDIST" ]] || die "LLAMA_CPP_SDIST=$LLAMA_CPP_SDIST does not exist"
+        printf '%s\n' "$LLAMA_CPP_SDIST"
+        return 0
+    fi
+    sdist_in_dir && return 0
     mkdir -p "$SDIST_DIR"
     log "downloading llama-cpp-python==$LLAMA_CPP_PY_VERSION sdist into $SDIST_DIR"
     # Only llama-cpp-python itself must be a source distribution; `--no-binary :all:`
@@ -112,13 +119,7 @@ find_sdist() {
         || python3 -m pip download --no-deps --no-binary :all: \
             "llama-cpp-python==$LLAMA_CPP_PY_VERSION" -d "$SDIST_DIR" >&2 \
         || die "pip download of llama-cpp-python==$LLAMA_CPP_PY_VERSION failed"
-    for f in "$SDIST_DIR"/llama_cpp_python-"$LLAMA_CPP_PY_VERSION".tar.gz \
-             "$SDIST_DIR"/llama-cpp-python-"$LLAMA_CPP_PY_VERSION".tar.gz; do
-        if [[ -f "$f" ]]; then
-            printf '%s\n' "$f"
-            return 0
-        fi
-    done
+    sdist_in_dir && return 0
     die "pip download finished but no sdist tarball found in $SDIST_DIR"
 }
 

@@ -6,17 +6,18 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use meek_engine::cpu::CandlePool;
-use meek_testkit::random_values;
 use meek_kernels::{
     Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, matmul, quantize_row,
     quantize_row_k,
 };
+use meek_testkit::random_values;
 
 const ROWS: usize = 1024;
 const COLS: usize = 2048;
 
 fn qmat(fmt: Format, ggml: GgmlDType) -> QMat {
-    let w = Tensor::from_vec(random_values(ROWS * COLS, 1), (ROWS, COLS), &Device::Cpu).expect("tensor");
+    let w = Tensor::from_vec(random_values(ROWS * COLS, 1), (ROWS, COLS), &Device::Cpu)
+        .expect("tensor");
     let q = QTensor::quantize(&w, ggml).expect("quantize");
     QMat::new(fmt, ROWS, COLS, q.data().expect("bytes").into_owned()).expect("matrix")
 }

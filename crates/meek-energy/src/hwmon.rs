@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::sysfs::{SysFs, is_permission, read_line, read_u64};
 use crate::{
     Clock, EnergySource, Env, PowerIntegrator, Provenance, Reading, Scope, SourceError,
-    Unavailable, WrapCounter,
+    Unavailable, WrapCounter, update_all,
 };
 
 /// Backend id of cumulative energy sensors.
@@ -153,18 +153,11 @@ impl EnergySource for HwmonEnergy {
             .iter()
             .map(|c| read_u64(self.fs.as_ref(), &c.1))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut total = Reading {
-            joules: 0.0,
-            wraps: 0,
-            resets: 0,
-        };
-        for (c, raw) in self.counters.iter_mut().zip(raws) {
-            let r = c.2.update(raw, now);
-            total.joules += r.joules;
-            total.wraps += r.wraps;
-            total.resets += r.resets;
-        }
-        Ok(total)
+        Ok(update_all(
+            self.counters.iter_mut().map(|c| &mut c.2),
+            raws,
+            now,
+        ))
     }
     fn poll_interval(&self) -> Option<Duration> {
         Some(Duration::from_secs(1))

@@ -557,6 +557,27 @@ impl WrapCounter {
     }
 }
 
+/// Feeds each of `counters` its new raw value (`raws`, in the same order) read at `at` seconds, and sums their
+/// readings: a source's reading over all its domains.
+pub(crate) fn update_all<'a>(
+    counters: impl Iterator<Item = &'a mut WrapCounter>,
+    raws: Vec<u64>,
+    at: f64,
+) -> Reading {
+    let mut total = Reading {
+        joules: 0.0,
+        wraps: 0,
+        resets: 0,
+    };
+    for (c, raw) in counters.zip(raws) {
+        let r = c.update(raw, at);
+        total.joules += r.joules;
+        total.wraps += r.wraps;
+        total.resets += r.resets;
+    }
+    total
+}
+
 /// Integrates sampled power with the trapezoid rule.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PowerIntegrator {

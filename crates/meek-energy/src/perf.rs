@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::sysfs::{SysFs, read_line};
 use crate::{
     Clock, EnergySource, Env, Provenance, Reading, Scope, SourceError, Unavailable, WrapCounter,
+    update_all,
 };
 
 /// Backend id.
@@ -179,17 +180,8 @@ impl EnergySource for PerfEnergy {
     fn read(&mut self) -> Result<Reading, SourceError> {
         let now = self.clock.now();
         let raws = self.raw()?;
-        let mut total = Reading {
-            joules: 0.0,
-            wraps: 0,
-            resets: 0,
-        };
-        for (c, r) in self.counters.iter_mut().zip(raws) {
-            let r = c.update(r, now);
-            total.joules += r.joules;
-            total.resets += r.resets;
-        }
-        Ok(total)
+        // The counters are 64 bits wide (no range): they never wrap, so the sum's wraps stay 0.
+        Ok(update_all(self.counters.iter_mut(), raws, now))
     }
     fn poll_interval(&self) -> Option<Duration> {
         None

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::sysfs::{SysFs, is_permission, read_line, read_u64};
 use crate::{
     Clock, EnergySource, Env, Provenance, Reading, Scope, SourceError, Unavailable, WrapCounter,
+    update_all,
 };
 
 /// Backend id.
@@ -153,18 +154,11 @@ impl EnergySource for RaplPowercap {
             .iter()
             .map(|z| read_u64(self.fs.as_ref(), &z.energy))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut total = Reading {
-            joules: 0.0,
-            wraps: 0,
-            resets: 0,
-        };
-        for (z, raw) in self.zones.iter_mut().zip(raws) {
-            let r = z.counter.update(raw, now);
-            total.joules += r.joules;
-            total.wraps += r.wraps;
-            total.resets += r.resets;
-        }
-        Ok(total)
+        Ok(update_all(
+            self.zones.iter_mut().map(|z| &mut z.counter),
+            raws,
+            now,
+        ))
     }
     fn poll_interval(&self) -> Option<Duration> {
         Some(POLL)

@@ -1,5 +1,9 @@
 //! Every backend against fakes: a sysfs tree in a temporary directory (with injected errors), a scripted NVML,
 //! a scripted clock and CPU time.
+//!
+//! One file of ~900 lines on purpose: every test drives the same `Rig` (tree, NVML, clock, CPU time) through the
+//! public probe and meter, and the cases read as one specification of which source counts when; split by source,
+//! each file would need the whole rig again.
 
 use std::io::ErrorKind;
 use std::path::Path;

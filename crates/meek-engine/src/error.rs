@@ -1,6 +1,6 @@
 //! What can go wrong in loading or running a model, each with a message that says what to do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -139,6 +139,17 @@ pub enum EngineError {
         /// Candle's error.
         source: candle_core::Error,
     },
+}
+
+/// Opens a model file for reading, [`EngineError::Open`] when it cannot be. fs_err names the file in the error;
+/// reads go to the plain file, as they always did.
+pub(crate) fn open_model_file(path: &Path) -> Result<std::fs::File, EngineError> {
+    fs_err::File::open(path)
+        .map(fs_err::File::into_file)
+        .map_err(|source| EngineError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// The message of an error without the backtrace Candle appends when `RUST_BACKTRACE` is set.

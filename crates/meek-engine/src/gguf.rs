@@ -11,9 +11,8 @@ use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
-use fs_err as fs;
 
-use crate::EngineError;
+use crate::{EngineError, open_model_file};
 
 /// Architectures this build can run.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = crate::cpu::decoder::ARCHITECTURES;
@@ -64,13 +63,7 @@ fn tensor_bytes(info: &gguf_file::TensorInfo) -> u64 {
 /// Opens a GGUF file and reads its header, refusing a file that is not GGUF, whose header is malformed or
 /// inconsistent ([`header`], [`metadata`]), or that is shorter than its tensors.
 pub fn read(path: &Path) -> Result<(gguf_file::Content, std::fs::File), EngineError> {
-    // fs_err names the file in the error; reads go to the plain file, as they always did.
-    let mut file = fs::File::open(path)
-        .map(fs::File::into_file)
-        .map_err(|source| EngineError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let mut file = open_model_file(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let content = read_from(&mut file, size, path)?;
     Ok((content, file))

@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use fs_err as fs;
-
-use crate::EngineError;
+use crate::{EngineError, open_model_file};
 
 /// Largest header accepted, as in the reference implementation (100 MB).
 pub const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -59,13 +57,7 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader, EngineError> {
         path: path.to_path_buf(),
         detail,
     };
-    // fs_err names the file in the error; reads go to the plain file, as they always did.
-    let mut file = fs::File::open(path)
-        .map(fs::File::into_file)
-        .map_err(|source| EngineError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let mut file = open_model_file(path)?;
     let size = file.metadata().map_err(|e| bad(e.to_string()))?.len();
     if size < 8 {
         return Err(bad(format!(
@@ -200,6 +192,8 @@ pub fn check_header(header: &[u8], file_size: u64) -> Result<SafetensorsHeader, 
 
 #[cfg(test)]
 mod tests {
+    use fs_err as fs;
+
     use super::*;
 
     /// A file image: length, header JSON, `data` bytes.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use fs_err as fs;
 use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Message, StopReason};
-use meek_testkit::{TinySpec, gemma3_reference, write_tiny_llama};
+use meek_testkit::{TinySpec, compare_logits, gemma3_reference, write_tiny_llama};
 
 fn tiny(dir: &Path, spec: TinySpec) -> PathBuf {
     let p = dir.join(format!("tiny-{}.gguf", spec.seed));
@@ -385,20 +385,6 @@ fn weight_bytes_per_token_count_each_matrix_once_and_one_embedding_row() {
     assert_eq!(e.info().weight_bytes_per_token, expected as u64);
 }
 
-/// Largest |a - b| over the range of `b`, and whether the arg-maxes agree.
-fn compare(a: &[f32], b: &[f32]) -> (f32, bool) {
-    let top = |v: &[f32]| {
-        v.iter()
-            .enumerate()
-            .max_by(|x, y| x.1.total_cmp(y.1))
-            .unwrap()
-            .0
-    };
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    (diff / scale, top(a) == top(b))
-}
-
 /// qwen2 (biases) and qwen3 (q/k norms, a head size apart from hidden / heads): the own CPU path against
 /// candle-transformers' models on the same tiny files.
 #[test]
@@ -441,7 +427,7 @@ fn qwen_families_agree_with_candle_transformers() {
                     theirs.logits(&seq[i..=i], i).unwrap(),
                 )
             };
-            let (d, same) = compare(&a, &b);
+            let (d, same) = compare_logits(&a, &b);
             agree += usize::from(same);
             worst = worst.max(d);
         }
@@ -490,7 +476,7 @@ fn gemma3_agrees_with_a_float64_reference() {
             } else {
                 e.logits(&seq[i..=i], i).unwrap()
             };
-            let (d, same) = compare(&ours, &gemma3_reference(&path, &seq[..=i]));
+            let (d, same) = compare_logits(&ours, &gemma3_reference(&path, &seq[..=i]));
             agree += usize::from(same);
             worst = worst.max(d);
         }

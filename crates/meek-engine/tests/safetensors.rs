@@ -6,7 +6,9 @@ use std::path::Path;
 use candle_core::DType;
 use fs_err as fs;
 use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Kernels, Message};
-use meek_testkit::{TinyCheckpoint, checkpoint_to_gguf, gemma3_reference, write_tiny_checkpoint};
+use meek_testkit::{
+    TinyCheckpoint, checkpoint_to_gguf, compare_logits, gemma3_reference, write_tiny_checkpoint,
+};
 
 fn spec(arch: &'static str) -> TinyCheckpoint {
     match arch {
@@ -30,21 +32,6 @@ fn spec(arch: &'static str) -> TinyCheckpoint {
 }
 
 const FAMILIES: [&str; 5] = ["llama", "qwen2", "qwen3", "gemma3", "phi3"];
-
-/// Largest |a - b| over the range of `b`, and whether the arg-maxes agree.
-fn compare(a: &[f32], b: &[f32]) -> (f32, bool) {
-    let top = |v: &[f32]| {
-        v.iter()
-            .enumerate()
-            .max_by(|x, y| x.1.total_cmp(y.1))
-            .unwrap()
-            .0
-    };
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    (diff / scale, top(a) == top(b))
-}
 
 #[test]
 fn every_family_loads_describes_itself_and_generates_deterministically() {
@@ -151,7 +138,7 @@ fn every_family_agrees_with_an_independent_implementation() {
                     Some(t) => t.logits(&seq[i..=i], i).unwrap(),
                     None => gemma3_reference(&gguf, &seq[..=i]),
                 };
-                let (d, same) = compare(&a, &b);
+                let (d, same) = compare_logits(&a, &b);
                 agree += usize::from(same);
                 worst = worst.max(d);
                 n += 1;

@@ -41,7 +41,7 @@ impl Fetcher {
         if self.cache.stamped(path, &key) {
             return Ok(meta.len());
         }
-        let got = sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let got = sha256_file(path).map_err(|e| e.to_string())?;
         if got != sha256 {
             return Err(mismatch(&path.display().to_string(), sha256, &got));
         }
@@ -169,7 +169,7 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 pub fn checkpoint_digest(dir: &Path) -> Result<String, String> {
     let mut listing = String::new();
     for f in checkpoint_files(dir)? {
-        let h = sha256_file(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let h = sha256_file(&f).map_err(|e| e.to_string())?;
         let name = f
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

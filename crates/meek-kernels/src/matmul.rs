@@ -109,30 +109,10 @@ impl QActs {
         self.q8.clear();
         self.q8k.clear();
         if formats.iter().any(|f| !f.is_k()) {
-            assert!(
-                cols.is_multiple_of(QK),
-                "{cols} columns is not a multiple of {QK}"
-            );
-            self.q8.resize(n * cols / QK, Q8Block::default());
-            for (row, o) in x
-                .chunks_exact(cols)
-                .zip(self.q8.chunks_exact_mut(cols / QK))
-            {
-                crate::quantize_row(row, o);
-            }
+            quantize_rows(x, cols, QK, &mut self.q8, crate::quantize_row);
         }
         if formats.iter().any(|f| f.is_k()) {
-            assert!(
-                cols.is_multiple_of(QK_K),
-                "{cols} columns is not a multiple of {QK_K}"
-            );
-            self.q8k.resize(n * cols / QK_K, Q8KBlock::default());
-            for (row, o) in x
-                .chunks_exact(cols)
-                .zip(self.q8k.chunks_exact_mut(cols / QK_K))
-            {
-                crate::quantize_row_k(row, o);
-            }
+            quantize_rows(x, cols, QK_K, &mut self.q8k, crate::quantize_row_k);
         }
     }
 
@@ -155,6 +135,25 @@ impl QActs {
             "activations not quantized for {:?}",
             w.fmt
         );
+    }
+}
+
+/// Quantizes each row of `cols` values of `x` into `out` (emptied), `cols / elems` blocks a row, with
+/// `quantize_row`.
+fn quantize_rows<B: Copy + Default>(
+    x: &[f32],
+    cols: usize,
+    elems: usize,
+    out: &mut Vec<B>,
+    quantize_row: fn(&[f32], &mut [B]),
+) {
+    assert!(
+        cols.is_multiple_of(elems),
+        "{cols} columns is not a multiple of {elems}"
+    );
+    out.resize(x.len() / cols * cols / elems, B::default());
+    for (row, o) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols / elems)) {
+        quantize_row(row, o);
     }
 }
 

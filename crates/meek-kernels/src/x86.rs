@@ -6,6 +6,18 @@
 use crate::acts::{Q8Block, Q8KBlock};
 use crate::format::{Format, QK, q4k_scales};
 
+/// The format a kernel's const parameter `F` stands for (0 Q4_0, 1 Q4_1, 2 Q8_0, 3 Q5_0, 4 Q5_1), evaluated at
+/// compile time in each instantiation.
+const fn format_of(f: u8) -> Format {
+    match f {
+        0 => Format::Q4_0,
+        1 => Format::Q4_1,
+        3 => Format::Q5_0,
+        4 => Format::Q5_1,
+        _ => Format::Q8_0,
+    }
+}
+
 /// x86-64 kernels, generated once per instruction set: `$pairs` sums the products of unsigned and signed byte
 /// pairs of a block into eight i32 lanes.
 macro_rules! x86_kernels {
@@ -13,7 +25,7 @@ macro_rules! x86_kernels {
         pub(crate) mod $name {
             use std::arch::x86_64::*;
 
-            use super::{Format, Q8Block, Q8KBlock, QK, $pairs};
+            use super::{Format, Q8Block, Q8KBlock, QK, format_of, $pairs};
 
             #[inline]
             #[target_feature(enable = $features)]
@@ -265,13 +277,7 @@ macro_rules! x86_kernels {
             #[inline]
             #[target_feature(enable = $features)]
             unsafe fn dot_fmt<const F: u8>(row: &[u8], x: &[Q8Block]) -> f32 {
-                let fmt = match F {
-                    0 => Format::Q4_0,
-                    1 => Format::Q4_1,
-                    3 => Format::Q5_0,
-                    4 => Format::Q5_1,
-                    _ => Format::Q8_0,
-                };
+                let fmt = const { format_of(F) };
                 let bb = fmt.block_bytes();
                 let base = row.as_ptr();
                 let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -338,13 +344,7 @@ macro_rules! x86_kernels {
             #[inline]
             #[target_feature(enable = $features)]
             unsafe fn dot4_fmt<const F: u8>(row: &[u8], xs: [&[Q8Block]; 4]) -> [f32; 4] {
-                let fmt = match F {
-                    0 => Format::Q4_0,
-                    1 => Format::Q4_1,
-                    3 => Format::Q5_0,
-                    4 => Format::Q5_1,
-                    _ => Format::Q8_0,
-                };
+                let fmt = const { format_of(F) };
                 let bb = fmt.block_bytes();
                 let base = row.as_ptr();
                 let mut acc = [_mm256_setzero_ps(); 4];
@@ -395,13 +395,7 @@ macro_rules! x86_kernels {
                 xs: [&[Q8Block]; RN],
                 ahead: *const u8,
             ) -> [[f32; RN]; 4] {
-                let fmt = match F {
-                    0 => Format::Q4_0,
-                    1 => Format::Q4_1,
-                    3 => Format::Q5_0,
-                    4 => Format::Q5_1,
-                    _ => Format::Q8_0,
-                };
+                let fmt = const { format_of(F) };
                 let bb = fmt.block_bytes();
                 let offset = match fmt {
                     Format::Q4_0 => -8.0,

@@ -64,6 +64,109 @@ fn random_acts(cols: usize, rng: &mut Lcg) -> Vec<f32> {
     (0..cols).map(|_| rng.unit()).collect()
 }
 
+/// An activation block type and the kernels that read it: [`Q8Block`] for the 32-value formats, [`Q8KBlock`] for
+/// the k-quants.
+trait Block: Clone + Default {
+    const ELEMS: usize;
+    /// The four-row dot product's name, for the messages.
+    const DOT4: &'static str;
+    fn quantize_into(x: &[f32], q: &mut [Self]);
+    fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Self]) -> f32;
+    fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Self]; 4]) -> [f32; 4];
+    fn portable(fmt: Format, row: &[u8], x: &[Self]) -> f32;
+    /// The block's values, `qs * d`.
+    fn values(&self) -> impl Iterator<Item = f64>;
+
+    /// `x` quantized.
+    fn quantize(x: &[f32]) -> Vec<Self> {
+        let mut q = vec![Self::default(); x.len() / Self::ELEMS];
+        Self::quantize_into(x, &mut q);
+        q
+    }
+}
+
+impl Block for Q8Block {
+    const ELEMS: usize = QK;
+    const DOT4: &'static str = "dot4";
+    fn quantize_into(x: &[f32], q: &mut [Self]) {
+        quantize_row(x, q);
+    }
+    fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Self]) -> f32 {
+        dot(path, fmt, row, x)
+    }
+    fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Self]; 4]) -> [f32; 4] {
+        dot4(path, fmt, row, xs)
+    }
+    fn portable(fmt: Format, row: &[u8], x: &[Self]) -> f32 {
+        dot_portable(fmt, row, x)
+    }
+    fn values(&self) -> impl Iterator<Item = f64> {
+        self.qs
+            .map(|v| f64::from(v) * f64::from(self.d))
+            .into_iter()
+    }
+}
+
+impl Block for Q8KBlock {
+    const ELEMS: usize = QK_K;
+    const DOT4: &'static str = "dot4_k";
+    fn quantize_into(x: &[f32], q: &mut [Self]) {
+        quantize_row_k(x, q);
+    }
+    fn dot(path: KernelPath, fmt: Format, row: &[u8], x: &[Self]) -> f32 {
+        dot_k(path, fmt, row, x)
+    }
+    fn dot4(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Self]; 4]) -> [f32; 4] {
+        dot4_k(path, fmt, row, xs)
+    }
+    fn portable(fmt: Format, row: &[u8], x: &[Self]) -> f32 {
+        dot_k_portable(fmt, row, x)
+    }
+    fn values(&self) -> impl Iterator<Item = f64> {
+        self.qs
+            .map(|v| f64::from(v) * f64::from(self.d))
+            .into_iter()
+    }
+}
+
+/// Each of `xs` quantized.
+fn quantized<B: Block>(xs: &[Vec<f32>]) -> Vec<Vec<B>> {
+    xs.iter().map(|x| B::quantize(x)).collect()
+}
+
+/// Weight row `r` of a `rows` x `cols` matrix (`row`, dequantized `deq`) on every path: its dot product with the
+/// first of the four activation rows `xs` against a float64 reference, and its four-row dot product against the
+/// portable kernel.
+fn check_dots<B: Block>(
+    fmt: Format,
+    paths: &[KernelPath],
+    (rows, cols, r): (usize, usize, usize),
+    row: &[u8],
+    deq: &[f32],
+    xs: &[Vec<f32>],
+) {
+    let q = quantized::<B>(xs);
+    let xdeq: Vec<f64> = q[0].iter().flat_map(B::values).collect();
+    let reference: f64 = deq.iter().zip(&xdeq).map(|(a, b)| f64::from(*a) * b).sum();
+    for &path in paths {
+        let got = f64::from(B::dot(path, fmt, row, &q[0]));
+        let tol = 1e-4 * (1.0 + reference.abs()) + 1e-5 * cols as f64;
+        assert!(
+            (got - reference).abs() < tol,
+            "{fmt:?} {path:?} {rows}x{cols} row {r}: {got} vs {reference}"
+        );
+        let four = B::dot4(path, fmt, row, [&q[0], &q[1], &q[2], &q[3]]);
+        for (k, got) in four.into_iter().enumerate() {
+            let want = B::portable(fmt, row, &q[k]);
+            assert!(
+                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                "{fmt:?} {path:?} {} row {k}: {got} vs {want}",
+                B::DOT4
+            );
+        }
+    }
+}
+
 #[test]
 fn every_path_matches_the_portable_kernels_and_a_float64_reference() {
     let paths = KernelPath::available();
@@ -82,105 +185,53 @@ fn every_path_matches_the_portable_kernels_and_a_float64_reference() {
                 let mut deq = vec![0f32; cols];
                 dequantize_row(fmt, row, &mut deq);
                 if fmt.is_k() {
-                    let q: Vec<Vec<Q8KBlock>> = xs
-                        .iter()
-                        .map(|x| {
-                            let mut q = vec![Q8KBlock::default(); cols / QK_K];
-                            quantize_row_k(x, &mut q);
-                            q
-                        })
-                        .collect();
-                    let xdeq: Vec<f64> = q[0]
-                        .iter()
-                        .flat_map(|b| b.qs.map(|v| f64::from(v) * f64::from(b.d)))
-                        .collect();
-                    let reference: f64 =
-                        deq.iter().zip(&xdeq).map(|(a, b)| f64::from(*a) * b).sum();
-                    for &path in &paths {
-                        let got = f64::from(dot_k(path, fmt, row, &q[0]));
-                        let tol = 1e-4 * (1.0 + reference.abs()) + 1e-5 * cols as f64;
-                        assert!(
-                            (got - reference).abs() < tol,
-                            "{fmt:?} {path:?} {rows}x{cols} row {r}: {got} vs {reference}"
-                        );
-                        let four = dot4_k(path, fmt, row, [&q[0], &q[1], &q[2], &q[3]]);
-                        for (k, got) in four.into_iter().enumerate() {
-                            let want = dot_k_portable(fmt, row, &q[k]);
-                            assert!(
-                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                                "{fmt:?} {path:?} dot4_k row {k}: {got} vs {want}"
-                            );
-                        }
-                    }
+                    check_dots::<Q8KBlock>(fmt, &paths, (rows, cols, r), row, &deq, &xs);
                 } else {
-                    let q: Vec<Vec<Q8Block>> = xs
-                        .iter()
-                        .map(|x| {
-                            let mut q = vec![Q8Block::default(); cols / QK];
-                            quantize_row(x, &mut q);
-                            q
-                        })
-                        .collect();
-                    let xdeq: Vec<f64> = q[0]
-                        .iter()
-                        .flat_map(|b| b.qs.map(|v| f64::from(v) * f64::from(b.d)))
-                        .collect();
-                    let reference: f64 =
-                        deq.iter().zip(&xdeq).map(|(a, b)| f64::from(*a) * b).sum();
-                    for &path in &paths {
-                        let got = f64::from(dot(path, fmt, row, &q[0]));
-                        let tol = 1e-4 * (1.0 + reference.abs()) + 1e-5 * cols as f64;
-                        assert!(
-                            (got - reference).abs() < tol,
-                            "{fmt:?} {path:?} {rows}x{cols} row {r}: {got} vs {reference}"
-                        );
-                        let four = dot4(path, fmt, row, [&q[0], &q[1], &q[2], &q[3]]);
-                        for (k, got) in four.into_iter().enumerate() {
-                            let want = dot_portable(fmt, row, &q[k]);
-                            assert!(
-                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                                "{fmt:?} {path:?} dot4 row {k}: {got} vs {want}"
-                            );
-                        }
-                    }
+                    check_dots::<Q8Block>(fmt, &paths, (rows, cols, r), row, &deq, &xs);
                 }
             }
-            // The register tiles: groups of four weight rows against one, two and four activation rows.
-            if !fmt.is_k() && rows % 4 == 0 {
-                let q: Vec<Vec<Q8Block>> = xs
-                    .iter()
-                    .map(|x| {
-                        let mut q = vec![Q8Block::default(); cols / QK];
-                        quantize_row(x, &mut q);
-                        q
-                    })
-                    .collect();
-                for &path in &paths {
-                    let mut t1 = vec![[0f32; 1]; rows];
-                    let mut t2 = vec![[0f32; 2]; rows];
-                    let mut t4 = vec![[0f32; 4]; rows];
-                    tile(path, fmt, &w, rb, [&q[0]], &mut t1);
-                    tile(path, fmt, &w, rb, [&q[0], &q[1]], &mut t2);
-                    tile(path, fmt, &w, rb, [&q[0], &q[1], &q[2], &q[3]], &mut t4);
-                    for (i, row) in w.chunks_exact(rb).enumerate() {
-                        for (k, x) in q.iter().enumerate() {
-                            let want = dot_portable(fmt, row, x);
-                            let tol = 1e-4 * (1.0 + want.abs());
-                            assert!(
-                                (t4[i][k] - want).abs() < tol,
-                                "{fmt:?} {path:?} tile4 {i} {k}"
-                            );
-                            if k < 2 {
-                                assert!(
-                                    (t2[i][k] - want).abs() < tol,
-                                    "{fmt:?} {path:?} tile2 {i} {k}"
-                                );
-                            }
-                            if k == 0 {
-                                assert!(
-                                    (t1[i][0] - want).abs() < tol,
-                                    "{fmt:?} {path:?} tile1 {i}"
-                                );
+            // The register tiles: one and two groups of four weight rows (eight rows from each row on, wrapping,
+            // so every shape has them) against one, two and four activation rows.
+            if !fmt.is_k() {
+                let q = quantized::<Q8Block>(&xs);
+                for start in 0..rows {
+                    let eight: Vec<&[u8]> = (0..8)
+                        .map(|i| {
+                            let r = (start + i) % rows;
+                            &w[r * rb..(r + 1) * rb]
+                        })
+                        .collect();
+                    let packed = eight.concat();
+                    for &path in &paths {
+                        for g in [1, 2] {
+                            let w = &packed[..4 * g * rb];
+                            let mut t1 = vec![[0f32; 1]; 4 * g];
+                            let mut t2 = vec![[0f32; 2]; 4 * g];
+                            let mut t4 = vec![[0f32; 4]; 4 * g];
+                            tile(path, fmt, w, rb, [&q[0]], &mut t1);
+                            tile(path, fmt, w, rb, [&q[0], &q[1]], &mut t2);
+                            tile(path, fmt, w, rb, [&q[0], &q[1], &q[2], &q[3]], &mut t4);
+                            for (i, row) in eight[..4 * g].iter().enumerate() {
+                                for (k, x) in q.iter().enumerate() {
+                                    let want = dot_portable(fmt, row, x);
+                                    let tol = 1e-4 * (1.0 + want.abs());
+                                    assert!(
+                                        (t4[i][k] - want).abs() < tol,
+                                        "{fmt:?} {path:?} tile4 {i} {k}"
+                                    );
+                                    if k < 2 {
+                                        assert!(
+                                            (t2[i][k] - want).abs() < tol,
+                                            "{fmt:?} {path:?} tile2 {i} {k}"
+                                        );
+                                    }
+                                    if k == 0 {
+                                        assert!(
+                                            (t1[i][0] - want).abs() < tol,
+                                            "{fmt:?} {path:?} tile1 {i}"
+                                        );
+                                    }
+                                }
                             }
                         }
                     }
@@ -210,13 +261,9 @@ fn matmul_on_every_path_is_the_portable_dot_of_each_row() {
                     let xt = &x[t * cols..(t + 1) * cols];
                     for r in 0..rows {
                         let want = if fmt.is_k() {
-                            let mut q = vec![Q8KBlock::default(); cols / QK_K];
-                            quantize_row_k(xt, &mut q);
-                            dot_k_portable(fmt, w.row(r), &q)
+                            Q8KBlock::portable(fmt, w.row(r), &Q8KBlock::quantize(xt))
                         } else {
-                            let mut q = vec![Q8Block::default(); cols / QK];
-                            quantize_row(xt, &mut q);
-                            dot_portable(fmt, w.row(r), &q)
+                            Q8Block::portable(fmt, w.row(r), &Q8Block::quantize(xt))
                         };
                         let got = out[t * rows + r];
                         assert!(

@@ -42,6 +42,22 @@ pub fn random_values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Two logit vectors of the same length: the largest |a - b| relative to the largest |b|, and whether the
+/// arg-maxes agree.
+pub fn compare_logits(a: &[f32], b: &[f32]) -> (f32, bool) {
+    let top = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .unwrap()
+            .0
+    };
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    (diff / scale, top(a) == top(b))
+}
+
 /// The random weights' stream: SplitMix64 (meek-stats' generator) mapped to `[-1, 1)` with 24 bits.
 struct Rng(meek_stats::SplitMix64);
 

@@ -2,17 +2,16 @@
 //! dataset files, broken and stalled transfers, the free-space check and names that would leave the cache.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
 
-/// Serves `files` (repo path -> bytes) under `/{repo}/resolve/{COMMIT}/{file}` like the hub does for LFS files:
-/// HEAD and GET, with `ETag` = the file's sha256 and `X-Repo-Commit`. Records each request line.
-fn hub_server(
-    repo: &'static str,
-    files: Vec<(&'static str, Vec<u8>)>,
+/// A local HTTP server for up to 64 connections: for each, reads the request line and the headers, records the
+/// request line, and hands the line and the stream to `respond`. Returns its address and the recorded lines.
+fn serve(
+    mut respond: impl FnMut(&str, &mut TcpStream) + Send + 'static,
 ) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
@@ -33,16 +32,29 @@ fn hub_server(
                 }
             }
             log2.lock().unwrap().push(line.trim().to_string());
-            let mut parts = line.split_whitespace();
-            let method = parts.next().unwrap_or("");
-            let path = parts.next().unwrap_or("");
-            let found = files.iter().find(|(name, _)| {
-                ["", "datasets/"].iter().any(|prefix| {
-                    path == format!("/{prefix}{repo}/resolve/{COMMIT}/{name}")
-                        || path == format!("/{prefix}{repo}/resolve/main/{name}")
-                })
-            });
-            let response = match found {
+            respond(&line, &mut stream);
+        }
+    });
+    (addr, log)
+}
+
+/// Serves `files` (repo path -> bytes) under `/{repo}/resolve/{COMMIT}/{file}` like the hub does for LFS files:
+/// HEAD and GET, with `ETag` = the file's sha256 and `X-Repo-Commit`. Records each request line.
+fn hub_server(
+    repo: &'static str,
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    serve(move |line, stream| {
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("");
+        let path = parts.next().unwrap_or("");
+        let found = files.iter().find(|(name, _)| {
+            ["", "datasets/"].iter().any(|prefix| {
+                path == format!("/{prefix}{repo}/resolve/{COMMIT}/{name}")
+                    || path == format!("/{prefix}{repo}/resolve/main/{name}")
+            })
+        });
+        let response = match found {
                 Some((_, body)) => {
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{}\"\r\nX-Repo-Commit: {COMMIT}\r\n\
@@ -59,10 +71,8 @@ fn hub_server(
                 None => b"HTTP/1.1 404 Not Found\r\nX-Error-Code: EntryNotFound\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                     .to_vec(),
             };
-            let _ = stream.write_all(&response);
-        }
-    });
-    (addr, log)
+        let _ = stream.write_all(&response);
+    })
 }
 
 #[test]
@@ -201,50 +211,30 @@ fn scripted_server(
     good: Vec<u8>,
     gets: Vec<(Vec<u8>, Option<usize>)>,
 ) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        let mut served = 0;
-        for stream in listener.incoming().take(64) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            log2.lock().unwrap().push(line.trim().to_string());
-            let path = line.split_whitespace().nth(1).unwrap_or("");
-            if path != format!("/{repo}/resolve/{COMMIT}/{name}") {
-                let _ = stream.write_all(
+    let mut served = 0;
+    serve(move |line, stream| {
+        let path = line.split_whitespace().nth(1).unwrap_or("");
+        if path != format!("/{repo}/resolve/{COMMIT}/{name}") {
+            let _ = stream.write_all(
                     b"HTTP/1.1 404 Not Found\r\nX-Error-Code: EntryNotFound\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
-                continue;
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{}\"\r\nX-Repo-Commit: {COMMIT}\r\nConnection: close\r\n\r\n",
-                good.len(),
-                sha(&good)
-            );
-            let mut r = head.into_bytes();
-            if line.starts_with("GET") {
-                let (body, cut) = &gets[served.min(gets.len() - 1)];
-                served += 1;
-                r.extend_from_slice(&body[..cut.unwrap_or(body.len()).min(body.len())]);
-            }
-            let _ = stream.write_all(&r);
-            let _ = stream.flush();
-            // Dropping the stream closes the connection, midway through the body when it was cut.
+            return;
         }
-    });
-    (addr, log)
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{}\"\r\nX-Repo-Commit: {COMMIT}\r\nConnection: close\r\n\r\n",
+            good.len(),
+            sha(&good)
+        );
+        let mut r = head.into_bytes();
+        if line.starts_with("GET") {
+            let (body, cut) = &gets[served.min(gets.len() - 1)];
+            served += 1;
+            r.extend_from_slice(&body[..cut.unwrap_or(body.len()).min(body.len())]);
+        }
+        let _ = stream.write_all(&r);
+        let _ = stream.flush();
+        // Dropping the stream closes the connection, midway through the body when it was cut.
+    })
 }
 
 fn hub_fetcher(dir: &Path, endpoint: String) -> Fetcher {
