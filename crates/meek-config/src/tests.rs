@@ -198,6 +198,13 @@ fn suites_parse_and_are_checked() {
     );
     let c = parse(&generated, "x").unwrap().config;
     assert_eq!(c.suites[0].shots, 2);
+    assert_eq!(c.suites[0].until, None, "the prompt format's own stops");
+    let until = generated.replace("shots = 2\n", "shots = 2\nuntil = [\"\\n\\n\", \"Q:\"]\n");
+    let c = parse(&until, "x").unwrap().config;
+    assert_eq!(
+        c.suites[0].until,
+        Some(vec!["\n\n".to_string(), "Q:".to_string()])
+    );
     assert!(matches!(&c.suites[0].kind, SuiteKind::Generated { steps, .. } if steps == &[1, 2]));
     let jsonl = format!(
         "{MINIMAL}\n[[suites]]\nname = \"j\"\nkind = \"jsonl\"\nformat = \"gsm8k\"\nsource = {{ hub = \"openai/gsm8k\", revision = \"main\", file = \"test.jsonl\" }}\nlimit = 5\n"
@@ -221,6 +228,11 @@ fn suites_parse_and_are_checked() {
             "suites[0].source",
         ),
         (jsonl.replace("limit = 5", "shots = 3"), "suites[0].shots"),
+        (until.replace("\"Q:\"", "\"\""), "suites[0].until"),
+        (
+            until.replace("\"Q:\"", &format!("\"{}\"", "x".repeat(257))),
+            "suites[0].until",
+        ),
         (
             format!("{generated}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\n"),
             "suites[1].name",

@@ -40,6 +40,9 @@ pub enum StopReason {
     Eos,
     /// `max_new_tokens` were generated.
     Length,
+    /// The decoded text of the generated tokens came to contain this stop string (index into the list given to
+    /// [`Engine::generate_until`]); the token that completed it is included in `tokens`.
+    StopSequence(usize),
 }
 
 /// One greedy generation with its timings.
@@ -111,6 +114,19 @@ impl Engine {
         opts: GenOptions,
         observer: &mut dyn TokenObserver,
     ) -> Result<Generation, EngineError> {
+        self.generate_until(prompt, opts, &[], observer)
+    }
+
+    /// [`generate`](Self::generate) that also stops as soon as the text of the generated tokens (special tokens
+    /// left out) contains one of `until` (lm-evaluation-harness's stop sequences). The text is decoded after each
+    /// token, only when `until` is not empty; speed runs pass none and pay nothing.
+    pub fn generate_until(
+        &mut self,
+        prompt: &[u32],
+        opts: GenOptions,
+        until: &[String],
+        observer: &mut dyn TokenObserver,
+    ) -> Result<Generation, EngineError> {
         let needed = prompt.len() + opts.max_new_tokens;
         if prompt.is_empty() || opts.max_new_tokens == 0 || needed > self.max_positions {
             return Err(EngineError::TooLong {
@@ -140,6 +156,10 @@ impl Engine {
                 stop = StopReason::Eos;
                 break;
             }
+            if let Some(i) = self.stop_sequence_in(&tokens, until) {
+                stop = StopReason::StopSequence(i);
+                break;
+            }
             if tokens.len() == opts.max_new_tokens {
                 break;
             }
@@ -153,6 +173,20 @@ impl Engine {
             token_times: times,
             stop,
         })
+    }
+}
+
+impl Engine {
+    /// The index of the first of `until` that the text of `tokens` contains, if any. Called after every token,
+    /// so a new occurrence ends in the newest tokens: only a tail as long as the longest stop string (in bytes,
+    /// and every token is at least a byte of text or part of one) plus a few tokens is decoded, which keeps the
+    /// check constant-time however long the answer grows.
+    fn stop_sequence_in(&self, tokens: &[u32], until: &[String]) -> Option<usize> {
+        let longest = until.iter().map(String::len).max()?;
+        let tail = &tokens[tokens.len().saturating_sub(longest + 4)..];
+        // A piece that does not decode on its own (half of a multi-byte character) decodes with the next token.
+        let text = self.tokenizer.decode(tail, true).ok()?;
+        until.iter().position(|s| text.contains(s.as_str()))
     }
 }
 

@@ -74,6 +74,35 @@ fn chat_template_comes_from_the_file() {
     );
 }
 
+/// A stop string ends generation at the token whose text completes it: the same greedy tokens up to there.
+#[test]
+fn generation_stops_at_the_first_stop_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny(dir.path(), TinySpec::default());
+    let mut e = Engine::load(&path, DeviceRequest::Cpu).unwrap();
+    let prompt = e.synthetic_prompt(20, 7);
+    let opts = GenOptions {
+        max_new_tokens: 12,
+        stop_at_eos: false,
+    };
+    let full = e.generate(&prompt, opts, &mut ()).unwrap();
+    // The shortest prefix of the output with some text: its last character is the stop string.
+    let (n, text) = (1..=full.tokens.len())
+        .map(|n| (n, e.tokenizer().decode(&full.tokens[..n], true).unwrap()))
+        .find(|(_, t)| !t.is_empty())
+        .expect("the tiny model says something in 12 tokens");
+    let last = text.chars().last().unwrap().to_string();
+    let until = ["never in this output \u{1}".to_string(), last];
+    let cut = e.generate_until(&prompt, opts, &until, &mut ()).unwrap();
+    assert_eq!(cut.stop, StopReason::StopSequence(1));
+    assert!(cut.tokens.len() <= n, "{} > {n}", cut.tokens.len());
+    assert_eq!(cut.tokens[..], full.tokens[..cut.tokens.len()]);
+    assert_eq!(cut.token_times.len(), cut.tokens.len());
+    // No stop strings: the same as `generate`.
+    let none = e.generate_until(&prompt, opts, &[], &mut ()).unwrap();
+    assert_eq!(none.tokens, full.tokens);
+}
+
 #[test]
 fn generation_is_greedy_deterministic_and_timed() {
     let dir = tempfile::tempdir().unwrap();

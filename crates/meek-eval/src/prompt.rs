@@ -39,6 +39,11 @@ pub fn completion(item: &Item, exemplars: &[Item]) -> String {
 /// Where a completion-style answer ends (the model starting the next question).
 pub const STOP: &str = "\nQuestion:";
 
+/// The stop strings of completion prompts when a suite sets no `until`: the separators of [`completion`]'s own
+/// few-shot layout, so a base model's answer ends where it starts inventing the next question (generation stops
+/// there, and the answer is cut before it).
+pub const COMPLETION_UNTIL: [&str; 2] = ["\n\nQuestion:", "Question:"];
+
 /// The part of an output that answers the question: everything before [`STOP`].
 pub fn answer_part(output: &str) -> &str {
     output.find(STOP).map_or(output, |p| &output[..p])

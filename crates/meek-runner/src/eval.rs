@@ -24,6 +24,9 @@ pub struct PreparedSuite {
     pub shots: usize,
     /// Token budget per answer.
     pub max_new_tokens: usize,
+    /// The suite's stop strings; `None`: the prompt style's own ([`stops`]).
+    #[serde(default)]
+    pub until: Option<Vec<String>>,
     /// The items.
     pub items: Vec<PreparedItem>,
 }
@@ -122,10 +125,33 @@ pub fn prepare(
             name: s.name.clone(),
             shots: s.shots,
             max_new_tokens: s.max_new_tokens,
+            until: s.until.clone(),
             items,
         });
     }
     Ok(out)
+}
+
+/// The stop strings of `suite` for a model with (`chat`) or without a chat template: the suite's `until` when it
+/// sets one, otherwise the completion format's separators ([`prompt::COMPLETION_UNTIL`]) for base models, and none
+/// for chat models, whose template's end-of-turn token ends the answer.
+pub fn stops(suite: &PreparedSuite, chat: bool) -> Vec<String> {
+    match (&suite.until, chat) {
+        (Some(until), _) => until.clone(),
+        (None, false) => prompt::COMPLETION_UNTIL.map(String::from).to_vec(),
+        (None, true) => Vec::new(),
+    }
+}
+
+/// `text` up to the earliest occurrence of any of `until` (all of it when none occurs), as lm-evaluation-harness
+/// cuts a generation at its `until` strings.
+pub fn cut_at_stop<'a>(text: &'a str, until: &[String]) -> &'a str {
+    let end = until
+        .iter()
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+        .unwrap_or(text.len());
+    &text[..end]
 }
 
 /// Scores one answer. `output` is the generated text (special tokens removed).
@@ -208,6 +234,7 @@ pub fn summarise(
             .ok()
             .map(|s| Summary::from(&s)),
         items,
+        until: Vec::new(),
         energy: None,
     }
 }
@@ -226,6 +253,7 @@ pub fn evaluate(
 ) -> Result<SuiteResult, BenchError> {
     let chat = engine.chat_template().is_some();
     let style = if chat { "chat" } else { "completion" };
+    let until = stops(suite, chat);
     let mut records = Vec::with_capacity(suite.items.len());
     let mut windows: Vec<Option<Window>> = Vec::with_capacity(suite.items.len());
     let mut rates = Vec::new();
@@ -267,12 +295,13 @@ pub fn evaluate(
             continue;
         }
         let start = meter.mark();
-        let g = engine.generate(
+        let g = engine.generate_until(
             &ids,
             GenOptions {
                 max_new_tokens: budget,
                 stop_at_eos: true,
             },
+            &until,
             &mut (),
         )?;
         let end = meter.mark();
@@ -282,13 +311,16 @@ pub fn evaluate(
         if g.tokens.len() >= 2 {
             rates.push((g.tokens.len() - 1) as f64 / g.decode_time().as_secs_f64());
         }
-        let output = engine
+        let decoded = engine
             .tokenizer()
             .decode(&g.tokens, true)
             .map_err(BenchError::Measurement)?;
+        // Every generated token is spent (counted, timed, metered); the answer is the text before the first stop.
+        let output = cut_at_stop(&decoded, &until);
         let stop = match g.stop {
             StopReason::Eos => "eos",
             StopReason::Length => "length",
+            StopReason::StopSequence(_) => "stop_sequence",
         };
         records.push(record(
             &p.item,
@@ -311,6 +343,7 @@ pub fn evaluate(
         .collect();
     let suite_energy = energy.suite(&items);
     let mut result = summarise(suite, style, records, rates);
+    result.until = until;
     result.energy = Some(suite_energy);
     Ok(result)
 }
@@ -318,6 +351,23 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_cut_at_the_earliest_stop_and_base_models_get_the_format_stops() {
+        let until = vec!["Question:".to_string(), "\n\n".to_string()];
+        assert_eq!(
+            cut_at_stop(" 7.\nAnswer: 7\n\nQuestion: 1+1?", &until),
+            " 7.\nAnswer: 7"
+        );
+        assert_eq!(cut_at_stop("no stop here", &until), "no stop here");
+        assert_eq!(cut_at_stop("Question: at once", &until), "");
+        let mut s = suite();
+        assert_eq!(stops(&s, true), Vec::<String>::new());
+        assert_eq!(stops(&s, false), ["\n\nQuestion:", "Question:"]);
+        s.until = Some(vec!["</s>".into()]);
+        assert_eq!(stops(&s, true), ["</s>"]);
+        assert_eq!(stops(&s, false), ["</s>"]);
+    }
 
     fn suite() -> PreparedSuite {
         let items = generate::FAMILIES
@@ -332,6 +382,7 @@ mod tests {
             name: "t".into(),
             shots: 0,
             max_new_tokens: 16,
+            until: None,
             items,
         }
     }

@@ -218,6 +218,10 @@ pub struct SuiteResult {
     pub decode_tokens_per_second: Option<Summary>,
     /// Every item.
     pub items: Vec<ItemRecord>,
+    /// The stop strings generation ended at (the suite's `until`, or the completion format's own); absent when
+    /// none (chat models end at their template's end-of-turn token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub until: Vec<String>,
     /// Energy of the suite's answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<SuiteEnergy>,
@@ -275,7 +279,9 @@ pub struct ItemRecord {
     pub prompt_tokens: usize,
     /// Generated tokens (the end-of-sequence token included when produced).
     pub generated_tokens: usize,
-    /// `eos` or `length` (the budget ran out).
+    /// Why the answer ended: `eos` (end of sequence or of turn), `stop_sequence` (the text reached one of the
+    /// suite's stop strings; `output` is cut before it, every token is still counted), `length` (the budget ran
+    /// out) or `prompt_too_long` (no room for an answer; scored wrong).
     pub stop: String,
     /// Seconds from handing over the prompt to the last token.
     pub seconds: f64,
