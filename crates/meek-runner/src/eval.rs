@@ -324,7 +324,7 @@ pub fn evaluate(
         };
         records.push(record(
             &p.item,
-            &output,
+            output,
             ids.len(),
             g.tokens.len(),
             stop,
