@@ -230,6 +230,10 @@ fn suites_parse_and_are_checked() {
         (jsonl.replace("limit = 5", "shots = 3"), "suites[0].shots"),
         (until.replace("\"Q:\"", "\"\""), "suites[0].until"),
         (
+            until.replace("\"Q:\"", &vec!["\"Q:\""; 257].join(", ")),
+            "suites[0].until",
+        ),
+        (
             until.replace("\"Q:\"", &format!("\"{}\"", "x".repeat(257))),
             "suites[0].until",
         ),
