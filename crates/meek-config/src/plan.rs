@@ -48,10 +48,6 @@ pub struct Plan {
     pub threads: Vec<usize>,
     /// The speed grid, with the command line's lists in place of the config's.
     pub speed: SpeedSection,
-    /// Accuracy suites, answered in every run.
-    pub suites: Vec<SuiteSpec>,
-    /// Energy sources, prices and baseline.
-    pub energy: EnergySection,
     /// Directory for a new result file.
     pub output: PathBuf,
     /// Model cache directory, when the config or the command line names one.
@@ -139,8 +135,6 @@ impl Plan {
             models,
             threads,
             speed,
-            suites: c.suites.clone(),
-            energy: c.energy.clone(),
             output: overrides
                 .output
                 .clone()
@@ -148,6 +142,16 @@ impl Plan {
             cache: overrides.cache.clone().or_else(|| c.run.cache.clone()),
             overrides: recorded,
         })
+    }
+
+    /// Accuracy suites, answered in every run (the config's: no flag changes them).
+    pub fn suites(&self) -> &[SuiteSpec] {
+        &self.config.config.suites
+    }
+
+    /// Energy sources, prices and baseline (the config's).
+    pub fn energy(&self) -> &EnergySection {
+        &self.config.config.energy
     }
 
     /// Every (model id, thread count) in the order measured; a result file keeps its runs in this order.

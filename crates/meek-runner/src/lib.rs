@@ -127,7 +127,7 @@ pub fn run(
             .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
     };
     let order = plan.runs();
-    let energy = EnergyRequest::new(&plan.energy, &machine);
+    let energy = EnergyRequest::new(plan.energy(), &machine);
     let (file, mut result) = match &opts.resume {
         Some(path) => {
             let resume_err = |detail: String| BenchError::Resume {
@@ -184,7 +184,7 @@ pub fn run(
     let fetcher = meek_hub::Fetcher::new(cache).with_progress(opts.progress);
     // Suites are read and checked before anything is measured: a bad suite leaves no `running` file with no runs
     // (a new file is removed again; a resumed one is left as it was).
-    let suites = match eval::prepare(&plan.suites, &plan.config.origin, &fetcher) {
+    let suites = match eval::prepare(plan.suites(), &plan.config.origin, &fetcher) {
         Ok(s) => s,
         Err(e) => {
             file.discard();
