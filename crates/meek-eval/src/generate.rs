@@ -86,6 +86,7 @@ pub fn items(
             steps,
             question,
             answer: answer.to_string(),
+            target: answer.to_string(),
             solution,
         });
     }

@@ -244,6 +244,7 @@ fn item(n: usize, line: &str, format: Format) -> Result<Item, (usize, String)> {
                 question: g.question,
                 answer,
                 solution,
+                target: g.answer,
             }
         }
         Format::Plain => {
@@ -287,6 +288,7 @@ fn item(n: usize, line: &str, format: Format) -> Result<Item, (usize, String)> {
                 steps: p.steps.unwrap_or(0),
                 question: p.prompt,
                 solution: p.solution.unwrap_or_else(|| format!("Answer: {answer}")),
+                target: raw,
                 answer,
             }
         }

@@ -6,6 +6,9 @@
 //! - [`jsonl`]: external suites in GSM8K's format (`question`, `answer` ending in `#### N`) or `{id, prompt,
 //!   answer}`; suite files are untrusted, so the file, each line, each field and the item count are capped.
 //! - [`prompt`]: the instruction, k-shot exemplars, as chat turns or as a completion prompt for base models.
+//! - [`lm_eval`]: lm-evaluation-harness's `gsm8k` and `gsm8k_cot_llama` reproduced (prompts, exemplars drawn as
+//!   its Python `random` draws them ([`pyrandom`]), stop strings, regex filters and `exact_match`), for scores
+//!   comparable with published ones.
 //! - [`extract`]: two extractors reported side by side, like lm-evaluation-harness: *strict* (the requested
 //!   `Answer: N` line, or `#### N`) and *flexible* (the last number, tolerant of `\boxed{}`, thousands
 //!   separators, currency and units); numbers are compared as numbers, not strings.
@@ -15,7 +18,9 @@
 pub mod extract;
 pub mod generate;
 pub mod jsonl;
+pub mod lm_eval;
 pub mod prompt;
+pub mod pyrandom;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,4 +39,9 @@ pub struct Item {
     pub answer: String,
     /// A worked solution ending in `Answer: N`, used when the item serves as an exemplar.
     pub solution: String,
+    /// The answer as the dataset writes it (GSM8K: the worked answer with its calculator annotations and
+    /// `#### N`): what lm-evaluation-harness's prompts show and its metric compares ([`lm_eval`]). Generated and
+    /// plain items: the answer.
+    #[serde(default)]
+    pub target: String,
 }

@@ -61,6 +61,7 @@ mod tests {
             question: q.into(),
             answer: a.into(),
             solution: format!("Answer: {a}"),
+            target: a.into(),
         }
     }
 
