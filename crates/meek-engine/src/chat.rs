@@ -44,6 +44,8 @@ pub struct ChatTemplate {
     env: Arc<Environment<'static>>,
     bos: String,
     eos: String,
+    /// Whether the template reads `enable_thinking` (Qwen3's switch between thinking and answering at once).
+    thinking_switch: bool,
     /// Set once a render ran past [`DEADLINE`]: its thread may still be running, so no other is started.
     timed_out: Arc<AtomicBool>,
 }
@@ -57,6 +59,7 @@ impl ChatTemplate {
                 source.len()
             ));
         }
+        let thinking_switch = source.contains("enable_thinking");
         // minijinja folds constant expressions while compiling (`'x' * 100000000`), so compiling is bounded by the
         // deadline too.
         let source = source.to_string();
@@ -78,8 +81,15 @@ impl ChatTemplate {
             env: Arc::new(env),
             bos: bos.to_string(),
             eos: eos.to_string(),
+            thinking_switch,
             timed_out: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Whether the template has a thinking switch (`enable_thinking`) that [`render_thinking`](Self::render_thinking)
+    /// can set.
+    pub fn has_thinking_switch(&self) -> bool {
+        self.thinking_switch
     }
 
     /// Renders a conversation; with `add_generation_prompt` the text ends where the assistant's answer begins.
@@ -88,18 +98,31 @@ impl ChatTemplate {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<String, String> {
+        self.render_thinking(messages, add_generation_prompt, None)
+    }
+
+    /// [`render`](Self::render) with `enable_thinking` set to `thinking` when it is `Some` (left undefined, the
+    /// template's default, when `None`).
+    pub fn render_thinking(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        thinking: Option<bool>,
+    ) -> Result<String, String> {
         if self.timed_out.load(Ordering::SeqCst) {
             return Err(Late::Deadline.to_string());
         }
         let env = Arc::clone(&self.env);
         let (messages, bos, eos) = (messages.to_vec(), self.bos.clone(), self.eos.clone());
-        on_worker(move || render_capped(&env, &messages, add_generation_prompt, &bos, &eos))
-            .map_err(|late| {
-                if late == Late::Deadline {
-                    self.timed_out.store(true, Ordering::SeqCst);
-                }
-                late.to_string()
-            })?
+        on_worker(move || {
+            render_capped(&env, &messages, add_generation_prompt, &bos, &eos, thinking)
+        })
+        .map_err(|late| {
+            if late == Late::Deadline {
+                self.timed_out.store(true, Ordering::SeqCst);
+            }
+            late.to_string()
+        })?
     }
 }
 
@@ -153,15 +176,18 @@ fn render_capped(
     add_generation_prompt: bool,
     bos: &str,
     eos: &str,
+    thinking: Option<bool>,
 ) -> Result<String, String> {
     let t = env.get_template("chat").map_err(|e| e.to_string())?;
     let mut out = CappedWriter::new(MAX_OUTPUT);
+    let switch = thinking.map_or_else(|| context! {}, |t| context! { enable_thinking => t });
     let rendered = t.render_captured_to(
         context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => bos,
             eos_token => eos,
+            ..switch
         },
         &mut out,
     );

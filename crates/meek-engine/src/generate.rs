@@ -45,6 +45,37 @@ pub enum StopReason {
     StopSequence(usize),
 }
 
+/// A reasoning model's thinking block (`<think>...</think>`) during generation: stop strings apply only after it
+/// closes, and a budget can close it (budget forcing).
+#[derive(Debug, Clone, Copy)]
+pub struct Thinking<'a> {
+    /// The prompt already opened the block (DeepSeek-R1's template ends its generation prompt with `<think>\n`);
+    /// otherwise a block counts when the generated text begins with `open`.
+    pub open_in_prompt: bool,
+    /// The text that opens a block, e.g. `<think>`.
+    pub open: &'a str,
+    /// The text that closes it, e.g. `</think>`.
+    pub close: &'a str,
+    /// Most thinking tokens: once the block holds this many without closing, `force` (the token ids of the closing
+    /// text) is fed to the model, which then answers, with `max_new_tokens` for the answer. `None`: no cap, and
+    /// `max_new_tokens` bounds thinking and answer together.
+    pub budget: Option<usize>,
+    /// Token ids fed at the budget, e.g. those of `\n</think>\n\n`.
+    pub force: &'a [u32],
+}
+
+/// What happened to a thinking block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThinkingTrace {
+    /// Generated tokens that belong to the block (from its opening, or the first token when the prompt opened it,
+    /// up to the token that closed it or the last before the forced close).
+    pub tokens: usize,
+    /// The budget closed the block: the forced ids were fed after `tokens[..forced_at]`.
+    pub forced_at: Option<usize>,
+    /// The block was closed (by the model or by forcing); false when generation ended inside it.
+    pub closed: bool,
+}
+
 /// One greedy generation with its timings.
 #[derive(Debug, Clone)]
 pub struct Generation {
@@ -58,6 +89,8 @@ pub struct Generation {
     pub token_times: Vec<Instant>,
     /// Why it stopped.
     pub stop: StopReason,
+    /// The thinking block, when [`Engine::generate_thinking`] was asked to watch for one and one opened.
+    pub thinking: Option<ThinkingTrace>,
 }
 
 impl Generation {
@@ -127,7 +160,25 @@ impl Engine {
         until: &[String],
         observer: &mut dyn TokenObserver,
     ) -> Result<Generation, EngineError> {
-        let needed = prompt.len() + opts.max_new_tokens;
+        self.generate_thinking(prompt, opts, until, None, observer)
+    }
+
+    /// [`generate_until`](Self::generate_until) for reasoning models: with `thinking`, the text inside a thinking
+    /// block is not checked for stop strings, its tokens are counted, and a budget closes it by feeding the forced
+    /// ids (which are not generated tokens: they are in neither `tokens` nor `token_times`, and cost one prefill
+    /// step). The context must hold the prompt, the budget, the forced ids and `max_new_tokens`.
+    pub fn generate_thinking(
+        &mut self,
+        prompt: &[u32],
+        opts: GenOptions,
+        until: &[String],
+        thinking: Option<Thinking<'_>>,
+        observer: &mut dyn TokenObserver,
+    ) -> Result<Generation, EngineError> {
+        let think_room = thinking
+            .and_then(|t| t.budget.map(|b| b + t.force.len()))
+            .unwrap_or(0);
+        let needed = prompt.len() + think_room + opts.max_new_tokens;
         if prompt.is_empty() || opts.max_new_tokens == 0 || needed > self.max_positions {
             return Err(EngineError::TooLong {
                 model: self.name.clone(),
@@ -147,6 +198,12 @@ impl Engine {
         let started = Instant::now();
         let mut next = self.step(prompt, 0)?;
         let mut stop = StopReason::Length;
+        let mut watch = thinking.map(Watch::new);
+        // Where the answer's tokens begin (stop strings are looked for there) and how many it may have.
+        let mut answer_from = 0;
+        let mut cap = opts.max_new_tokens;
+        // Positions past the prompt taken by forced ids.
+        let mut fed = 0;
         loop {
             let at = Instant::now();
             observer.on_token(tokens.len(), next, at);
@@ -156,15 +213,49 @@ impl Engine {
                 stop = StopReason::Eos;
                 break;
             }
-            if let Some(i) = self.stop_sequence_in(&tokens, until) {
+            let mut force = false;
+            if let Some(w) = watch.as_mut()
+                && !w.done()
+            {
+                match w.after_token(self, &tokens) {
+                    Phase::Thinking => {}
+                    // The block closed: the answer starts here, with its own budget when thinking had one.
+                    Phase::Answering if w.trace.is_some() => {
+                        answer_from = tokens.len();
+                        if w.spec.budget.is_some() {
+                            cap = tokens.len() + opts.max_new_tokens;
+                        }
+                    }
+                    // No block opened: the answer began with the first token.
+                    Phase::Answering => {}
+                    Phase::Force => force = true,
+                }
+            }
+            let undecided = watch.as_ref().is_some_and(|w| !w.done());
+            if !undecided && let Some(i) = self.stop_sequence_in(&tokens[answer_from..], until) {
                 stop = StopReason::StopSequence(i);
                 break;
             }
-            if tokens.len() == opts.max_new_tokens {
+            // Inside a block with a budget, the budget (forcing) ends thinking, not the answer's cap.
+            let budgeted_block = watch
+                .as_ref()
+                .is_some_and(|w| !w.done() && w.trace.is_some() && w.spec.budget.is_some());
+            if tokens.len() >= cap && !force && !budgeted_block {
                 break;
             }
-            let pos = prompt.len() + tokens.len() - 1;
-            next = self.step(&[next], pos)?;
+            let pos = prompt.len() + fed + tokens.len() - 1;
+            if force {
+                let w = watch.as_mut().expect("forcing needs a watch");
+                let mut ids = vec![next];
+                ids.extend_from_slice(w.spec.force);
+                next = self.step(&ids, pos)?;
+                fed += w.spec.force.len();
+                w.forced(tokens.len());
+                answer_from = tokens.len();
+                cap = tokens.len() + opts.max_new_tokens;
+            } else {
+                next = self.step(&[next], pos)?;
+            }
         }
         Ok(Generation {
             prompt_tokens: prompt.len(),
@@ -172,7 +263,91 @@ impl Engine {
             started,
             token_times: times,
             stop,
+            thinking: watch.and_then(|w| w.trace),
         })
+    }
+}
+
+/// Where a watched generation is.
+enum Phase {
+    /// Inside the block (or not yet known whether one opens).
+    Thinking,
+    /// Outside it: it closed, or none opened.
+    Answering,
+    /// The budget is spent: feed the forced ids.
+    Force,
+}
+
+/// Follows a thinking block token by token.
+struct Watch<'a> {
+    spec: Thinking<'a>,
+    /// `None` until a block opens.
+    trace: Option<ThinkingTrace>,
+    /// Decided: the block closed, or none opened.
+    decided: bool,
+}
+
+impl<'a> Watch<'a> {
+    fn new(spec: Thinking<'a>) -> Self {
+        Self {
+            trace: spec.open_in_prompt.then_some(ThinkingTrace {
+                tokens: 0,
+                forced_at: None,
+                closed: false,
+            }),
+            spec,
+            decided: false,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.decided
+    }
+
+    fn forced(&mut self, at: usize) {
+        if let Some(t) = self.trace.as_mut() {
+            t.forced_at = Some(at);
+            t.closed = true;
+        }
+        self.decided = true;
+    }
+
+    fn after_token(&mut self, engine: &Engine, tokens: &[u32]) -> Phase {
+        if self.trace.is_some() {
+            return self.after_open(engine, tokens);
+        }
+        // Not yet open: the text so far must begin with the opening tag for a block to count.
+        let text = engine.tokenizer.decode(tokens, true).unwrap_or_default();
+        let lead = text.trim_start();
+        if lead.starts_with(self.spec.open) {
+            self.trace = Some(ThinkingTrace {
+                tokens: tokens.len(),
+                forced_at: None,
+                closed: false,
+            });
+            return self.after_open(engine, tokens);
+        }
+        if self.spec.open.starts_with(lead) {
+            return Phase::Thinking;
+        }
+        self.decided = true;
+        Phase::Answering
+    }
+
+    fn after_open(&mut self, engine: &Engine, tokens: &[u32]) -> Phase {
+        let trace = self.trace.as_mut().expect("open");
+        // Every generated token up to the close belongs to the block (its opening tag included).
+        trace.tokens = tokens.len();
+        let close = [self.spec.close.to_string()];
+        if engine.stop_sequence_in(tokens, &close).is_some() {
+            trace.closed = true;
+            self.decided = true;
+            return Phase::Answering;
+        }
+        if self.spec.budget.is_some_and(|b| trace.tokens >= b) {
+            return Phase::Force;
+        }
+        Phase::Thinking
     }
 }
 

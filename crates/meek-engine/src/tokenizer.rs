@@ -197,13 +197,19 @@ impl TextTokenizer {
             .map_or("default", String::as_str);
         inner.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
-        let special: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&types)
-            .filter(|(_, t)| matches!(**t, TYPE_CONTROL | TYPE_USER_DEFINED))
-            .map(|(tok, _)| AddedToken::from(tok.clone(), true))
-            .collect();
-        inner.add_special_tokens(&special);
+        // Both kinds are matched whole when encoding; only control tokens are special (left out of decoded text),
+        // as in the Hugging Face tokenizer the file was converted from: user-defined ones (Qwen3's and
+        // DeepSeek-R1's `<think>` and `</think>`) are text the answer shows.
+        let added = |ty: i32| -> Vec<AddedToken> {
+            tokens
+                .iter()
+                .zip(&types)
+                .filter(|(_, t)| **t == ty)
+                .map(|(tok, _)| AddedToken::from(tok.clone(), ty == TYPE_CONTROL))
+                .collect()
+        };
+        inner.add_special_tokens(&added(TYPE_CONTROL));
+        inner.add_tokens(&added(TYPE_USER_DEFINED));
         Ok(Self {
             model: Model::Bpe(Box::new(inner)),
             bos,

@@ -86,6 +86,7 @@ impl TinyCheckpoint {
             },
             head_dim: self.head_dim,
             window: self.window as u32,
+            ..TinySpec::default()
         }
     }
 }

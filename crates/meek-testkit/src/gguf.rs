@@ -39,6 +39,12 @@ pub struct TinySpec {
     pub head_dim: Option<usize>,
     /// Sliding window of gemma3's local layers.
     pub window: u32,
+    /// A reasoning model: the vocabulary gains `<think>` and `</think>` (user-defined tokens, as in Qwen3's and
+    /// DeepSeek-R1's files) and the chat template is [`THINKING_TEMPLATE`].
+    pub thinking: bool,
+    /// Factor on the `</think>` row of the output matrix (with `thinking`): above 1 the model closes its thought
+    /// sooner.
+    pub think_boost: f32,
 }
 
 impl Default for TinySpec {
@@ -57,12 +63,22 @@ impl Default for TinySpec {
             arch: "llama",
             head_dim: None,
             window: 8,
+            thinking: false,
+            think_boost: 1.0,
         }
     }
 }
 
 /// The SmolLM2 chat template, which the tiny model carries.
 pub const CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// The chat template of tiny reasoning models: SmolLM2's turns, and a generation prompt that opens a thinking block
+/// (`<think>\n`, as DeepSeek-R1's template does) unless `enable_thinking` is false, when it writes an empty closed one
+/// (as Qwen3's does).
+pub const THINKING_TEMPLATE: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% else %}{{ '<think>\n' }}{% endif %}{% endif %}";
+
+/// The thinking tags of tiny reasoning models, after the merges.
+pub const THINK_TOKENS: [&str; 2] = ["<think>", "</think>"];
 
 /// Special tokens of the tiny vocabulary, at ids 0, 1, 2.
 pub const SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
@@ -85,10 +101,20 @@ pub fn vocabulary() -> Vec<String> {
     tokens
 }
 
+/// The vocabulary of `spec`: [`vocabulary`], then [`THINK_TOKENS`] for reasoning models.
+pub fn vocabulary_of(spec: &TinySpec) -> Vec<String> {
+    let mut tokens = vocabulary();
+    if spec.thinking {
+        tokens.extend(THINK_TOKENS.iter().map(|s| s.to_string()));
+    }
+    tokens
+}
+
 /// Writes a tiny GGUF of `spec.arch` (llama unless set) to `path`.
 pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> {
     let dev = Device::Cpu;
-    let tokens = vocabulary();
+    let tokens = vocabulary_of(&spec);
+    let close = tokens.len() - 1;
     let vocab = tokens.len();
     let head_dim = spec.head_dim.unwrap_or(spec.hidden / spec.heads);
     let (qd, kvd) = (spec.heads * head_dim, spec.kv_heads * head_dim);
@@ -124,6 +150,8 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
             out_rng.next_f32()
                 * if i / spec.hidden == 2 {
                     spec.eos_boost
+                } else if spec.thinking && i / spec.hidden == close {
+                    spec.think_boost
                 } else {
                     1.0
                 }
@@ -181,13 +209,21 @@ pub fn write_gguf(
     head_dim: usize,
     tensors: &[(String, QTensor)],
 ) -> candle_core::Result<()> {
-    let tokens = vocabulary();
+    let tokens = vocabulary_of(&spec);
     let vocab = tokens.len();
     let arch = spec.arch;
     use gguf_file::Value as V;
     let strs = |v: &[String]| V::Array(v.iter().map(|s| V::String(s.clone())).collect());
     let types: Vec<V> = (0..vocab)
-        .map(|i| V::I32(if i < SPECIALS.len() { 3 } else { 1 }))
+        .map(|i| {
+            V::I32(if i < SPECIALS.len() {
+                3
+            } else if spec.thinking && i >= vocab - THINK_TOKENS.len() {
+                4
+            } else {
+                1
+            })
+        })
         .collect();
     let merges: Vec<String> = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
     let key = |k: &str| format!("{arch}.{k}");
@@ -233,10 +269,12 @@ pub fn write_gguf(
     ];
     md.extend(tokenizer.into_iter().map(|(k, v)| (k.to_string(), v)));
     if spec.chat_template {
-        md.push((
-            "tokenizer.chat_template".into(),
-            V::String(CHAT_TEMPLATE.into()),
-        ));
+        let template = if spec.thinking {
+            THINKING_TEMPLATE
+        } else {
+            CHAT_TEMPLATE
+        };
+        md.push(("tokenizer.chat_template".into(), V::String(template.into())));
     }
     let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();

@@ -22,8 +22,8 @@ pub use checkpoint::{
     TinyCheckpoint, checkpoint_to_gguf, write_tiny_checkpoint, write_tiny_tokenizer_json,
 };
 pub use gguf::{
-    CHAT_TEMPLATE, MERGES, SPECIALS, TinySpec, rewrite_gguf, vocabulary, write_gguf,
-    write_tiny_llama,
+    CHAT_TEMPLATE, MERGES, SPECIALS, THINK_TOKENS, THINKING_TEMPLATE, TinySpec, rewrite_gguf,
+    vocabulary, vocabulary_of, write_gguf, write_tiny_llama,
 };
 pub use reference::gemma3_reference;
 
