@@ -141,6 +141,44 @@ pub struct SuiteSpec {
     /// Stop strings (lm-evaluation-harness's `until`): generation ends as soon as the answer's text contains one,
     /// and the answer is cut before it. `None`: the prompt format's own (see `meek_eval::prompt`).
     pub until: Option<Vec<String>>,
+    /// Whose prompts, exemplars, stop strings and scoring the suite uses.
+    pub prompt: PromptKind,
+    /// The chat template's thinking switch (Qwen3's `enable_thinking`), for reasoning models.
+    pub thinking: Thinking,
+}
+
+/// A suite's prompts and scoring (`prompt = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptKind {
+    /// meekbench's own (`"meek"`): an instruction asking for `Answer: N`, numbers compared as numbers.
+    #[default]
+    Meek,
+    /// lm-evaluation-harness's GSM8K tasks (`"lm-eval"`): `gsm8k` for base models, `gsm8k_cot_llama` for chat
+    /// models, reproduced in `meek_eval::lm_eval` (GSM8K-format suites only).
+    LmEval,
+}
+
+/// Whether a reasoning model thinks before answering (`thinking = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Thinking {
+    /// The template's own default (`"default"`); nothing is passed.
+    #[default]
+    Default,
+    /// `enable_thinking = true` is passed to the chat template (`"on"`).
+    On,
+    /// `enable_thinking = false` is passed to the chat template (`"off"`).
+    Off,
+}
+
+impl Thinking {
+    /// The value passed as the template's `enable_thinking`, if any.
+    pub fn switch(self) -> Option<bool> {
+        match self {
+            Thinking::Default => None,
+            Thinking::On => Some(true),
+            Thinking::Off => Some(false),
+        }
+    }
 }
 
 /// Where a suite's items come from.

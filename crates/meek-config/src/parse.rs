@@ -49,6 +49,8 @@ struct RawSuite {
     shots: Option<usize>,
     max_new_tokens: Option<usize>,
     until: Option<Vec<String>>,
+    prompt: Option<String>,
+    thinking: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -343,8 +345,43 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 ));
             }
         };
+        let prompt = match r.prompt.as_deref() {
+            None | Some("meek") => PromptKind::Meek,
+            Some("lm-eval") => {
+                if !matches!(&kind, SuiteKind::Jsonl { format, .. } if format == "gsm8k") {
+                    return Err((
+                        key("prompt"),
+                        "\"lm-eval\" reproduces lm-evaluation-harness's GSM8K tasks (gsm8k, gsm8k_cot_llama) and \
+                         needs kind = \"jsonl\" with format = \"gsm8k\""
+                            .into(),
+                    ));
+                }
+                PromptKind::LmEval
+            }
+            Some(other) => {
+                return Err((
+                    key("prompt"),
+                    format!("\"{other}\" is not a prompt style; use \"meek\" or \"lm-eval\""),
+                ));
+            }
+        };
+        let thinking = match r.thinking.as_deref() {
+            None | Some("default") => Thinking::Default,
+            Some("on") => Thinking::On,
+            Some("off") => Thinking::Off,
+            Some(other) => {
+                return Err((
+                    key("thinking"),
+                    format!(
+                        "\"{other}\" is not a thinking setting; use \"on\", \"off\" or \"default\""
+                    ),
+                ));
+            }
+        };
+        // lm-eval's gsm8k is 5-shot.
+        let default_shots = if prompt == PromptKind::LmEval { 5 } else { 0 };
         let shots = limits::SHOTS
-            .check(r.shots.unwrap_or(0), Origin::Config)
+            .check(r.shots.unwrap_or(default_shots), Origin::Config)
             .map_err(|m| (key("shots"), m))?;
         let max_new_tokens = limits::MAX_NEW_TOKENS
             .check(r.max_new_tokens.unwrap_or(128), Origin::Config)
@@ -373,6 +410,8 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             shots,
             max_new_tokens,
             until,
+            prompt,
+            thinking,
         });
     }
     let energy = validate_energy(raw.energy)?;

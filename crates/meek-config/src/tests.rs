@@ -248,6 +248,74 @@ fn suites_parse_and_are_checked() {
 }
 
 #[test]
+fn lm_eval_prompts_and_the_thinking_switch_parse_and_are_checked() {
+    let gsm = format!(
+        "{MINIMAL}\n[[suites]]\nname = \"gsm8k\"\nkind = \"jsonl\"\nformat = \"gsm8k\"\nprompt = \"lm-eval\"\nsource = {{ path = \"t.jsonl\" }}\nexemplars = {{ path = \"e.jsonl\" }}\n"
+    );
+    let s = &parse(&gsm, "x").unwrap().config.suites[0];
+    assert_eq!(
+        (s.prompt, s.shots),
+        (PromptKind::LmEval, 5),
+        "lm-eval's gsm8k is 5-shot"
+    );
+    assert_eq!(s.thinking, Thinking::Default);
+    let think = gsm.replace(
+        "prompt = \"lm-eval\"\n",
+        "prompt = \"lm-eval\"\nthinking = \"off\"\nshots = 3\n",
+    );
+    let s = &parse(&think, "x").unwrap().config.suites[0];
+    assert_eq!(
+        (s.thinking, s.thinking.switch(), s.shots),
+        (Thinking::Off, Some(false), 3)
+    );
+    let generated =
+        format!("{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nthinking = \"on\"\n");
+    let s = &parse(&generated, "x").unwrap().config.suites[0];
+    assert_eq!(
+        (s.prompt, s.thinking.switch()),
+        (PromptKind::Meek, Some(true))
+    );
+    for (bad, key, says) in [
+        (
+            gsm.replace("\"lm-eval\"", "\"lm_eval\""),
+            "suites[0].prompt",
+            "not a prompt style",
+        ),
+        (
+            gsm.replace("format = \"gsm8k\"", "format = \"plain\""),
+            "suites[0].prompt",
+            "format = \"gsm8k\"",
+        ),
+        (
+            generated.replace("thinking = \"on\"", "prompt = \"lm-eval\""),
+            "suites[0].prompt",
+            "kind = \"jsonl\"",
+        ),
+        (
+            generated.replace("\"on\"", "\"maybe\""),
+            "suites[0].thinking",
+            "\"on\", \"off\" or \"default\"",
+        ),
+        (
+            gsm.replace("exemplars = { path = \"e.jsonl\" }\n", ""),
+            "suites[0].shots",
+            "exemplars",
+        ),
+    ] {
+        let e = err(&bad);
+        assert!(
+            e.contains(&format!("`{key}")) && e.contains(says),
+            "expected {key} / {says} in {e}"
+        );
+    }
+    let e = err(&generated.replace("\"on\"", "true"));
+    assert!(
+        e.contains("thinking = true") && e.contains("expected a string"),
+        "{e}"
+    );
+}
+
+#[test]
 fn energy_table_parses_and_is_checked() {
     let c = parse(MINIMAL, "x").unwrap().config;
     assert_eq!(c.energy, EnergySection::default());

@@ -4,16 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use indicatif::ProgressBar;
-use meek_config::{Source, SuiteKind, SuiteSpec};
-use meek_energy::record::RunEnergyBuilder;
-use meek_energy::{Meter, Window};
-use meek_engine::{Engine, GenOptions, Message, StopReason};
-use meek_eval::{Item, extract, generate, jsonl, prompt};
+use meek_config::{PromptKind, Source, SuiteKind, SuiteSpec};
+use meek_eval::{Item, generate, jsonl, lm_eval};
 use meek_schema::{GroupScore, ItemRecord, Score, SuiteResult, Summary};
 use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
+pub use crate::answer::{cut_at_stop, evaluate, record, stops};
 
 /// A suite ready to run: every item with its exemplars.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +24,15 @@ pub struct PreparedSuite {
     /// The suite's stop strings; `None`: the prompt style's own ([`stops`]).
     #[serde(default)]
     pub until: Option<Vec<String>>,
+    /// Prompts and scoring of lm-evaluation-harness's GSM8K tasks ([`lm_eval::Task`]) instead of meekbench's.
+    #[serde(default)]
+    pub lm_eval: bool,
+    /// The chat template's `enable_thinking`, when the suite sets it.
+    #[serde(default)]
+    pub thinking: Option<bool>,
+    /// Cap on a thinking block (budget forcing); `None`: none.
+    #[serde(default)]
+    pub max_thinking_tokens: Option<usize>,
     /// The items.
     pub items: Vec<PreparedItem>,
 }
@@ -101,8 +107,11 @@ pub fn prepare(
                     jsonl::load(&path, fmt, limit).map_err(|e| bad(e.to_string()))
                 };
                 let items = load(source, *limit)?;
+                // lm-eval draws each question's exemplars from the whole training split; meekbench shows the
+                // first `shots` to every question.
+                let lm_eval = s.prompt == PromptKind::LmEval;
                 let shots = match exemplars {
-                    Some(e) if s.shots > 0 => load(e, Some(s.shots))?,
+                    Some(e) if s.shots > 0 => load(e, (!lm_eval).then_some(s.shots))?,
                     _ => Vec::new(),
                 };
                 if shots.len() < s.shots {
@@ -112,13 +121,25 @@ pub fn prepare(
                         shots.len()
                     )));
                 }
-                items
-                    .into_iter()
-                    .map(|item| PreparedItem {
-                        item,
-                        exemplars: shots.clone(),
-                    })
-                    .collect()
+                if lm_eval {
+                    let draws = lm_eval::draw_exemplars(items.len(), shots.len(), s.shots);
+                    items
+                        .into_iter()
+                        .zip(draws)
+                        .map(|(item, draw)| PreparedItem {
+                            item,
+                            exemplars: draw.into_iter().map(|i| shots[i].clone()).collect(),
+                        })
+                        .collect()
+                } else {
+                    items
+                        .into_iter()
+                        .map(|item| PreparedItem {
+                            item,
+                            exemplars: shots.clone(),
+                        })
+                        .collect()
+                }
             }
         };
         out.push(PreparedSuite {
@@ -126,63 +147,13 @@ pub fn prepare(
             shots: s.shots,
             max_new_tokens: s.max_new_tokens,
             until: s.until.clone(),
+            lm_eval: s.prompt == PromptKind::LmEval,
+            thinking: s.thinking.switch(),
+            max_thinking_tokens: None,
             items,
         });
     }
     Ok(out)
-}
-
-/// The stop strings of `suite` for a model with (`chat`) or without a chat template: the suite's `until` when it
-/// sets one, otherwise the completion format's separators ([`prompt::COMPLETION_UNTIL`]) for base models, and none
-/// for chat models, whose template's end-of-turn token ends the answer.
-pub fn stops(suite: &PreparedSuite, chat: bool) -> Vec<String> {
-    match (&suite.until, chat) {
-        (Some(until), _) => until.clone(),
-        (None, false) => prompt::COMPLETION_UNTIL.map(String::from).to_vec(),
-        (None, true) => Vec::new(),
-    }
-}
-
-/// `text` up to the earliest occurrence of any of `until` (all of it when none occurs), as lm-evaluation-harness
-/// cuts a generation at its `until` strings.
-pub fn cut_at_stop<'a>(text: &'a str, until: &[String]) -> &'a str {
-    let end = until
-        .iter()
-        .filter_map(|s| text.find(s.as_str()))
-        .min()
-        .unwrap_or(text.len());
-    &text[..end]
-}
-
-/// Scores one answer. `output` is the generated text (special tokens removed).
-pub fn record(
-    item: &Item,
-    output: &str,
-    prompt_tokens: usize,
-    generated_tokens: usize,
-    stop: &str,
-    seconds: f64,
-    keep_output: bool,
-) -> ItemRecord {
-    let answer = prompt::answer_part(output);
-    let strict = extract::strict(answer);
-    let flexible = extract::flexible(answer);
-    ItemRecord {
-        id: item.id.clone(),
-        family: item.family.clone(),
-        steps: item.steps,
-        expected: item.answer.clone(),
-        correct_strict: extract::matches(strict.as_ref(), &item.answer),
-        correct_flexible: extract::matches(flexible.as_ref(), &item.answer),
-        extracted_strict: strict.map(|n| n.text),
-        extracted_flexible: flexible.map(|n| n.text),
-        prompt_tokens,
-        generated_tokens,
-        stop: stop.to_string(),
-        seconds,
-        output: keep_output.then(|| output.to_string()),
-        joules: None,
-    }
 }
 
 fn group<K: Ord + ToString>(
@@ -233,119 +204,24 @@ pub fn summarise(
         decode_tokens_per_second: meek_stats::Sample::new(decode_rates)
             .ok()
             .map(|s| Summary::from(&s)),
+        task: None,
+        thinking: suite
+            .thinking
+            .map(|on| if on { "on" } else { "off" }.to_string()),
+        mean_thinking_tokens: items.iter().any(|r| r.thinking_tokens.is_some()).then(|| {
+            mean(
+                items
+                    .iter()
+                    .filter_map(|r| r.thinking_tokens)
+                    .sum::<usize>() as f64,
+            )
+        }),
+        thinking_forced: Some(items.iter().filter(|r| r.thinking_forced).count())
+            .filter(|&n| n > 0),
         items,
         until: Vec::new(),
         energy: None,
     }
-}
-
-/// Answers every item of `suite` with `engine` (greedy, stopping at end-of-sequence or the budget), with an
-/// energy window around each answer, asking `stop` before each item: once it says yes, the result holds the items
-/// answered so far.
-pub fn evaluate(
-    engine: &mut Engine,
-    suite: &PreparedSuite,
-    keep_outputs: bool,
-    bar: &ProgressBar,
-    meter: &Meter,
-    energy: &mut RunEnergyBuilder<'_>,
-    stop: &dyn Fn() -> bool,
-) -> Result<SuiteResult, BenchError> {
-    let chat = engine.chat_template().is_some();
-    let style = if chat { "chat" } else { "completion" };
-    let until = stops(suite, chat);
-    let mut records = Vec::with_capacity(suite.items.len());
-    let mut windows: Vec<Option<Window>> = Vec::with_capacity(suite.items.len());
-    let mut rates = Vec::new();
-    for p in &suite.items {
-        if stop() {
-            break;
-        }
-        bar.set_message(format!("{} {}", suite.name, p.item.id));
-        let text = match engine.chat_template() {
-            Some(t) => {
-                let turns: Vec<Message> = prompt::chat(&p.item, &p.exemplars)
-                    .iter()
-                    .map(|(role, content)| Message::new(role, content))
-                    .collect();
-                t.render(&turns, true).map_err(BenchError::Measurement)?
-            }
-            None => prompt::completion(&p.item, &p.exemplars),
-        };
-        let ids = engine
-            .tokenizer()
-            .encode(&text)
-            .map_err(BenchError::Measurement)?;
-        let budget = suite
-            .max_new_tokens
-            .min(engine.max_positions().saturating_sub(ids.len()));
-        if budget == 0 {
-            // Recorded as wrong, never dropped.
-            records.push(record(
-                &p.item,
-                "",
-                ids.len(),
-                0,
-                "prompt_too_long",
-                0.0,
-                keep_outputs,
-            ));
-            windows.push(None);
-            bar.inc(1);
-            continue;
-        }
-        let start = meter.mark();
-        let g = engine.generate_until(
-            &ids,
-            GenOptions {
-                max_new_tokens: budget,
-                stop_at_eos: true,
-            },
-            &until,
-            &mut (),
-        )?;
-        let end = meter.mark();
-        windows.push(Some(meter.window(&start, &end)));
-        let seconds =
-            (*g.token_times.last().expect("one token at least") - g.started).as_secs_f64();
-        if g.tokens.len() >= 2 {
-            rates.push((g.tokens.len() - 1) as f64 / g.decode_time().as_secs_f64());
-        }
-        let decoded = engine
-            .tokenizer()
-            .decode(&g.tokens, true)
-            .map_err(BenchError::Measurement)?;
-        // Every generated token is spent (counted, timed, metered); the answer is the text before the first stop.
-        let output = cut_at_stop(&decoded, &until);
-        let stop = match g.stop {
-            StopReason::Eos => "eos",
-            StopReason::Length => "length",
-            StopReason::StopSequence(_) => "stop_sequence",
-        };
-        records.push(record(
-            &p.item,
-            output,
-            ids.len(),
-            g.tokens.len(),
-            stop,
-            seconds,
-            keep_outputs,
-        ));
-        bar.inc(1);
-    }
-    for (r, w) in records.iter_mut().zip(&windows) {
-        r.joules = w.as_ref().and_then(|w| w.joules);
-    }
-    let items: Vec<(Option<Window>, bool)> = windows
-        .into_iter()
-        .zip(&records)
-        .map(|(w, r)| (w, r.correct_flexible))
-        .collect();
-    let suite_energy = energy.suite(&items);
-    let mut result = summarise(suite, style, records, rates);
-    result.until = until;
-    result.energy = Some(suite_energy);
-    Ok(result)
 }
 
 #[cfg(test)]
@@ -364,6 +240,9 @@ mod tests {
         let mut s = suite();
         assert_eq!(stops(&s, true), Vec::<String>::new());
         assert_eq!(stops(&s, false), ["\n\nQuestion:", "Question:"]);
+        s.lm_eval = true;
+        assert_eq!(stops(&s, false), ["Question:", "</s>", "<|im_end|>"]);
+        assert_eq!(stops(&s, true)[2], "Q:");
         s.until = Some(vec!["</s>".into()]);
         assert_eq!(stops(&s, true), ["</s>"]);
         assert_eq!(stops(&s, false), ["</s>"]);
@@ -383,6 +262,9 @@ mod tests {
             shots: 0,
             max_new_tokens: 16,
             until: None,
+            lm_eval: false,
+            thinking: None,
+            max_thinking_tokens: None,
             items,
         }
     }

@@ -16,6 +16,7 @@
 //! ones again and the rest for the first time, and writes runs in plan order, so the finished file has the same
 //! shape as one from an uninterrupted bench.
 
+pub mod answer;
 pub mod children;
 pub mod eval;
 mod launch;

@@ -159,6 +159,7 @@ pub fn measure_until(
     let device: DeviceRequest = req.device.parse().map_err(BenchError::Config)?;
     let t0 = Instant::now();
     let mut engine = Engine::load(&req.path, device)?;
+    crate::answer::check(&engine, &req.model_id, &req.suites)?;
     let load_seconds = t0.elapsed().as_secs_f64();
     let info = engine.info().clone();
     for &(p, g) in &req.points {

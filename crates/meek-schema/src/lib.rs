@@ -198,10 +198,25 @@ pub struct SuiteResult {
     pub shots: usize,
     /// Token budget per answer.
     pub max_new_tokens: usize,
-    /// Score of the strict extractor (the requested `Answer: N` line).
+    /// Score of the strict extractor (the requested `Answer: N` line; with `task`, that task's `strict-match`).
     pub strict: Score,
-    /// Score of the flexible extractor (last number in the output).
+    /// Score of the flexible extractor (last number in the output; with `task`, its `flexible-extract`).
     pub flexible: Score,
+    /// The lm-evaluation-harness task whose prompts, exemplars, stop strings and scoring the suite reproduced
+    /// (`gsm8k` for completion prompts, `gsm8k_cot_llama` for chat): verdicts are lm-eval's `exact_match` of its
+    /// regex filters, a string comparison. Absent: meekbench's own prompts and numeric comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The chat template's thinking switch as the suite set it (`on`, `off`); absent: the template's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    /// Mean thinking tokens per answer (included in `mean_generated_tokens`); absent when no answer had a
+    /// thinking block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_thinking_tokens: Option<f64>,
+    /// Answers whose thinking the budget closed (budget forcing); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_forced: Option<usize>,
     /// Scores per family.
     pub by_family: Vec<GroupScore>,
     /// Scores per number of dependent steps.
@@ -285,9 +300,17 @@ pub struct ItemRecord {
     pub stop: String,
     /// Seconds from handing over the prompt to the last token.
     pub seconds: f64,
-    /// The generated text (left out with `--no-outputs`).
+    /// The generated text (left out with `--no-outputs`); a thinking block's text and any forced closing included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// Generated tokens inside a reasoning model's thinking block (part of `generated_tokens`, spent like the
+    /// others); the extractors read only the text after the block. Absent when no block opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_tokens: Option<usize>,
+    /// The block reached the suite's `max_thinking_tokens` and was closed by feeding the closing tag (budget
+    /// forcing), after which the model answered. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thinking_forced: bool,
     /// Gross joules of the window from handing over the prompt to the last token (status and label: the suite's
     /// `energy`); absent when no energy figure could be obtained.
     #[serde(default, skip_serializing_if = "Option::is_none")]

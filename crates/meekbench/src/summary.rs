@@ -184,7 +184,10 @@ pub fn table(r: &BenchResult) -> String {
                 a.suite,
                 a.strict.n,
                 a.shots,
-                a.prompt_style,
+                a.task.as_ref().map_or_else(
+                    || a.prompt_style.clone(),
+                    |t| format!("{}, lm-eval {t}", a.prompt_style)
+                ),
                 pct(&a.strict),
                 pct(&a.flexible),
                 a.mean_generated_tokens,
@@ -207,6 +210,13 @@ pub fn table(r: &BenchResult) -> String {
                 steps.join(", "),
                 fams.join(", ")
             );
+            if let Some(t) = a.mean_thinking_tokens {
+                acc += &format!(
+                    "    thinking: {t:.1} tokens per answer{}\n",
+                    a.thinking_forced
+                        .map_or_else(String::new, |n| format!(", {n} closed by the budget"))
+                );
+            }
         }
     }
     if !acc.is_empty() {
