@@ -169,9 +169,17 @@ pub fn score(
 }
 
 /// Refuses, before anything is measured, suites this model cannot answer as asked: a thinking switch on a model
-/// whose chat template has none (or that has no template).
+/// whose chat template has none (or that has no template), a thinking budget on a model without a template.
 pub fn check(engine: &Engine, model: &str, suites: &[PreparedSuite]) -> Result<(), BenchError> {
     for s in suites {
+        if s.max_thinking_tokens.is_some() && engine.chat_template().is_none() {
+            return Err(BenchError::Config(format!(
+                "suite `{}` sets max_thinking_tokens, but `{model}` has no chat template: thinking blocks are \
+                 followed in chat answers only, so the budget would never apply; measure this model with a suite \
+                 without max_thinking_tokens",
+                s.name
+            )));
+        }
         let Some(on) = s.thinking else { continue };
         let switch = engine
             .chat_template()
