@@ -106,7 +106,8 @@ fn a_thinking_switch_without_a_template_switch_is_refused_before_measuring() {
     assert!(
         e.contains("suite `think`") && e.contains("enable_thinking") && e.contains("tiny-think"),
         "{e}"
-    );    let base = dir.path().join("base.gguf");
+    );
+    let base = dir.path().join("base.gguf");
     let spec = TinySpec {
         chat_template: false,
         ..TinySpec::default()
@@ -115,5 +116,8 @@ fn a_thinking_switch_without_a_template_switch_is_refused_before_measuring() {
     let e = measure(&request(&base, suite(None, Some(8))))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("max_thinking_tokens") && e.contains("no chat template"), "{e}");
+    assert!(
+        e.contains("max_thinking_tokens") && e.contains("no chat template"),
+        "{e}"
+    );
 }
