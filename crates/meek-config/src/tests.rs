@@ -387,3 +387,22 @@ fn non_utf8_file_is_refused_with_offset() {
     assert!(e.contains("missing.toml"), "{e}");
     fs_err::remove_dir_all(&dir).ok();
 }
+
+/// The configurations that ship besides the default parse as they are.
+#[test]
+fn shipped_configs_parse() {
+    let gsm8k = parse(
+        include_str!("../../../configs/gsm8k.toml"),
+        "configs/gsm8k.toml",
+    )
+    .unwrap();
+    let s = &gsm8k.config.suites[0];
+    assert_eq!(
+        (s.prompt, s.shots, s.max_new_tokens),
+        (PromptKind::LmEval, 5, 256)
+    );
+    assert!(
+        matches!(&s.kind, SuiteKind::Jsonl { format, limit: Some(100), .. } if format == "gsm8k")
+    );
+    assert_eq!(gsm8k.config.models.len(), 2);
+}
