@@ -107,14 +107,15 @@ impl Task {
     fn reference(self, target: &str) -> String {
         match self {
             Task::Gsm8k => target.to_string(),
-            Task::Gsm8kCotLlama => target
-                .rsplit("####")
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
+            Task::Gsm8kCotLlama => final_answer(target).to_string(),
         }
     }
+}
+
+/// The final answer of a GSM8K target, the text after its last `####` (`answer.split('####')[-1].strip()`): the
+/// reference both tasks' `exact_match` reduces the target to.
+pub fn final_answer(target: &str) -> &str {
+    target.rsplit("####").next().unwrap_or_default().trim()
 }
 
 fn verdict(extracted: Option<String>, reference: &str) -> Verdict {

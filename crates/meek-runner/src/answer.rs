@@ -75,15 +75,21 @@ pub struct Outcome<'a> {
     pub thinking: Option<ThinkingTrace>,
 }
 
+/// Where the answer begins in `text`: after the first closing tag when a thinking block opened (the end of the text
+/// when it never closed), at the start otherwise.
+fn answer_start(text: &str, thinking: Option<&ThinkingTrace>) -> usize {
+    match thinking {
+        None => 0,
+        Some(_) => text
+            .find(THINK_CLOSE)
+            .map_or(text.len(), |p| p + THINK_CLOSE.len()),
+    }
+}
+
 /// The part of `output` the extractors read: after the first closing tag when a thinking block opened (nothing
 /// when it never closed), all of it otherwise.
 pub fn after_thinking<'a>(output: &'a str, thinking: Option<&ThinkingTrace>) -> &'a str {
-    match thinking {
-        None => output,
-        Some(_) => output
-            .find(THINK_CLOSE)
-            .map_or("", |p| &output[p + THINK_CLOSE.len()..]),
-    }
+    &output[answer_start(output, thinking)..]
 }
 
 /// Scores one answer with meekbench's extractors (no thinking block). `output` is the generated text (special
@@ -137,14 +143,7 @@ pub fn score(
                 task.strict(answer, &item.target),
                 task.flexible(answer, &item.target),
             );
-            // The dataset's final answer, as written after its `####`: what both tasks' references reduce to.
-            let expected = item
-                .target
-                .rsplit("####")
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string();
+            let expected = lm_eval::final_answer(&item.target).to_string();
             (expected, (s.correct, s.extracted), (f.correct, f.extracted))
         }
     };
@@ -375,12 +374,7 @@ fn cut_after_thinking<'a>(
     until: &[String],
     thinking: Option<&ThinkingTrace>,
 ) -> &'a str {
-    let from = match thinking {
-        Some(_) => decoded
-            .find(THINK_CLOSE)
-            .map_or(decoded.len(), |p| p + THINK_CLOSE.len()),
-        None => 0,
-    };
+    let from = answer_start(decoded, thinking);
     let cut = cut_at_stop(&decoded[from..], until);
     &decoded[..from + cut.len()]
 }
