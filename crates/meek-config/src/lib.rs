@@ -136,8 +136,10 @@ pub struct SuiteSpec {
     pub kind: SuiteKind,
     /// Exemplars before each question.
     pub shots: usize,
-    /// Token budget per answer.
-    pub max_new_tokens: usize,
+    /// Token budgets to answer with: one, or several when the suite sweeps (`max_new_tokens = [64, 256]`,
+    /// `max_thinking_tokens = [...]`, every combination, thinking budgets outermost). Each is its own entry of the
+    /// result, so one file holds accuracy against the compute spent.
+    pub budgets: Vec<Budget>,
     /// Stop strings (lm-evaluation-harness's `until`): generation ends as soon as the answer's text contains one,
     /// and the answer is cut before it. `None`: the prompt format's own (see `meek_eval::prompt`).
     pub until: Option<Vec<String>>,
@@ -145,6 +147,16 @@ pub struct SuiteSpec {
     pub prompt: PromptKind,
     /// The chat template's thinking switch (Qwen3's `enable_thinking`), for reasoning models.
     pub thinking: Thinking,
+}
+
+/// One token budget of a suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Generated tokens per answer (with a thinking budget: after the thought).
+    pub max_new_tokens: usize,
+    /// Thinking tokens before budget forcing closes the thought; `None`: no cap (`max_new_tokens` bounds thought
+    /// and answer together).
+    pub max_thinking_tokens: Option<usize>,
 }
 
 /// A suite's prompts and scoring (`prompt = ...`).

@@ -70,7 +70,7 @@ impl Bound {
     }
 }
 
-/// The most values one swept list (thread counts, prompt or generation lengths) may hold.
+/// The most values one swept list (thread counts, prompt or generation lengths, a suite's budgets) may hold.
 pub const MAX_SWEEP: usize = 64;
 
 /// Thread counts of `run.threads` / `--threads`.
@@ -152,6 +152,15 @@ pub const MAX_NEW_TOKENS: Bound = Bound {
     min: 1,
     max: 1 << 17,
     why: "a reasoning model's longest thinking budgets are ~32k tokens",
+};
+
+/// Thinking tokens per answer before budget forcing closes the thought.
+pub const MAX_THINKING_TOKENS: Bound = Bound {
+    key: "suites[].max_thinking_tokens",
+    flag: None,
+    min: 1,
+    max: 1 << 17,
+    why: "reasoning models' published thinking budgets reach ~32k tokens",
 };
 
 /// Items used of a JSONL suite.

@@ -47,7 +47,8 @@ struct RawSuite {
     exemplars: Option<RawSource>,
     limit: Option<usize>,
     shots: Option<usize>,
-    max_new_tokens: Option<usize>,
+    max_new_tokens: Option<toml::Value>,
+    max_thinking_tokens: Option<toml::Value>,
     until: Option<Vec<String>>,
     prompt: Option<String>,
     thinking: Option<String>,
@@ -383,9 +384,7 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
         let shots = limits::SHOTS
             .check(r.shots.unwrap_or(default_shots), Origin::Config)
             .map_err(|m| (key("shots"), m))?;
-        let max_new_tokens = limits::MAX_NEW_TOKENS
-            .check(r.max_new_tokens.unwrap_or(128), Origin::Config)
-            .map_err(|m| (key("max_new_tokens"), m))?;
+        let budgets = budgets(r.max_new_tokens, r.max_thinking_tokens, &key)?;
         if shots > 0
             && matches!(
                 &kind,
@@ -408,7 +407,7 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             name: r.name,
             kind,
             shots,
-            max_new_tokens,
+            budgets,
             until,
             prompt,
             thinking,
@@ -539,6 +538,81 @@ fn parse_threads(v: Option<toml::Value>) -> Result<Threads, Invalid> {
         Some(v @ toml::Value::Integer(_)) => Ok(Threads::List(vec![positive(&v)?])),
         Some(v) => Err(bad(format!("{v} is not a thread count"))),
     }
+}
+
+/// A suite's budgets: `max_new_tokens` (default 128) and `max_thinking_tokens`, each a count or a list to sweep;
+/// every combination, thinking budgets outermost.
+fn budgets(
+    new: Option<toml::Value>,
+    thinking: Option<toml::Value>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Vec<Budget>, Invalid> {
+    let new = counts(new, limits::MAX_NEW_TOKENS, "max_new_tokens")
+        .map_err(|m| (key("max_new_tokens"), m))?
+        .unwrap_or_else(|| vec![128]);
+    let thinking: Vec<Option<usize>> =
+        match counts(thinking, limits::MAX_THINKING_TOKENS, "max_thinking_tokens")
+            .map_err(|m| (key("max_thinking_tokens"), m))?
+        {
+            None => vec![None],
+            Some(list) => list.into_iter().map(Some).collect(),
+        };
+    if new.len() * thinking.len() > limits::MAX_SWEEP {
+        return Err((
+            key("max_new_tokens"),
+            format!(
+                "{} max_new_tokens x {} max_thinking_tokens make {} budgets; a sweep takes at most {}",
+                new.len(),
+                thinking.len(),
+                new.len() * thinking.len(),
+                limits::MAX_SWEEP
+            ),
+        ));
+    }
+    Ok(thinking
+        .iter()
+        .flat_map(|&t| {
+            new.iter().map(move |&n| Budget {
+                max_new_tokens: n,
+                max_thinking_tokens: t,
+            })
+        })
+        .collect())
+}
+
+/// A count, or a list of distinct counts to sweep, each within `bound`.
+fn counts(
+    v: Option<toml::Value>,
+    bound: limits::Bound,
+    name: &str,
+) -> Result<Option<Vec<usize>>, String> {
+    let one = |v: &toml::Value| match v.as_integer() {
+        Some(n) => usize::try_from(n)
+            .map_err(|_| {
+                format!(
+                    "{name} = {n} is out of range; it must be from {} to {}",
+                    bound.min, bound.max
+                )
+            })
+            .and_then(|n| bound.check(n, Origin::Config)),
+        None => Err(format!(
+            "{v} is not a token count; write a number such as 256 or a list such as [64, 256, 1024]"
+        )),
+    };
+    let list = match v {
+        None => return Ok(None),
+        Some(toml::Value::Array(a)) => a.iter().map(one).collect::<Result<Vec<_>, _>>()?,
+        Some(v) => vec![one(&v)?],
+    };
+    bound.check_list(&list, Origin::Config)?;
+    for (i, x) in list.iter().enumerate() {
+        if list[..i].contains(x) {
+            return Err(format!(
+                "{name} lists {x} twice; each budget is measured once"
+            ));
+        }
+    }
+    Ok(Some(list))
 }
 
 fn validate_source(s: RawSource) -> Result<Source, String> {

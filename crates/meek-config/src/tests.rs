@@ -192,6 +192,57 @@ fn counts_are_bounded() {
 }
 
 #[test]
+fn budgets_sweep_every_combination_and_bad_lists_are_refused() {
+    let suite =
+        |keys: &str| format!("{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\n{keys}\n");
+    let budgets = |keys: &str| {
+        parse(&suite(keys), "t.toml").unwrap().config.suites[0]
+            .budgets
+            .clone()
+    };
+    let b = |n, t| Budget {
+        max_new_tokens: n,
+        max_thinking_tokens: t,
+    };
+    assert_eq!(budgets(""), [b(128, None)]);
+    assert_eq!(budgets("max_new_tokens = 64"), [b(64, None)]);
+    assert_eq!(
+        budgets("max_new_tokens = [64, 256, 1024]"),
+        [b(64, None), b(256, None), b(1024, None)]
+    );
+    assert_eq!(
+        budgets("max_new_tokens = [32, 64]\nmax_thinking_tokens = [100, 400]"),
+        [
+            b(32, Some(100)),
+            b(64, Some(100)),
+            b(32, Some(400)),
+            b(64, Some(400))
+        ]
+    );
+    for (keys, want) in [
+        ("max_new_tokens = []", "is empty"),
+        ("max_new_tokens = [64, 64]", "lists 64 twice"),
+        ("max_new_tokens = [0]", "out of range"),
+        ("max_new_tokens = -5", "out of range"),
+        ("max_new_tokens = \"many\"", "not a token count"),
+        ("max_thinking_tokens = [1, 2.5]", "not a token count"),
+        ("max_thinking_tokens = 1000000", "out of range"),
+    ] {
+        let e = err(&suite(keys));
+        assert!(
+            e.contains(want) && e.contains("suites[0].max_"),
+            "{keys}: {e}"
+        );
+    }
+    let many: Vec<String> = (1..=9).map(|n| n.to_string()).collect();
+    let e = err(&suite(&format!(
+        "max_new_tokens = [{0}]\nmax_thinking_tokens = [{0}]",
+        many.join(", ")
+    )));
+    assert!(e.contains("81 budgets") && e.contains("at most 64"), "{e}");
+}
+
+#[test]
 fn suites_parse_and_are_checked() {
     let generated = format!(
         "{MINIMAL}\n[[suites]]\nname = \"g\"\nkind = \"generated\"\nfamilies = [\"word\"]\nsteps = [1, 2]\nshots = 2\n"
@@ -398,11 +449,30 @@ fn shipped_configs_parse() {
     .unwrap();
     let s = &gsm8k.config.suites[0];
     assert_eq!(
-        (s.prompt, s.shots, s.max_new_tokens),
-        (PromptKind::LmEval, 5, 256)
+        (s.prompt, s.shots, s.budgets.as_slice()),
+        (
+            PromptKind::LmEval,
+            5,
+            [Budget {
+                max_new_tokens: 256,
+                max_thinking_tokens: None
+            }]
+            .as_slice()
+        )
     );
     assert!(
         matches!(&s.kind, SuiteKind::Jsonl { format, limit: Some(100), .. } if format == "gsm8k")
     );
     assert_eq!(gsm8k.config.models.len(), 2);
+    let sweep = parse(
+        include_str!("../../../configs/budget-sweep.toml"),
+        "configs/budget-sweep.toml",
+    )
+    .unwrap();
+    let budgets: Vec<usize> = sweep.config.suites[0]
+        .budgets
+        .iter()
+        .map(|b| b.max_new_tokens)
+        .collect();
+    assert_eq!(budgets, [16, 32, 96]);
 }

@@ -91,6 +91,8 @@ pub const TARGETS: &[Target] = &[
             "items_per_level",
             "shots",
             "max_new_tokens",
+            "max_thinking_tokens",
+            "[64, 256, 1024]",
             "families",
             "kind",
             "\"jsonl\"",

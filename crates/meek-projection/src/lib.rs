@@ -412,7 +412,7 @@ pub fn project(
                 energy_basis: basis,
                 usd_per_token: usd,
                 accuracy: acc,
-                suite: suite.map(|s| s.suite.clone()),
+                suite: suite.map(|s| s.key()),
                 accuracy_by_steps: suite
                     .map(|s| {
                         s.by_steps

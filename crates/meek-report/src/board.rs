@@ -180,6 +180,10 @@ pub struct Entry {
     pub accuracy_n: Option<usize>,
     /// Flexible accuracy per step count: (steps, accuracy, items).
     pub by_steps: Vec<(String, f64, usize)>,
+    /// Every budget of the suite when the run swept it, in the order measured: accuracy against what an answer
+    /// cost (the test-time-compute curve). Empty without a sweep.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budget_curve: Vec<BudgetPoint>,
     /// Suite seconds per correct answer.
     pub seconds_per_correct: Option<f64>,
     /// Energy status (`measured`, `estimated`, `proxy-only`) when the file has energy figures.
@@ -206,6 +210,26 @@ pub struct Entry {
     pub started_at: String,
     /// How many files measured this same entry (the newest is shown).
     pub measurements: usize,
+}
+
+/// Budgets drawn per entry at most (a config sweeps at most 64; a result file is untrusted).
+pub const MAX_BUDGETS: usize = 64;
+
+/// One budget of a swept suite.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BudgetPoint {
+    /// The budget in words (`256 tokens`, `think 1024 + 256 tokens`).
+    pub budget: String,
+    /// Flexible accuracy.
+    pub accuracy: f64,
+    /// Its 95% Wilson interval.
+    pub ci95: [f64; 2],
+    /// Mean generated tokens per answer.
+    pub tokens_per_answer: f64,
+    /// Mean seconds per answer.
+    pub seconds_per_answer: f64,
+    /// Joules per answer (gross), when the file has them.
+    pub joules_per_answer: Option<f64>,
 }
 
 /// The leaderboard.
@@ -306,7 +330,7 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
         most_common(results.iter().flat_map(|(_, r, _)| {
             r.runs
                 .iter()
-                .flat_map(|run| run.accuracy.iter().map(|a| a.suite.clone()))
+                .flat_map(|run| run.accuracy.iter().map(|a| a.key()))
         }))
     });
     let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
@@ -322,9 +346,36 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
             let e = energy.get(i).cloned().flatten().unwrap_or_default();
             let sp =
                 point.and_then(|(p, g)| run.speed.iter().find(|s| (s.n_prompt, s.n_gen) == (p, g)));
-            let acc = suite
-                .as_ref()
-                .and_then(|s| run.accuracy.iter().find(|a| &a.suite == s));
+            // An entry's key (`gsm8k [256 tokens]` for one budget of a sweep), else the suite's name (its first
+            // budget).
+            let acc = suite.as_ref().and_then(|s| {
+                (run.accuracy.iter().find(|a| &a.key() == s))
+                    .or_else(|| run.accuracy.iter().find(|a| &a.suite == s))
+            });
+            let finite = |x: f64| x.is_finite().then_some(x);
+            let budget_curve: Vec<BudgetPoint> = acc
+                .filter(|a| a.sweep)
+                .map(|chosen| {
+                    run.accuracy
+                        .iter()
+                        .filter(|a| a.sweep && a.suite == chosen.suite)
+                        .filter(|a| a.flexible.accuracy.is_finite())
+                        .take(MAX_BUDGETS)
+                        .map(|a| BudgetPoint {
+                            budget: a.budget_label(),
+                            accuracy: a.flexible.accuracy,
+                            ci95: a.flexible.ci95,
+                            tokens_per_answer: a.mean_generated_tokens,
+                            seconds_per_answer: a.seconds_per_answer,
+                            joules_per_answer: a
+                                .energy
+                                .as_ref()
+                                .and_then(|e| e.joules_per_answer)
+                                .and_then(finite),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut by_steps: Vec<(String, f64, usize)> = acc
                 .map(|a| {
                     a.by_steps
@@ -338,7 +389,6 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 let n = |s: &str| s.parse::<f64>().unwrap_or(f64::INFINITY);
                 n(&a.0).total_cmp(&n(&b.0)).then_with(|| a.0.cmp(&b.0))
             });
-            let finite = |x: f64| x.is_finite().then_some(x);
             let entry = Entry {
                 rank: None,
                 machine: m.id.clone(),
@@ -361,6 +411,7 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 accuracy_ci95: acc.map(|a| a.flexible.ci95),
                 accuracy_n: acc.map(|a| a.flexible.n),
                 by_steps,
+                budget_curve,
                 seconds_per_correct: acc.and_then(|a| a.seconds_per_correct).and_then(finite),
                 energy_status: e.status.clone(),
                 energy_label: e.label.clone(),

@@ -15,6 +15,7 @@
 //! [`meek_stats::bootstrap_ci95`]; accuracy intervals are Wilson intervals as recorded in the result files.
 
 pub mod board;
+mod budget_chart;
 pub mod compare;
 pub mod energy_columns;
 pub mod input;

@@ -90,13 +90,14 @@ code { font-size: 12.5px; background: #f0f2f5; padding: 1px 4px; border-radius: 
 "#;
 
 /// Files written by [`write()`], relative to the site directory.
-pub const FILES: [&str; 6] = [
+pub const FILES: [&str; 7] = [
     "index.html",
     "leaderboard.md",
     "leaderboard.csv",
     "pareto.svg",
     "speed.svg",
     "steps.svg",
+    "budget.svg",
 ];
 
 fn script_hash() -> String {

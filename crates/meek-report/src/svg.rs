@@ -17,7 +17,7 @@ pub const MAX_SERIES: usize = 24;
 /// A chart: file name stem, title, and the SVG document.
 #[derive(Debug, Clone)]
 pub struct Chart {
-    /// File name without extension (`pareto`, `speed`, `steps`).
+    /// File name without extension (`pareto`, `speed`, `steps`, `budget`).
     pub name: &'static str,
     /// Heading.
     pub title: String,
@@ -27,7 +27,7 @@ pub struct Chart {
     pub svg: String,
 }
 
-fn short(e: &Entry) -> String {
+pub(crate) fn short(e: &Entry) -> String {
     let cpu = e.machine_label.split(" · ").next().unwrap_or("");
     format!(
         "{} · {} · {}t",
@@ -37,7 +37,7 @@ fn short(e: &Entry) -> String {
     )
 }
 
-fn empty(name: &'static str, title: &str, why: &str) -> Chart {
+pub(crate) fn empty(name: &'static str, title: &str, why: &str) -> Chart {
     Chart {
         name,
         title: title.into(),
@@ -397,7 +397,7 @@ pub fn steps(b: &Board) -> Chart {
     }
 }
 
-fn truncated(all: usize, drawn: usize) -> String {
+pub(crate) fn truncated(all: usize, drawn: usize) -> String {
     if drawn < all {
         format!(
             " The first {drawn} of {all} entries in ranking order are drawn; the table has them all."
@@ -409,5 +409,10 @@ fn truncated(all: usize, drawn: usize) -> String {
 
 /// All charts of a board.
 pub fn charts(b: &Board) -> Vec<Chart> {
-    vec![pareto(b), speed(b), steps(b)]
+    vec![
+        pareto(b),
+        speed(b),
+        steps(b),
+        crate::budget_chart::budget(b),
+    ]
 }

@@ -497,7 +497,11 @@ fn oversize_and_missing_files_are_skipped_not_fatal() {
 fn charts_escape_text_and_draw_the_frontier() {
     let b = fixture_board(RankBy::Decode);
     let charts = svg::charts(&b);
-    assert_eq!(charts.len(), 3);
+    assert_eq!(charts.len(), 4);
+    assert!(
+        charts[3].svg.contains("No entry swept"),
+        "no fixture sweeps its budget"
+    );
     for c in &charts {
         assert!(
             c.svg.starts_with("<svg") && c.svg.ends_with("</svg>"),
@@ -516,6 +520,99 @@ fn charts_escape_text_and_draw_the_frontier() {
     // Frontier of (J/token, accuracy): B-smollm2 (0.35, 41.7%) and B-qwen (1.2, 62.5%); the hostile entry
     // (0.5, 20.8%) is dominated.
     assert_eq!(pareto.matches("(frontier)").count(), 2);
+}
+
+/// machine-a.json with its first run's suite answered at three budgets (a sweep), each with its own accuracy,
+/// seconds and joules per answer.
+fn machine_a_swept(dir: &Path) -> Loaded {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixtures().join("machine-a.json")).unwrap())
+            .unwrap();
+    let base = v["runs"][0]["accuracy"][0].clone();
+    let swept: Vec<serde_json::Value> = [
+        (16, 0.25, 0.5, 4.0),
+        (32, 0.4, 1.0, 8.0),
+        (96, 0.5, 2.5, 20.0),
+    ]
+    .into_iter()
+    .map(|(budget, acc, secs, joules)| {
+        let mut a = base.clone();
+        a["max_new_tokens"] = budget.into();
+        a["sweep"] = true.into();
+        a["flexible"]["accuracy"] = acc.into();
+        a["seconds_per_answer"] = secs.into();
+        a["energy"] = serde_json::json!({
+            "status": "estimated", "label": "estimated (TDP model)",
+            "joules": joules * 10.0, "joules_per_answer": joules, "cpu_seconds_per_answer": secs
+        });
+        a
+    })
+    .collect();
+    v["runs"][0]["accuracy"] = swept.into();
+    let path = dir.join("machine-a-swept.json");
+    fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}: {}", s.path, s.reason))
+}
+
+#[test]
+fn a_budget_sweep_is_one_curve_per_entry_and_compares_by_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let swept = machine_a_swept(dir.path());
+    let b = board::build(
+        std::slice::from_ref(&swept),
+        vec![],
+        &board::Options::default(),
+    );
+    // The most common key is one budget; the entry carries the whole curve.
+    let e = b
+        .entries
+        .iter()
+        .find(|e| !e.budget_curve.is_empty())
+        .unwrap();
+    let budgets: Vec<&str> = e.budget_curve.iter().map(|p| p.budget.as_str()).collect();
+    assert_eq!(budgets, ["16 tokens", "32 tokens", "96 tokens"]);
+    assert_eq!(e.budget_curve[2].joules_per_answer, Some(20.0));
+    let chart = svg::charts(&b).pop().unwrap();
+    assert_eq!(chart.name, "budget");
+    assert!(chart.svg.contains("joules per answer"), "{}", chart.caption);
+    assert_eq!(chart.svg.matches("class=\"point\"").count(), 3);
+    assert!(chart.svg.contains("96 tokens, accuracy 50.0%"));
+    // A suite's name picks its first budget; its key another.
+    let pick = |suite: &str| {
+        let b = board::build(
+            std::slice::from_ref(&swept),
+            vec![],
+            &board::Options {
+                suite: Some(suite.into()),
+                ..Default::default()
+            },
+        );
+        b.entries.iter().find_map(|e| e.accuracy).unwrap()
+    };
+    let name = swept_suite_name(&swept);
+    assert_eq!(pick(&name), 0.25);
+    assert_eq!(pick(&format!("{name} [32 tokens]")), 0.4);
+    // compare tells the budgets apart.
+    let c = compare::compare(
+        &[swept.clone(), swept.clone()],
+        &compare::Options::default(),
+    )
+    .unwrap();
+    let suites: std::collections::BTreeSet<String> =
+        c.rows.iter().filter_map(|r| r.suite.clone()).collect();
+    for budget in [16, 32, 96] {
+        assert!(
+            suites.contains(&format!("{name} [{budget} tokens]")),
+            "{suites:?}"
+        );
+    }
+}
+
+fn swept_suite_name(l: &Loaded) -> String {
+    match &l.document {
+        Document::Meekbench { result, .. } => result.runs[0].accuracy[0].suite.clone(),
+        _ => unreachable!(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

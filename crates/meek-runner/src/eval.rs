@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use meek_config::{PromptKind, Source, SuiteKind, SuiteSpec};
 use meek_eval::{Item, generate, jsonl, lm_eval};
-use meek_schema::{GroupScore, ItemRecord, Score, SuiteResult, Summary};
+use meek_schema::{GroupScore, ItemRecord, Score, StepModel, SuiteResult, Summary};
 use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
@@ -33,6 +33,9 @@ pub struct PreparedSuite {
     /// Cap on a thinking block (budget forcing); `None`: none.
     #[serde(default)]
     pub max_thinking_tokens: Option<usize>,
+    /// One budget of a suite that sweeps its budgets (the result entry says which).
+    #[serde(default)]
+    pub sweep: bool,
     /// The items.
     pub items: Vec<PreparedItem>,
 }
@@ -46,7 +49,8 @@ pub struct PreparedItem {
     pub exemplars: Vec<Item>,
 }
 
-/// Builds every configured suite; errors name the suite and, for files, the file and line.
+/// Builds every configured suite, one prepared suite per budget; errors name the suite and, for files, the file
+/// and line.
 pub fn prepare(
     suites: &[SuiteSpec],
     origin: &str,
@@ -142,16 +146,19 @@ pub fn prepare(
                 }
             }
         };
-        out.push(PreparedSuite {
-            name: s.name.clone(),
-            shots: s.shots,
-            max_new_tokens: s.max_new_tokens,
-            until: s.until.clone(),
-            lm_eval: s.prompt == PromptKind::LmEval,
-            thinking: s.thinking.switch(),
-            max_thinking_tokens: None,
-            items,
-        });
+        for b in &s.budgets {
+            out.push(PreparedSuite {
+                name: s.name.clone(),
+                shots: s.shots,
+                max_new_tokens: b.max_new_tokens,
+                until: s.until.clone(),
+                lm_eval: s.prompt == PromptKind::LmEval,
+                thinking: s.thinking.switch(),
+                max_thinking_tokens: b.max_thinking_tokens,
+                sweep: s.budgets.len() > 1,
+                items: items.clone(),
+            });
+        }
     }
     Ok(out)
 }
@@ -194,10 +201,13 @@ pub fn summarise(
         prompt_style: style.to_string(),
         shots: suite.shots,
         max_new_tokens: suite.max_new_tokens,
+        max_thinking_tokens: suite.max_thinking_tokens,
+        sweep: suite.sweep,
         strict: Score::new(strict, n),
         flexible: Score::new(flexible, n),
         by_family: group(&items, |r| r.family.clone()),
         by_steps: group(&items, |r| r.steps),
+        step_model: StepModel::from_outcomes(items.iter().map(|r| (r.steps, r.correct_flexible))),
         mean_generated_tokens: mean(items.iter().map(|r| r.generated_tokens as f64).sum()),
         seconds_per_answer: mean(total_seconds),
         seconds_per_correct: (flexible > 0).then(|| total_seconds / flexible as f64),
@@ -265,6 +275,7 @@ mod tests {
             lm_eval: false,
             thinking: None,
             max_thinking_tokens: None,
+            sweep: false,
             items,
         }
     }
@@ -287,6 +298,8 @@ mod tests {
         assert_eq!(r.by_family.len(), 4);
         assert!(r.by_family.iter().all(|g| g.flexible.correct == 5));
         assert_eq!(r.by_steps[0].key, "2");
+        // One step count: no p-step model.
+        assert_eq!(r.step_model, None);
         assert_eq!(r.seconds_per_correct, Some(0.5));
         assert_eq!(r.decode_tokens_per_second.unwrap().median, 11.0);
 

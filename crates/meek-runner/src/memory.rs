@@ -27,7 +27,7 @@ pub(crate) fn check_memory(
         .chain(suites.iter().map(|s| {
             info.context_length
                 .unwrap_or(4096)
-                .min(s.max_new_tokens + 4096)
+                .min(s.max_new_tokens + s.max_thinking_tokens.map_or(0, |t| t + 8) + 4096)
         }))
         .max()
         .unwrap_or(0) as u64;

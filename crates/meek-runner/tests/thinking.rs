@@ -37,6 +37,7 @@ fn suite(thinking: Option<bool>, max_thinking_tokens: Option<usize>) -> Prepared
         name: "think".into(),
         shots: 0,
         max_new_tokens: 3,
+        sweep: false,
         until: None,
         lm_eval: false,
         thinking,

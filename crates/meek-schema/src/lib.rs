@@ -196,8 +196,15 @@ pub struct SuiteResult {
     pub prompt_style: String,
     /// Exemplars before each question.
     pub shots: usize,
-    /// Token budget per answer.
+    /// Token budget per answer (with `max_thinking_tokens`: after the thought).
     pub max_new_tokens: usize,
+    /// Thinking tokens before budget forcing closed the thought; absent: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_thinking_tokens: Option<usize>,
+    /// True when the suite swept its budgets: this entry is one of several of the same suite, told apart by
+    /// `max_new_tokens` and `max_thinking_tokens` (see [`SuiteResult::key`]). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sweep: bool,
     /// Score of the strict extractor (the requested `Answer: N` line; with `task`, that task's `strict-match`).
     pub strict: Score,
     /// Score of the flexible extractor (last number in the output; with `task`, its `flexible-extract`).
@@ -221,6 +228,10 @@ pub struct SuiteResult {
     pub by_family: Vec<GroupScore>,
     /// Scores per number of dependent steps.
     pub by_steps: Vec<GroupScore>,
+    /// The study's p-step model measured: flexible accuracy at each step count beside the prediction from the
+    /// fewest steps; absent with fewer than two known step counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_model: Option<StepModel>,
     /// Mean generated tokens per answer.
     pub mean_generated_tokens: f64,
     /// Mean seconds per answer (prompt and generation).
@@ -240,6 +251,86 @@ pub struct SuiteResult {
     /// Energy of the suite's answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<SuiteEnergy>,
+}
+
+/// Measured accuracy at p dependent steps against `acc(q)^(p/q)`, the accuracy of p independent steps each as
+/// reliable as measured at the fewest steps q (the study's model of multi-step reasoning).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepModel {
+    /// q: the step count the predictions extrapolate from (the smallest known one).
+    pub base_steps: u32,
+    /// One point per step count, fewest first.
+    pub points: Vec<StepPoint>,
+}
+
+/// One step count of a [`StepModel`].
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepPoint {
+    /// p: dependent steps.
+    pub steps: u32,
+    /// Flexible accuracy measured at p steps.
+    pub measured: Score,
+    /// `acc(q)^(p/q)`.
+    pub predicted: f64,
+    /// 95% interval of the prediction: the Wilson interval of `acc(q)` raised to `p/q` (the uncertainty of the
+    /// base rate only).
+    pub predicted_ci95: [f64; 2],
+}
+
+impl StepModel {
+    /// The model from per-item `(steps, correct)` outcomes; `None` with fewer than two known (non-zero) step
+    /// counts.
+    pub fn from_outcomes(outcomes: impl IntoIterator<Item = (u32, bool)>) -> Option<Self> {
+        let mut by: std::collections::BTreeMap<u32, (usize, usize)> = Default::default();
+        for (p, ok) in outcomes.into_iter().filter(|&(p, _)| p > 0) {
+            let e = by.entry(p).or_default();
+            e.0 += usize::from(ok);
+            e.1 += 1;
+        }
+        if by.len() < 2 {
+            return None;
+        }
+        let (&q, &(base_ok, base_n)) = by.iter().next()?;
+        let points = by
+            .iter()
+            .map(|(&p, &(ok, n))| {
+                let (predicted, (lo, hi)) =
+                    meek_stats::power_prediction95(base_ok, base_n, f64::from(p) / f64::from(q));
+                StepPoint {
+                    steps: p,
+                    measured: Score::new(ok, n),
+                    predicted,
+                    predicted_ci95: [lo, hi],
+                }
+            })
+            .collect();
+        Some(Self {
+            base_steps: q,
+            points,
+        })
+    }
+}
+
+impl SuiteResult {
+    /// What tells this entry apart among a run's suites: the suite's name, and for one budget of a sweep the
+    /// budget too (`gsm8k [256 tokens]`, `aime [think 1024 + 256 tokens]`).
+    pub fn key(&self) -> String {
+        if self.sweep {
+            format!("{} [{}]", self.suite, self.budget_label())
+        } else {
+            self.suite.clone()
+        }
+    }
+
+    /// The budget in words: `256 tokens`, or `think 1024 + 256 tokens` with a thinking budget.
+    pub fn budget_label(&self) -> String {
+        match self.max_thinking_tokens {
+            Some(t) => format!("think {t} + {} tokens", self.max_new_tokens),
+            None => format!("{} tokens", self.max_new_tokens),
+        }
+    }
 }
 
 /// A proportion correct with its 95% Wilson interval.
@@ -770,6 +861,26 @@ pub fn json_schema() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_step_model_extrapolates_from_the_fewest_known_steps() {
+        // 9/10 at two steps, 6/10 at four, 1/5 at eight; unknown (0) steps are left out.
+        let outcomes = [(2, 9, 10), (4, 6, 10), (8, 1, 5), (0, 5, 5)]
+            .into_iter()
+            .flat_map(|(p, ok, n)| (0..n).map(move |i| (p, i < ok)));
+        let m = StepModel::from_outcomes(outcomes).unwrap();
+        assert_eq!(m.base_steps, 2);
+        let steps: Vec<u32> = m.points.iter().map(|p| p.steps).collect();
+        assert_eq!(steps, [2, 4, 8]);
+        assert!((m.points[0].predicted - 0.9).abs() < 1e-12);
+        assert!((m.points[1].predicted - 0.81).abs() < 1e-12);
+        assert!((m.points[2].predicted - 0.9f64.powi(4)).abs() < 1e-12);
+        assert_eq!(m.points[1].measured, Score::new(6, 10));
+        let [lo, hi] = m.points[2].predicted_ci95;
+        assert!(lo < m.points[2].predicted && m.points[2].predicted < hi);
+        // One known step count predicts nothing.
+        assert_eq!(StepModel::from_outcomes([(3, true), (0, false)]), None);
+    }
 
     /// The committed schema must be what the types generate. Regenerate with
     /// `UPDATE_SCHEMA=1 cargo test -p meek-schema`.

@@ -164,6 +164,20 @@ pub fn wilson95(successes: usize, n: usize) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
+/// The study's p-step model, `acc(p) = acc(q)^(p/q)`: the accuracy a chain of `p` dependent steps would have if
+/// each step succeeded independently with the per-step rate measured at `q` steps (`successes / n`). Returns the
+/// prediction and its 95% interval, the Wilson interval of the measured rate raised to the same power (a monotone
+/// map of an interval is an interval of the mapped value). `exponent` is `p / q`.
+pub fn power_prediction95(successes: usize, n: usize, exponent: f64) -> (f64, (f64, f64)) {
+    let p = if n == 0 {
+        0.0
+    } else {
+        successes as f64 / n as f64
+    };
+    let (lo, hi) = wilson95(successes, n);
+    (p.powf(exponent), (lo.powf(exponent), hi.powf(exponent)))
+}
+
 /// The statistic of each sample that a bootstrap contrasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statistic {
@@ -391,6 +405,18 @@ mod tests {
         assert_eq!(wilson95(0, 0), (0.0, 1.0));
         let (lo, hi) = wilson95(20, 20);
         assert!((lo - 0.8389).abs() < 1e-4 && hi == 1.0);
+    }
+
+    #[test]
+    fn power_prediction_raises_the_rate_and_its_interval() {
+        // 8/10 correct at one step: three steps predict 0.8^3 = 0.512 within [0.4902^3, 0.9433^3].
+        let (p, (lo, hi)) = power_prediction95(8, 10, 3.0);
+        assert!((p - 0.512).abs() < 1e-12);
+        assert!((lo - 0.4902f64.powi(3)).abs() < 1e-3 && (hi - 0.9433f64.powi(3)).abs() < 1e-3);
+        // Measured at two steps, predicting four: the square.
+        let (p, _) = power_prediction95(9, 10, 2.0);
+        assert!((p - 0.81).abs() < 1e-12);
+        assert_eq!(power_prediction95(0, 0, 2.0).1, (0.0, 1.0));
     }
 
     fn close(a: f64, b: f64) -> bool {

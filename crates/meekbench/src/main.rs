@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod summary;
+mod sweep;
 
 use std::process::ExitCode;
 

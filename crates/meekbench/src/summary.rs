@@ -181,7 +181,7 @@ pub fn table(r: &BenchResult) -> String {
                 "{} t={} {} ({} items, {}-shot, {}): strict {}, flexible {}; {:.1} tokens and {:.2} s per answer{}{per_correct}\n",
                 run.model.id,
                 run.threads,
-                a.suite,
+                a.key(),
                 a.strict.n,
                 a.shots,
                 a.task.as_ref().map_or_else(
@@ -195,18 +195,48 @@ pub fn table(r: &BenchResult) -> String {
                 a.seconds_per_correct
                     .map_or_else(String::new, |s| format!(", {s:.2} s per correct answer")),
             );
-            let steps: Vec<String> = a
-                .by_steps
-                .iter()
-                .map(|g| format!("p={}: {:.0}%", g.key, 100.0 * g.flexible.accuracy))
-                .collect();
+            let steps: Vec<String> = match &a.step_model {
+                // Measured beside the p-step model's prediction from the fewest steps.
+                Some(m) => m
+                    .points
+                    .iter()
+                    .map(|p| {
+                        if p.steps == m.base_steps {
+                            format!("p={}: {}", p.steps, pct(&p.measured))
+                        } else {
+                            format!(
+                                "p={}: {} vs {:.0}% [{:.0}-{:.0}]",
+                                p.steps,
+                                pct(&p.measured),
+                                100.0 * p.predicted,
+                                100.0 * p.predicted_ci95[0],
+                                100.0 * p.predicted_ci95[1]
+                            )
+                        }
+                    })
+                    .collect(),
+                None => a
+                    .by_steps
+                    .iter()
+                    .map(|g| format!("p={}: {:.0}%", g.key, 100.0 * g.flexible.accuracy))
+                    .collect(),
+            };
+            let steps_label = a.step_model.as_ref().map_or_else(
+                || "flexible by steps".to_string(),
+                |m| {
+                    format!(
+                        "flexible by steps (measured vs acc({0})^(p/{0}))",
+                        m.base_steps
+                    )
+                },
+            );
             let fams: Vec<String> = a
                 .by_family
                 .iter()
                 .map(|g| format!("{}: {:.0}%", g.key, 100.0 * g.flexible.accuracy))
                 .collect();
             acc += &format!(
-                "    flexible by steps: {}\n    flexible by family: {}\n",
+                "    {steps_label}: {}\n    flexible by family: {}\n",
                 steps.join(", "),
                 fams.join(", ")
             );
@@ -223,6 +253,7 @@ pub fn table(r: &BenchResult) -> String {
         out.push_str("\naccuracy (95% Wilson intervals):\n");
         out.push_str(&acc);
     }
+    out.push_str(&crate::sweep::curves(r));
     for f in &r.failures {
         out += &format!(
             "FAILED {}: {}\n",

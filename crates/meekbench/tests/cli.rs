@@ -448,6 +448,57 @@ fn suites_are_answered_scored_and_recorded() {
         .map(|g| g["key"].as_str().unwrap())
         .collect();
     assert_eq!(steps, ["1", "3"]);
+    // The p-step model: measured at 3 steps beside acc(1)^3.
+    let m = &a["step_model"];
+    assert_eq!(m["base_steps"], 1);
+    let p1 = m["points"][0]["measured"]["accuracy"].as_f64().unwrap();
+    let p3 = m["points"][1]["predicted"].as_f64().unwrap();
+    assert!((p3 - p1.powi(3)).abs() < 1e-9, "{m}");
+}
+
+#[test]
+fn a_budget_sweep_answers_every_budget_into_one_file_and_prints_the_curve() {
+    let f = Fixture::new();
+    let spec = TinySpec {
+        context: 2048,
+        ..TinySpec::default()
+    };
+    write_tiny_llama(&f.model, spec).unwrap();
+    let cfg = f.config(
+        "\n[[suites]]\nname = \"gen\"\nkind = \"generated\"\nfamilies = [\"arithmetic\"]\n\
+         steps = [1]\nitems_per_level = 2\nmax_new_tokens = [2, 5]\n",
+    );
+    let out = meekbench()
+        .args(["bench", cfg.to_str().unwrap(), "--threads", "1"])
+        .output()
+        .unwrap();
+    // The summary (on stderr) prints each budget and the curve.
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    assert!(summary.contains("accuracy against budget"), "{summary}");
+    assert!(summary.contains("gen [5 tokens]"), "{summary}");
+    let v: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(&f.results()[0]).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    assert!(validator.is_valid(&v));
+    let acc = v["runs"][0]["accuracy"].as_array().unwrap();
+    let budgets: Vec<(u64, bool, usize)> = acc
+        .iter()
+        .map(|a| {
+            (
+                a["max_new_tokens"].as_u64().unwrap(),
+                a["sweep"].as_bool().unwrap(),
+                a["items"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(budgets, [(2, true, 2), (5, true, 2)]);
+    for a in acc {
+        let cap = a["max_new_tokens"].as_u64().unwrap();
+        for it in a["items"].as_array().unwrap() {
+            assert!(it["generated_tokens"].as_u64().unwrap() <= cap);
+        }
+    }
 }
 
 #[test]

@@ -164,7 +164,7 @@ pub(super) fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
             }
         }
         for (k, s) in run.accuracy.iter().enumerate() {
-            let suite = Some(clip(&s.suite, 80));
+            let suite = Some(clip(&s.key(), 80));
             let outcomes = |sc: &meek_schema::Score, strict: bool| {
                 // Item list usable for pairing only when it agrees with the score.
                 let items: Vec<(String, bool)> = s
