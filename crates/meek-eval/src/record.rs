@@ -1,4 +1,4 @@
-//! What a suite file's containers share ([`jsonl`](crate::jsonl) lines, parquet rows to come): the
+//! What a suite file's containers share ([`jsonl`](crate::jsonl) lines, [`parquet`](crate::parquet) rows): the
 //! two layouts' fields, the caps, and the checks that turn one record into an [`Item`] and a file into a suite
 //! (field sizes, final answers, duplicate ids, the item count). Each container only decodes its records, so a
 //! GSM8K item is the same whichever file it came from.
