@@ -213,7 +213,7 @@ fn read(bytes: Bytes, format: Format, limit: Option<usize>) -> Result<Vec<Item>,
     let reader = SerializedFileReader::new(bytes.clone()).map_err(|e| (0, corrupt(e)))?;
     let meta = reader.metadata();
     let wanted = schema(meta, format)?;
-    pages(meta, &bytes)?;
+    pages(meta, &bytes, &wanted)?;
     let rows = meta.file_metadata().num_rows();
     if rows < 0 {
         return Err((0, corrupt(format!("{rows} rows"))));
@@ -429,13 +429,17 @@ fn value(n: usize, name: &str, required: bool, kind: Kind, v: Option<Field>) -> 
     }
 }
 
-/// Checks every column chunk and page header of the file against the file and the caps, before the reader
-/// allocates what they declare.
-fn pages(meta: &ParquetMetaData, bytes: &[u8]) -> Result<(), Bad> {
+/// Checks every column chunk and page header of the `wanted` columns against the file and the caps, before the
+/// reader allocates what they declare (the other columns are never read).
+fn pages(meta: &ParquetMetaData, bytes: &[u8], wanted: &[(&str, TypePtr)]) -> Result<(), Bad> {
     let len = bytes.len() as u64;
     let mut decoded = 0u64;
     for (g, group) in meta.row_groups().iter().enumerate() {
-        for c in group.columns() {
+        let read = group.columns().iter().filter(|c| {
+            let parts = c.column_path().parts();
+            parts.len() == 1 && wanted.iter().any(|(name, _)| parts[0] == *name)
+        });
+        for c in read {
             let column = c.column_path().string();
             let bad = |m: String| (0, format!("column `{column}`, row group {g}: {m}"));
             match c.compression() {
