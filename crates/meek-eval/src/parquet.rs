@@ -7,11 +7,11 @@
 //! Parquet files are untrusted like any suite file, and the reader (the `parquet` crate's low-level row API, no
 //! arrow) believes what a file declares: it allocates a page's declared decoded size and a dictionary's declared
 //! entry count before decoding them. So before any row is read the file is capped ([`MAX_FILE`]) and read whole,
-//! every column chunk must lie inside it, and every page header is read here and checked: its sizes against the
-//! chunk and [`MAX_PAGE`], all pages' decoded sizes against [`MAX_DECODED`], dictionaries against
-//! [`MAX_DICTIONARY`], and its encodings against those pyarrow writes (plain, dictionary). Codecs: uncompressed
-//! and snappy (pyarrow's default); others are refused by name. A panic in the crate becomes an error naming the
-//! file. Rows are then read one at a time and stop at `limit` or past [`MAX_ITEMS`].
+//! every column chunk to be read must lie inside it, and each of its page headers is read here and checked: sizes
+//! against the chunk and [`MAX_PAGE`], all pages' decoded sizes against [`MAX_DECODED`], dictionaries against
+//! [`MAX_DICTIONARY`], encodings against those pyarrow writes (plain, dictionary). Codecs: uncompressed and
+//! snappy (pyarrow's default); others are refused by name. A panic in the crate becomes an error naming the file.
+//! Rows are then read one at a time and stop at `limit` or past [`MAX_ITEMS`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -489,7 +489,7 @@ fn pages(meta: &ParquetMetaData, bytes: &[u8], wanted: &[(&str, TypePtr)]) -> Re
                 if decoded > MAX_DECODED {
                     return Err(bad(format!(
                         "its pages declare over {MAX_DECODED} decoded bytes, the cap on a suite file's \
-                         contents; set no larger file, or split it"
+                         contents; use a smaller file (a part of the dataset)"
                     )));
                 }
                 if h.dictionary_entries > MAX_DICTIONARY {
