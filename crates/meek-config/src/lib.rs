@@ -207,8 +207,10 @@ pub enum SuiteKind {
         /// Seed.
         seed: u64,
     },
-    /// A JSONL file.
-    Jsonl {
+    /// A file: JSONL lines or parquet rows, with the same fields or columns.
+    File {
+        /// `kind = "jsonl"` or `kind = "parquet"`; the exemplar file is of the same container.
+        container: Container,
         /// `gsm8k` or `plain`.
         format: String,
         /// The file: a local path, or a file in a Hugging Face *dataset* repository.
@@ -218,6 +220,33 @@ pub enum SuiteKind {
         /// Use at most this many items.
         limit: Option<usize>,
     },
+}
+
+/// How a suite file holds its records (`kind = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// One JSON object a line (`"jsonl"`).
+    Jsonl,
+    /// Parquet columns (`"parquet"`), as Hugging Face datasets are stored.
+    Parquet,
+}
+
+impl Container {
+    /// The `kind` that names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Container::Jsonl => "jsonl",
+            Container::Parquet => "parquet",
+        }
+    }
+
+    /// What its files are called in messages.
+    pub fn file(self) -> &'static str {
+        match self {
+            Container::Jsonl => "JSONL",
+            Container::Parquet => "parquet",
+        }
+    }
 }
 
 /// The `[run]` table.

@@ -298,11 +298,17 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                     seed: r.seed.unwrap_or(7),
                 }
             }
-            "jsonl" => {
-                stray(r.families.is_some(), "families", "jsonl")?;
-                stray(r.steps.is_some(), "steps", "jsonl")?;
-                stray(r.items_per_level.is_some(), "items_per_level", "jsonl")?;
-                stray(r.seed.is_some(), "seed", "jsonl")?;
+            "jsonl" | "parquet" => {
+                let container = if r.kind == "jsonl" {
+                    Container::Jsonl
+                } else {
+                    Container::Parquet
+                };
+                let name = container.name();
+                stray(r.families.is_some(), "families", name)?;
+                stray(r.steps.is_some(), "steps", name)?;
+                stray(r.items_per_level.is_some(), "items_per_level", name)?;
+                stray(r.seed.is_some(), "seed", name)?;
                 let format = r.format.unwrap_or_else(|| "plain".into());
                 if !matches!(format.as_str(), "gsm8k" | "plain") {
                     return Err((
@@ -313,17 +319,23 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 let src = |raw: RawSource, k: &str| -> Result<Source, Invalid> {
                     let s = validate_source(raw).map_err(|m| (key(k), m))?;
                     match &s {
-                        Source::Pypi { .. } | Source::PypiParts(_) => Err((key(k), "a suite comes from a `path` or a `hub` dataset, not PyPI".into())),
-                        Source::Hub { file: None, .. } => {
-                            Err((key(k), "a hub dataset source needs `file`, the JSONL file's path in the repository".into()))
-                        }
+                        Source::Pypi { .. } | Source::PypiParts(_) => Err((
+                            key(k),
+                            "a suite comes from a `path` or a `hub` dataset, not PyPI".into(),
+                        )),
+                        Source::Hub { file: None, .. } => Err((
+                            key(k),
+                            format!(
+                                "a hub dataset source needs `file`, the {} file's path in the repository",
+                                container.file()
+                            ),
+                        )),
                         _ => Ok(s),
                     }
                 };
                 let source = src(
-                    r.source.ok_or_else(|| {
-                        (key("source"), "a jsonl suite needs `source`".to_string())
-                    })?,
+                    r.source
+                        .ok_or_else(|| (key("source"), format!("a {name} suite needs `source`")))?,
                     "source",
                 )?;
                 let exemplars = r.exemplars.map(|e| src(e, "exemplars")).transpose()?;
@@ -332,7 +344,8 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                         .check(n, Origin::Config)
                         .map_err(|m| (key("limit"), m))?;
                 }
-                SuiteKind::Jsonl {
+                SuiteKind::File {
+                    container,
                     format,
                     source,
                     exemplars,
@@ -342,18 +355,20 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             other => {
                 return Err((
                     key("kind"),
-                    format!("\"{other}\" is not a suite kind; use \"generated\" or \"jsonl\""),
+                    format!(
+                        "\"{other}\" is not a suite kind; use \"generated\", \"jsonl\" or \"parquet\""
+                    ),
                 ));
             }
         };
         let prompt = match r.prompt.as_deref() {
             None | Some("meek") => PromptKind::Meek,
             Some("lm-eval") => {
-                if !matches!(&kind, SuiteKind::Jsonl { format, .. } if format == "gsm8k") {
+                if !matches!(&kind, SuiteKind::File { format, .. } if format == "gsm8k") {
                     return Err((
                         key("prompt"),
                         "\"lm-eval\" reproduces lm-evaluation-harness's GSM8K tasks (gsm8k, gsm8k_cot_llama) and \
-                         needs kind = \"jsonl\" with format = \"gsm8k\""
+                         needs kind = \"jsonl\" or \"parquet\" with format = \"gsm8k\""
                             .into(),
                     ));
                 }
@@ -388,7 +403,7 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
         if shots > 0
             && matches!(
                 &kind,
-                SuiteKind::Jsonl {
+                SuiteKind::File {
                     exemplars: None,
                     ..
                 }

@@ -263,7 +263,11 @@ fn suites_parse_and_are_checked() {
     let c = parse(&jsonl, "x").unwrap().config;
     assert!(matches!(
         &c.suites[0].kind,
-        SuiteKind::Jsonl { limit: Some(5), .. }
+        SuiteKind::File {
+            container: Container::Jsonl,
+            limit: Some(5),
+            ..
+        }
     ));
     for (bad, key) in [
         (
@@ -295,6 +299,63 @@ fn suites_parse_and_are_checked() {
     ] {
         let e = err(&bad);
         assert!(e.contains(&format!("`{key}`")), "expected {key} in {e}");
+    }
+}
+
+/// Hugging Face datasets as the hub has them: `kind = "parquet"` takes the same keys as `kind = "jsonl"`, and the
+/// exemplars come from a file of the same container.
+#[test]
+fn parquet_suites_parse_like_jsonl_ones() {
+    let pq = format!(
+        "{MINIMAL}\n[[suites]]\nname = \"gsm8k\"\nkind = \"parquet\"\nformat = \"gsm8k\"\nprompt = \"lm-eval\"\nsource = {{ hub = \"openai/gsm8k\", revision = \"main\", file = \"main/test-00000-of-00001.parquet\" }}\nexemplars = {{ hub = \"openai/gsm8k\", revision = \"main\", file = \"main/train-00000-of-00001.parquet\" }}\nlimit = 5\n"
+    );
+    let s = &parse(&pq, "x").unwrap().config.suites[0];
+    let SuiteKind::File {
+        container,
+        format,
+        source,
+        exemplars,
+        limit,
+    } = &s.kind
+    else {
+        panic!("{:?}", s.kind);
+    };
+    assert_eq!(
+        (*container, format.as_str(), *limit),
+        (Container::Parquet, "gsm8k", Some(5))
+    );
+    assert!(
+        matches!(source, Source::Hub { file: Some(f), .. } if f == "main/test-00000-of-00001.parquet")
+    );
+    assert!(exemplars.is_some());
+    assert_eq!((s.prompt, s.shots), (PromptKind::LmEval, 5));
+    for (bad, key, says) in [
+        (
+            pq.replace(", file = \"main/test-00000-of-00001.parquet\"", ""),
+            "suites[0].source",
+            "the parquet file's path",
+        ),
+        (
+            pq.replace("limit = 5", "seed = 3"),
+            "suites[0].seed",
+            "kind = \"parquet\"",
+        ),
+        (
+            pq.replace("kind = \"parquet\"", "kind = \"arrow\""),
+            "suites[0].kind",
+            "\"jsonl\" or \"parquet\"",
+        ),
+        (
+            pq.replace("format = \"gsm8k\"", "format = \"plain\""),
+            "suites[0].prompt",
+            "kind = \"jsonl\" or \"parquet\"",
+        ),
+    ] {
+        let e = err(&bad);
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(says),
+            "expected {key} / {says} in {e}"
+        );
     }
 }
 
@@ -461,7 +522,7 @@ fn shipped_configs_parse() {
         )
     );
     assert!(
-        matches!(&s.kind, SuiteKind::Jsonl { format, limit: Some(100), .. } if format == "gsm8k")
+        matches!(&s.kind, SuiteKind::File { format, limit: Some(100), .. } if format == "gsm8k")
     );
     assert_eq!(gsm8k.config.models.len(), 2);
     let sweep = parse(

@@ -1,33 +1,13 @@
-//! External suites from JSONL files: GSM8K's format and a plain `{id, prompt, answer}` format.
+//! External suites from JSONL files: GSM8K's format and a plain `{id, prompt, answer}` format, one JSON object a
+//! line. The records' fields, the caps and the checks are [`record`](crate::record)'s, shared with parquet files.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use serde::Deserialize;
 
 use crate::Item;
-use crate::extract::numbers;
-
-/// Layout of each line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// `{"question": ..., "answer": "... #### N"}`; steps are counted from the `<<a+b=c>>` annotations.
-    Gsm8k,
-    /// `{"id": ..., "prompt": ..., "answer": ..., "family"?: ..., "steps"?: ...}`.
-    Plain,
-}
-
-/// A line that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}: {message}")]
-pub struct LoadError {
-    /// The file.
-    pub path: String,
-    /// 1-based line number (0 for the whole file).
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
-}
+pub use crate::record::{Format, LoadError, MAX_FIELD, MAX_FILE, MAX_ITEMS};
+use crate::record::{Record, Suite, os_reason};
 
 #[derive(Deserialize)]
 struct GsmLine {
@@ -46,16 +26,8 @@ struct PlainLine {
     solution: Option<String>,
 }
 
-/// Largest suite file read: GSM8K's whole training set is 4 MB.
-pub const MAX_FILE: u64 = 64 << 20;
 /// Largest line: a GSM8K line is under 1 KB; a line holds a few fields of at most [`MAX_FIELD`].
 pub const MAX_LINE: usize = 1 << 20;
-/// Largest text field (`prompt`/`question`, `answer`, `solution`, `id`, `family`): the longest GSM8K question is
-/// under 1 KB, and a prompt several hundred times that would not fit a small model's context anyway.
-pub const MAX_FIELD: usize = 64 << 10;
-/// Most items read from one file (GSM8K's training set has 7,473); use the suite's `limit` for a part of a larger
-/// file.
-pub const MAX_ITEMS: usize = 100_000;
 
 const BOM: char = '\u{feff}';
 
@@ -71,6 +43,7 @@ pub fn load(path: &Path, format: Format, limit: Option<usize>) -> Result<Vec<Ite
     let err = |line: usize, message: String| LoadError {
         path: name.clone(),
         line,
+        row: false,
         message,
     };
     // A FIFO or device would block or never end: only regular files (after symlinks) are suites.
@@ -80,7 +53,7 @@ pub fn load(path: &Path, format: Format, limit: Option<usize>) -> Result<Vec<Ite
     }
     let file = fs_err::File::open(path).map_err(|e| err(0, os_reason(&e)))?;
     let mut reader = BufReader::new(file.take(MAX_FILE + 1));
-    let mut suite = Suite::new(format, limit);
+    let mut suite = Suite::new(limit);
     let mut buf = Vec::new();
     let mut read = 0u64;
     for n in 1.. {
@@ -109,7 +82,7 @@ pub fn load(path: &Path, format: Format, limit: Option<usize>) -> Result<Vec<Ite
             }
             Err(e) => return Err(err(n, format!("not UTF-8 text: {e}"))),
         };
-        if !suite.line(n, line).map_err(|(l, m)| err(l, m))? {
+        if !line_of(&mut suite, n, line, format).map_err(|(l, m)| err(l, m))? {
             break;
         }
     }
@@ -128,73 +101,39 @@ pub fn parse(
             format!("the text is over {MAX_FILE} bytes, the cap on a suite file"),
         ));
     }
-    let mut suite = Suite::new(format, limit);
+    let mut suite = Suite::new(limit);
     for (i, line) in text.lines().enumerate() {
-        if !suite.line(i + 1, line)? {
+        if !line_of(&mut suite, i + 1, line, format)? {
             break;
         }
     }
     suite.finish()
 }
 
-/// Items gathered line by line, with the checks that span lines (duplicate ids, counts).
-struct Suite {
+/// Takes line `n`; false once `limit` items are read.
+fn line_of(
+    suite: &mut Suite,
+    n: usize,
+    line: &str,
     format: Format,
-    limit: Option<usize>,
-    items: Vec<Item>,
-    seen: HashSet<String>,
-}
-
-impl Suite {
-    fn new(format: Format, limit: Option<usize>) -> Self {
-        Self {
-            format,
-            limit,
-            items: Vec::new(),
-            seen: HashSet::new(),
-        }
+) -> Result<bool, (usize, String)> {
+    if suite.done() {
+        return Ok(false);
     }
-
-    /// Takes line `n`; false once `limit` items are read.
-    fn line(&mut self, n: usize, line: &str) -> Result<bool, (usize, String)> {
-        if self.limit.is_some_and(|l| self.items.len() >= l) {
-            return Ok(false);
-        }
-        let line = if n == 1 {
-            line.strip_prefix(BOM).unwrap_or(line)
-        } else {
-            line
-        };
-        if line.len() > MAX_LINE {
-            return Err((n, too_long_line()));
-        }
-        if line.trim().is_empty() {
-            return Ok(true);
-        }
-        if self.items.len() >= MAX_ITEMS {
-            return Err((
-                n,
-                format!(
-                    "more than {MAX_ITEMS} items, the cap on a suite file; set the suite's `limit` to use part \
-                     of it"
-                ),
-            ));
-        }
-        let item = item(n, line, self.format)?;
-        if !self.seen.insert(item.id.clone()) {
-            return Err((n, format!("duplicate id `{}`", item.id)));
-        }
-        self.items.push(item);
-        // Stop at the limit without reading the next line: lines past it are never read, whatever they hold.
-        Ok(self.limit.is_none_or(|l| self.items.len() < l))
+    let line = if n == 1 {
+        line.strip_prefix(BOM).unwrap_or(line)
+    } else {
+        line
+    };
+    if line.len() > MAX_LINE {
+        return Err((n, too_long_line()));
     }
-
-    fn finish(self) -> Result<Vec<Item>, (usize, String)> {
-        if self.items.is_empty() {
-            return Err((0, "no items".into()));
-        }
-        Ok(self.items)
+    if line.trim().is_empty() {
+        return Ok(true);
     }
+    suite.room(n)?;
+    // Stop at the limit without reading the next line: lines past it are never read, whatever they hold.
+    suite.push(n, record(n, line, format)?)
 }
 
 fn too_long_line() -> String {
@@ -203,48 +142,15 @@ fn too_long_line() -> String {
     )
 }
 
-/// Refuses text field `name` of line `n` when it is over [`MAX_FIELD`].
-fn field(n: usize, name: &str, text: &str) -> Result<(), (usize, String)> {
-    if text.len() > MAX_FIELD {
-        return Err((
-            n,
-            format!(
-                "`{name}` is {} bytes, over the {MAX_FIELD}-byte cap on a suite field",
-                text.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The item on line `n`.
-fn item(n: usize, line: &str, format: Format) -> Result<Item, (usize, String)> {
-    let stem = "item";
+/// The record on line `n`.
+fn record(n: usize, line: &str, format: Format) -> Result<Record, (usize, String)> {
     Ok(match format {
         Format::Gsm8k => {
             let g: GsmLine =
                 serde_json::from_str(line).map_err(|e| (n, format!("not a GSM8K line: {e}")))?;
-            field(n, "question", &g.question)?;
-            field(n, "answer", &g.answer)?;
-            let (work, answer) = g
-                .answer
-                .rsplit_once("####")
-                .ok_or_else(|| (n, "the answer has no `#### N` final answer".to_string()))?;
-            let answer = numbers(answer)
-                .into_iter()
-                .next()
-                .ok_or_else(|| (n, format!("`{}` after #### is not a number", answer.trim())))?
-                .text;
-            let steps = work.matches("<<").count() as u32;
-            let solution = format!("{}\nAnswer: {answer}", strip_annotations(work).trim());
-            Item {
-                id: format!("{stem}-{n}"),
-                family: "gsm8k".into(),
-                steps,
+            Record::Gsm8k {
                 question: g.question,
-                answer,
-                solution,
-                target: g.answer,
+                answer: g.answer,
             }
         }
         Format::Plain => {
@@ -257,7 +163,7 @@ fn item(n: usize, line: &str, format: Format) -> Result<Item, (usize, String)> {
                     return Err((n, format!("id {other} is neither a string nor a number")));
                 }
             };
-            let raw = match p.answer {
+            let answer = match p.answer {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Number(x) => x.to_string(),
                 other => {
@@ -267,54 +173,16 @@ fn item(n: usize, line: &str, format: Format) -> Result<Item, (usize, String)> {
                     ));
                 }
             };
-            field(n, "id", &id)?;
-            field(n, "prompt", &p.prompt)?;
-            field(n, "answer", &raw)?;
-            field(n, "family", p.family.as_deref().unwrap_or_default())?;
-            field(n, "solution", p.solution.as_deref().unwrap_or_default())?;
-            let answer = numbers(&raw)
-                .into_iter()
-                .last()
-                .ok_or_else(|| {
-                    (
-                        n,
-                        format!("answer `{raw}` has no number (only numeric answers are scored)"),
-                    )
-                })?
-                .text;
-            Item {
+            Record::Plain {
                 id,
-                family: p.family.unwrap_or_else(|| "plain".into()),
-                steps: p.steps.unwrap_or(0),
-                question: p.prompt,
-                solution: p.solution.unwrap_or_else(|| format!("Answer: {answer}")),
-                target: raw,
+                prompt: p.prompt,
                 answer,
+                family: p.family,
+                steps: p.steps,
+                solution: p.solution,
             }
         }
     })
-}
-
-/// `48/2=<<48/2=24>>24` -> `48/2=24`.
-fn strip_annotations(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(a) = rest.find("<<") {
-        out.push_str(&rest[..a]);
-        match rest[a..].find(">>") {
-            Some(b) => rest = &rest[a + b + 2..],
-            None => {
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The operating system's reason in an `fs_err` error, without the path (the suite error names the file already).
-fn os_reason(e: &std::io::Error) -> String {
-    std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string)
 }
 
 #[cfg(test)]

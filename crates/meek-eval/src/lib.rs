@@ -5,6 +5,9 @@
 //!   treats a `p`-step task as succeeding with probability `acc^p`).
 //! - [`jsonl`]: external suites in GSM8K's format (`question`, `answer` ending in `#### N`) or `{id, prompt,
 //!   answer}`; suite files are untrusted, so the file, each line, each field and the item count are capped.
+//! - [`parquet`]: the same two layouts as parquet columns, the container Hugging Face datasets come in; page
+//!   headers are checked against the file and caps before the reader believes them.
+//! - [`record`]: what both containers share: a record's fields, the caps and the checks that make it an item.
 //! - [`prompt`]: the instruction, k-shot exemplars, as chat turns or as a completion prompt for base models.
 //! - [`lm_eval`]: lm-evaluation-harness's `gsm8k` and `gsm8k_cot_llama` reproduced (prompts, exemplars drawn as
 //!   its Python `random` draws them ([`pyrandom`]), stop strings, regex filters and `exact_match`), for scores
@@ -19,8 +22,10 @@ pub mod extract;
 pub mod generate;
 pub mod jsonl;
 pub mod lm_eval;
+pub mod parquet;
 pub mod prompt;
 pub mod pyrandom;
+pub mod record;
 
 use serde::{Deserialize, Serialize};
 

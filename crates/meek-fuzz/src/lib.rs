@@ -1,5 +1,6 @@
 //! Fuzzing on stable Rust of every parser that reads input from outside: the bench config (TOML), result files
-//! (JSON), suite files (JSONL), the answer extractors (model output), GGUF files and chat templates (model files).
+//! (JSON), suite files (JSONL, parquet), the answer extractors (model output), GGUF files and chat templates
+//! (model files).
 //!
 //! cargo-fuzz needs a nightly compiler for its sanitizer flags; this is the same loop without coverage feedback: a
 //! seeded mutator (bit flips, interesting bytes, format tokens from a per-target dictionary, deletions,
@@ -131,6 +132,37 @@ pub const TARGETS: &[Target] = &[
             "\"partial\"",
             "\\u0000",
             "\\ud800",
+        ],
+    },
+    Target {
+        name: "suite-parquet",
+        run: |data| {
+            for format in [
+                meek_eval::record::Format::Gsm8k,
+                meek_eval::record::Format::Plain,
+            ] {
+                let bytes = bytes::Bytes::copy_from_slice(data);
+                let _ = meek_eval::parquet::parse(bytes.clone(), format, None);
+                let _ = meek_eval::parquet::parse(bytes, format, Some(1));
+            }
+        },
+        // Parquet's magic, column names and Thrift compact bytes: field headers (i32, binary, list, struct),
+        // stops, and varints at the edges.
+        dictionary: &[
+            "PAR1",
+            "question",
+            "answer",
+            "id",
+            "prompt",
+            "steps",
+            "\u{15}",
+            "\u{18}",
+            "\u{19}",
+            "\u{1c}",
+            "\u{0}",
+            "\u{7f}",
+            "\u{0}\u{0}\u{0}\u{0}",
+            "\u{7f}\u{7f}\u{7f}\u{7f}",
         ],
     },
     Target {

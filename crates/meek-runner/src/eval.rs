@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use meek_config::{PromptKind, Source, SuiteKind, SuiteSpec};
-use meek_eval::{Item, generate, jsonl, lm_eval};
+use meek_config::{Container, PromptKind, Source, SuiteKind, SuiteSpec};
+use meek_eval::{Item, generate, jsonl, lm_eval, parquet};
 use meek_schema::{GroupScore, ItemRecord, Score, StepModel, SuiteResult, Summary};
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +83,8 @@ pub fn prepare(
                 }
                 items
             }
-            SuiteKind::Jsonl {
+            SuiteKind::File {
+                container,
                 format,
                 source,
                 exemplars,
@@ -108,7 +109,11 @@ pub fn prepare(
                             return Err(bad("a suite cannot come from PyPI".into()));
                         }
                     };
-                    jsonl::load(&path, fmt, limit).map_err(|e| bad(e.to_string()))
+                    let read = match container {
+                        Container::Jsonl => jsonl::load,
+                        Container::Parquet => parquet::load,
+                    };
+                    read(&path, fmt, limit).map_err(|e| bad(e.to_string()))
                 };
                 let items = load(source, *limit)?;
                 // lm-eval draws each question's exemplars from the whole training split; meekbench shows the

@@ -158,6 +158,74 @@ fn dataset_files_come_from_the_hub_cache() {
     assert!(err.contains("missing.jsonl"), "{err}");
 }
 
+/// A GSM8K split as `openai/gsm8k` has it on the hub: parquet (snappy, nullable string columns, as pyarrow
+/// writes it) under `main/`.
+fn gsm8k_parquet(rows: &[(&str, &str)]) -> Vec<u8> {
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message schema { optional binary question (STRING); optional binary answer (STRING); }",
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut w = SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(props)).unwrap();
+    let mut group = w.next_row_group().unwrap();
+    for pick in [
+        |r: &(&str, &str)| r.0.to_string(),
+        |r: &(&str, &str)| r.1.to_string(),
+    ] {
+        let mut c = group.next_column().unwrap().unwrap();
+        let values: Vec<ByteArray> = rows.iter().map(|r| pick(r).into_bytes().into()).collect();
+        c.typed::<ByteArrayType>()
+            .write_batch(&values, Some(&vec![1; rows.len()]), None)
+            .unwrap();
+        c.close().unwrap();
+    }
+    group.close().unwrap();
+    w.into_inner().unwrap()
+}
+
+#[test]
+fn a_parquet_dataset_file_is_fetched_and_loads_as_a_suite() {
+    let rows = [
+        (
+            "Natalia sold 48 clips in April and half as many in May. How many in total?",
+            "48/2 = <<48/2=24>>24\n48+24 = <<48+24=72>>72\n#### 72",
+        ),
+        (
+            "Weng earns $12 an hour. How much for 50 minutes?",
+            "12/60*50 = <<12/60*50=10>>10\n#### 10",
+        ),
+    ];
+    let file = "main/test-00000-of-00001.parquet";
+    let (endpoint, log) = hub_server("openai/gsm8k", vec![(file, gsm8k_parquet(&rows))]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fetcher::new(dir.path().join("cache"))
+        .with_hub_endpoint(endpoint)
+        .with_hub_cache(dir.path().join("hf"));
+    let p = f.fetch_dataset_file("openai/gsm8k", COMMIT, file).unwrap();
+    assert!(
+        p.starts_with(dir.path().join("hf/datasets--openai--gsm8k")),
+        "{}",
+        p.display()
+    );
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(&format!("/datasets/openai/gsm8k/resolve/{COMMIT}/{file}")))
+    );
+    let items = meek_eval::parquet::load(&p, meek_eval::record::Format::Gsm8k, None).unwrap();
+    let got: Vec<(&str, &str, u32)> = items
+        .iter()
+        .map(|i| (i.question.as_str(), i.answer.as_str(), i.steps))
+        .collect();
+    assert_eq!(got, [(rows[0].0, "72", 2), (rows[1].0, "10", 1)]);
+}
+
 #[test]
 fn a_checkpoint_is_downloaded_whole_into_the_hub_cache_and_verified() {
     let files = checkpoint();
