@@ -7,10 +7,10 @@ use std::fmt::Write;
 
 use meek_render::escape::html as esc;
 use meek_render::format::num;
-use meek_render::svg::{COLORS, Scale, axes, legend, open};
+use meek_render::svg::{COLORS, legend};
 
 use crate::board::{Board, BudgetPoint, Entry};
-use crate::svg::{Chart, MAX_SERIES, empty, short, truncated};
+use crate::svg::{Chart, MAX_SERIES, accuracy_frame, empty, short, truncated};
 
 /// Accuracy against cost per answer over each swept entry's budgets.
 pub fn budget(b: &Board) -> Chart {
@@ -52,24 +52,12 @@ pub fn budget(b: &Board) -> Chart {
                 .collect()
         })
         .collect();
-    let (w, h) = (1000.0, (400.0f64).max(90.0 + 18.0 * rows.len() as f64));
-    let xs = Scale::new(
+    let (mut s, xs, ys) = accuracy_frame(
+        title,
         &lines.iter().flatten().map(|p| p.0).collect::<Vec<_>>(),
-        80.0,
-        600.0,
-        true,
-        false,
+        rows.len(),
+        x_label,
     );
-    let ys = Scale {
-        lo: 0.0,
-        hi: 1.0,
-        log: false,
-        from: h - 60.0,
-        to: 40.0,
-    };
-    let mut s = String::new();
-    open(&mut s, w, h, title);
-    axes(&mut s, &xs, &ys, x_label, "accuracy (flexible)", true);
     let mut items = Vec::new();
     for (n, (e, pts)) in rows.iter().zip(&lines).enumerate() {
         let color = COLORS[n % COLORS.len()];

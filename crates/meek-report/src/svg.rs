@@ -99,25 +99,12 @@ pub fn pareto(b: &Board) -> Chart {
             frontier.push(i);
         }
     }
-    let n_legend = pts.len();
-    let (w, h) = (1000.0, (400.0f64).max(90.0 + 18.0 * n_legend as f64));
-    let xs = Scale::new(
+    let (mut s, xs, ys) = accuracy_frame(
+        title,
         &pts.iter().map(|p| p.1).collect::<Vec<_>>(),
-        80.0,
-        600.0,
-        true,
-        false,
+        pts.len(),
+        x_label,
     );
-    let ys = Scale {
-        lo: 0.0,
-        hi: 1.0,
-        log: false,
-        from: h - 60.0,
-        to: 40.0,
-    };
-    let mut s = String::new();
-    open(&mut s, w, h, title);
-    axes(&mut s, &xs, &ys, x_label, "accuracy (flexible)", true);
     if frontier.len() > 1 {
         let mut d = String::new();
         for (k, &i) in frontier.iter().enumerate() {
@@ -173,6 +160,30 @@ pub fn pareto(b: &Board) -> Chart {
         ),
         svg: s,
     }
+}
+
+/// The frame of a chart of flexible accuracy (0 to 100%) against a cost: the canvas, tall enough for `n_legend`
+/// legend rows, an x scale over `x_values` (log10 when they span more than a factor of 20) and the axes. Returns
+/// the open SVG and both scales.
+pub(crate) fn accuracy_frame(
+    title: &str,
+    x_values: &[f64],
+    n_legend: usize,
+    x_label: &str,
+) -> (String, Scale, Scale) {
+    let (w, h) = (1000.0, (400.0f64).max(90.0 + 18.0 * n_legend as f64));
+    let xs = Scale::new(x_values, 80.0, 600.0, true, false);
+    let ys = Scale {
+        lo: 0.0,
+        hi: 1.0,
+        log: false,
+        from: h - 60.0,
+        to: 40.0,
+    };
+    let mut s = String::new();
+    open(&mut s, w, h, title);
+    axes(&mut s, &xs, &ys, x_label, "accuracy (flexible)", true);
+    (s, xs, ys)
 }
 
 /// Decode and prefill tokens per second for each machine, model and thread count (horizontal bars).

@@ -613,6 +613,40 @@ fn a_budget_sweep_is_one_curve_per_entry_and_compares_by_budget() {
     }
 }
 
+/// A hostile file sweeping 500 budgets is drawn with at most `MAX_BUDGETS` points.
+#[test]
+fn a_result_with_hundreds_of_budgets_is_drawn_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixtures().join("machine-a.json")).unwrap())
+            .unwrap();
+    let base = v["runs"][0]["accuracy"][0].clone();
+    let swept: Vec<serde_json::Value> = (1..=500)
+        .map(|budget| {
+            let mut a = base.clone();
+            a["max_new_tokens"] = budget.into();
+            a["sweep"] = true.into();
+            a
+        })
+        .collect();
+    v["runs"][0]["accuracy"] = swept.into();
+    let path = dir.path().join("many.json");
+    fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let l = input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason));
+    let b = board::build(&[l], vec![], &board::Options::default());
+    let e = b
+        .entries
+        .iter()
+        .find(|e| !e.budget_curve.is_empty())
+        .unwrap();
+    assert_eq!(e.budget_curve.len(), board::MAX_BUDGETS);
+    let chart = svg::charts(&b).pop().unwrap();
+    assert_eq!(
+        chart.svg.matches("class=\"point\"").count(),
+        board::MAX_BUDGETS
+    );
+}
+
 fn swept_suite_name(l: &Loaded) -> String {
     match &l.document {
         Document::Meekbench { result, .. } => result.runs[0].accuracy[0].suite.clone(),
