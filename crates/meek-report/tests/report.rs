@@ -847,7 +847,7 @@ fn site_works_in_a_real_browser() {
     let out: serde_json::Value = serde_json::from_str(&unescape(&dom[start..end])).unwrap();
     assert_eq!(out["errors"], serde_json::json!([]), "{out}");
     assert_eq!(out["rows"], 7);
-    assert_eq!(out["charts"], 3);
+    assert_eq!(out["charts"], 4, "Pareto, speed, steps and budget charts");
     assert_eq!(
         out["points"], 3,
         "one point per entry with accuracy and joules per token"
