@@ -4,6 +4,7 @@
 //! candle reads it (under [`crate::guard`]), then [`metadata::check`] checks every value the loaders divide by,
 //! size with or index with. A crafted file gets an error naming the file and the key or tensor, never a panic.
 
+pub mod coverage;
 pub mod header;
 pub mod metadata;
 

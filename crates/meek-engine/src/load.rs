@@ -187,6 +187,10 @@ impl Engine {
                 arch: info.architecture,
             });
         }
+        gguf::coverage::check(&content).map_err(|detail| EngineError::UnsupportedHere {
+            path: path.to_path_buf(),
+            detail,
+        })?;
         let (tokenizer, chat) = tokenizer_and_template(path, &content)?;
         let (device, device_name) = open_device(device)?;
         let name = path.file_name().map_or_else(

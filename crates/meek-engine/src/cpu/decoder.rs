@@ -100,7 +100,11 @@ impl Config {
     /// The sliding window of layer `l`, `None` for a layer that sees every position.
     pub fn layer_window(&self, l: usize) -> Option<usize> {
         match (self.arch, self.window) {
-            (Arch::Gemma3, Some(w)) if !(l + 1).is_multiple_of(6) => Some(w),
+            (Arch::Gemma3, Some(w))
+                if !(l as u64 + 1).is_multiple_of(crate::gguf::coverage::GEMMA3_PATTERN) =>
+            {
+                Some(w)
+            }
             _ => None,
         }
     }
@@ -197,11 +201,6 @@ pub fn unsupported(content: &Content) -> Option<String> {
     if md_u(content, &format!("{a}.attention.value_length")).is_ok_and(|d| d != head_dim) {
         return Some("value heads of another size than key heads".into());
     }
-    if arch == Arch::Gemma3
-        && md_u(content, "gemma3.attention.sliding_window_type").is_ok_and(|t| t != 6)
-    {
-        return Some("a sliding-window pattern other than 5 local : 1 global".into());
-    }
     None
 }
 
@@ -228,7 +227,7 @@ impl Decoder {
             ffn: md_u(content, &key("feed_forward_length"))?,
             eps: md_f(content, &key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
             rope_base: md_f(content, &key("rope.freq_base")).unwrap_or(10_000.0),
-            rope_base_local: md_f(content, &key("rope.local_freq_base")).unwrap_or(10_000.0),
+            rope_base_local: md_f(content, &key("rope.freq_base_swa")).unwrap_or(10_000.0),
             window: match arch {
                 Arch::Gemma3 => md_u(content, &key("attention.sliding_window")).ok(),
                 _ => None,

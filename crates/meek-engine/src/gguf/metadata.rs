@@ -156,11 +156,10 @@ fn hyper_parameters(content: &Content, a: &str, vocab: Option<usize>) -> Result<
     positive(content, &key("context_length"), MAX_CONTEXT)?;
     positive(content, &key("feed_forward_length"), MAX_FFN)?;
     positive(content, &key("attention.sliding_window"), MAX_CONTEXT)?;
-    positive(content, &key("attention.sliding_window_type"), MAX_LAYERS)?;
     uint(content, &key("expert_count"))?;
     float(content, &key("attention.layer_norm_rms_epsilon"), false)?;
     float(content, &key("rope.freq_base"), true)?;
-    float(content, &key("rope.local_freq_base"), true)?;
+    float(content, &key("rope.freq_base_swa"), true)?;
     blocks(content, &key("block_count"))?;
     let heads_kv = kv.or(heads);
     shapes(content, hidden, vocab, head_dim, heads, heads_kv)

@@ -1,0 +1,218 @@
+//! Issue #17, "no silent skips": a GGUF that asks for a tensor or a computation the engine does not implement is
+//! refused at load, on both forward passes, naming the tensor or key; neutral values of known keys load. The header
+//! readers (`inspect`, `load_tokenizer`) still read such a file: only running it is refused.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use meek_engine::{DeviceRequest, Engine, Kernels};
+use meek_testkit::{TinySpec, rewrite_gguf, write_tiny_llama};
+
+type Edit = Box<dyn FnOnce(&mut Vec<(String, Value)>, &mut Vec<(String, QTensor)>)>;
+
+/// The tiny model of `arch` with `edit` applied.
+fn edited(dir: &Path, arch: &'static str, name: &str, edit: Edit) -> PathBuf {
+    let good = dir.join(format!("good-{arch}.gguf"));
+    if !good.exists() {
+        let spec = TinySpec {
+            arch,
+            ..TinySpec::default()
+        };
+        write_tiny_llama(&good, spec).unwrap();
+    }
+    let p = dir.join(name);
+    rewrite_gguf(&good, &p, edit).unwrap();
+    p
+}
+
+fn set(key: &'static str, v: Value) -> Edit {
+    Box::new(move |md, _| {
+        md.retain(|(k, _)| k != key);
+        md.push((key.to_string(), v));
+    })
+}
+
+fn add_tensor(name: &'static str, len: usize) -> Edit {
+    Box::new(move |_, tensors| {
+        let t = Tensor::ones(len, candle_core::DType::F32, &Device::Cpu).unwrap();
+        tensors.push((
+            name.to_string(),
+            QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+        ));
+    })
+}
+
+/// Loading refuses `path` on both kernels, with one line naming the file and each of `want`; the header readers
+/// still accept it.
+fn refused(path: &Path, want: &[&str]) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    for kernels in [Kernels::Auto, Kernels::Candle] {
+        let err = match Engine::load_with(path, DeviceRequest::Cpu, kernels) {
+            Ok(_) => panic!("{name}: {kernels:?} loaded the file"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(name), "{name}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{name}: want {w:?} in: {err}");
+        }
+        assert!(err.contains("not implemented"), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+    }
+    meek_engine::inspect(path).unwrap();
+    meek_engine::load_tokenizer(path).unwrap();
+}
+
+fn loads(path: &Path) {
+    if let Err(e) = Engine::load(path, DeviceRequest::Cpu) {
+        panic!("{}: {e}", path.display());
+    }
+}
+
+#[test]
+fn llama3_rotary_factors_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = edited(
+        dir.path(),
+        "llama",
+        "rope-freqs.gguf",
+        add_tensor("rope_freqs.weight", 8),
+    );
+    refused(
+        &p,
+        &["rope_freqs.weight", "llama3 rotary frequency factors"],
+    );
+}
+
+#[test]
+fn unknown_and_unread_tensors_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bias the llama path would not add.
+    let p = edited(
+        dir.path(),
+        "llama",
+        "q-bias.gguf",
+        add_tensor("blk.0.attn_q.bias", 64),
+    );
+    refused(
+        &p,
+        &["blk.0.attn_q.bias", "attention biases", "llama files"],
+    );
+    // A tensor nobody knows.
+    let p = edited(
+        dir.path(),
+        "llama",
+        "unknown.gguf",
+        add_tensor("blk.1.attn_gate.weight", 64),
+    );
+    refused(&p, &["blk.1.attn_gate.weight"]);
+    // Gemma 3's sandwich norms in a qwen3 file.
+    let p = edited(
+        dir.path(),
+        "qwen3",
+        "sandwich.gguf",
+        add_tensor("blk.0.post_ffw_norm.weight", 64),
+    );
+    refused(&p, &["blk.0.post_ffw_norm.weight", "qwen3 files"]);
+}
+
+#[test]
+fn keys_that_change_the_computation_are_refused_unless_neutral() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, &'static str, Edit, Vec<&str>)> = vec![
+        (
+            "yarn.gguf",
+            "llama",
+            set("llama.rope.scaling.type", Value::String("yarn".into())),
+            vec!["llama.rope.scaling.type", "\"yarn\"", "rotary scaling"],
+        ),
+        (
+            "linear8.gguf",
+            "llama",
+            set("llama.rope.scaling.factor", Value::F32(8.0)),
+            vec!["llama.rope.scaling.factor"],
+        ),
+        (
+            "swa.gguf",
+            "llama",
+            set("llama.attention.sliding_window", Value::U32(4096)),
+            vec!["llama.attention.sliding_window", "sliding-window attention"],
+        ),
+        (
+            "softcap.gguf",
+            "gemma3",
+            set("gemma3.final_logit_softcapping", Value::F32(30.0)),
+            vec!["gemma3.final_logit_softcapping", "soft-capping"],
+        ),
+        (
+            "pattern4.gguf",
+            "gemma3",
+            set("gemma3.attention.sliding_window_pattern", Value::U32(4)),
+            vec!["gemma3.attention.sliding_window_pattern"],
+        ),
+        (
+            "made-up.gguf",
+            "qwen2",
+            set("qwen2.attention.temperature_scale", Value::F32(0.5)),
+            vec!["qwen2.attention.temperature_scale"],
+        ),
+    ];
+    for (file, arch, edit, want) in cases {
+        let p = edited(dir.path(), arch, file, edit);
+        refused(&p, &want);
+    }
+}
+
+#[test]
+fn neutral_values_and_read_keys_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = edited(
+        dir.path(),
+        "llama",
+        "neutral.gguf",
+        Box::new(|md, _| {
+            for (k, v) in [
+                ("llama.rope.scaling.type", Value::String("none".into())),
+                ("llama.rope.scaling.factor", Value::F32(1.0)),
+                ("llama.rope.scaling.finetuned", Value::Bool(false)),
+                ("llama.attention.causal", Value::Bool(true)),
+                ("llama.vocab_size", Value::U32(265)),
+            ] {
+                md.push((k.to_string(), v));
+            }
+        }),
+    );
+    loads(&p);
+    // Gemma 3's pattern as a number or as llama.cpp's per-layer array (the tiny model has 2 layers: both local),
+    // and its sliding-window rotary base, which the own path reads.
+    for (file, edit) in [
+        (
+            "pattern6.gguf",
+            set("gemma3.attention.sliding_window_pattern", Value::U32(6)),
+        ),
+        (
+            "pattern-array.gguf",
+            set(
+                "gemma3.attention.sliding_window_pattern",
+                Value::Array(vec![Value::Bool(true), Value::Bool(true)]),
+            ),
+        ),
+        (
+            "swa-base.gguf",
+            set("gemma3.rope.freq_base_swa", Value::F32(10_000.0)),
+        ),
+    ] {
+        loads(&edited(dir.path(), "gemma3", file, edit));
+    }
+    let p = edited(
+        dir.path(),
+        "gemma3",
+        "pattern-wrong-array.gguf",
+        set(
+            "gemma3.attention.sliding_window_pattern",
+            Value::Array(vec![Value::Bool(true), Value::Bool(false)]),
+        ),
+    );
+    refused(&p, &["gemma3.attention.sliding_window_pattern"]);
+}
