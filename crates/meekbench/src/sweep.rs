@@ -27,7 +27,7 @@ pub fn curves(r: &BenchResult) -> String {
                 run.model.id, run.threads
             );
             out += &format!(
-                "  {:<24} {:>17} {:>10} {:>10} {:>12} {:>8}\n",
+                "  {:<24} {:>17} {:>10} {:>10} {:>16} {:>8}\n",
                 "budget", "flexible", "tokens/ans", "s/ans", "J/ans", "forced"
             );
             for a in entries {
@@ -42,7 +42,7 @@ pub fn curves(r: &BenchResult) -> String {
                     100.0 * a.flexible.ci95[1]
                 );
                 out += &format!(
-                    "  {:<24} {:>17} {:>10.1} {:>10.2} {:>12} {:>8}\n",
+                    "  {:<24} {:>17} {:>10.1} {:>10.2} {:>16} {:>8}\n",
                     a.budget_label(),
                     acc,
                     a.mean_generated_tokens,
