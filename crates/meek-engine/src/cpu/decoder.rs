@@ -151,7 +151,7 @@ impl std::fmt::Debug for Decoder {
     }
 }
 
-fn md_u(content: &Content, key: &str) -> Result<usize, String> {
+pub(crate) fn md_u(content: &Content, key: &str) -> Result<usize, String> {
     let v = content
         .metadata
         .get(key)
@@ -166,7 +166,7 @@ fn md_f(content: &Content, key: &str) -> Option<f32> {
     content.metadata.get(key).and_then(|v| v.to_f32().ok())
 }
 
-fn arch_of(content: &Content) -> Result<Arch, String> {
+pub(crate) fn arch_of(content: &Content) -> Result<Arch, String> {
     let name = content
         .metadata
         .get("general.architecture")

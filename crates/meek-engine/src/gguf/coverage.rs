@@ -14,7 +14,7 @@
 
 use candle_core::quantized::gguf_file::{Content, Value};
 
-use crate::cpu::decoder::Arch;
+use crate::cpu::decoder::{Arch, arch_of, md_u};
 
 /// Keys (after `{arch}.`) that the engine reads, or that do not change the computation of the families it runs.
 const READ_KEYS: &[&str] = &[
@@ -37,11 +37,7 @@ const READ_KEYS: &[&str] = &[
 ];
 
 /// Keys that only Gemma 3 files may carry (the own path reads them).
-const GEMMA3_KEYS: &[&str] = &[
-    "attention.sliding_window",
-    "attention.sliding_window_pattern",
-    "rope.freq_base_swa",
-];
+const GEMMA3_KEYS: &[&str] = &["attention.sliding_window", "rope.freq_base_swa"];
 
 /// Mixture-of-experts keys of llama files (Mixtral), which candle-transformers' llama reads.
 const MOE_KEYS: &[&str] = &["expert_count", "expert_used_count"];
@@ -164,23 +160,10 @@ pub const GEMMA3_PATTERN: u64 = 6;
 /// Refuses a file that asks for a tensor or a computation the engine does not implement; `Ok` when everything in
 /// it is read or provably neutral. Files of architectures the engine does not run are refused before this.
 pub fn check(content: &Content) -> Result<(), String> {
-    let Some(arch_name) = content
-        .metadata
-        .get("general.architecture")
-        .and_then(|v| v.to_string().ok())
-    else {
-        return Err("metadata key `general.architecture` is missing".into());
-    };
-    let Some(arch) = Arch::from_name(arch_name) else {
-        return Err(format!("architecture `{arch_name}` is not supported"));
-    };
-    let prefix = format!("{arch_name}.");
-    let moe = arch == Arch::Llama
-        && content
-            .metadata
-            .get(&format!("{prefix}expert_count"))
-            .and_then(|v| v.to_u32().ok())
-            .is_some_and(|n| n > 1);
+    let arch = arch_of(content)?;
+    let prefix = format!("{}.", arch.name());
+    let moe =
+        arch == Arch::Llama && md_u(content, &format!("{prefix}expert_count")).unwrap_or(0) > 1;
     let mut keys: Vec<&String> = content
         .metadata
         .keys()
@@ -202,9 +185,7 @@ pub fn check(content: &Content) -> Result<(), String> {
 fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(), String> {
     let value = &content.metadata[key];
     if READ_KEYS.contains(&rest)
-        || (arch == Arch::Gemma3
-            && GEMMA3_KEYS.contains(&rest)
-            && rest != "attention.sliding_window_pattern")
+        || (arch == Arch::Gemma3 && GEMMA3_KEYS.contains(&rest))
         || (arch == Arch::Llama && MOE_KEYS.contains(&rest))
     {
         return Ok(());
