@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (once, cached) and run llama.cpp's llama-bench / llama-tokenize /
-# llama-completion as a peer reference for meekbench.
+# llama-completion / llama-quantize as a peer reference for meekbench.
 #
 # The llama.cpp tree comes from the llama-cpp-python source distribution
 # (vendor/llama.cpp), pinned to a single version so results are reproducible.
@@ -37,7 +37,7 @@ SDIST_DIR="$PEER_DIR/sdist"
 SRC_DIR="$PEER_DIR/src"
 BUILD_DIR="$PEER_DIR/build"
 BIN_DIR="$BUILD_DIR/bin"
-TARGETS=(llama-bench llama-tokenize llama-completion)
+TARGETS=(llama-bench llama-tokenize llama-completion llama-quantize)
 
 log() { printf 'peer-llama-bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -224,6 +224,18 @@ impl Engine {
                     ),
                 });
             }
+            if let Some(what) = gguf::coverage::own_path_only(&content) {
+                let why = cpu::decoder::unsupported(&content)
+                    .unwrap_or_else(|| format!("device {device_name}, kernels {kernels:?}"));
+                return Err(EngineError::UnsupportedHere {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "the file asks for {what}, which only meekbench's own CPU path implements, and that path \
+                         cannot take this file here ({why}); candle-transformers' quantized llama would run without \
+                         it and every token would be wrong. Use --device cpu without MEEKBENCH_KERNELS=candle"
+                    ),
+                });
+            }
             let model = guard::no_panic("loading the weights", || {
                 CandleModel::load(&info.architecture, content, &mut file, &device)
             })

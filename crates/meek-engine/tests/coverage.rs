@@ -70,19 +70,112 @@ fn loads(path: &Path) {
     }
 }
 
+/// Loading `path` on the own CPU path works; candle-transformers' path refuses it in one line naming `want`.
+fn own_path_only(path: &Path, want: &[&str]) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    loads(path);
+    let err = match Engine::load_with(path, DeviceRequest::Cpu, Kernels::Candle) {
+        Ok(_) => panic!("{name}: candle-transformers' path loaded the file"),
+        Err(e) => e.to_string(),
+    };
+    for w in want.iter().chain(&["own CPU path", name]) {
+        assert!(err.contains(w), "{name}: want {w:?} in: {err}");
+    }
+    assert_eq!(err.lines().count(), 1, "{name}: {err}");
+}
+
+fn add_values(name: &'static str, values: Vec<f32>) -> Edit {
+    Box::new(move |_, tensors| {
+        let n = values.len();
+        let t = Tensor::from_vec(values, n, &Device::Cpu).unwrap();
+        tensors.push((
+            name.to_string(),
+            QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+        ));
+    })
+}
+
+/// Greedy logits of the prompt `[5, 40, 77, 120]` and of one more token.
+fn logits(path: &Path) -> Vec<f32> {
+    let mut e = Engine::load(path, DeviceRequest::Cpu).unwrap();
+    e.logits(&[5, 40, 77, 120, 9], 0).unwrap()
+}
+
 #[test]
-fn llama3_rotary_factors_are_refused_by_name() {
+fn llama3_rotary_factors_run_on_the_own_path_and_are_refused_on_candle() {
     let dir = tempfile::tempdir().unwrap();
+    // The tiny llama's heads are 16 wide: 8 factors.
     let p = edited(
         dir.path(),
         "llama",
         "rope-freqs.gguf",
-        add_tensor("rope_freqs.weight", 8),
+        add_values("rope_freqs.weight", vec![2.0; 8]),
     );
-    refused(
+    own_path_only(
         &p,
         &["rope_freqs.weight", "llama3 rotary frequency factors"],
     );
+    // Factors of 2 on every pair halve every angle, as linear scaling by 2 does; factors of 1 change nothing.
+    let linear = edited(
+        dir.path(),
+        "llama",
+        "linear2.gguf",
+        set("llama.rope.scaling.factor", Value::F32(2.0)),
+    );
+    own_path_only(&linear, &["linear rotary scaling by a factor of 2"]);
+    let ones = edited(
+        dir.path(),
+        "llama",
+        "rope-ones.gguf",
+        add_values("rope_freqs.weight", vec![1.0; 8]),
+    );
+    let plain = dir.path().join("good-llama.gguf");
+    let (a, b, c, d) = (logits(&p), logits(&linear), logits(&ones), logits(&plain));
+    let max_diff = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+    };
+    assert!(
+        max_diff(&a, &b) < 1e-4,
+        "factors 2 vs linear 2: {}",
+        max_diff(&a, &b)
+    );
+    assert!(
+        max_diff(&c, &d) < 1e-6,
+        "factors 1 vs none: {}",
+        max_diff(&c, &d)
+    );
+    assert!(max_diff(&a, &d) > 1e-3, "the factors changed nothing");
+    // The wrong number of factors, or one that is not positive, is refused naming the tensor.
+    for (file, values) in [
+        ("rope-short.gguf", vec![1.0; 4]),
+        ("rope-zero.gguf", vec![0.0; 8]),
+    ] {
+        let bad = edited(
+            dir.path(),
+            "llama",
+            file,
+            add_values("rope_freqs.weight", values),
+        );
+        let err = Engine::load(&bad, DeviceRequest::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("rope_freqs.weight") && err.contains("8 finite positive factors"),
+            "{err}"
+        );
+    }
+    // In a file of another family llama.cpp would not read it either.
+    let q = edited(
+        dir.path(),
+        "qwen2",
+        "qwen-rope-freqs.gguf",
+        add_values("rope_freqs.weight", vec![1.0; 8]),
+    );
+    refused(&q, &["rope_freqs.weight", "qwen2 files"]);
 }
 
 #[test]
@@ -128,10 +221,24 @@ fn keys_that_change_the_computation_are_refused_unless_neutral() {
             vec!["llama.rope.scaling.type", "\"yarn\"", "rotary scaling"],
         ),
         (
-            "linear8.gguf",
+            "linear-half.gguf",
             "llama",
-            set("llama.rope.scaling.factor", Value::F32(8.0)),
+            set("llama.rope.scaling.factor", Value::F32(0.5)),
             vec!["llama.rope.scaling.factor"],
+        ),
+        (
+            "none8.gguf",
+            "qwen3",
+            Box::new(
+                |md: &mut Vec<(String, Value)>, _: &mut Vec<(String, QTensor)>| {
+                    md.push((
+                        "qwen3.rope.scaling.type".into(),
+                        Value::String("none".into()),
+                    ));
+                    md.push(("qwen3.rope.scaling.factor".into(), Value::F32(8.0)));
+                },
+            ),
+            vec!["qwen3.rope.scaling.factor"],
         ),
         (
             "swa.gguf",

@@ -14,6 +14,11 @@
 //! `sliding_window` positions (a key at distance `>= window` is masked, as in llama.cpp and Hugging Face), its
 //! global layers (every sixth) see everything with the file's rotary base. Norm weights are used as stored (the GGUF
 //! converter already folded Gemma's `1 + w`). Only the last position's logits are computed.
+//!
+//! Rotary variants, as llama.cpp applies them: llama3 frequency factors (`rope_freqs.weight`, Llama 3.1 and 3.2)
+//! divide each pair's frequency; linear scaling (`rope.scaling.type = linear`, factor `f`: Gemma 3 4B and up)
+//! divides positions by `f` on the global layers. Everything else a file may ask of the rotary embedding is refused
+//! by [`crate::gguf::coverage`] before this loads.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -23,6 +28,9 @@ use candle_core::quantized::gguf_file::Content;
 use meek_kernels::{KernelPath, QActs, QMat, Shared, dequantize_row, matmul, matmul_many};
 
 use super::{CandlePool, format_of, parallel};
+
+/// The llama3 rotary frequency factors' tensor.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
 /// Architectures this path runs (`general.architecture`).
 pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
@@ -90,6 +98,11 @@ pub struct Config {
     pub rope_base: f32,
     /// Rotary base of the sliding-window layers.
     pub rope_base_local: f32,
+    /// Linear rotary scaling of the global layers: positions are multiplied by it (llama.cpp's `freq_scale`,
+    /// `1 / rope.scaling.factor`; 1 when the file scales nothing). Gemma 3's local layers never scale.
+    pub rope_scale: f32,
+    /// Attention scale (`1 / sqrt(head_dim)`, Gemma 3 27B's `1 / sqrt(hidden / heads)`).
+    pub attn_scale: f32,
     /// Sliding window of the local layers, when the family has them.
     pub window: Option<usize>,
     /// Vocabulary size (rows of the output matrix).
@@ -135,6 +148,8 @@ pub struct Decoder {
     embed: QMat,
     output: Option<QMat>,
     norm: Vec<f32>,
+    /// llama3 rotary frequency factors (`rope_freqs.weight`, `head_dim / 2` divisors of the frequencies).
+    rope_factors: Option<Vec<f32>>,
     layers: Vec<Layer>,
     /// Per layer: keys then values, `capacity * kv_heads * head_dim` each.
     kv: Vec<(Vec<f32>, Vec<f32>)>,
@@ -228,6 +243,8 @@ impl Decoder {
             eps: md_f(content, &key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
             rope_base: md_f(content, &key("rope.freq_base")).unwrap_or(10_000.0),
             rope_base_local: md_f(content, &key("rope.freq_base_swa")).unwrap_or(10_000.0),
+            rope_scale: crate::gguf::coverage::rope_scale(content, a),
+            attn_scale: 0.0,
             window: match arch {
                 Arch::Gemma3 => md_u(content, &key("attention.sliding_window")).ok(),
                 _ => None,
@@ -240,6 +257,27 @@ impl Decoder {
             None
         };
         let norm = read_vec(content, reader, "output_norm.weight")?;
+        let rope_factors = if content.tensor_infos.contains_key(ROPE_FREQS) {
+            let f = read_vec(content, reader, ROPE_FREQS)?;
+            if f.len() != cfg.head_dim / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(format!(
+                    "tensor `{ROPE_FREQS}` must hold {} finite positive factors (half the head size); it holds {} \
+                     values, or some are not positive",
+                    cfg.head_dim / 2,
+                    f.len()
+                ));
+            }
+            Some(f)
+        } else {
+            None
+        };
+        // Gemma 3 27B (62 layers) scales queries by the hidden size per head, as llama.cpp and gemma_pytorch do.
+        let attn_scale = if arch == Arch::Gemma3 && cfg.layers == 62 {
+            1.0 / ((cfg.hidden / cfg.heads) as f32).sqrt()
+        } else {
+            1.0 / (cfg.head_dim as f32).sqrt()
+        };
+        let cfg = Config { attn_scale, ..cfg };
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
@@ -307,6 +345,7 @@ impl Decoder {
             embed,
             output,
             norm,
+            rope_factors,
             layers,
             kv: Vec::new(),
             capacity: 0,
@@ -371,8 +410,10 @@ impl Decoder {
             vec![0f32; n * c.ffn],
             QActs::default(),
         );
-        let global = rope_table(c.head_dim, c.rope_base, pos, n);
-        let local = (c.window.is_some()).then(|| rope_table(c.head_dim, c.rope_base_local, pos, n));
+        let factors = self.rope_factors.as_deref();
+        let global = rope_table(c.head_dim, c.rope_base, c.rope_scale, factors, pos, n);
+        let local = (c.window.is_some())
+            .then(|| rope_table(c.head_dim, c.rope_base_local, 1.0, None, pos, n));
         let neox = c.arch.neox();
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut xn);
@@ -550,14 +591,23 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// cos and sin for positions `pos..pos + n`, `head_dim / 2` each.
-fn rope_table(head_dim: usize, base: f32, pos: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
+/// cos and sin for positions `pos..pos + n`, `head_dim / 2` each: angle `scale * p * base^(-2i / head_dim) /
+/// factors[i]`, as ggml's rotary embedding computes it without YaRN (`freq_scale`, `freq_factors`).
+fn rope_table(
+    head_dim: usize,
+    base: f32,
+    scale: f32,
+    factors: Option<&[f32]>,
+    pos: usize,
+    n: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
     let mut cos = Vec::with_capacity(n * half);
     let mut sin = Vec::with_capacity(n * half);
     for p in pos..pos + n {
         for i in 0..half {
-            let theta = (p as f32) / base.powf(2.0 * i as f32 / head_dim as f32);
+            let factor = factors.map_or(1.0, |f| f[i]);
+            let theta = scale * (p as f32) / base.powf(2.0 * i as f32 / head_dim as f32) / factor;
             cos.push(theta.cos());
             sin.push(theta.sin());
         }
@@ -699,7 +749,7 @@ fn attention(
 ) {
     let (hd, kv_dim, qd) = (c.head_dim, c.kv_heads * c.head_dim, c.heads * c.head_dim);
     let group = c.heads / c.kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = c.attn_scale;
     let dst = Shared::new(out);
     let avx2 = attention_avx2();
     let work = |range: std::ops::Range<usize>| {

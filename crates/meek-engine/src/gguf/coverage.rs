@@ -14,7 +14,7 @@
 
 use candle_core::quantized::gguf_file::{Content, Value};
 
-use crate::cpu::decoder::{Arch, arch_of, md_u};
+use crate::cpu::decoder::{Arch, ROPE_FREQS, arch_of, md_u};
 
 /// Keys (after `{arch}.`) that the engine reads, or that do not change the computation of the families it runs.
 const READ_KEYS: &[&str] = &[
@@ -195,8 +195,11 @@ fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(),
         "rope.scaling.type" => {
             matches!(value.to_string().map(String::as_str), Ok("none" | "linear"))
         }
+        // Linear scaling is implemented by the own path at any factor (see `own_path_only` for the other path).
         "rope.scaling.factor" | "rope.scale_linear" => {
             value.to_f32().is_ok_and(|f| f == 0.0 || f == 1.0)
+                || (linear(content, arch.name())
+                    && value.to_f32().is_ok_and(|f| f.is_finite() && f >= 1.0))
         }
         "rope.scaling.attn_factor" => value.to_f32().is_ok_and(|f| f == 1.0),
         "attention.causal" => value.to_bool().is_ok_and(|c| c),
@@ -217,7 +220,7 @@ fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(),
         .find(|(k, _)| *k == rest)
         .map_or(String::new(), |(_, w)| format!(" ({w})"));
     let scaling = if rest == "rope.scaling.type" || rest.starts_with("rope.scaling.") {
-        " (rotary scaling: only none, or linear with factor 1, is implemented)"
+        " (rotary scaling: none, llama3 frequency factors and linear with a factor of at least 1 are implemented)"
     } else {
         ""
     };
@@ -226,6 +229,43 @@ fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(),
          computation, so the file is refused rather than run without it",
         show(value)
     ))
+}
+
+/// The linear rotary scale of a file of architecture `a` (positions are multiplied by it): `1 / factor`, read as
+/// llama.cpp reads it (`rope.scaling.factor`, else the older `rope.scale_linear`; 0 or absent: 1). Only meaningful
+/// after [`check`] accepted the file.
+pub fn rope_scale(content: &Content, a: &str) -> f32 {
+    let get = |k: &str| {
+        content
+            .metadata
+            .get(&format!("{a}.{k}"))
+            .and_then(|v| v.to_f32().ok())
+    };
+    match get("rope.scaling.factor").or_else(|| get("rope.scale_linear")) {
+        Some(f) if f > 0.0 && linear(content, a) => 1.0 / f,
+        _ => 1.0,
+    }
+}
+
+/// Whether the file's rotary scaling type is `linear` (llama.cpp's default when the key is absent).
+fn linear(content: &Content, a: &str) -> bool {
+    content
+        .metadata
+        .get(&format!("{a}.rope.scaling.type"))
+        .and_then(|v| v.to_string().ok())
+        .is_none_or(|t| t == "linear")
+}
+
+/// What a file accepted by [`check`] asks that only meekbench's own CPU path implements (candle-transformers'
+/// quantized llama reads neither llama3 frequency factors nor rotary scaling, and would run without them), or
+/// `None`.
+pub fn own_path_only(content: &Content) -> Option<String> {
+    let arch = arch_of(content).ok()?;
+    if content.tensor_infos.contains_key(ROPE_FREQS) {
+        return Some(format!("`{ROPE_FREQS}` (llama3 rotary frequency factors)"));
+    }
+    let scale = rope_scale(content, arch.name());
+    (scale != 1.0).then(|| format!("linear rotary scaling by a factor of {}", 1.0 / scale))
 }
 
 /// Whether a `gemma3.attention.sliding_window_pattern` asks for the pattern the own path implements: the number
@@ -253,7 +293,8 @@ fn check_tensor(arch: Arch, family: &[&str], name: &str) -> Result<(), String> {
     if matches!(
         name,
         "token_embd.weight" | "output_norm.weight" | "output.weight"
-    ) {
+    ) || (arch == Arch::Llama && name == ROPE_FREQS)
+    {
         return Ok(());
     }
     let layer_part = name
