@@ -28,6 +28,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Show how a model's tokenizer splits a text: token ids and pieces, as the model sees them.
     Tokenize(TokenizeArgs),
+    /// Greedy continuation of a prompt, as text (and ids with --json): to sanity-check a model file and to compare
+    /// engines by hand (`llama-completion -m MODEL -p PROMPT -n N --temp 0 -no-cnv` prints the same text).
+    Generate(GenerateArgs),
     /// List the models of a config, where each is cached and whether it is verified.
     Models(ModelsArgs),
     /// Print the SHA-256 to pin a model with in a config: of a file, or of a checkpoint directory (the digest of
@@ -125,6 +128,29 @@ pub struct TokenizeArgs {
     #[arg(long)]
     pub chat: bool,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// A GGUF file, a Hugging Face checkpoint directory, or a model id from the config.
+    pub model: String,
+    /// The prompt, taken verbatim (special tokens such as `<|im_start|>` are parsed).
+    pub prompt: String,
+    /// Tokens to generate at most (generation also ends at the model's end-of-sequence token).
+    #[arg(short, long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub n: u32,
+    /// Wrap the prompt as a user message in the model's chat template first.
+    #[arg(long)]
+    pub chat: bool,
+    /// Config in which to look up a model id (default: the built-in one).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Device: auto, cpu, cuda, cuda:N or metal.
+    #[arg(short, long, default_value = "cpu")]
+    pub device: DeviceRequest,
+    /// Print JSON (prompt ids, generated ids and text, why it stopped, the kernel) instead of the text.
     #[arg(long)]
     pub json: bool,
 }

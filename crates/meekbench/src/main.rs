@@ -31,6 +31,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Bench(args) => bench::bench(args),
         Command::Tokenize(args) => models::tokenize(args),
+        Command::Generate(args) => models::generate(args),
         Command::Models(args) => models::models(args),
         Command::Digest(args) => models::digest(args),
         Command::Project(args) => reports::project(args),

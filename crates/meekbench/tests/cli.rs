@@ -393,6 +393,51 @@ fn tokenize_prints_ids_and_pieces() {
 }
 
 #[test]
+fn generate_prints_the_greedy_continuation() {
+    let f = Fixture::new();
+    let run = |args: &[&str]| {
+        meekbench()
+            .arg("generate")
+            .args(args)
+            .arg(&f.model)
+            .arg("hello the")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    };
+    let v: serde_json::Value = serde_json::from_slice(&run(&["--json", "-n", "5"])).unwrap();
+    let ids = v["ids"].as_array().unwrap();
+    assert!(!ids.is_empty() && ids.len() <= 5, "{v}");
+    assert_eq!(v["prompt_ids"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["kernel"].as_str().unwrap().starts_with("cpu-"), "{v}");
+    // Greedy: the same text every time, and the plain output is the JSON's text.
+    let text = String::from_utf8(run(&["-n", "5"])).unwrap();
+    assert_eq!(text.trim_end_matches('\n'), v["text"].as_str().unwrap());
+    assert_eq!(run(&["-n", "5"]), text.as_bytes());
+    let chat: serde_json::Value =
+        serde_json::from_slice(&run(&["--json", "--chat", "-n", "3"])).unwrap();
+    assert!(
+        chat["prompt"].as_str().unwrap().starts_with("<|im_start|>"),
+        "{chat}"
+    );
+    meekbench()
+        .args(["generate"])
+        .arg(&f.model)
+        .arg("")
+        .assert()
+        .failure()
+        .stderr(contains("no tokens"));
+    meekbench()
+        .args(["generate", "-n", "0"])
+        .arg(&f.model)
+        .arg("x")
+        .assert()
+        .failure();
+}
+
+#[test]
 fn help_explains_the_commands() {
     meekbench().arg("--help").assert().success().stdout(
         contains("bench")

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use super::load_config;
-use crate::cli::{DigestArgs, ModelsArgs, TokenizeArgs};
+use crate::cli::{DigestArgs, GenerateArgs, ModelsArgs, TokenizeArgs};
 
 fn resolve_model(model: &str, config: Option<&Path>) -> Result<PathBuf> {
     let p = Path::new(model);
@@ -66,6 +66,62 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode> {
         for (id, p) in ids.iter().zip(&pieces) {
             println!("{id:>8}  {p:?}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
+    let path = resolve_model(&args.model, args.config.as_deref())?;
+    let mut engine = meek_engine::Engine::load(&path, args.device)?;
+    let prompt = if args.chat {
+        let Some(t) = engine.chat_template() else {
+            bail!("{} has no chat template; leave out --chat", path.display());
+        };
+        t.render(&[meek_engine::Message::new("user", &args.prompt)], true)
+            .map_err(anyhow::Error::msg)?
+    } else {
+        args.prompt
+    };
+    let ids = engine
+        .tokenizer()
+        .encode(&prompt)
+        .map_err(anyhow::Error::msg)?;
+    if ids.is_empty() {
+        bail!("the prompt has no tokens; give a non-empty prompt");
+    }
+    let opts = meek_engine::GenOptions {
+        max_new_tokens: args.n as usize,
+        stop_at_eos: true,
+    };
+    let g = engine
+        .generate(&ids, opts, &mut ())
+        .with_context(|| format!("generating with {}", path.display()))?;
+    // The end-of-sequence token ends the text; it is not part of it (llama-completion prints none either).
+    let text_ids = match g.stop {
+        meek_engine::StopReason::Eos => &g.tokens[..g.tokens.len() - 1],
+        _ => &g.tokens[..],
+    };
+    let text = engine
+        .tokenizer()
+        .decode(text_ids, true)
+        .map_err(anyhow::Error::msg)?;
+    if args.json {
+        let stop = match g.stop {
+            meek_engine::StopReason::Eos => "eos",
+            _ => "length",
+        };
+        let v = serde_json::json!({
+            "model": path,
+            "kernel": engine.kernel(),
+            "prompt": prompt,
+            "prompt_ids": ids,
+            "ids": g.tokens,
+            "text": text,
+            "stop": stop,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{text}");
     }
     Ok(ExitCode::SUCCESS)
 }
