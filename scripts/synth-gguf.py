@@ -188,7 +188,8 @@ def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed
         if std == 0.0:
             data = np.ones(tshape, dtype=np.float32)
         else:
-            gain = logit_gain if tname == "output.weight" or (shape.tied and tname == "token_embd.weight") else 1.0
+            # A tied embedding (std 1) already gives logits of std sqrt(hidden): only a separate output matrix gains.
+            gain = logit_gain if tname == "output.weight" else 1.0
             data = (rng.standard_normal(tshape, dtype=np.float32) * (std * gain))
             data = data.astype(np.float32 if len(tshape) == 1 else np_dtype)
         writer.write_tensor_data(data)
