@@ -50,17 +50,18 @@ class Shape:
     tied: bool = False  # output matrix shared with the token embedding
     window: int = 0  # gemma3 local layers
     context: int = 8192
+    llama3_factor: float = 0.0  # llama3 rotary scaling (rope_freqs.weight): factor, with low 1, high 4, original 8192
     source: str = ""  # where the shape's numbers come from
 
 
 # Hyper-parameters from each model's config.json on the Hugging Face hub (the `source`).
 SHAPES: dict[str, Shape] = {
     "llama-3.2-1b": Shape("llama", 2048, 16, 32, 8, 8192, 128256, rope_base=500_000.0, tied=True,
-                          source="meta-llama/Llama-3.2-1B-Instruct config.json"),
+                          context=131072, llama3_factor=32.0, source="meta-llama/Llama-3.2-1B-Instruct config.json"),
     "llama-3.2-3b": Shape("llama", 3072, 28, 24, 8, 8192, 128256, rope_base=500_000.0, tied=True,
-                          source="meta-llama/Llama-3.2-3B-Instruct config.json"),
+                          context=131072, llama3_factor=32.0, source="meta-llama/Llama-3.2-3B-Instruct config.json"),
     "llama-3.1-8b": Shape("llama", 4096, 32, 32, 8, 14336, 128256, rope_base=500_000.0,
-                          source="meta-llama/Llama-3.1-8B-Instruct config.json"),
+                          context=131072, llama3_factor=8.0, source="meta-llama/Llama-3.1-8B-Instruct config.json"),
     "qwen2.5-1.5b": Shape("qwen2", 1536, 28, 12, 2, 8960, 151936, rope_base=1_000_000.0, tied=True,
                           source="Qwen/Qwen2.5-1.5B-Instruct config.json"),
     "qwen2.5-3b": Shape("qwen2", 2048, 36, 16, 2, 11008, 151936, rope_base=1_000_000.0, tied=True,
@@ -97,33 +98,57 @@ def copy_tokenizer(writer: gguf.GGUFWriter, source: Path, vocab: int) -> int:
         vtype = field.types[0]
         if vtype == gguf.GGUFValueType.ARRAY:
             sub = field.types[-1]
+            # Strings stay bytes (a token need not be valid UTF-8), numbers keep their element type.
             if sub == gguf.GGUFValueType.STRING:
-                values = [bytes(field.parts[i]).decode("utf-8", "replace") for i in field.data]
+                values = [bytes(field.parts[i]) for i in field.data]
             else:
                 values = [field.parts[i].tolist()[0] for i in field.data]
             if len(values) == n and name in ("tokenizer.ggml.tokens", "tokenizer.ggml.scores",
                                              "tokenizer.ggml.token_type"):
                 pad = target - n
                 if name == "tokenizer.ggml.tokens":
-                    values += [f"<|meekbench_unused_{i}|>" for i in range(pad)]
+                    values += [f"<|meekbench_unused_{i}|>".encode() for i in range(pad)]
                 elif name == "tokenizer.ggml.scores":
                     values += [0.0] * pad
                 else:
                     values += [5] * pad  # unused
-            writer.add_array(name, values)
+            if not values:
+                sys.exit(f"synth-gguf: {source}: {name} is an empty array, which gguf-py cannot write")
+            writer.add_key_value(name, values, gguf.GGUFValueType.ARRAY, sub_type=sub)
         elif vtype == gguf.GGUFValueType.STRING:
-            writer.add_string(name, bytes(field.parts[-1]).decode("utf-8", "replace"))
+            writer.add_key_value(name, bytes(field.parts[-1]), vtype)
         else:
             writer.add_key_value(name, field.parts[-1].tolist()[0], vtype)
     return target
 
 
+def llama3_factors(shape: Shape) -> np.ndarray:
+    """The llama3 rotary frequency factors, as llama.cpp's converter computes them (convert_hf_to_gguf.py)."""
+    hd = shape.head_dim or shape.hidden // shape.heads
+    low, high, orig = 1.0, 4.0, 8192.0
+    out = []
+    for i in range(0, hd, 2):
+        freq = 1.0 / shape.rope_base ** (i / hd)
+        wavelen = 2 * np.pi / freq
+        if wavelen < orig / high:
+            out.append(1.0)
+        elif wavelen > orig / low:
+            out.append(shape.llama3_factor)
+        else:
+            smooth = (orig / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / shape.llama3_factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
 def tensors(shape: Shape) -> list[tuple[str, tuple[int, ...], float]]:
-    """Name, numpy shape (rows = outputs) and standard deviation of every tensor; std 0 means a norm of ones."""
+    """Name, numpy shape (rows = outputs) and standard deviation of every tensor; std 0 means a norm of ones, -1
+    the llama3 rotary factors."""
     hd = shape.head_dim or shape.hidden // shape.heads
     qd, kvd = shape.heads * hd, shape.kv_heads * hd
     h, f = shape.hidden, shape.ffn
     out = [("token_embd.weight", (shape.vocab, h), 1.0), ("output_norm.weight", (h,), 0.0)]
+    if shape.llama3_factor:
+        out.append(("rope_freqs.weight", (hd // 2,), -1.0))
     if not shape.tied:
         out.append(("output.weight", (shape.vocab, h), h ** -0.5))
     for layer in range(shape.layers):
@@ -187,6 +212,8 @@ def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed
     for tname, tshape, std in plan:
         if std == 0.0:
             data = np.ones(tshape, dtype=np.float32)
+        elif std < 0.0:
+            data = llama3_factors(shape)
         else:
             # A tied embedding (std 1) already gives logits of std sqrt(hidden): only a separate output matrix gains.
             gain = logit_gain if tname == "output.weight" else 1.0
