@@ -420,8 +420,9 @@ impl Engine {
     }
 }
 
-/// Index of the largest value (the first one on ties, like `argmax` in Candle and llama.cpp's greedy sampler).
-fn argmax(v: &[f32]) -> u32 {
+/// Index of the largest value (the first one on ties, like `argmax` in Candle and llama.cpp's greedy sampler): the
+/// greedy choice from [`Engine::logits`].
+pub fn argmax(v: &[f32]) -> u32 {
     let mut best = 0;
     for (i, x) in v.iter().enumerate() {
         if *x > v[best] {

@@ -37,7 +37,9 @@ pub use chat::{ChatTemplate, Message};
 pub use device::{check_compiled, compiled_features, configure_threads, open_device};
 pub use error::EngineError;
 pub(crate) use error::{Ctx, first_line, open_model_file};
-pub use generate::{GenOptions, Generation, StopReason, Thinking, ThinkingTrace, TokenObserver};
+pub use generate::{
+    GenOptions, Generation, StopReason, Thinking, ThinkingTrace, TokenObserver, argmax,
+};
 pub use gguf::{GgufInfo, SUPPORTED_ARCHITECTURES};
 use load::CandleModel;
 pub use load::{Kernels, inspect, load_tokenizer, tokenizer_and_template};

@@ -17,7 +17,7 @@ use std::process::Command;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use meek_engine::{DeviceRequest, Engine, Kernels};
+use meek_engine::{DeviceRequest, Engine, Kernels, argmax};
 use meek_testkit::{TinySpec, random_values, rewrite_gguf, vocabulary, write_tiny_llama};
 
 const GEN: usize = 32;
@@ -167,16 +167,6 @@ fn llama_cpp(bin: &Path, model: &Path) -> Vec<u32> {
         String::from_utf8_lossy(&out.stderr)
     );
     ids
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// A greedy choice whose logit is within this fraction of the top one is a tie that the two engines' rounding
