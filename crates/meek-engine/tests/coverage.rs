@@ -226,6 +226,31 @@ fn keys_that_change_the_computation_are_refused_unless_neutral() {
             set("llama.rope.scaling.factor", Value::F32(0.5)),
             vec!["llama.rope.scaling.factor"],
         ),
+        // Hostile factors: not a number, infinite, negative, a string.
+        (
+            "linear-nan.gguf",
+            "llama",
+            set("llama.rope.scaling.factor", Value::F32(f32::NAN)),
+            vec!["llama.rope.scaling.factor"],
+        ),
+        (
+            "linear-inf.gguf",
+            "gemma3",
+            set("gemma3.rope.scaling.factor", Value::F32(f32::INFINITY)),
+            vec!["gemma3.rope.scaling.factor"],
+        ),
+        (
+            "linear-neg.gguf",
+            "qwen2",
+            set("qwen2.rope.scale_linear", Value::F32(-4.0)),
+            vec!["qwen2.rope.scale_linear"],
+        ),
+        (
+            "linear-text.gguf",
+            "llama",
+            set("llama.rope.scaling.factor", Value::String("8".into())),
+            vec!["llama.rope.scaling.factor"],
+        ),
         (
             "none8.gguf",
             "qwen3",
@@ -322,4 +347,19 @@ fn neutral_values_and_read_keys_load() {
         ),
     );
     refused(&p, &["gemma3.attention.sliding_window_pattern"]);
+    // A window of 0 has no meaning llama.cpp and Hugging Face agree on: refused by name.
+    let p = edited(
+        dir.path(),
+        "gemma3",
+        "window0.gguf",
+        set("gemma3.attention.sliding_window", Value::U32(0)),
+    );
+    let err = Engine::load(&p, DeviceRequest::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("`gemma3.attention.sliding_window` is 0"),
+        "{err}"
+    );
 }

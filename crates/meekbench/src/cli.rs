@@ -29,7 +29,7 @@ pub enum Command {
     /// Show how a model's tokenizer splits a text: token ids and pieces, as the model sees them.
     Tokenize(TokenizeArgs),
     /// Greedy continuation of a prompt, as text (and ids with --json): to sanity-check a model file and to compare
-    /// engines by hand (`llama-completion -m MODEL -p PROMPT -n N --temp 0 -no-cnv` prints the same text).
+    /// engines by hand (`llama-completion -m MODEL -p PROMPT -n N --temp 0 -no-cnv --no-display-prompt` prints the same text).
     Generate(GenerateArgs),
     /// List the models of a config, where each is cached and whether it is verified.
     Models(ModelsArgs),

@@ -235,16 +235,20 @@ fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(),
 /// llama.cpp reads it (`rope.scaling.factor`, else the older `rope.scale_linear`; 0 or absent: 1). Only meaningful
 /// after [`check`] accepted the file.
 pub fn rope_scale(content: &Content, a: &str) -> f32 {
+    linear_factor(content, a).map_or(1.0, |f| 1.0 / f)
+}
+
+/// The linear rotary factor as the file states it, when it scales (above 0, type linear); see [`rope_scale`].
+fn linear_factor(content: &Content, a: &str) -> Option<f32> {
     let get = |k: &str| {
         content
             .metadata
             .get(&format!("{a}.{k}"))
             .and_then(|v| v.to_f32().ok())
     };
-    match get("rope.scaling.factor").or_else(|| get("rope.scale_linear")) {
-        Some(f) if f > 0.0 && linear(content, a) => 1.0 / f,
-        _ => 1.0,
-    }
+    get("rope.scaling.factor")
+        .or_else(|| get("rope.scale_linear"))
+        .filter(|&f| f > 0.0 && f != 1.0 && linear(content, a))
 }
 
 /// Whether the file's rotary scaling type is `linear` (llama.cpp's default when the key is absent).
@@ -264,8 +268,7 @@ pub fn own_path_only(content: &Content) -> Option<String> {
     if content.tensor_infos.contains_key(ROPE_FREQS) {
         return Some(format!("`{ROPE_FREQS}` (llama3 rotary frequency factors)"));
     }
-    let scale = rope_scale(content, arch.name());
-    (scale != 1.0).then(|| format!("linear rotary scaling by a factor of {}", 1.0 / scale))
+    linear_factor(content, arch.name()).map(|f| format!("linear rotary scaling by a factor of {f}"))
 }
 
 /// Whether a `gemma3.attention.sliding_window_pattern` asks for the pattern the own path implements: the number

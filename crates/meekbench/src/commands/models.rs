@@ -108,7 +108,8 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
     if args.json {
         let stop = match g.stop {
             meek_engine::StopReason::Eos => "eos",
-            _ => "length",
+            meek_engine::StopReason::Length => "length",
+            meek_engine::StopReason::StopSequence(_) => "stop-sequence",
         };
         let v = serde_json::json!({
             "model": path,
