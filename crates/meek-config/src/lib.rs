@@ -9,15 +9,20 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub mod limits;
+pub mod lock;
 mod parse;
 pub mod paths;
 pub mod plan;
 
-pub use parse::parse;
+pub use lock::{Lock, LockState, Lockable, LockedModel};
+pub use parse::{parse, parse_locked};
 pub use plan::{Overrides, Plan};
 
 /// The text of `configs/reasoning.toml`, the default bench.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/reasoning.toml");
+/// The `file` of a model that is a Hugging Face checkpoint (a directory of files) rather than one file.
+pub const CHECKPOINT_FILE: &str = "config.json";
+
 /// How the embedded default is named in messages and result files.
 pub const DEFAULT_CONFIG_NAME: &str = "embedded:configs/reasoning.toml";
 
@@ -48,6 +53,12 @@ pub enum ConfigError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// The config's lock file cannot be used.
+    #[error("lock file {message}; fix or delete it and run `meekbench lock` again")]
+    Lock {
+        /// The file and what is wrong with it.
+        message: String,
+    },
     /// A value parsed but makes no sense.
     #[error("{origin}: `{key}`: {message}")]
     Invalid {
@@ -71,6 +82,43 @@ pub struct LoadedConfig {
     pub text: String,
     /// SHA-256 of the text, hex.
     pub sha256: String,
+    /// The lock file the models without `sha256` were pinned with, when there is one.
+    pub lock: Option<LoadedLock>,
+    /// The models without `sha256`, in config order, each pinned by the lock or not; those not pinned are not in
+    /// [`Config::models`].
+    pub lockable: Vec<Lockable>,
+}
+
+impl LoadedConfig {
+    /// The models the lock does not pin, with why.
+    pub fn unpinned(&self) -> impl Iterator<Item = &Lockable> {
+        self.lockable
+            .iter()
+            .filter(|l| l.state != lock::LockState::Pinned)
+    }
+}
+
+/// A lock file as read: where from, its text (recorded in result files, so a resumed bench pins the same files)
+/// and its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedLock {
+    /// The file, or `result:FILE` for a lock recorded in a result file.
+    pub origin: String,
+    /// The text as read.
+    pub text: String,
+    /// The entries.
+    pub lock: Lock,
+}
+
+impl LoadedLock {
+    /// Parses lock text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<LoadedLock, String> {
+        Ok(LoadedLock {
+            origin: origin.to_string(),
+            text: text.to_string(),
+            lock: Lock::parse(text, origin)?,
+        })
+    }
 }
 
 /// A bench configuration.
@@ -411,7 +459,7 @@ pub const MIN_PROMPT_TOKENS: usize = limits::PROMPT_TOKENS.min;
 /// The fewest tokens a speed point may generate: the first comes from prefill, the decode rate needs one more.
 pub const MIN_GEN_TOKENS: usize = limits::GEN_TOKENS.min;
 
-/// Reads and validates a configuration file.
+/// Reads and validates a configuration file, and its lock file ([`lock::lock_path`]) when there is one.
 pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let bytes = fs_err::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -421,7 +469,17 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
     })?;
-    parse(&text, &path.display().to_string())
+    let lock_file = lock::lock_path(path);
+    let lock = match Lock::read(&lock_file) {
+        Ok(None) => None,
+        Ok(Some((lock, text))) => Some(LoadedLock {
+            origin: lock_file.display().to_string(),
+            text,
+            lock,
+        }),
+        Err(message) => return Err(ConfigError::Lock { message }),
+    };
+    parse_locked(&text, &path.display().to_string(), lock)
 }
 
 /// The embedded default configuration, parsed.
@@ -432,3 +490,5 @@ pub fn load_default() -> LoadedConfig {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lock;

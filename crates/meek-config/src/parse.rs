@@ -6,6 +6,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::limits::{self, Origin};
+use crate::lock::{LockState, Lockable};
 use crate::paths;
 use crate::*;
 
@@ -68,7 +69,7 @@ struct RawRun {
 struct RawModel {
     id: String,
     file: String,
-    sha256: String,
+    sha256: Option<String>,
     #[serde(default)]
     sources: Vec<RawSource>,
 }
@@ -135,8 +136,20 @@ impl Default for RawSpeed {
     }
 }
 
-/// Parses and validates configuration text; `origin` names it in errors.
+/// Parses and validates configuration text; `origin` names it in errors. A model without `sha256` is left
+/// unpinned (see [`parse_locked`]).
 pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
+    parse_locked(text, origin, None)
+}
+
+/// Parses and validates configuration text with its lock file: each model without `sha256` takes its pin from
+/// `lock` when the lock's entry still matches it; every such model is listed in [`LoadedConfig::lockable`], and
+/// those the lock does not pin are left out of [`Config::models`] until they are.
+pub fn parse_locked(
+    text: &str,
+    origin: &str,
+    lock: Option<LoadedLock>,
+) -> Result<LoadedConfig, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
         origin: origin.to_string(),
         message: e.to_string().trim_end().to_string(),
@@ -146,12 +159,41 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
         key,
         message,
     };
-    let config = validate(raw).map_err(|(k, m)| invalid(k, m))?;
+    let mut config = validate(raw).map_err(|(k, m)| invalid(k, m))?;
+    let mut lockable = Vec::new();
+    let mut models = Vec::with_capacity(config.models.len());
+    for (index, mut spec) in std::mem::take(&mut config.models).into_iter().enumerate() {
+        if !spec.sha256.is_empty() {
+            models.push(spec);
+            continue;
+        }
+        let hub = crate::lock::hub_ref(&spec).expect("validate requires a hub source");
+        let entry = lock.as_ref().and_then(|l| l.lock.get(&spec.id));
+        let state = match entry.map(|e| e.mismatch(&spec, &hub)) {
+            None => LockState::Missing,
+            Some(Some(what)) => LockState::Stale(what),
+            Some(None) => LockState::Pinned,
+        };
+        let configured = spec.clone();
+        if let (LockState::Pinned, Some(e)) = (&state, entry) {
+            crate::lock::apply(&mut spec, e);
+            models.push(spec);
+        }
+        lockable.push(Lockable {
+            index,
+            spec: configured,
+            hub,
+            state,
+        });
+    }
+    config.models = models;
     Ok(LoadedConfig {
         config,
         origin: origin.to_string(),
         text: text.to_string(),
         sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        lock,
+        lockable,
     })
 }
 
@@ -207,22 +249,47 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                 ),
             ));
         }
-        let sha = m.sha256.trim().to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err((
-                key("sha256"),
-                format!(
-                    "\"{}\" is not a SHA-256 (64 hex digits); compute it with `sha256sum {}`",
-                    m.sha256, m.file
-                ),
-            ));
-        }
+        let sha = match &m.sha256 {
+            Some(given) => {
+                let sha = given.trim().to_ascii_lowercase();
+                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err((
+                        key("sha256"),
+                        format!(
+                            "\"{given}\" is not a SHA-256 (64 hex digits); compute it with `sha256sum {}`",
+                            m.file
+                        ),
+                    ));
+                }
+                sha
+            }
+            // Pinned by the lock file (see `parse_locked`).
+            None => String::new(),
+        };
         limits::LIST
             .check(m.sources.len(), Origin::Config)
             .map_err(|e| (key("sources"), e))?;
         let mut sources = Vec::with_capacity(m.sources.len());
         for (j, s) in m.sources.into_iter().enumerate() {
             sources.push(validate_source(s).map_err(|msg| (key(&format!("sources[{j}]")), msg))?);
+        }
+        if sha.is_empty() && !sources.iter().any(|s| matches!(s, Source::Hub { .. })) {
+            return Err((
+                key("sha256"),
+                format!(
+                    "is missing; give the file's SHA-256 (`sha256sum {}`), or a hub source whose revision \
+                     `meekbench lock` pins",
+                    m.file
+                ),
+            ));
+        }
+        if sha.is_empty() && m.file == crate::CHECKPOINT_FILE {
+            return Err((
+                key("sha256"),
+                "is missing; a safetensors checkpoint is pinned by the digest of its files (`meekbench digest \
+                 DIR`), which a lock cannot take from the hub's metadata"
+                    .into(),
+            ));
         }
         models.push(ModelSpec {
             id: m.id,

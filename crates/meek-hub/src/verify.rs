@@ -18,8 +18,7 @@ use crate::Fetcher;
 /// The largest `model.safetensors.index.json` read (a real one of a 400B model is ~2 MB).
 const MAX_INDEX_BYTES: u64 = 64 << 20;
 
-/// The `file` of a model that is a Hugging Face checkpoint (a directory of files) rather than one file.
-pub const CHECKPOINT_FILE: &str = "config.json";
+pub use meek_config::CHECKPOINT_FILE;
 
 impl Fetcher {
     /// Verifies `path` against `sha256` and returns its size. A success is remembered in a stamp under the cache
