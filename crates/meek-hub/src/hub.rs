@@ -102,6 +102,26 @@ impl ModelSource for HubRepo<'_> {
         }
         self.fetch_file(ctx, self.file.unwrap_or(&spec.file), &spec.sha256)
     }
+
+    /// A single file already in the hub cache at this revision and verified (a checkpoint is not looked up).
+    fn lookup(&self, ctx: &Fetcher, spec: &ModelSpec) -> Option<(PathBuf, u64)> {
+        let file = self.file.unwrap_or(&spec.file);
+        if spec.file == CHECKPOINT_FILE || hub_names(self.repo, self.revision, file).is_err() {
+            return None;
+        }
+        let client = ctx.hub.client().ok()?;
+        let (owner, name) = hf_hub::split_id(self.repo);
+        let path = client
+            .model(owner, name)
+            .download_file()
+            .filename(file)
+            .revision(self.revision)
+            .local_files_only(true)
+            .send()
+            .ok()?;
+        let size = ctx.verify(&path, &spec.sha256).ok()?;
+        Some((path, size))
+    }
 }
 
 impl HubRepo<'_> {
@@ -215,7 +235,7 @@ impl Fetcher {
 /// Downloads one file of a model repository into the hub cache, with a progress bar. hf-hub sends its first
 /// request through an HTTP client of its own, without our timeouts: the download runs on a thread of its own,
 /// and is given up when nothing arrives for the connect plus read timeout. No hash check: the caller verifies.
-fn download_watched(
+pub(crate) fn download_watched(
     ctx: &Fetcher,
     repo: &str,
     revision: &str,
@@ -283,7 +303,7 @@ fn download_watched(
 
 /// The names of a hub request, held to the rules of [`meek_config::paths`] here too, since hf-hub joins them onto
 /// its cache folder (the config checks them first; this guards every other caller).
-fn hub_names(repo: &str, revision: &str, file: &str) -> Result<(), String> {
+pub(crate) fn hub_names(repo: &str, revision: &str, file: &str) -> Result<(), String> {
     use meek_config::paths;
     paths::repo_id(repo)?;
     paths::revision(revision)?;
@@ -292,7 +312,7 @@ fn hub_names(repo: &str, revision: &str, file: &str) -> Result<(), String> {
 }
 
 /// `HF_HUB_OFFLINE` set to a true value: use the hub cache only.
-fn hub_offline() -> bool {
+pub(crate) fn hub_offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
 }

@@ -34,6 +34,7 @@ mod cache;
 mod disk;
 mod hub;
 mod local;
+mod pin;
 mod progress;
 mod pypi;
 mod source;
@@ -48,6 +49,7 @@ use thiserror::Error;
 
 pub use cache::default_cache_dir;
 pub use disk::{FREE_SPACE_MARGIN, free_bytes};
+pub use pin::{HubPin, LockChange, LockOutcome};
 pub use verify::{CHECKPOINT_FILE, checkpoint_digest, checkpoint_files, sha256_file};
 
 use cache::Cache;
@@ -67,6 +69,14 @@ pub enum FetchError {
         attempts: Vec<(String, String)>,
         /// What the user can do.
         hint: String,
+    },
+    /// The model has no SHA-256 to verify it against: its config leaves the pin to a lock file.
+    #[error(
+        "model `{model}` is not pinned: it names a hub revision without sha256; run `meekbench lock CONFIG`"
+    )]
+    Unpinned {
+        /// Model id.
+        model: String,
     },
     /// A local I/O problem with meekbench's own cache.
     #[error("model cache {path}: {source}")]
@@ -201,6 +211,12 @@ impl Fetcher {
 
     /// Finds, fetches and verifies a model's file.
     pub fn fetch(&self, spec: &ModelSpec) -> Result<Fetched, FetchError> {
+        // Nothing is fetched unverified: a model the config leaves to its lock must be pinned first.
+        if !meek_config::lock::is_hex(&spec.sha256, 64) {
+            return Err(FetchError::Unpinned {
+                model: spec.id.clone(),
+            });
+        }
         if let Some(f) = self.cached(spec) {
             return Ok(f);
         }

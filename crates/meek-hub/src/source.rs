@@ -24,8 +24,8 @@ pub(crate) trait ModelSource {
     /// progress bars.
     fn fetch(&self, ctx: &Fetcher, spec: &ModelSpec) -> Result<(PathBuf, u64), String>;
 
-    /// The model's file when this source already has it here, verified, without touching the network. Only a local
-    /// path can say yes; every other source answers `None`.
+    /// The model's file when this source already has it here, verified, without touching the network: a local
+    /// path, or a file in the hub cache; every other source answers `None`.
     fn lookup(&self, _ctx: &Fetcher, _spec: &ModelSpec) -> Option<(PathBuf, u64)> {
         None
     }

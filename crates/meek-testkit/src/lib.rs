@@ -14,6 +14,7 @@
 
 mod checkpoint;
 mod gguf;
+pub mod hub;
 mod reference;
 
 pub use candle_core::DType;

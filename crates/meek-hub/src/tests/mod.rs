@@ -2,6 +2,7 @@
 //! kind of source are in the module named after it, the helpers they share and the chain as a whole here.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use fs_err as fs;
 use meek_config::{ModelSpec, Source};
@@ -11,6 +12,7 @@ use super::*;
 
 mod hub;
 mod local;
+mod lock;
 mod pypi;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
