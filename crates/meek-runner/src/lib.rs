@@ -171,6 +171,7 @@ pub fn run(
                     sha256: plan.config.sha256.clone(),
                     text: plan.config.text.clone(),
                     overrides: plan.overrides.clone(),
+                    lock: plan.config.lock.as_ref().map(|l| l.text.clone()),
                 },
                 runs: Vec::new(),
                 failures: Vec::new(),

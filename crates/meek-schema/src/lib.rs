@@ -151,6 +151,10 @@ pub struct ConfigRecord {
     /// Command-line overrides applied on top of the text (e.g. `output=/tmp/r`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// The text of the config's lock file, when models without `sha256` were pinned by it (the commit and SHA-256
+    /// of each), so that a resumed bench fetches the same files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
 }
 
 /// One model measured on one device with one thread count.

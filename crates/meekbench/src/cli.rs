@@ -33,6 +33,13 @@ pub enum Command {
     Generate(GenerateArgs),
     /// List the models of a config, where each is cached and whether it is verified.
     Models(ModelsArgs),
+    /// Pin every model of CONFIG that names a hub revision (e.g. `main`) without `sha256`: resolve the revision to
+    /// its commit and the file to its SHA-256 and size from the hub's metadata, and write CONFIG's lock file
+    /// (`configs/mid.toml` -> `configs/mid.lock`), which `bench` then verifies every such file against.
+    ///
+    /// Models already pinned by the lock keep their pin unless --update is given. Commit the lock beside the
+    /// config so that others measure the same files.
+    Lock(LockArgs),
     /// Print the SHA-256 to pin a model with in a config: of a file, or of a checkpoint directory (the digest of
     /// its config, tokenizer and safetensors files).
     Digest(DigestArgs),
@@ -113,6 +120,22 @@ pub struct BenchArgs {
     /// CONFIG is left out), the --device/--threads/--model options, the machine and the model hashes must match.
     #[arg(long, value_name = "FILE", conflicts_with = "output")]
     pub resume: Option<PathBuf>,
+    /// Refuse any model the lock file does not pin (a hub revision without `sha256` that is not locked, or whose
+    /// entry no longer matches the config) instead of resolving it and writing the lock.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// Bench configuration (TOML) whose lock file is written.
+    pub config: PathBuf,
+    /// Resolve every model again, also those the lock already pins (a branch that moved moves its pin).
+    #[arg(long)]
+    pub update: bool,
+    /// Fail instead of writing when the lock would change (for CI: the committed lock is up to date).
+    #[arg(long, conflicts_with = "update")]
+    pub check: bool,
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use cli::{Cli, Command};
-use commands::{bench, doctor, models, reports};
+use commands::{bench, doctor, lock, models, reports};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,6 +33,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tokenize(args) => models::tokenize(args),
         Command::Generate(args) => models::generate(args),
         Command::Models(args) => models::models(args),
+        Command::Lock(args) => lock::lock(args),
         Command::Digest(args) => models::digest(args),
         Command::Project(args) => reports::project(args),
         Command::Compare(args) => reports::compare(args),

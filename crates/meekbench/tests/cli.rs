@@ -1277,3 +1277,110 @@ fn a_bad_suite_leaves_no_result_file() {
         .stderr(contains("suite.jsonl"));
     assert!(f.results().is_empty(), "{:?}", f.results());
 }
+
+/// A config naming a hub branch without sha256: `bench --locked` refuses it, `lock` pins it (and `--check` sees the
+/// lock up to date while the branch moves), `lock --update` moves the pin, `bench --locked` then measures the
+/// locked commit's file and records the commit, the SHA-256 and the lock; `models` shows the size and fit.
+#[test]
+fn lock_pins_a_hub_branch_and_bench_measures_the_locked_file() {
+    use meek_testkit::hub::{FakeHub, sha256_hex};
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let dir = tempfile::tempdir().unwrap();
+    let model = |seed: u64| {
+        let p = dir.path().join(format!("seed{seed}.gguf"));
+        write_tiny_llama(
+            &p,
+            TinySpec {
+                seed,
+                ..TinySpec::default()
+            },
+        )
+        .unwrap();
+        fs_err::read(&p).unwrap()
+    };
+    let (v1, v2) = (model(1), model(2));
+    let hub = FakeHub::start();
+    hub.commit("owner/tiny-GGUF", "main", A, &[("tiny.gguf", &v1)], true);
+    let cfg = dir.path().join("mid.toml");
+    fs_err::write(
+        &cfg,
+        format!(
+            "[run]\ndevice = \"cpu\"\nthreads = [1]\noutput = \"{out}\"\ncache = \"{cache}\"\n\n\
+             [[models]]\nid = \"tiny\"\nfile = \"tiny.gguf\"\nsources = [{{ hub = \"owner/tiny-GGUF\", revision = \"main\" }}]\n\n\
+             [speed]\nprompt_tokens = [16]\ngen_tokens = [4]\nwarmup = 0\nrepetitions = 1\n",
+            out = dir.path().join("results").display(),
+            cache = dir.path().join("cache").display(),
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut c = meekbench();
+        c.env("HF_ENDPOINT", &hub.endpoint)
+            .env("HF_HUB_CACHE", dir.path().join("hf"))
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_TOKEN")
+            .args(args)
+            .arg(&cfg);
+        c
+    };
+    run(&["bench", "--quiet", "--locked"])
+        .assert()
+        .failure()
+        .stderr(
+            contains("--locked")
+                .and(contains("meekbench lock"))
+                .and(contains("models[0] (tiny)")),
+        );
+    run(&["lock"]).assert().success().stdout(contains(
+        "tiny: pinned hub:owner/tiny-GGUF@main -> commit aaaaaaaaaaaa",
+    ));
+    let lock = dir.path().join("mid.lock");
+    let text = fs_err::read_to_string(&lock).unwrap();
+    assert!(
+        text.contains(&sha256_hex(&v1)) && text.contains(A),
+        "{text}"
+    );
+    run(&["models"])
+        .assert()
+        .success()
+        .stdout(contains("locked").and(contains("tok/s")));
+
+    // main moves: the lock holds (and is up to date) until --update moves it.
+    hub.commit("owner/tiny-GGUF", "main", B, &[("tiny.gguf", &v2)], true);
+    run(&["lock", "--check"])
+        .assert()
+        .success()
+        .stdout(contains("up to date"));
+    run(&["lock", "--update"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "moved from commit aaaaaaaaaaaa to bbbbbbbbbbbb (another file)",
+        ));
+    run(&["lock", "--check"]).assert().success();
+
+    let out = stdout(&mut run(&["bench", "--quiet", "--json", "--locked"]));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let m = &v["runs"][0]["model"];
+    assert_eq!(m["sha256"], sha256_hex(&v2));
+    assert_eq!(m["source"], format!("hub:owner/tiny-GGUF@{B}"));
+    assert!(v["config"]["lock"].as_str().unwrap().contains(B));
+    run(&["models"])
+        .assert()
+        .success()
+        .stdout(contains("verified"));
+
+    // A lock edited by hand so that it no longer matches the config is refused with --locked, naming what moved.
+    fs_err::write(
+        &lock,
+        fs_err::read_to_string(&lock)
+            .unwrap()
+            .replace("file = \"tiny.gguf\"", "file = \"old.gguf\""),
+    )
+    .unwrap();
+    run(&["bench", "--quiet", "--locked"])
+        .assert()
+        .failure()
+        .stderr(contains("no longer matches").and(contains("old.gguf")));
+}

@@ -33,11 +33,28 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         (Some(file), None) => {
             let previous = meek_schema::read_file(file)
                 .with_context(|| format!("cannot resume {}", file.display()))?;
-            meek_config::parse(&previous.config.text, &previous.config.source)
+            let lock = previous
+                .config
+                .lock
+                .as_deref()
+                .map(|text| {
+                    let origin = format!("the lock recorded in {}", file.display());
+                    meek_config::LoadedLock::parse(text, &origin)
+                })
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            meek_config::parse_locked(&previous.config.text, &previous.config.source, lock)
                 .with_context(|| format!("cannot resume {}: its recorded config", file.display()))?
         }
         _ => load_config(args.config.as_deref())?,
     };
+    // Models that name a hub revision without sha256 are pinned by the lock (or resolved and locked now).
+    let config_file = if args.resume.is_some() && args.config.is_none() {
+        None
+    } else {
+        args.config.as_deref()
+    };
+    let cfg = super::lock::ensure_pinned(cfg, config_file, args.locked, args.cache.as_deref())?;
     let tool = tool_info();
     let progress = !args.quiet;
     if progress && tool.profile == "debug" {

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod lock;
 pub mod models;
 pub mod reports;
 

@@ -134,27 +134,129 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
         .or_else(|| cfg.config.run.cache.clone())
         .unwrap_or_else(meek_hub::default_cache_dir);
     let fetcher = meek_hub::Fetcher::new(&cache);
+    let available = meek_hw::available_memory();
+    let threads = meek_hw::physical_cores().unwrap_or(1);
+    // Measured here and now (best of 3 passes over 256 MiB): what bounds decode speed on the CPU.
+    let bandwidth = meek_hw::read_bandwidth(threads, 3);
     println!("models in {} (cache: {})", cfg.origin, cache.display());
-    for m in &cfg.config.models {
-        match fetcher.lookup(m) {
-            Some(f) => println!(
-                "  {:<32} verified  {:>8.1} MiB  {}",
-                m.id,
-                f.size_bytes as f64 / (1 << 20) as f64,
-                f.path.display()
+    println!(
+        "this machine: {} available; memory read {:.1} GB/s with {threads} threads (measured now); \"fits\" counts \
+         the weights, the KV cache of the longest speed point (when the file is here) and 0.5 GiB; the decode \
+         roof is that bandwidth over the bytes read per token",
+        gib(available),
+        bandwidth / 1e9
+    );
+    println!(
+        "  {:<40} {:<11} {:>10}  {:<5} {:>12}  where",
+        "id", "state", "size", "fits", "decode roof"
+    );
+    let longest = cfg
+        .config
+        .speed
+        .points()
+        .iter()
+        .map(|(p, g)| p + g)
+        .max()
+        .unwrap_or(0) as u64;
+    let row = |id: &str,
+               state: &str,
+               size: Option<u64>,
+               per_token: Option<u64>,
+               kv: u64,
+               where_: String| {
+        let fits = match size {
+            Some(s) if available > 0 => {
+                if s + kv + (512 << 20) <= available {
+                    "yes"
+                } else {
+                    "no"
+                }
+            }
+            _ => "?",
+        };
+        let roof = per_token.filter(|&b| b > 0).map_or_else(
+            || "?".to_string(),
+            |b| format!("{:.1} tok/s", bandwidth / b as f64),
+        );
+        println!(
+            "  {id:<40} {state:<11} {:>10}  {fits:<5} {roof:>12}  {where_}",
+            size.map_or_else(|| "?".to_string(), gib)
+        );
+    };
+    // In config order: the pinned models (`config.models` keeps their order) and those the lock does not pin.
+    let mut pinned = cfg.config.models.iter();
+    for i in 0..cfg.config.models.len() + cfg.unpinned().count() {
+        let waiting = cfg.unpinned().find(|l| l.index == i);
+        let next = if waiting.is_none() {
+            pinned.next()
+        } else {
+            None
+        };
+        match (waiting, next) {
+            (None, Some(m)) => match fetcher.lookup(m) {
+                Some(f) => {
+                    let info = meek_engine::inspect(&f.path).ok();
+                    let kv = info
+                        .as_ref()
+                        .and_then(|i| i.kv_bytes_per_position)
+                        .unwrap_or(0)
+                        * longest;
+                    let per_token = info.map_or(f.size_bytes, |i| i.weight_bytes_per_token);
+                    row(
+                        &m.id,
+                        "verified",
+                        Some(f.size_bytes),
+                        Some(per_token),
+                        kv,
+                        f.path.display().to_string(),
+                    );
+                }
+                None => {
+                    // Not here: a locked model's size is in the lock (the whole file is taken as read per token).
+                    let size = cfg
+                        .lock
+                        .as_ref()
+                        .and_then(|l| l.lock.get(&m.id))
+                        .map(|e| e.size);
+                    let state = if size.is_some() { "locked" } else { "not here" };
+                    let from: Vec<String> = m.sources.iter().map(ToString::to_string).collect();
+                    row(
+                        &m.id,
+                        state,
+                        size,
+                        size,
+                        0,
+                        format!("fetched on first use from {}", from.join(", ")),
+                    );
+                }
+            },
+            (Some(l), _) => row(
+                &l.spec.id,
+                if l.state == meek_config::LockState::Missing {
+                    "not locked"
+                } else {
+                    "stale lock"
+                },
+                None,
+                None,
+                0,
+                format!(
+                    "hub:{}@{}: run `meekbench lock {}` for its size",
+                    l.hub.repo, l.hub.revision, cfg.origin
+                ),
             ),
-            None => println!(
-                "  {:<32} not here  fetched on first use from: {}",
-                m.id,
-                m.sources
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            (None, None) => {}
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn gib(bytes: u64) -> String {
+    if bytes < 1 << 30 {
+        format!("{:.0} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    }
 }
 
 pub fn digest(args: DigestArgs) -> Result<ExitCode> {
