@@ -9,11 +9,12 @@
 //! field moved. A lock file is shared with the config, so it is untrusted input like the config: its size, its
 //! entries and every name and hash in it are checked before use, and an error names the file and the entry.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{self, Origin};
+use crate::limits;
 use crate::{ModelSpec, Source, paths};
 
 /// The lock file format this build writes and reads.
@@ -21,6 +22,10 @@ pub const LOCK_VERSION: u32 = 1;
 
 /// The largest lock file read: thousands of entries, far below what would strain memory.
 pub const MAX_LOCK_BYTES: u64 = 4 << 20;
+
+/// The largest model file a lock may name (16 TiB): far above any model, low enough that sums of sizes and
+/// caches cannot overflow.
+pub const MAX_MODEL_BYTES: u64 = 1 << 44;
 
 /// The lock file of the config at `config`: the same name with the extension `.lock`.
 pub fn lock_path(config: &Path) -> PathBuf {
@@ -161,9 +166,14 @@ impl Lock {
                 lock.version
             ));
         }
-        limits::MODELS
-            .check(lock.models.len(), Origin::Config)
-            .map_err(|e| format!("{origin}: `models`: {e}"))?;
+        // No entries is a lock too: every model of its config may have come to pin its own sha256.
+        if lock.models.len() > limits::MODELS.max {
+            return Err(format!(
+                "{origin}: `models` holds {} entries; a lock holds at most {}",
+                lock.models.len(),
+                limits::MODELS.max
+            ));
+        }
         for (i, m) in lock.models.iter().enumerate() {
             m.validate()
                 .map_err(|e| format!("{origin}: `models[{i}]` ({:?}): {e}", m.id))?;
@@ -190,7 +200,13 @@ impl Lock {
                 path.display()
             ));
         }
-        let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+        // Read at most one byte past the cap, so a file that grows after the size check is still refused.
+        let mut text = String::new();
+        fs_err::File::open(path)
+            .map_err(|e| e.to_string())?
+            .take(MAX_LOCK_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let lock = Self::parse(&text, &path.display().to_string())?;
         Ok(Some((lock, text)))
     }
@@ -213,6 +229,13 @@ impl Lock {
 
 impl LockedModel {
     fn validate(&self) -> Result<(), String> {
+        paths::model_id(&self.id).map_err(|e| format!("id: {e}"))?;
+        if self.size > MAX_MODEL_BYTES {
+            return Err(format!(
+                "size {} is more than a model file can be here ({MAX_MODEL_BYTES} bytes)",
+                self.size
+            ));
+        }
         paths::file_name(&self.file).map_err(|e| format!("file: {e}"))?;
         paths::repo_id(&self.hub).map_err(|e| format!("hub: {e}"))?;
         paths::revision(&self.revision)?;

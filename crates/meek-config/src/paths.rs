@@ -59,6 +59,17 @@ pub fn relative(s: &str) -> Result<&str, String> {
     Ok(s)
 }
 
+/// Checks a model id: ids name result rows and appear in file names and terminals, so plain characters only.
+pub fn model_id(id: &str) -> Result<(), String> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+');
+    if id.is_empty() || id.len() > 128 || id.starts_with('.') || !id.bytes().all(plain) {
+        return Err(format!(
+            "{id:?} is not a usable id; use letters, digits, '-', '_', '+' or '.' (not first), at most 128"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a single file name (no folder): [`relative`] with no `/` either.
 pub fn file_name(s: &str) -> Result<&str, String> {
     relative(s)?;

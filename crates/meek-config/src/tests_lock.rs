@@ -121,6 +121,14 @@ fn hostile_lock_files_are_refused_naming_the_entry() {
             "locked twice",
         ),
         ("x".repeat(5 << 20), "at most"),
+        (
+            good.replace("size = 1000", "size = 18446744073709551615"),
+            "more than a model file",
+        ),
+        (
+            good.replace("id = \"llama\"", "id = \"\\u001b[2J\""),
+            "not a usable id",
+        ),
     ] {
         let e = LoadedLock::parse(&edit, "test.lock").unwrap_err();
         assert!(
@@ -128,6 +136,12 @@ fn hostile_lock_files_are_refused_naming_the_entry() {
             "want {want:?}: {e}"
         );
     }
+}
+
+#[test]
+fn a_lock_without_entries_is_a_lock() {
+    let c = with_lock("version = 1\nmodels = []\n");
+    assert_eq!(c.lockable[0].state, LockState::Missing);
 }
 
 #[test]

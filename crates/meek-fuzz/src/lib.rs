@@ -47,6 +47,19 @@ const NUMBERS: &[&str] = &[
     "1,000",
 ];
 
+/// The config the `lock` target's locks pin: two hub models without sha256.
+const LOCKED_CONFIG: &str = r#"
+[[models]]
+id = "llama"
+file = "llama.gguf"
+sources = [{ hub = "owner/llama-GGUF", revision = "main" }]
+
+[[models]]
+id = "qwen"
+file = "qwen.gguf"
+sources = [{ hub = "owner/qwen-GGUF", revision = "v1", file = "sub/qwen.gguf" }]
+"#;
+
 /// Every target.
 pub const TARGETS: &[Target] = &[
     Target {
@@ -86,6 +99,8 @@ pub const TARGETS: &[Target] = &[
             "\"cuda:99999999999\"",
             "prompt_tokens",
             "gen_tokens",
+            "points",
+            "[[1024, 16], [16, 1536, 9]]",
             "repetitions",
             "warmup",
             "steps",
@@ -105,6 +120,37 @@ pub const TARGETS: &[Target] = &[
             "sha256",
             "id",
             "file",
+        ],
+    },
+    Target {
+        name: "lock",
+        run: |data| {
+            // A lock file, then a config pinned by it (the entries matched against its models).
+            let Ok(lock) =
+                meek_config::LoadedLock::parse(&String::from_utf8_lossy(data), "fuzz.lock")
+            else {
+                return;
+            };
+            let _ = meek_config::parse_locked(LOCKED_CONFIG, "fuzz.toml", Some(lock));
+        },
+        dictionary: &[
+            "version",
+            "[[models]]",
+            " = ",
+            "\"",
+            "\n",
+            "id",
+            "file",
+            "hub",
+            "revision",
+            "hub_file",
+            "commit",
+            "sha256",
+            "size",
+            "\"main\"",
+            "\"../x\"",
+            "\"a/b/c\"",
+            "\"0123456789abcdef0123456789abcdef01234567\"",
         ],
     },
     Target {

@@ -11,7 +11,7 @@
 
 use std::io::Read;
 
-use meek_config::lock::{LOCK_VERSION, LockState, is_hex};
+use meek_config::lock::{LOCK_VERSION, LockState, MAX_MODEL_BYTES, is_hex};
 use meek_config::{LoadedConfig, Lock, LockedModel};
 
 use crate::Fetcher;
@@ -19,7 +19,11 @@ use crate::hub::{download_watched, hub_names};
 use crate::verify::sha256_file;
 
 /// The largest API answer read: a model's info lists its files; tens of thousands of them fit.
-const MAX_ANSWER_BYTES: u64 = 32 << 20;
+const MAX_ANSWER_BYTES: u64 = 8 << 20;
+
+/// The largest file the hub keeps in Git itself rather than LFS (10 MiB), with room; such a file is downloaded
+/// to be hashed.
+const MAX_PLAIN_BYTES: u64 = 16 << 20;
 
 /// A hub file pinned to a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +103,9 @@ pub struct LockOutcome {
 
 impl Fetcher {
     /// Pins every model of `cfg` that names a hub revision without `sha256` and is not pinned by its lock; with
-    /// `update`, resolves the pinned ones again too (a branch that moved moves the pin).
-    pub fn lock(&self, cfg: &LoadedConfig, update: bool) -> LockOutcome {
+    /// `update`, resolves the pinned ones again too (a branch that moved moves the pin). A non-empty `only`
+    /// limits both to the models of those ids; the others keep their entries as they are.
+    pub fn lock(&self, cfg: &LoadedConfig, update: bool, only: &[String]) -> LockOutcome {
         let old = cfg.lock.as_ref().map(|l| &l.lock);
         let old_entry = |id: &str| old.and_then(|l| l.get(id)).cloned();
         let mut out = LockOutcome {
@@ -113,10 +118,13 @@ impl Fetcher {
         };
         for m in &cfg.lockable {
             let before = old_entry(&m.spec.id);
-            if m.state == LockState::Pinned && !update {
-                let e = before.expect("a pinned model has its entry");
-                out.lock.models.push(e.clone());
-                out.changes.push(LockChange::Unchanged(e));
+            let skipped = !only.is_empty() && !only.contains(&m.spec.id);
+            if (m.state == LockState::Pinned && !update) || skipped {
+                // Kept as it is (a model left out keeps even a stale entry, for when it is chosen again).
+                if let Some(e) = before {
+                    out.lock.models.push(e.clone());
+                    out.changes.push(LockChange::Unchanged(e));
+                }
                 continue;
             }
             let path = m.hub.path_in_repo(&m.spec.file);
@@ -228,7 +236,14 @@ impl Api {
             .filter(|e| e.get("type").and_then(|t| t.as_str()) == Some("file"))
             .ok_or_else(|| format!("{what}: no such file in the repository at that commit"))?;
         let Some(lfs) = entry.get("lfs").filter(|l| !l.is_null()) else {
-            return Ok(None);
+            // Kept in Git itself, so downloaded to be hashed: only what the hub keeps outside LFS (10 MiB).
+            return match entry.get("size").and_then(serde_json::Value::as_u64) {
+                Some(size) if size <= MAX_PLAIN_BYTES => Ok(None),
+                size => Err(format!(
+                    "{what}: the hub lists it outside LFS with size {size:?}; a file kept in Git itself is at most \
+                     {MAX_PLAIN_BYTES} bytes here (it is downloaded to be hashed): give its sha256 in the config"
+                )),
+            };
         };
         let oid = lfs.get("oid").and_then(|o| o.as_str()).unwrap_or("");
         let oid = oid.strip_prefix("sha256:").unwrap_or(oid);
@@ -237,9 +252,11 @@ impl Api {
             .or_else(|| entry.get("size"))
             .and_then(serde_json::Value::as_u64);
         match size {
-            Some(size) if is_hex(oid, 64) => Ok(Some((oid.to_string(), size))),
+            Some(size) if is_hex(oid, 64) && size <= MAX_MODEL_BYTES => {
+                Ok(Some((oid.to_string(), size)))
+            }
             _ => Err(format!(
-                "{what}: the hub's LFS record has no SHA-256 and size (`lfs.oid`, `lfs.size`)"
+                "{what}: the hub's LFS record has no usable SHA-256 and size (`lfs.oid`, `lfs.size`)"
             )),
         }
     }

@@ -54,6 +54,24 @@ pub(crate) fn check_resumable(
             previous.config.source, previous.config.sha256, cfg.origin, cfg.sha256
         ));
     }
+    // The models still to measure must be the files the measured ones were: the same pins.
+    let recorded = match previous.config.lock.as_deref() {
+        Some(text) => Some(meek_config::Lock::parse(
+            text,
+            "the lock recorded in the file",
+        )?),
+        None => None,
+    };
+    let now = cfg.lock.as_ref().map(|l| &l.lock);
+    if recorded.as_ref() != now {
+        return Err(format!(
+            "it was measured with other pins of its hub models than {} now holds (the lock moved since); resume \
+             without CONFIG to use the pins recorded in the file, or start a new bench",
+            cfg.lock
+                .as_ref()
+                .map_or_else(|| "the config's lock".to_string(), |l| l.origin.clone())
+        ));
+    }
     // The output directory is the file's own; every other override changes what is measured.
     let (was, now) = (
         Plan::measuring_overrides(&previous.config.overrides),

@@ -64,7 +64,7 @@ fn the_lock_holds_while_the_branch_moves_and_update_moves_it() {
     let dir = tempfile::tempdir().unwrap();
     let f = fetcher(&hub, dir.path());
     let cfg = meek_config::parse(CONFIG, "mid.toml").unwrap();
-    let out = f.lock(&cfg, false);
+    let out = f.lock(&cfg, false, &[]);
     assert!(out.failures.is_empty(), "{:?}", out.failures);
     assert!(matches!(&out.changes[..], [LockChange::Added(e)] if e.commit == A));
     let cfg = locked(&out.lock);
@@ -75,7 +75,7 @@ fn the_lock_holds_while_the_branch_moves_and_update_moves_it() {
 
     // main moves to a new commit where the file was replaced under the same name.
     hub.commit("owner/llama-GGUF", "main", B, &[("llama.gguf", &v2)], true);
-    let again = f.lock(&cfg, false);
+    let again = f.lock(&cfg, false, &[]);
     assert_eq!(again.lock, out.lock, "without --update the pin stays");
     let fresh = tempfile::tempdir().unwrap();
     let got = fetcher(&hub, fresh.path())
@@ -86,7 +86,7 @@ fn the_lock_holds_while_the_branch_moves_and_update_moves_it() {
         v1,
         "the locked commit's file, not main's"
     );
-    let moved = f.lock(&cfg, true);
+    let moved = f.lock(&cfg, true, &[]);
     match &moved.changes[..] {
         [LockChange::Moved(was, now)] => {
             assert_eq!((was.commit.as_str(), now.commit.as_str()), (A, B));
@@ -109,7 +109,7 @@ fn a_file_changed_under_its_locked_commit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let f = fetcher(&hub, dir.path());
     let cfg = locked(
-        &f.lock(&meek_config::parse(CONFIG, "mid.toml").unwrap(), false)
+        &f.lock(&meek_config::parse(CONFIG, "mid.toml").unwrap(), false, &[])
             .lock,
     );
     hub.overwrite("owner/llama-GGUF", A, "llama.gguf", b"tampered");
@@ -158,7 +158,7 @@ fn missing_gated_and_unpinned_are_clear_errors() {
     let two = format!(
         "{CONFIG}\n[[models]]\nid = \"gone\"\nfile = \"g.gguf\"\nsources = [{{ hub = \"owner/absent\" }}]\n"
     );
-    let out = f.lock(&meek_config::parse(&two, "mid.toml").unwrap(), false);
+    let out = f.lock(&meek_config::parse(&two, "mid.toml").unwrap(), false, &[]);
     assert_eq!(out.lock.models.len(), 1);
     assert_eq!(out.failures.len(), 1);
     assert!(
@@ -166,4 +166,12 @@ fn missing_gated_and_unpinned_are_clear_errors() {
         "{:?}",
         out.failures
     );
+    // Pinning only the models chosen (`bench -m llama`) leaves the others alone, failing or not.
+    let chosen = f.lock(
+        &meek_config::parse(&two, "mid.toml").unwrap(),
+        false,
+        &["llama".to_string()],
+    );
+    assert!(chosen.failures.is_empty(), "{:?}", chosen.failures);
+    assert_eq!(chosen.lock.models.len(), 1);
 }

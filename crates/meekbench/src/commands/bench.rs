@@ -54,7 +54,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     } else {
         args.config.as_deref()
     };
-    let cfg = super::lock::ensure_pinned(cfg, config_file, args.locked, args.cache.as_deref())?;
+    let cfg = super::lock::ensure_pinned(
+        cfg,
+        config_file,
+        args.locked,
+        args.cache.as_deref(),
+        &args.models,
+    )?;
     let tool = tool_info();
     let progress = !args.quiet;
     if progress && tool.profile == "debug" {

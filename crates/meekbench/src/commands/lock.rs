@@ -22,12 +22,14 @@ pub fn lock(args: LockArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let out = fetcher(&cfg, None).lock(&cfg, args.update);
+    let out = fetcher(&cfg, None).lock(&cfg, args.update, &[]);
     for c in &out.changes {
         println!("  {}", describe(c));
     }
+    report_failures(&out);
     let text = out.lock.to_text(&config_name(&args.config));
-    let same = cfg.lock.as_ref().is_some_and(|l| l.text == text);
+    // The pins are compared, not the text: a lock checked out with other line ends is still up to date.
+    let same = cfg.lock.as_ref().is_some_and(|l| l.lock == out.lock);
     if same {
         println!("{} is up to date", path.display());
     } else if args.check {
@@ -37,12 +39,13 @@ pub fn lock(args: LockArgs) -> Result<ExitCode> {
             cfg.origin,
             args.config.display()
         );
+    } else if out.lock.models.is_empty() && cfg.lock.is_none() {
+        println!("nothing could be pinned; no lock written");
     } else {
         write_lock(&path, &text)?;
         println!("wrote {}", path.display());
     }
     if !out.failures.is_empty() {
-        report_failures(&out);
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -50,14 +53,21 @@ pub fn lock(args: LockArgs) -> Result<ExitCode> {
 
 /// Makes sure every model of `cfg` is pinned before a bench: with `locked`, refuses any that is not; otherwise
 /// resolves them, writes the lock beside `config` and returns the config pinned by it. `config` is `None` for
-/// a config recorded in a result file, whose lock (if any) came with it.
+/// a config recorded in a result file, whose lock (if any) came with it. A non-empty `only` (the ids of
+/// `bench --model`) limits this to those models: a model not chosen is neither resolved nor refused.
 pub fn ensure_pinned(
     cfg: LoadedConfig,
     config: Option<&Path>,
     locked: bool,
     cache: Option<&Path>,
+    only: &[String],
 ) -> Result<LoadedConfig> {
-    let why: Vec<String> = cfg.unpinned().filter_map(|m| m.why()).collect();
+    let chosen = |m: &&meek_config::Lockable| only.is_empty() || only.contains(&m.spec.id);
+    let why: Vec<String> = cfg
+        .unpinned()
+        .filter(chosen)
+        .filter_map(|m| m.why())
+        .collect();
     if why.is_empty() {
         return Ok(cfg);
     }
@@ -78,7 +88,7 @@ pub fn ensure_pinned(
             config.display()
         );
     }
-    let out = fetcher(&cfg, cache).lock(&cfg, false);
+    let out = fetcher(&cfg, cache).lock(&cfg, false, only);
     if !out.failures.is_empty() {
         report_failures(&out);
         bail!(
@@ -106,7 +116,7 @@ pub fn ensure_pinned(
         lock: out.lock,
     };
     let pinned = meek_config::parse_locked(&cfg.text, &cfg.origin, Some(lock))?;
-    if let Some(still) = pinned.unpinned().find_map(|m| m.why()) {
+    if let Some(still) = pinned.unpinned().filter(chosen).find_map(|m| m.why()) {
         bail!("{still}");
     }
     Ok(pinned)
@@ -183,7 +193,16 @@ fn write_lock(path: &Path, text: &str) -> Result<()> {
         .tempfile_in(&dir)
         .with_context(|| format!("cannot write the lock file in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // A temporary file is private (0600); a lock is shared like the config beside it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

@@ -166,7 +166,7 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
                where_: String| {
         let fits = match size {
             Some(s) if available > 0 => {
-                if s + kv + (512 << 20) <= available {
+                if s.saturating_add(kv).saturating_add(512 << 20) <= available {
                     "yes"
                 } else {
                     "no"
@@ -200,7 +200,7 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
                         .as_ref()
                         .and_then(|i| i.kv_bytes_per_position)
                         .unwrap_or(0)
-                        * longest;
+                        .saturating_mul(longest);
                     let per_token = info.map_or(f.size_bytes, |i| i.weight_bytes_per_token);
                     row(
                         &m.id,
