@@ -426,13 +426,15 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// The `[speed]` table: a grid of prompt and generation lengths.
+/// The `[speed]` table: a grid of prompt and generation lengths, or a list of (prompt, generation) pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpeedSection {
     /// Prompt lengths in tokens.
     pub prompt_tokens: Vec<usize>,
     /// Generation lengths in tokens.
     pub gen_tokens: Vec<usize>,
+    /// `speed.points`: the (prompt, generation) pairs to run instead of the grid, in their order; empty for the grid.
+    pub points: Vec<(usize, usize)>,
     /// Unmeasured runs before the repetitions, per workload point.
     pub warmup: usize,
     /// Measured runs per workload point.
@@ -442,8 +444,11 @@ pub struct SpeedSection {
 }
 
 impl SpeedSection {
-    /// Every (prompt, generation) pair, prompt-major.
+    /// Every (prompt, generation) pair: the listed points, else the grid prompt-major.
     pub fn points(&self) -> Vec<(usize, usize)> {
+        if !self.points.is_empty() {
+            return self.points.clone();
+        }
         self.prompt_tokens
             .iter()
             .flat_map(|&p| self.gen_tokens.iter().map(move |&g| (p, g)))

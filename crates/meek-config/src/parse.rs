@@ -96,10 +96,9 @@ struct RawPart {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpeed {
-    #[serde(default = "default_prompt")]
-    prompt_tokens: Vec<usize>,
-    #[serde(default = "default_gen")]
-    gen_tokens: Vec<usize>,
+    prompt_tokens: Option<Vec<usize>>,
+    gen_tokens: Option<Vec<usize>>,
+    points: Option<Vec<Vec<usize>>>,
     #[serde(default = "default_warmup")]
     warmup: usize,
     #[serde(default = "default_reps")]
@@ -127,8 +126,9 @@ fn default_seed() -> u64 {
 impl Default for RawSpeed {
     fn default() -> Self {
         Self {
-            prompt_tokens: default_prompt(),
-            gen_tokens: default_gen(),
+            prompt_tokens: None,
+            gen_tokens: None,
+            points: None,
             warmup: default_warmup(),
             repetitions: default_reps(),
             seed: default_seed(),
@@ -217,23 +217,7 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
     let mut models = Vec::with_capacity(raw.models.len());
     for (i, m) in raw.models.into_iter().enumerate() {
         let key = |k: &str| format!("models[{i}].{k}");
-        // Ids name result rows and appear in file names and terminals: plain characters only.
-        if m.id.is_empty()
-            || m.id.len() > 128
-            || m.id.starts_with('.')
-            || !m
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'))
-        {
-            return Err((
-                key("id"),
-                format!(
-                    "{:?} is not a usable id; use letters, digits, '-', '_', '+' or '.' (not first), at most 128",
-                    m.id
-                ),
-            ));
-        }
+        paths::model_id(&m.id).map_err(|e| (key("id"), e))?;
         if models.iter().any(|o: &ModelSpec| o.id == m.id) {
             return Err((
                 key("id"),
@@ -300,12 +284,15 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
     }
     let s = raw.speed;
     let bounded = |b: &limits::Bound, r: Result<(), String>| r.map_err(|m| (b.key.to_string(), m));
+    let prompt_tokens = s.prompt_tokens.clone().unwrap_or_else(default_prompt);
+    let gen_tokens = s.gen_tokens.clone().unwrap_or_else(default_gen);
     for (b, v) in [
-        (&limits::PROMPT_TOKENS, &s.prompt_tokens),
-        (&limits::GEN_TOKENS, &s.gen_tokens),
+        (&limits::PROMPT_TOKENS, &prompt_tokens),
+        (&limits::GEN_TOKENS, &gen_tokens),
     ] {
         bounded(b, b.check_list(v, Origin::Config))?;
     }
+    let points = speed_points(&s)?;
     for (b, v) in [
         (&limits::WARMUP, s.warmup),
         (&limits::REPETITIONS, s.repetitions),
@@ -506,14 +493,59 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
         },
         models,
         speed: SpeedSection {
-            prompt_tokens: s.prompt_tokens,
-            gen_tokens: s.gen_tokens,
+            prompt_tokens,
+            gen_tokens,
+            points,
             warmup: s.warmup,
             repetitions: s.repetitions,
             seed: s.seed,
         },
         suites,
     })
+}
+
+/// `speed.points`: a list of (prompt, generation) pairs instead of the grid, as LocalScore's tests are; checked
+/// with the bounds of each length, and never beside the grid's lists (which would be ambiguous).
+fn speed_points(s: &RawSpeed) -> Result<Vec<(usize, usize)>, Invalid> {
+    let Some(points) = &s.points else {
+        return Ok(Vec::new());
+    };
+    if s.prompt_tokens.is_some() || s.gen_tokens.is_some() {
+        return Err((
+            "speed.points".into(),
+            "is given beside speed.prompt_tokens or speed.gen_tokens; give either the list of [prompt, generation] \
+             pairs or the two lists whose every combination runs"
+                .into(),
+        ));
+    }
+    if points.is_empty() || points.len() > limits::MAX_SWEEP {
+        return Err((
+            "speed.points".into(),
+            format!(
+                "lists {} pairs; give 1 to {} [prompt, generation] pairs",
+                points.len(),
+                limits::MAX_SWEEP
+            ),
+        ));
+    }
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(points.len());
+    for (i, pair) in points.iter().enumerate() {
+        let key = format!("speed.points[{i}]");
+        let &[p, g] = pair.as_slice() else {
+            return Err((
+                key,
+                format!("{pair:?} is not a [prompt, generation] pair of two lengths"),
+            ));
+        };
+        for (b, v) in [(&limits::PROMPT_TOKENS, p), (&limits::GEN_TOKENS, g)] {
+            b.check(v, Origin::Config).map_err(|m| (key.clone(), m))?;
+        }
+        if out.contains(&(p, g)) {
+            return Err((key, format!("[{p}, {g}] is listed twice")));
+        }
+        out.push((p, g));
+    }
+    Ok(out)
 }
 
 fn validate_energy(raw: RawEnergy) -> Result<EnergySection, Invalid> {

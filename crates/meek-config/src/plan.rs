@@ -101,6 +101,15 @@ impl Plan {
         }
         // A list is a sweep, like llama-bench's `-p 128,512 -n 64`.
         let mut speed = c.speed.clone();
+        if !speed.points.is_empty()
+            && (overrides.prompt_tokens.is_some() || overrides.gen_tokens.is_some())
+        {
+            return Err(format!(
+                "{} lists its speed points (speed.points); -p/--prompt-tokens and -n/--gen-tokens replace a grid of \
+                 lengths, not a list of pairs: edit speed.points in a copy of the config instead",
+                cfg.origin
+            ));
+        }
         for (name, given, field, bound) in [
             (
                 "prompt_tokens",

@@ -537,3 +537,53 @@ fn shipped_configs_parse() {
         .collect();
     assert_eq!(budgets, [16, 32, 96]);
 }
+
+#[test]
+fn speed_points_list_pairs_instead_of_the_grid() {
+    let text = format!("{MINIMAL}\n[speed]\npoints = [[1024, 16], [16, 1536]]\n");
+    let c = parse(&text, "x").unwrap().config;
+    assert_eq!(c.speed.points(), vec![(1024, 16), (16, 1536)]);
+    for (bad, want) in [
+        ("points = []", "give 1 to"),
+        ("points = [[16, 1]]", "speed.points[0]"),
+        ("points = [[0, 16]]", "speed.points[0]"),
+        ("points = [[16, 16], [16, 16]]", "listed twice"),
+        ("points = [[16, 16]]\nprompt_tokens = [8]", "either"),
+        ("points = [[16, 16, 16]]", "pair of two"),
+        ("points = [[16]]", "pair of two"),
+        ("points = [[-1, 16]]", "line 9"),
+    ] {
+        let e = err(&format!("{MINIMAL}\n[speed]\n{bad}\n"));
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn the_localscore_config_runs_localscores_nine_tests() {
+    let c = parse(
+        include_str!("../../../configs/localscore.toml"),
+        "configs/localscore.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.config.speed.points(),
+        [
+            (1024, 16),
+            (4096, 256),
+            (2048, 256),
+            (2048, 768),
+            (1024, 1024),
+            (1280, 3072),
+            (384, 1152),
+            (64, 1024),
+            (16, 1536)
+        ]
+    );
+    assert_eq!(c.lockable.len(), 3);
+    let flags = plan::Overrides {
+        gen_tokens: Some(vec![16]),
+        ..Default::default()
+    };
+    let e = plan::Plan::new(&c, &flags, || 2).unwrap_err();
+    assert!(e.contains("speed.points"), "{e}");
+}

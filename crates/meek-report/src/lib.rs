@@ -19,6 +19,7 @@ mod budget_chart;
 pub mod compare;
 pub mod energy_columns;
 pub mod input;
+pub mod localscore;
 pub mod site;
 pub mod svg;
 

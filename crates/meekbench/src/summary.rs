@@ -112,6 +112,15 @@ pub fn table(r: &BenchResult) -> String {
          BW bound: decode tok/s if each token only read the weights at the measured memory bandwidth; \
          decode energy: gross joules per decoded token, ~ and (est.) when estimated)\n",
     );
+    for run in &r.runs {
+        if let Some(s) = meek_report::localscore::of_run(run) {
+            out += &format!(
+                "{} t={}: LocalScore {:.0} by its formula from these figures (means over its nine tests: prompt \
+                 {:.1} tok/s, generation {:.1} tok/s, TTFT {:.0} ms)\n",
+                run.model.id, run.threads, s.score, s.prompt_tps, s.gen_tps, s.ttft_ms
+            );
+        }
+    }
     let mut energy = String::new();
     for run in &r.runs {
         let Some(e) = &run.energy else { continue };
