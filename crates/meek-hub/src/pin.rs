@@ -188,9 +188,7 @@ impl Api {
             .clone()
             .or_else(|| std::env::var("HF_ENDPOINT").ok())
             .unwrap_or_else(|| "https://huggingface.co".to_string());
-        let token = std::env::var("HF_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty());
+        let token = hub_token();
         Ok(Api {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -303,4 +301,33 @@ impl Api {
         serde_json::from_slice(&bytes)
             .map_err(|e| format!("{what}: the hub's answer is not the JSON it should be: {e}"))
     }
+}
+
+/// The hub token, found where hf-hub's downloads find it: `HF_TOKEN`, the file `HF_TOKEN_PATH` names, or the file
+/// a hub login writes (`$HF_HOME/token`, by default `~/.cache/huggingface/token`); none when
+/// `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set. A file is read up to 4 KiB, and a token that is not one line of
+/// printable ASCII is not sent (it could not be a header).
+fn hub_token() -> Option<String> {
+    let set = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if set("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some() {
+        return None;
+    }
+    let from_file = |path: std::path::PathBuf| {
+        let mut text = String::new();
+        fs_err::File::open(path)
+            .ok()?
+            .take(4096)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    };
+    let home = set("HF_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| set("XDG_CACHE_HOME").map(|x| std::path::Path::new(&x).join("huggingface")))
+        .or_else(|| set("HOME").map(|h| std::path::Path::new(&h).join(".cache/huggingface")));
+    let token = set("HF_TOKEN")
+        .or_else(|| set("HF_TOKEN_PATH").and_then(|p| from_file(p.into())))
+        .or_else(|| home.and_then(|h| from_file(h.join("token"))))?;
+    let token = token.trim().to_string();
+    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())).then_some(token)
 }

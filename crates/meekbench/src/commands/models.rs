@@ -16,6 +16,14 @@ fn resolve_model(model: &str, config: Option<&Path>) -> Result<PathBuf> {
         return Ok(p.to_path_buf());
     }
     let cfg = load_config(config)?;
+    if let Some(waiting) = cfg.unpinned().find(|l| l.spec.id == model) {
+        bail!(
+            "`{model}` in {} is not pinned yet ({}); run `meekbench lock {}` first",
+            cfg.origin,
+            waiting.why().unwrap_or_default(),
+            cfg.origin
+        );
+    }
     let Some(spec) = cfg.config.models.iter().find(|m| m.id == model) else {
         let known: Vec<&str> = cfg.config.models.iter().map(|m| m.id.as_str()).collect();
         bail!(
