@@ -1,7 +1,85 @@
 //! Calibrating the loss-to-accuracy curve on measured points: least squares over `(Lm, x0, k)` with the floor `b`
 //! fixed at the suite's chance rate, by Levenberg-Marquardt (Marquardt, 1963) with a finite-difference Jacobian.
+//!
+//! A calibration can fail, and says why: it needs three models of distinct loss (runs of one file count once),
+//! and a fitted curve must mean what the curve means (accuracy between the floor and 1, falling as loss rises,
+//! its midpoint inside the losses measured). Anything else is refused and the study's curve kept: an
+//! extrapolated curve with a ceiling above 100% would drive every chart after it.
 
 use crate::model::AccuracyCurve;
+
+/// A calibration that passed: the curve and how well it fits its points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// The fitted curve.
+    pub curve: AccuracyCurve,
+    /// Root mean square of the residuals (accuracy units).
+    pub rmse: f64,
+    /// Points fitted (one per model file).
+    pub models: usize,
+    /// Distinct losses among them.
+    pub losses: usize,
+}
+
+/// Fits `acc(L)` to one `(loss, accuracy)` point per model and checks the result against the curve's meaning:
+/// `0 <= b < b + Lm <= 1`, `k < 0`, `x0` within the measured losses. `Err` says which condition failed.
+pub fn calibrate(points: &[(f64, f64)], start: AccuracyCurve) -> Result<Calibration, String> {
+    if let Some(&(l, a)) = points
+        .iter()
+        .find(|(l, a)| !l.is_finite() || !a.is_finite() || !(0.0..=1.0).contains(a))
+    {
+        return Err(format!(
+            "a point (loss {l}, accuracy {a}) is not a loss and an accuracy in [0, 1]"
+        ));
+    }
+    let mut losses: Vec<f64> = points.iter().map(|p| p.0).collect();
+    losses.sort_by(f64::total_cmp);
+    losses.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs().max(1.0));
+    if losses.len() < 3 {
+        return Err(format!(
+            "{} model(s) of distinct loss; at least 3 are needed to fit Lm, x0 and k",
+            losses.len()
+        ));
+    }
+    let c = fit_accuracy(points, start)?;
+    let (lo, hi) = (losses[0], losses[losses.len() - 1]);
+    let broken = if !(c.lm.is_finite() && c.x0.is_finite() && c.k.is_finite()) {
+        Some("the fit did not converge to finite parameters".to_string())
+    } else if !(0.0..1.0).contains(&c.b) || c.lm <= 0.0 || c.b + c.lm > 1.0 + 1e-9 {
+        Some(format!(
+            "its accuracy range ({:.3}, {:.3}) is not inside [0, 1]",
+            c.b,
+            c.b + c.lm
+        ))
+    } else if c.k >= 0.0 {
+        Some(format!("its slope k = {:.3} is not negative", c.k))
+    } else if !(lo..=hi).contains(&c.x0) {
+        Some(format!(
+            "its midpoint x0 = {:.3} lies outside the losses measured ({lo:.3} to {hi:.3})",
+            c.x0
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = broken {
+        return Err(format!(
+            "the fitted curve (Lm = {:.3}, x0 = {:.3}, k = {:.2}) is refused: {why}",
+            c.lm, c.x0, c.k
+        ));
+    }
+    let rmse = (points
+        .iter()
+        .map(|&(l, a)| (c.accuracy(l) - a).powi(2))
+        .sum::<f64>()
+        / points.len() as f64)
+        .sqrt();
+    Ok(Calibration {
+        curve: c,
+        rmse,
+        models: points.len(),
+        losses: losses.len(),
+    })
+}
 
 /// Fits `acc(L)` to `(loss, accuracy)` points, starting from `start` (whose `b` is kept). Needs 3 points or more.
 pub fn fit_accuracy(points: &[(f64, f64)], start: AccuracyCurve) -> Result<AccuracyCurve, String> {

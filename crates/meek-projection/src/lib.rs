@@ -221,43 +221,42 @@ pub fn project(
         });
     }
 
-    // Calibration on measured points with known training tokens: (Chinchilla loss, accuracy).
+    // Calibration on measured points with known training tokens: (Chinchilla loss, accuracy), one point per model
+    // file (runs of one file on several machines or thread counts pool their items), on one suite.
     let cal = &cfg.calibration;
-    let mut fit_points = Vec::new();
-    for (_, r) in results {
-        for run in &r.runs {
-            if let (Some(d), Some(s)) =
-                (cal.training_tokens.get(&run.model.id), run.accuracy.first())
-            {
-                fit_points.push((
-                    cal.chinchilla.loss(run.model.n_params as f64, *d),
-                    s.flexible.accuracy,
-                ));
-            }
-        }
-    }
+    let (fit_points, runs_used, suite) = calibration_points(cal, results);
     let start = model::AccuracyCurve {
         b: cal.chance,
         lm: 1.0 - cal.chance,
         ..cfg.curve()
     };
-    let (calibrated_curve, calibration_note) = match fit::fit_accuracy(&fit_points, start) {
+    let on = |suite: &Option<String>| {
+        suite
+            .as_deref()
+            .map_or_else(String::new, |s| format!(" on suite `{s}`"))
+    };
+    let (calibrated_curve, calibration_note) = match fit::calibrate(&fit_points, start) {
         Ok(c) => (
-            Some(c),
+            Some(c.curve),
             format!(
-                "acc(L) fitted on {} measured models (Chinchilla L(N, D), floor b = {}): Lm = {:.3}, x0 = {:.3}, k = {:.2}; \
-                 implied losses below use it.",
-                fit_points.len(),
+                "acc(L) fitted on {} measured models{} ({} distinct losses, {runs_used} runs; Chinchilla L(N, D), floor \
+                 b = {}): Lm = {:.3}, x0 = {:.3}, k = {:.2}, residual RMS {:.3}; implied losses below use it.",
+                c.models,
+                on(&suite),
+                c.losses,
                 cal.chance,
-                c.lm,
-                c.x0,
-                c.k
+                c.curve.lm,
+                c.curve.x0,
+                c.curve.k,
+                c.rmse
             ),
         ),
         Err(e) => (
             None,
             format!(
-                "No calibration ({e}; measured models with known training tokens: {}): the study's MMLU curve is used.",
+                "No calibration ({e}; measured models with known training tokens{}: {} from {runs_used} runs): the \
+                 study's MMLU curve is used.",
+                on(&suite),
                 fit_points.len()
             ),
         ),
@@ -465,3 +464,51 @@ pub fn project(
 
 #[cfg(test)]
 mod tests;
+
+/// The calibration's points: for each model file (by SHA-256) with known training tokens, its Chinchilla loss and
+/// its flexible accuracy pooled over every run of it (correct answers over items), on the suite of the first run
+/// that has one; runs of other suites are left out, as their accuracies are not comparable. Returns the points,
+/// the runs used and the suite.
+fn calibration_points(
+    cal: &config::CalibrationSection,
+    results: &[(String, BenchResult)],
+) -> (Vec<(f64, f64)>, usize, Option<String>) {
+    let mut suite: Option<String> = None;
+    let mut pooled: Vec<(String, f64, usize, usize)> = Vec::new();
+    let mut runs = 0;
+    for run in results.iter().flat_map(|(_, r)| &r.runs) {
+        let Some(d) = cal.training_tokens.get(&run.model.id) else {
+            continue;
+        };
+        let Some(s) = run.accuracy.first() else {
+            continue;
+        };
+        if suite.get_or_insert_with(|| s.key()) != &s.key() || s.flexible.n == 0 {
+            continue;
+        }
+        let loss = cal.chinchilla.loss(run.model.n_params as f64, *d);
+        let key = if run.model.sha256.is_empty() {
+            run.model.id.clone()
+        } else {
+            run.model.sha256.clone()
+        };
+        runs += 1;
+        match pooled.iter_mut().find(|p| p.0 == key) {
+            Some(p) => {
+                p.2 += s.flexible.correct.min(s.flexible.n);
+                p.3 += s.flexible.n;
+            }
+            None => pooled.push((
+                key,
+                loss,
+                s.flexible.correct.min(s.flexible.n),
+                s.flexible.n,
+            )),
+        }
+    }
+    let points = pooled
+        .iter()
+        .map(|&(_, loss, correct, n)| (loss, correct as f64 / n as f64))
+        .collect();
+    (points, runs, suite)
+}
