@@ -216,9 +216,13 @@ pub struct LeaderboardArgs {
     /// Result files, or directories searched for *.json files.
     #[arg(required = true, value_name = "DIR_OR_FILE")]
     pub inputs: Vec<PathBuf>,
-    /// Directory for the site (created if needed).
-    #[arg(long, value_name = "SITE")]
-    pub out: PathBuf,
+    /// Directory for the site (created if needed); not with --check.
+    #[arg(long, value_name = "SITE", required_unless_present = "check")]
+    pub out: Option<PathBuf>,
+    /// Only check the files, for a results repository's CI: exit 1 when any is unreadable, invalid, of a newer
+    /// schema, from a debug build or not complete; nothing is written.
+    #[arg(long, conflicts_with_all = ["out", "readme"])]
+    pub check: bool,
     /// The figure entries are ranked by.
     #[arg(long, default_value = "decode", value_parser = clap::builder::PossibleValuesParser::new(meek_report::board::RankBy::NAMES))]
     pub rank_by: String,

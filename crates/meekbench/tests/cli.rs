@@ -974,6 +974,46 @@ fn leaderboard_writes_the_site_and_the_readme_and_skips_bad_files() {
         .code(2);
 }
 
+#[test]
+fn leaderboard_check_fails_on_invalid_debug_and_unfinished_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    fs_err::create_dir_all(&good).unwrap();
+    fs_err::copy(report_fixture("machine-a.json"), good.join("a.json")).unwrap();
+    meekbench()
+        .args(["leaderboard", "--check"])
+        .arg(&good)
+        .assert()
+        .success()
+        .stdout(contains("1 of 1 files pass"));
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(report_fixture("machine-a.json")).unwrap())
+            .unwrap();
+    v["tool"]["profile"] = "debug".into();
+    fs_err::write(good.join("debug.json"), v.to_string()).unwrap();
+    v["tool"]["profile"] = "release".into();
+    v["status"] = "interrupted".into();
+    fs_err::write(good.join("interrupted.json"), v.to_string()).unwrap();
+    fs_err::copy(
+        report_fixture("bad/invalid.json"),
+        good.join("invalid.json"),
+    )
+    .unwrap();
+    meekbench()
+        .args(["leaderboard", "--check"])
+        .arg(&good)
+        .assert()
+        .failure()
+        .stdout(
+            contains("1 of 4 files pass")
+                .and(contains("FAIL"))
+                .and(contains("debug build"))
+                .and(contains("interrupted"))
+                .and(contains("invalid.json")),
+        );
+    assert!(!dir.path().join("site").exists());
+}
+
 /// The energy contract over a whole result: every object with a joules figure and a status has a non-empty label,
 /// is `estimated` whenever its label names an estimate, and is never `proxy-only` with joules. Returns how many
 /// such objects there were.

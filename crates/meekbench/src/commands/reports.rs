@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::cli::{CompareArgs, CompareFormat, LeaderboardArgs, ProjectArgs};
 
@@ -81,6 +81,9 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
 
 pub fn leaderboard(args: LeaderboardArgs) -> Result<ExitCode> {
     let (loaded, skipped) = meek_report::input::load_all(&args.inputs);
+    if args.check {
+        return Ok(check(&loaded, &skipped));
+    }
     let opts = meek_report::board::Options {
         rank_by: args.rank_by.parse().map_err(anyhow::Error::msg)?,
         point: args.point,
@@ -98,7 +101,10 @@ pub fn leaderboard(args: LeaderboardArgs) -> Result<ExitCode> {
     if board.entries.is_empty() {
         return Err(meek_report::ReportError::NoResults(board.skipped.len()).into());
     }
-    meek_report::site::write(&board, &args.out)?;
+    let out = args
+        .out
+        .context("--out SITE is needed to write the leaderboard")?;
+    meek_report::site::write(&board, &out)?;
     if let Some(readme) = &args.readme {
         let text = fs_err::read_to_string(readme)?;
         let Some(new) = meek_report::board::splice(&text, &meek_report::board::markdown(&board))
@@ -119,6 +125,62 @@ pub fn leaderboard(args: LeaderboardArgs) -> Result<ExitCode> {
         board.skipped.len(),
         board.machines.len()
     );
-    println!("{}", args.out.join("index.html").display());
+    println!("{}", out.join("index.html").display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `leaderboard --check`: one line per file that a results repository should not accept, and the exit status.
+fn check(
+    loaded: &[meek_report::input::Loaded],
+    skipped: &[meek_report::input::Skipped],
+) -> ExitCode {
+    let mut bad = 0;
+    for s in skipped {
+        bad += 1;
+        println!(
+            "FAIL {}: {}",
+            meek_schema::shown(&s.path),
+            meek_schema::shown(&s.reason)
+        );
+    }
+    for l in loaded {
+        let path = meek_schema::shown(l.path.display().to_string());
+        let meek_report::input::Document::Meekbench { result, .. } = &l.document else {
+            println!("ok   {path} (llama-bench output, not checked further)");
+            continue;
+        };
+        let mut why = Vec::new();
+        if result.tool.profile != "release" {
+            why.push(format!(
+                "measured by a {} build; its numbers are not the hardware's",
+                meek_schema::shown(&result.tool.profile)
+            ));
+        }
+        if result.status != meek_schema::RunStatus::Complete {
+            why.push(format!(
+                "status is {}, not complete",
+                serde_json::to_string(&result.status).unwrap_or_default()
+            ));
+        }
+        if result.runs.is_empty() {
+            why.push("it holds no runs".into());
+        }
+        if why.is_empty() {
+            println!("ok   {path}");
+        } else {
+            bad += 1;
+            println!("FAIL {path}: {}", why.join("; "));
+        }
+    }
+    let files = loaded.len() + skipped.len();
+    if files == 0 {
+        println!("no result files found");
+        return ExitCode::FAILURE;
+    }
+    println!("{} of {files} files pass", files - bad);
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
