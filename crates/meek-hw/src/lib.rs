@@ -26,6 +26,7 @@ pub fn machine() -> MachineInfo {
             physical_cores: physical_cores(),
             logical_cores: logical,
             flags: simd_flags(),
+            model: cpu_model(),
         },
         memory_bytes: sys.total_memory(),
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
@@ -34,6 +35,35 @@ pub fn machine() -> MachineInfo {
         hypervisor: hypervisor.flatten(),
         gpus: gpus(),
     }
+}
+
+/// The CPU's family/model/stepping (x86) or implementer/part (Arm) from `/proc/cpuinfo`'s first processor;
+/// `None` elsewhere or when the file does not say.
+pub fn cpu_model() -> Option<String> {
+    let text = fs_err::read_to_string("/proc/cpuinfo").ok()?;
+    cpu_model_of(&text)
+}
+
+/// [`cpu_model`] on the text of `/proc/cpuinfo`.
+pub fn cpu_model_of(cpuinfo: &str) -> Option<String> {
+    let first = cpuinfo.split("\n\n").next()?;
+    let field = |name: &str| {
+        first.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let v = v.trim();
+            (k.trim() == name
+                && !v.is_empty()
+                && v.len() <= 32
+                && v.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| v.to_string())
+        })
+    };
+    if let (Some(f), Some(m)) = (field("cpu family"), field("model")) {
+        let stepping = field("stepping").map_or_else(String::new, |s| format!(" stepping {s}"));
+        return Some(format!("x86 family {f} model {m}{stepping}"));
+    }
+    let (i, p) = (field("CPU implementer")?, field("CPU part")?);
+    Some(format!("arm implementer {i} part {p}"))
 }
 
 /// Memory available to new allocations without swapping, bytes (the OS's "available" figure).
@@ -239,6 +269,23 @@ pub fn reset_peak_rss() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_model_reads_the_first_processor() {
+        let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC 9B14\n\
+                   stepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 99\n";
+        assert_eq!(
+            cpu_model_of(x86).as_deref(),
+            Some("x86 family 25 model 17 stepping 1")
+        );
+        let arm = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n";
+        assert_eq!(
+            cpu_model_of(arm).as_deref(),
+            Some("arm implementer 0x41 part 0xd0c")
+        );
+        assert_eq!(cpu_model_of("model name : x\n"), None);
+        assert_eq!(cpu_model_of("cpu family : 6\nmodel : \x1b[2J\n"), None);
+    }
 
     #[test]
     fn machine_is_described_without_host_name() {

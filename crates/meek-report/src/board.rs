@@ -257,11 +257,22 @@ fn machine_of(m: &meek_schema::MachineInfo) -> Machine {
     gpus.sort();
     let cpu = clip(&m.cpu.brand, 100);
     let arch = clip(&m.cpu.arch, 20);
+    // The SIMD flags (they choose the kernels) and the CPU's model numbers tell apart machines a VM names alike;
+    // files written before meekbench recorded the model number keep only the flags.
+    let mut flags: Vec<String> = m.cpu.flags.iter().take(64).map(|f| clip(f, 20)).collect();
+    flags.sort();
+    flags.dedup();
+    let model = m
+        .cpu
+        .model
+        .as_deref()
+        .map_or_else(String::new, |x| clip(x, 60));
     let fingerprint = format!(
-        "{cpu}\n{arch}\n{:?}\n{}\n{memory_gib}\n{}",
+        "{cpu}\n{arch}\n{:?}\n{}\n{memory_gib}\n{}\n{}\n{model}",
         m.cpu.physical_cores,
         m.cpu.logical_cores,
-        gpus.join("\n")
+        gpus.join("\n"),
+        flags.join(" ")
     );
     let hash = Sha256::digest(fingerprint.as_bytes());
     let id = format!(
@@ -695,6 +706,30 @@ pub fn splice(doc: &str, content: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machines_a_vm_names_alike_are_told_apart_by_flags_and_model() {
+        let r = meek_schema::from_json(include_str!("../tests/fixtures/machine-a.json")).unwrap();
+        let a = r.machine.clone();
+        let mut b = a.clone();
+        b.cpu
+            .flags
+            .retain(|f| f != "avxvnni" && !f.starts_with("avx512"));
+        b.cpu.flags.push("sse4.2".into());
+        let mut c = a.clone();
+        c.cpu.model = Some("x86 family 25 model 17 stepping 1".into());
+        let (ma, mb, mc) = (machine_of(&a), machine_of(&b), machine_of(&c));
+        assert_eq!(ma.label, mb.label);
+        assert_ne!(ma.id, mb.id);
+        assert_ne!(ma.id, mc.id);
+        let mut shuffled = a.clone();
+        shuffled.cpu.flags.reverse();
+        assert_eq!(
+            machine_of(&shuffled).id,
+            ma.id,
+            "flag order does not matter"
+        );
+    }
 
     #[test]
     fn rank_names_round_trip() {

@@ -122,6 +122,10 @@ pub struct CpuInfo {
     pub logical_cores: usize,
     /// SIMD extensions detected at run time that the kernels may use (e.g. `avx2`, `fma`, `avx512f`, `neon`).
     pub flags: Vec<String>,
+    /// The CPU's model as the OS numbers it, where it does: `x86 family 25 model 17 stepping 1`, or
+    /// `arm implementer 0x41 part 0xd0c`. Two machines a VM names alike tell apart by it (and by `flags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// A GPU found on the machine.
