@@ -13,10 +13,12 @@ pub mod lock;
 mod parse;
 pub mod paths;
 pub mod plan;
+pub mod shard;
 
 pub use lock::{Lock, LockState, Lockable, LockedModel};
 pub use parse::{parse, parse_locked};
 pub use plan::{Overrides, Plan};
+pub use shard::Shard;
 
 /// The text of `configs/reasoning.toml`, the default bench.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/reasoning.toml");

@@ -32,6 +32,8 @@ pub struct Overrides {
     pub cache: Option<PathBuf>,
     /// Only these model ids (all when empty).
     pub models: Vec<String>,
+    /// Only this part of the runs (`--shard I/N`).
+    pub shard: Option<crate::Shard>,
 }
 
 /// What a bench measures: every model in order, each at every thread count, each run at every workload point and
@@ -54,6 +56,8 @@ pub struct Plan {
     pub cache: Option<PathBuf>,
     /// The command line's overrides as recorded in the result file (`key=value`, in a fixed order).
     pub overrides: Vec<String>,
+    /// With `--shard`: the part, and the plan indices (positions in [`Plan::all_runs`]) of the runs it measures.
+    pub shard: Option<(crate::Shard, Vec<usize>)>,
 }
 
 impl Plan {
@@ -138,7 +142,7 @@ impl Plan {
         if !overrides.models.is_empty() {
             recorded.push(format!("models={}", overrides.models.join(",")));
         }
-        Ok(Self {
+        let mut plan = Self {
             config: cfg.clone(),
             device: overrides.device.unwrap_or(c.run.device),
             models,
@@ -150,7 +154,53 @@ impl Plan {
                 .unwrap_or_else(|| c.run.output.clone()),
             cache: overrides.cache.clone().or_else(|| c.run.cache.clone()),
             overrides: recorded,
-        })
+            shard: None,
+        };
+        if let Some(s) = overrides.shard {
+            let mine = crate::shard::assign(cfg, &plan.all_runs(), s)?;
+            plan.overrides
+                .push(format!("shard={}/{}", s.index, s.count));
+            plan.shard = Some((s, mine));
+        }
+        Ok(plan)
+    }
+
+    /// Every (model id, thread count) of the whole plan, shards or not, in the order measured.
+    pub fn all_runs(&self) -> Vec<(&str, usize)> {
+        self.models
+            .iter()
+            .flat_map(|m| self.threads.iter().map(move |&t| (m.id.as_str(), t)))
+            .collect()
+    }
+
+    /// Whether this bench measures `model` at `threads`: always, unless a shard leaves it to another.
+    pub fn measures(&self, model: &str, threads: usize) -> bool {
+        match &self.shard {
+            None => true,
+            Some((_, mine)) => {
+                let all = self.all_runs();
+                mine.iter().any(|&i| all[i] == (model, threads))
+            }
+        }
+    }
+
+    /// SHA-256 of what the whole plan measures: the config, its lock and every override that changes what is
+    /// measured, except the shard. The shards of one plan share it; `meekbench merge` joins only those.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.config.sha256.as_bytes());
+        h.update([0]);
+        if let Some(l) = &self.config.lock {
+            h.update(l.text.as_bytes());
+        }
+        for o in Self::measuring_overrides(&self.overrides) {
+            if !o.starts_with("shard=") {
+                h.update([0]);
+                h.update(o.as_bytes());
+            }
+        }
+        format!("{:x}", h.finalize())
     }
 
     /// Accuracy suites, answered in every run (the config's: no flag changes them).
@@ -163,12 +213,14 @@ impl Plan {
         &self.config.config.energy
     }
 
-    /// Every (model id, thread count) in the order measured; a result file keeps its runs in this order.
+    /// Every (model id, thread count) this bench measures (its shard's, with `--shard`), in the order measured; a
+    /// result file keeps its runs in this order.
     pub fn runs(&self) -> Vec<(&str, usize)> {
-        self.models
-            .iter()
-            .flat_map(|m| self.threads.iter().map(move |&t| (m.id.as_str(), t)))
-            .collect()
+        let all = self.all_runs();
+        match &self.shard {
+            None => all,
+            Some((_, mine)) => mine.iter().map(|&i| all[i]).collect(),
+        }
     }
 
     /// The overrides that change what is measured: all but the output directory, which is the result file's own.

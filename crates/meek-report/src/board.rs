@@ -348,12 +348,17 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
     // Key: machine, model hash, device, threads, kernel.
     let mut entries: BTreeMap<(String, String, String, usize, String), Entry> = BTreeMap::new();
     for (l, r, energy) in &results {
-        let m = machine_of(&r.machine);
+        let file_machine = machine_of(&r.machine);
         let source = l
             .path
             .file_name()
             .map_or_else(|| meek_schema::shown(&l.path), meek_schema::shown);
         for (i, run) in r.runs.iter().enumerate() {
+            // A merged file of shards from several machines gives each run its own.
+            let m = run
+                .machine
+                .as_ref()
+                .map_or_else(|| file_machine.clone(), machine_of);
             let e = energy.get(i).cloned().flatten().unwrap_or_default();
             let sp =
                 point.and_then(|(p, g)| run.speed.iter().find(|s| (s.n_prompt, s.n_gen) == (p, g)));
@@ -465,8 +470,8 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                     entries.insert(key, entry);
                 }
             }
+            machines.entry(m.id.clone()).or_insert(m);
         }
-        machines.entry(m.id.clone()).or_insert(m);
     }
     let mut entries: Vec<Entry> = entries.into_values().collect();
     let by = opts.rank_by;

@@ -20,6 +20,7 @@ pub mod compare;
 pub mod energy_columns;
 pub mod input;
 pub mod localscore;
+pub mod merge;
 pub mod site;
 pub mod svg;
 

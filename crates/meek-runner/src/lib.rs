@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 
 use meek_config::Plan;
 use meek_schema::{
-    BenchResult, ConfigRecord, Failure, MachineInfo, RunStatus, SCHEMA_VERSION, ToolInfo,
+    BenchResult, ConfigRecord, Failure, MachineInfo, PlannedRun, RunStatus, SCHEMA_VERSION,
+    ShardRecord, ToolInfo,
 };
 use thiserror::Error;
 
@@ -175,6 +176,23 @@ pub fn run(
                 },
                 runs: Vec::new(),
                 failures: Vec::new(),
+                shard: plan.shard.as_ref().map(|(s, mine)| {
+                    let all = plan.all_runs();
+                    ShardRecord {
+                        index: s.index,
+                        count: s.count,
+                        plan_sha256: plan.sha256(),
+                        planned_runs: all.len(),
+                        runs: mine
+                            .iter()
+                            .map(|&i| PlannedRun {
+                                index: i,
+                                model: all[i].0.to_string(),
+                                threads: all[i].1,
+                            })
+                            .collect(),
+                    }
+                }),
             };
             (file, result)
         }
@@ -202,6 +220,7 @@ pub fn run(
             .threads
             .iter()
             .copied()
+            .filter(|&t| plan.measures(&spec.id, t))
             .filter(|&t| resume::complete_run(&result, &spec.id, t).is_none())
             .collect();
         if todo.is_empty() {

@@ -339,6 +339,7 @@ pub fn measure_until(
         },
         device: engine.device_name().to_string(),
         threads: req.threads,
+        machine: None,
         kernel: engine.kernel().to_string(),
         load_seconds,
         memory_read_bytes_per_second: bandwidth,

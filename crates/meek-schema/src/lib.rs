@@ -47,6 +47,38 @@ pub struct BenchResult {
     /// Models that could not be measured, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
+    /// The part of a plan this file measured (`bench --shard I/N`); absent for a whole plan, and in a file that
+    /// `meekbench merge` joined from all the parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+}
+
+/// One part of a plan split over several benches.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRecord {
+    /// Zero-based part.
+    pub index: usize,
+    /// Parts in all.
+    pub count: usize,
+    /// SHA-256 of the whole plan (config, lock, overrides but the shard); the parts of one plan share it.
+    pub plan_sha256: String,
+    /// Runs in the whole plan.
+    pub planned_runs: usize,
+    /// The runs this part measures: their positions in the whole plan, with model id and thread count.
+    pub runs: Vec<PlannedRun>,
+}
+
+/// A run of a plan, by position.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedRun {
+    /// Position in the whole plan (models in config order, each at every thread count).
+    pub index: usize,
+    /// Model id.
+    pub model: String,
+    /// Thread count.
+    pub threads: usize,
 }
 
 /// Progress of a bench as recorded in its result file.
@@ -171,6 +203,10 @@ pub struct ModelRun {
     pub device: String,
     /// CPU threads used for compute.
     pub threads: usize,
+    /// The machine of this run, in a file merged from parts measured on different machines
+    /// (`merge --allow-mixed-machines`); absent when it is the file's `machine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineInfo>,
     /// Code that computed the forward pass: `cpu-avx2`, `cpu-portable` (meekbench's own CPU kernels) or
     /// `candle-cpu`, `candle-cuda`, `candle-metal` (Candle's); results from different paths measure different code.
     pub kernel: String,

@@ -60,6 +60,10 @@ pub enum Command {
     /// Each file is checked against the result JSON Schema; invalid, oversized or newer-schema files are reported
     /// and left out. Entries are grouped by machine (CPU, cores, memory, GPUs; never the host name) and model.
     Leaderboard(LeaderboardArgs),
+    /// Join the result files of a plan's shards (`bench --shard I/N`) into one result file, as if one bench had
+    /// measured the whole plan: refuses files of other plans, a missing or repeated shard, and shards from
+    /// different machines unless --allow-mixed-machines (then each run keeps its machine).
+    Merge(MergeArgs),
     /// Print the JSON Schema of result files.
     Schema,
     /// Show what this machine can measure energy with: each source, available or not and why, how to enable it,
@@ -124,6 +128,10 @@ pub struct BenchArgs {
     /// entry no longer matches the config) instead of resolving it and writing the lock.
     #[arg(long)]
     pub locked: bool,
+    /// Measure only part I of N of the runs (models x thread counts), zero-based, e.g. `--shard 0/4` in a job
+    /// array's first task; parts are balanced by model size over threads. Join the parts with `meekbench merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<meek_config::Shard>,
 }
 
 #[derive(Args, Debug)]
@@ -209,6 +217,19 @@ pub enum CompareFormat {
     Markdown,
     /// Every figure, interval and difference as JSON.
     Json,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The shards' result files, every shard of one plan once.
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// The merged result file to write (refused if it exists).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Accept shards measured on different machines; each run then records its own machine.
+    #[arg(long)]
+    pub allow_mixed_machines: bool,
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use cli::{Cli, Command};
-use commands::{bench, doctor, lock, models, reports};
+use commands::{bench, doctor, lock, merge, models, reports};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,6 +38,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Project(args) => reports::project(args),
         Command::Compare(args) => reports::compare(args),
         Command::Leaderboard(args) => reports::leaderboard(args),
+        Command::Merge(args) => merge::merge(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Schema => {
             print!("{}", meek_schema::json_schema());

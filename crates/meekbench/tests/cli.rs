@@ -1424,3 +1424,136 @@ fn lock_pins_a_hub_branch_and_bench_measures_the_locked_file() {
         .failure()
         .stderr(contains("no longer matches").and(contains("old.gguf")));
 }
+
+#[test]
+fn shards_merged_equal_one_bench_of_the_whole_plan() {
+    let f = Fixture::new();
+    let cfg = f.config("\n[[suites]]\nname = \"base\"\nkind = \"generated\"\nfamilies = [\"sequence\"]\nsteps = [1]\nitems_per_level = 2\nshots = 2\nmax_new_tokens = 4\n");
+    let whole = bench_path(&cfg, &[]);
+    let parts: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let out = f.dir.path().join(format!("shard{i}"));
+            bench_path(
+                &cfg,
+                &["--shard", &format!("{i}/2"), "-o", out.to_str().unwrap()],
+            )
+        })
+        .collect();
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&fs_err::read_to_string(p).unwrap()).unwrap()
+    };
+    for (i, p) in parts.iter().enumerate() {
+        let v = read(p);
+        assert_eq!(v["shard"]["index"], i);
+        assert_eq!(v["runs"].as_array().unwrap().len(), 1, "one run each");
+    }
+    // Too many shards, a shard that does not exist: clear errors before anything runs.
+    meekbench()
+        .args(["bench", "--quiet", "--shard", "0/3"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(contains("cannot be split into 3 shards"));
+    meekbench()
+        .args(["bench", "--shard", "2/2"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    let merged = f.dir.path().join("merged.json");
+    // A missing shard, a repeated one, and a file that is no shard are refused.
+    for (inputs, want) in [
+        (vec![&parts[0]], "shard 1/2 is missing"),
+        (vec![&parts[0], &parts[0]], "both shard 0/2"),
+        (vec![&parts[0], &whole], "not a shard"),
+    ] {
+        meekbench()
+            .arg("merge")
+            .args(inputs)
+            .arg("-o")
+            .arg(&merged)
+            .assert()
+            .failure()
+            .stderr(contains(want));
+    }
+    meekbench()
+        .arg("merge")
+        .args([&parts[1], &parts[0]])
+        .arg("-o")
+        .arg(&merged)
+        .assert()
+        .success();
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    assert!(validator.is_valid(&read(&merged)));
+    // The same runs, points and answers as one bench of the whole plan; only the timings differ.
+    let shape = |v: &serde_json::Value| -> Vec<String> {
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let points: Vec<String> = r["speed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| format!("{}x{}", p["n_prompt"], p["n_gen"]))
+                    .collect();
+                let answers: Vec<String> = r["accuracy"][0]["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| format!("{}={}", i["id"], i["output"]))
+                    .collect();
+                format!(
+                    "{} t={} {} {}",
+                    r["model"]["sha256"],
+                    r["threads"],
+                    points.join(","),
+                    answers.join(";")
+                )
+            })
+            .collect()
+    };
+    let (m, w) = (read(&merged), read(&whole));
+    assert_eq!(shape(&m), shape(&w));
+    assert!(m.get("shard").is_none());
+    assert_eq!(m["config"]["sha256"], w["config"]["sha256"]);
+    assert_eq!(m["status"], "complete");
+    // An existing output is not overwritten.
+    meekbench()
+        .arg("merge")
+        .args(&parts)
+        .arg("-o")
+        .arg(&merged)
+        .assert()
+        .failure()
+        .stderr(contains("exists"));
+    // A shard from another machine: refused, or kept with its own machine record when allowed.
+    let mut other = read(&parts[1]);
+    other["machine"]["cpu"]["brand"] = "Other CPU".into();
+    let other_path = f.dir.path().join("other.json");
+    fs_err::write(&other_path, other.to_string()).unwrap();
+    let mixed = f.dir.path().join("mixed.json");
+    meekbench()
+        .arg("merge")
+        .args([&parts[0], &other_path])
+        .arg("-o")
+        .arg(&mixed)
+        .assert()
+        .failure()
+        .stderr(contains("another machine"));
+    meekbench()
+        .args(["merge", "--allow-mixed-machines"])
+        .args([&parts[0], &other_path])
+        .arg("-o")
+        .arg(&mixed)
+        .assert()
+        .success();
+    let v = read(&mixed);
+    let machines: Vec<&serde_json::Value> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["machine"]["cpu"]["brand"])
+        .collect();
+    assert_eq!(machines.iter().filter(|b| **b == "Other CPU").count(), 1);
+}

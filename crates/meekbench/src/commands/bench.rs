@@ -77,6 +77,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         repetitions: args.repetitions,
         cache: args.cache,
         models: args.models,
+        shard: args.shard,
     };
     let machine = meek_hw::machine();
     let logical = machine.cpu.logical_cores;

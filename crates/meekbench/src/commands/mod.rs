@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod doctor;
 pub mod lock;
+pub mod merge;
 pub mod models;
 pub mod reports;
 
