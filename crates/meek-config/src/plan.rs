@@ -75,6 +75,16 @@ impl Plan {
             (None, Threads::Auto) => vec![auto_threads()],
         };
         limits::THREADS.check_list(&threads, flag)?;
+        if let Some((i, t)) = threads
+            .iter()
+            .enumerate()
+            .find(|(i, t)| threads[..*i].contains(t))
+        {
+            return Err(format!(
+                "thread count {t} is listed twice (at position {}); list each once",
+                i + 1
+            ));
+        }
         if let Some(unknown) = overrides
             .models
             .iter()
@@ -190,6 +200,9 @@ impl Plan {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(self.config.sha256.as_bytes());
+        h.update([0]);
+        // Resolved here, not only in the text: `threads = "auto"` is each machine's core count.
+        h.update(format!("device={} threads={:?}", self.device, self.threads).as_bytes());
         h.update([0]);
         if let Some(l) = &self.config.lock {
             h.update(l.text.as_bytes());

@@ -587,3 +587,23 @@ fn the_localscore_config_runs_localscores_nine_tests() {
     let e = plan::Plan::new(&c, &flags, || 2).unwrap_err();
     assert!(e.contains("speed.points"), "{e}");
 }
+
+#[test]
+fn a_thread_count_listed_twice_is_refused() {
+    let c = parse(MINIMAL, "x").unwrap();
+    let flags = plan::Overrides {
+        threads: Some(vec![2, 1, 2]),
+        ..Default::default()
+    };
+    let e = plan::Plan::new(&c, &flags, || 2).unwrap_err();
+    assert!(e.contains("listed twice"), "{e}");
+    // A shard of a plan with fewer runs than shards is refused, naming the limit.
+    let flags = plan::Overrides {
+        shard: Some("1/3".parse().unwrap()),
+        threads: Some(vec![1, 2]),
+        ..Default::default()
+    };
+    let e = plan::Plan::new(&c, &flags, || 2).unwrap_err();
+    assert!(e.contains("at most 2"), "{e}");
+    assert!("3/3".parse::<Shard>().is_err() && "a/b".parse::<Shard>().is_err());
+}

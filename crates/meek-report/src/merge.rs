@@ -6,13 +6,20 @@
 //! the part's record says it measures, and the parts of the plan covering it exactly. Parts from different machines
 //! are refused unless allowed; then each run keeps its own machine record and the file's is the first part's.
 
+use std::collections::{HashMap, HashSet};
+
 use meek_schema::{BenchResult, MachineInfo, RunStatus};
+
+/// The most runs a plan can have: 1,000 models (a config's limit) at 64 thread counts (a sweep's).
+pub const MAX_PLANNED_RUNS: usize = 64_000;
 
 /// Merges `parts` (a name for messages, and the file's result); `Err` says which file breaks which rule.
 pub fn merge(
-    parts: Vec<(String, BenchResult)>,
+    mut parts: Vec<(String, BenchResult)>,
     allow_mixed_machines: bool,
 ) -> Result<BenchResult, String> {
+    // In part order, so the merged file does not depend on the order the files were named in.
+    parts.sort_by_key(|(_, r)| r.shard.as_ref().map_or(usize::MAX, |s| s.index));
     let Some((first_name, first)) = parts.first() else {
         return Err("no shard files given".into());
     };
@@ -22,9 +29,18 @@ pub fn merge(
         ));
     };
     let (count, plan, planned) = (s0.count, s0.plan_sha256.clone(), s0.planned_runs);
+    // Sizes from a file are claims: bounded before anything is allocated by them.
+    if count != parts.len() || planned > MAX_PLANNED_RUNS || planned < count {
+        return Err(format!(
+            "{first_name} says its plan has {count} parts and {planned} runs, and {} files are given: give every \
+             part once (a plan has at most {MAX_PLANNED_RUNS} runs and at least one per part)",
+            parts.len()
+        ));
+    }
     let mut seen = vec![None::<&str>; count];
     let mut covered = vec![false; planned];
     let mut machines_differ = Vec::new();
+    let mut planned_pairs: HashSet<(&str, usize)> = HashSet::new();
     for (name, r) in &parts {
         let Some(s) = &r.shard else {
             return Err(format!("{name} is not a shard (it has no `shard` record)"));
@@ -60,7 +76,39 @@ pub fn merge(
             ));
         }
         *slot = Some(name);
+        if r.schema_version != first.schema_version {
+            return Err(format!(
+                "{name} has result schema version {}, {first_name} {}",
+                r.schema_version, first.schema_version
+            ));
+        }
+        let mut measured_runs: HashMap<(&str, usize), usize> = HashMap::new();
+        for x in &r.runs {
+            *measured_runs
+                .entry((x.model.id.as_str(), x.threads))
+                .or_default() += 1;
+        }
+        let failed_models: HashSet<&str> = r.failures.iter().map(|f| f.model.as_str()).collect();
         for p in &s.runs {
+            if !planned_pairs.insert((p.model.as_str(), p.threads)) {
+                return Err(format!(
+                    "{name}: {} at {} threads is planned in two shards",
+                    p.model, p.threads
+                ));
+            }
+            let measured = measured_runs
+                .get(&(p.model.as_str(), p.threads))
+                .copied()
+                .unwrap_or(0);
+            let failed = failed_models.contains(p.model.as_str());
+            if measured > 1 || (measured == 0 && !failed) {
+                return Err(format!(
+                    "{name}: {} at {} threads is planned; it holds {measured} runs of it and {} failure",
+                    p.model,
+                    p.threads,
+                    if failed { "a" } else { "no" }
+                ));
+            }
             match covered.get_mut(p.index) {
                 Some(c) if !*c => *c = true,
                 _ => {
@@ -71,19 +119,20 @@ pub fn merge(
                 }
             }
         }
+        let planned_here: HashSet<(&str, usize)> = s
+            .runs
+            .iter()
+            .map(|p| (p.model.as_str(), p.threads))
+            .collect();
         for run in &r.runs {
-            if !s
-                .runs
-                .iter()
-                .any(|p| p.model == run.model.id && p.threads == run.threads)
-            {
+            if !planned_here.contains(&(run.model.id.as_str(), run.threads)) {
                 return Err(format!(
                     "{name}: it holds a run of {} at {} threads that its shard does not plan",
                     run.model.id, run.threads
                 ));
             }
         }
-        if r.machine != first.machine {
+        if r.machine != first.machine || r.runs.iter().any(|x| x.machine.is_some()) {
             machines_differ.push(name.clone());
         }
     }
@@ -108,13 +157,17 @@ pub fn merge(
     let mut runs = Vec::new();
     for (_, r) in &parts {
         let s = r.shard.as_ref().expect("checked above");
+        let positions: HashMap<(&str, usize), usize> = s
+            .runs
+            .iter()
+            .map(|p| ((p.model.as_str(), p.threads), p.index))
+            .collect();
         let machine: Option<&MachineInfo> = (r.machine != first.machine).then_some(&r.machine);
         for run in &r.runs {
-            let at = s
-                .runs
-                .iter()
-                .find(|p| p.model == run.model.id && p.threads == run.threads)
-                .map_or(usize::MAX, |p| p.index);
+            let at = positions
+                .get(&(run.model.id.as_str(), run.threads))
+                .copied()
+                .unwrap_or(usize::MAX);
             let mut run = run.clone();
             if run.machine.is_none() {
                 run.machine = machine.cloned();

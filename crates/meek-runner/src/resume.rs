@@ -87,7 +87,7 @@ pub(crate) fn check_resumable(
         };
         return Err(format!(
             "it was measured with the command-line overrides [{}], this command gives [{}]; pass the same \
-             --device, --threads and --model options",
+             --device, --threads, --model and --shard options",
             show(&was),
             show(&now)
         ));

@@ -1462,7 +1462,7 @@ fn shards_merged_equal_one_bench_of_the_whole_plan() {
     let merged = f.dir.path().join("merged.json");
     // A missing shard, a repeated one, and a file that is no shard are refused.
     for (inputs, want) in [
-        (vec![&parts[0]], "shard 1/2 is missing"),
+        (vec![&parts[0]], "every part once"),
         (vec![&parts[0], &parts[0]], "both shard 0/2"),
         (vec![&parts[0], &whole], "not a shard"),
     ] {
