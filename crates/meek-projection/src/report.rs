@@ -27,6 +27,16 @@ pub fn chart(title: &str, y_label: &str, t: &[f64], curves: &[Curve], log_y: boo
 
 /// The charts, as `(file name, svg)`.
 pub fn charts(p: &Projection) -> Vec<(String, String)> {
+    // The study's reference lines: a hundred and a thousand tokens, what one answer or one page takes.
+    let mut tokens = p.tokens_to_distinguish.clone();
+    for n in [100.0, 1000.0] {
+        tokens.push(Curve {
+            name: format!("{n:.0} tokens (reference)"),
+            values: vec![n; p.t.len()],
+            low: None,
+            high: None,
+        });
+    }
     vec![
         (
             "loss-gap.svg".into(),
@@ -54,7 +64,7 @@ pub fn charts(p: &Projection) -> Vec<(String, String)> {
                 "Tokens needed to tell the models apart (SPRT)",
                 "tokens (log10)",
                 &p.t,
-                &p.tokens_to_distinguish,
+                &tokens,
                 true,
             ),
         ),

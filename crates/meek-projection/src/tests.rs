@@ -184,6 +184,25 @@ fn projection_has_every_curve_and_bands_contain_the_baseline() {
     assert!(find("then flat").t_numeric < find("baseline").t_numeric + 2.0);
     let md = report::markdown(&p);
     assert!(md.contains("3.36 years"), "{md}");
+    // Every scenario the study varies, and the token chart's reference lines.
+    for name in [
+        "$1e5",
+        "both start at $1e3",
+        "gamma = 0.155",
+        "gamma = 0.178",
+        "5/1.4x until t=5",
+    ] {
+        assert!(p.peaks.iter().any(|k| k.scenario.contains(name)), "{name}");
+    }
+    let charts = report::charts(&p);
+    let tokens = &charts
+        .iter()
+        .find(|(n, _)| n.starts_with("tokens"))
+        .unwrap()
+        .1;
+    assert!(
+        tokens.contains("100 tokens (reference)") && tokens.contains("1000 tokens (reference)")
+    );
     for (name, svg) in report::charts(&p) {
         assert!(
             svg.starts_with("<svg") && svg.contains("polyline"),
