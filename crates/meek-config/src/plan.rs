@@ -185,13 +185,7 @@ impl Plan {
 
     /// Whether this bench measures `model` at `threads`: always, unless a shard leaves it to another.
     pub fn measures(&self, model: &str, threads: usize) -> bool {
-        match &self.shard {
-            None => true,
-            Some((_, mine)) => {
-                let all = self.all_runs();
-                mine.iter().any(|&i| all[i] == (model, threads))
-            }
-        }
+        self.shard.is_none() || self.runs().contains(&(model, threads))
     }
 
     /// SHA-256 of what the whole plan measures: the config, its lock and every override that changes what is

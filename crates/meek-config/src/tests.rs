@@ -565,20 +565,8 @@ fn the_localscore_config_runs_localscores_nine_tests() {
         "configs/localscore.toml",
     )
     .unwrap();
-    assert_eq!(
-        c.config.speed.points(),
-        [
-            (1024, 16),
-            (4096, 256),
-            (2048, 256),
-            (2048, 768),
-            (1024, 1024),
-            (1280, 3072),
-            (384, 1152),
-            (64, 1024),
-            (16, 1536)
-        ]
-    );
+    // The nine pairs themselves are checked against LocalScore's list in meek-report (localscore::TESTS).
+    assert_eq!(c.config.speed.points().len(), 9);
     assert_eq!(c.lockable.len(), 3);
     let flags = plan::Overrides {
         gen_tokens: Some(vec![16]),

@@ -80,6 +80,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_runs_exactly_these_tests() {
+        let c = meek_config::parse(
+            include_str!("../../../configs/localscore.toml"),
+            "configs/localscore.toml",
+        )
+        .unwrap();
+        assert_eq!(c.config.speed.points(), TESTS);
+    }
+
+    #[test]
     fn a_run_is_scored_only_with_all_nine_tests() {
         let r = meek_schema::from_json(include_str!("../tests/fixtures/machine-b.json")).unwrap();
         let mut run = r.runs[0].clone();
