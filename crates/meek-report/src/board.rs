@@ -1,5 +1,9 @@
 //! The leaderboard: many result files from many machines, one entry per machine, model file, device, thread count
-//! and compute kernel (the newest measurement of each), ranked by a chosen figure, written as Markdown and CSV.
+//! and compute kernel, ranked by a chosen figure, written as Markdown and CSV.
+//!
+//! Where several files measured one entry (a results repository collects repeats), every measurement is kept: the
+//! entry's speed figures are the median of theirs with their range, so one noisy run neither hides nor decides
+//! the entry, and its other figures (accuracy, energy, provenance) come from the newest file.
 //!
 //! Machines are grouped by what they are (CPU brand, architecture, cores, memory rounded to GiB, GPUs), never by
 //! host name, so two identical machines share a group. Speed figures are taken at one workload point for all
@@ -208,8 +212,88 @@ pub struct Entry {
     pub source: String,
     /// When that bench started.
     pub started_at: String,
-    /// How many files measured this same entry (the newest is shown).
+    /// How many files measured this same entry.
     pub measurements: usize,
+    /// Range (lowest, highest) of the decode figures when several files measured the entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_range: Option<[f64; 2]>,
+    /// Range of the prefill figures when several files measured the entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_range: Option<[f64; 2]>,
+    /// Each file's figures when several measured the entry, oldest first (the newest [`MAX_REPEATS`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<Measurement>,
+}
+
+/// Repeated measurements listed per entry at most (all are counted; result files are untrusted and many).
+pub const MAX_REPEATS: usize = 64;
+
+/// One file's speed figures for an entry that several files measured.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Measurement {
+    /// File the figures come from.
+    pub source: String,
+    /// When that bench started.
+    pub started_at: String,
+    /// Program version and commit.
+    pub tool: String,
+    /// Median decode tokens per second at the point.
+    pub decode_tokens_per_second: Option<f64>,
+    /// Median prefill tokens per second at the point.
+    pub prefill_tokens_per_second: Option<f64>,
+    /// Median time to first token, ms, at the point.
+    pub ttft_ms: Option<f64>,
+}
+
+impl Measurement {
+    fn of(e: &Entry) -> Self {
+        Self {
+            source: e.source.clone(),
+            started_at: e.started_at.clone(),
+            tool: e.tool.clone(),
+            decode_tokens_per_second: e.decode_tokens_per_second,
+            prefill_tokens_per_second: e.prefill_tokens_per_second,
+            ttft_ms: e.ttft_ms,
+        }
+    }
+}
+
+/// Median of the figures present, and their range.
+fn median_range(xs: impl Iterator<Item = Option<f64>>) -> Option<(f64, [f64; 2])> {
+    let mut v: Vec<f64> = xs.flatten().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => return None,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    };
+    Some((median, [v[0], v[n - 1]]))
+}
+
+impl Entry {
+    /// Folds the repeated measurements into the entry's figures (see the module's documentation).
+    fn settle(&mut self) {
+        if self.repeats.len() < 2 {
+            self.repeats.clear();
+            return;
+        }
+        self.repeats.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        let cut = self.repeats.len().saturating_sub(MAX_REPEATS);
+        self.repeats.drain(..cut);
+        let all = &self.repeats;
+        if let Some((m, r)) = median_range(all.iter().map(|x| x.decode_tokens_per_second)) {
+            self.decode_tokens_per_second = Some(m);
+            self.decode_range = Some(r);
+        }
+        if let Some((m, r)) = median_range(all.iter().map(|x| x.prefill_tokens_per_second)) {
+            self.prefill_tokens_per_second = Some(m);
+            self.prefill_range = Some(r);
+        }
+        if let Some((m, _)) = median_range(all.iter().map(|x| x.ttft_ms)) {
+            self.ttft_ms = Some(m);
+        }
+    }
 }
 
 /// Budgets drawn per entry at most (a config sweeps at most 64; a result file is untrusted).
@@ -450,6 +534,9 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 source: clip(&source, MAX_CELL_CHARS),
                 started_at: clip(&r.started_at, 40),
                 measurements: 1,
+                decode_range: None,
+                prefill_range: None,
+                repeats: Vec::new(),
             };
             let key = (
                 m.id.clone(),
@@ -461,10 +548,21 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
             match entries.get_mut(&key) {
                 Some(old) => {
                     let n = old.measurements + 1;
+                    let mut repeats = std::mem::take(&mut old.repeats);
+                    if repeats.is_empty() {
+                        repeats.push(Measurement::of(old));
+                    }
+                    repeats.push(Measurement::of(&entry));
+                    // Keep the list bounded while reading: the newest stay (settle keeps the newest of them).
+                    if repeats.len() > 2 * MAX_REPEATS {
+                        repeats.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+                        repeats.truncate(MAX_REPEATS);
+                    }
                     if entry.started_at > old.started_at {
                         *old = entry;
                     }
                     old.measurements = n;
+                    old.repeats = repeats;
                 }
                 None => {
                     entries.insert(key, entry);
@@ -474,6 +572,9 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
         }
     }
     let mut entries: Vec<Entry> = entries.into_values().collect();
+    for e in &mut entries {
+        e.settle();
+    }
     let by = opts.rank_by;
     entries.sort_by(|a, b| {
         let (x, y) = (by.value(a), by.value(b));
@@ -562,6 +663,15 @@ fn opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), num)
 }
 
+/// A speed figure, with the range and count of the files behind it when several measured the entry:
+/// `31.2 (29.8–33.0, 3 files)`.
+pub fn spread(v: Option<f64>, range: Option<[f64; 2]>, files: usize) -> String {
+    match (v, range) {
+        (Some(x), Some([lo, hi])) => format!("{} ({}–{}, {files} files)", num(x), num(lo), num(hi)),
+        _ => opt(v),
+    }
+}
+
 /// The leaderboard as GitHub-flavoured Markdown (ready to paste into a README).
 pub fn markdown(b: &Board) -> String {
     let md = escape::markdown;
@@ -590,8 +700,8 @@ pub fn markdown(b: &Board) -> String {
             md(&format!("{} ({})", e.machine_label, e.machine)),
             md(&format!("{} {}", e.device, e.kernel)),
             e.threads,
-            opt(e.decode_tokens_per_second),
-            opt(e.prefill_tokens_per_second),
+            spread(e.decode_tokens_per_second, e.decode_range, e.measurements),
+            spread(e.prefill_tokens_per_second, e.prefill_range, e.measurements),
             opt(e.ttft_ms),
             acc
         );
@@ -641,7 +751,7 @@ pub fn csv(b: &Board) -> String {
          n_prompt,n_gen,prefill_tokens_per_second,decode_tokens_per_second,ttft_ms,peak_rss_mib,suite,accuracy,\
          accuracy_ci95_low,accuracy_ci95_high,accuracy_n,seconds_per_correct,energy_status,energy_label,\
          joules_per_decode_token,joules_per_correct,cost_per_million_tokens,cost_per_correct,currency,tool,status,source,\
-         started_at,measurements\n",
+         started_at,measurements,decode_min,decode_max,prefill_min,prefill_max\n",
     );
     let f = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
     let t = |v: &Option<String>| v.as_deref().map_or_else(String::new, c);
@@ -686,6 +796,10 @@ pub fn csv(b: &Board) -> String {
             c(&e.source),
             c(&e.started_at),
             e.measurements.to_string(),
+            f(e.decode_range.map(|r| r[0])),
+            f(e.decode_range.map(|r| r[1])),
+            f(e.prefill_range.map(|r| r[0])),
+            f(e.prefill_range.map(|r| r[1])),
         ];
         s.push_str(&cols.join(","));
         s.push('\n');

@@ -127,6 +127,42 @@ fn td_num(v: Option<f64>, shown: Option<String>) -> String {
     }
 }
 
+/// A speed cell: the figure, and where several files measured the entry, their range and count below it, with
+/// each file's figure in the tooltip.
+fn td_spread(v: Option<f64>, range: Option<[f64; 2]>, e: &Entry) -> String {
+    match (v, range) {
+        (Some(x), Some([lo, hi])) if x.is_finite() => {
+            let each: Vec<String> = e
+                .repeats
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}: decode {} · prefill {} ({})",
+                        m.started_at,
+                        m.decode_tokens_per_second.map_or_else(|| "-".into(), num),
+                        m.prefill_tokens_per_second.map_or_else(|| "-".into(), num),
+                        m.source
+                    )
+                })
+                .collect();
+            format!(
+                r#"<td class="n" data-v="{x}" title="median of {}&#10;{}">{}<div class="muted">{}–{} · {} files</div></td>"#,
+                if e.repeats.len() < e.measurements {
+                    format!("the newest {} of {} files", e.repeats.len(), e.measurements)
+                } else {
+                    format!("{} files", e.measurements)
+                },
+                esc(&each.join("\n")).replace('\n', "&#10;"),
+                num(x),
+                num(lo),
+                num(hi),
+                e.measurements
+            )
+        }
+        _ => td_num(v, None),
+    }
+}
+
 fn td_text(s: &str) -> String {
     format!("<td>{}</td>", esc(s))
 }
@@ -161,8 +197,8 @@ fn entry_row(e: &Entry, energy: bool) -> String {
         esc(&e.kernel)
     );
     r.push_str(&td_num(Some(e.threads as f64), Some(e.threads.to_string())));
-    r.push_str(&td_num(e.decode_tokens_per_second, None));
-    r.push_str(&td_num(e.prefill_tokens_per_second, None));
+    r.push_str(&td_spread(e.decode_tokens_per_second, e.decode_range, e));
+    r.push_str(&td_spread(e.prefill_tokens_per_second, e.prefill_range, e));
     r.push_str(&td_num(e.ttft_ms, None));
     r.push_str(&td_num(e.peak_rss_mib, None));
     match (e.accuracy, e.accuracy_ci95, e.accuracy_n) {
@@ -208,7 +244,10 @@ fn entry_row(e: &Entry, energy: bool) -> String {
         esc(&e.status),
         esc(&e.started_at),
         if e.measurements > 1 {
-            format!(" · newest of {} measurements", e.measurements)
+            format!(
+                " · the newest of {} measurements (speed: their median)",
+                e.measurements
+            )
         } else {
             String::new()
         },

@@ -1013,3 +1013,81 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     }
     records
 }
+
+/// Issue #20: three files measuring the same entry are all kept: the entry's speed is their median with their
+/// range, each file's figures are listed, and accuracy and provenance come from the newest.
+#[test]
+fn repeated_measurements_of_one_entry_show_their_median_and_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixtures().join("machine-a.json")).unwrap())
+            .unwrap();
+    let mut loaded = Vec::new();
+    // (start, decode scale): the newest file is the slowest, so "newest only" would rank it by 0.5x.
+    for (i, (start, scale)) in [
+        ("2026-01-01T00:00:00Z", 1.0),
+        ("2026-03-01T00:00:00Z", 0.5),
+        ("2026-02-01T00:00:00Z", 1.2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v = base.clone();
+        v["started_at"] = start.into();
+        for run in v["runs"].as_array_mut().unwrap() {
+            for p in run["speed"].as_array_mut().unwrap() {
+                let d = &mut p["decode_tokens_per_second"];
+                for k in ["median", "mean", "min", "max"] {
+                    d[k] = (d[k].as_f64().unwrap() * scale).into();
+                }
+                for x in d["samples"].as_array_mut().unwrap() {
+                    *x = (x.as_f64().unwrap() * scale).into();
+                }
+            }
+        }
+        let path = dir.path().join(format!("repeat-{i}.json"));
+        fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+        loaded.push(
+            input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason)),
+        );
+    }
+    let once = board::build(&loaded[..1], Vec::new(), &board::Options::default());
+    let b = board::build(&loaded, Vec::new(), &board::Options::default());
+    assert_eq!(
+        b.entries.len(),
+        once.entries.len(),
+        "one entry per machine and model, not one per file"
+    );
+    for (e, o) in b.entries.iter().zip(&once.entries) {
+        let d = o.decode_tokens_per_second.unwrap();
+        assert_eq!(e.measurements, 3);
+        assert!(
+            (e.decode_tokens_per_second.unwrap() - d).abs() < 1e-9,
+            "the median, 1.0x"
+        );
+        let [lo, hi] = e.decode_range.unwrap();
+        assert!((lo - 0.5 * d).abs() < 1e-9 && (hi - 1.2 * d).abs() < 1e-9);
+        let starts: Vec<&str> = e.repeats.iter().map(|m| m.started_at.as_str()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2026-01-01T00:00:00Z",
+                "2026-02-01T00:00:00Z",
+                "2026-03-01T00:00:00Z"
+            ]
+        );
+        assert_eq!(e.source, "repeat-1.json", "provenance from the newest file");
+        assert_eq!(e.accuracy, o.accuracy);
+    }
+    let md = board::markdown(&b);
+    assert!(md.contains(" files) |"), "{md}");
+    let csv = board::csv(&b);
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",decode_min,decode_max,prefill_min,prefill_max")
+    );
+    let html = site::html(&b, &[]);
+    assert!(html.contains("median of 3 files"));
+}

@@ -58,7 +58,9 @@ pub enum Command {
     /// the file system), SITE/leaderboard.md, SITE/leaderboard.csv and the charts as SVG files.
     ///
     /// Each file is checked against the result JSON Schema; invalid, oversized or newer-schema files are reported
-    /// and left out. Entries are grouped by machine (CPU, cores, memory, GPUs; never the host name) and model.
+    /// and left out. Entries are grouped by machine (CPU, cores, memory, GPUs, SIMD flags; never the host name),
+    /// model file, device, threads and kernel; an entry several files measured shows the median of their speeds
+    /// with its range, and the rest from the newest file.
     Leaderboard(LeaderboardArgs),
     /// Join the result files of a plan's shards (`bench --shard I/N`) into one result file, as if one bench had
     /// measured the whole plan: refuses files of other plans, a missing or repeated shard, and shards from
