@@ -6,7 +6,7 @@ use assert_cmd::Command;
 use meek_testkit::{TinySpec, write_tiny_llama};
 mod common;
 
-use common::{schema, stdout};
+use common::{read_json, schema, shape, stdout};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -1439,9 +1439,7 @@ fn shards_merged_equal_one_bench_of_the_whole_plan() {
             )
         })
         .collect();
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_str(&fs_err::read_to_string(p).unwrap()).unwrap()
-    };
+    let read = read_json;
     for (i, p) in parts.iter().enumerate() {
         let v = read(p);
         assert_eq!(v["shard"]["index"], i);
@@ -1485,34 +1483,6 @@ fn shards_merged_equal_one_bench_of_the_whole_plan() {
     let validator = jsonschema::validator_for(&schema()).unwrap();
     assert!(validator.is_valid(&read(&merged)));
     // The same runs, points and answers as one bench of the whole plan; only the timings differ.
-    let shape = |v: &serde_json::Value| -> Vec<String> {
-        v["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let points: Vec<String> = r["speed"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| format!("{}x{}", p["n_prompt"], p["n_gen"]))
-                    .collect();
-                let answers: Vec<String> = r["accuracy"][0]["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|i| format!("{}={}", i["id"], i["output"]))
-                    .collect();
-                format!(
-                    "{} t={} {} {}",
-                    r["model"]["sha256"],
-                    r["threads"],
-                    points.join(","),
-                    answers.join(";")
-                )
-            })
-            .collect()
-    };
     let (m, w) = (read(&merged), read(&whole));
     assert_eq!(shape(&m), shape(&w));
     assert!(m.get("shard").is_none());
