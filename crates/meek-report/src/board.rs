@@ -225,6 +225,9 @@ pub struct Entry {
     pub repeats: Vec<Measurement>,
 }
 
+/// Duplicate runs listed at most (all are counted once regardless).
+pub const MAX_DUPLICATES_LISTED: usize = 100;
+
 /// Repeated measurements listed per entry at most (all are counted; result files are untrusted and many).
 pub const MAX_REPEATS: usize = 64;
 
@@ -333,6 +336,29 @@ pub struct Board {
     pub files: usize,
     /// Files not used, and why.
     pub skipped: Vec<Skipped>,
+    /// Runs found twice (the same measurement in two files, such as a shard and the merge of its plan), each
+    /// counted once: which run, and the two files.
+    pub duplicates: Vec<String>,
+}
+
+/// What tells one measurement from another: the model, where it ran, and its measured figures (the load time and
+/// every speed sample), which two benches never repeat to the last bit. A file copied, or a shard and the merged
+/// file it went into, give the same digest.
+fn measurement_digest(machine: &str, run: &meek_schema::ModelRun) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        machine,
+        &run.model.sha256,
+        &run.device,
+        &run.kernel,
+        &run.threads.to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(run.load_seconds.to_bits().to_le_bytes());
+    h.update(serde_json::to_vec(&run.speed).unwrap_or_default());
+    h.finalize().into()
 }
 
 fn machine_of(m: &meek_schema::MachineInfo) -> Machine {
@@ -431,6 +457,8 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
     let mut machines: BTreeMap<String, Machine> = BTreeMap::new();
     // Key: machine, model hash, device, threads, kernel.
     let mut entries: BTreeMap<(String, String, String, usize, String), Entry> = BTreeMap::new();
+    let mut seen: BTreeMap<[u8; 32], String> = BTreeMap::new();
+    let mut duplicates = Vec::new();
     for (l, r, energy) in &results {
         let file_machine = machine_of(&r.machine);
         let source = l
@@ -443,6 +471,23 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 .machine
                 .as_ref()
                 .map_or_else(|| file_machine.clone(), machine_of);
+            match seen.entry(measurement_digest(&m.id, run)) {
+                std::collections::btree_map::Entry::Occupied(first) => {
+                    if duplicates.len() < MAX_DUPLICATES_LISTED {
+                        duplicates.push(format!(
+                            "{} at {} threads in {} is the same measurement as in {}; counted once",
+                            clip(&run.model.id, MAX_CELL_CHARS),
+                            run.threads,
+                            clip(&source, MAX_CELL_CHARS),
+                            first.get()
+                        ));
+                    }
+                    continue;
+                }
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(clip(&source, MAX_CELL_CHARS));
+                }
+            }
             let e = energy.get(i).cloned().flatten().unwrap_or_default();
             let sp =
                 point.and_then(|(p, g)| run.speed.iter().find(|s| (s.n_prompt, s.n_gen) == (p, g)));
@@ -617,6 +662,7 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
         entries,
         files: results.len(),
         skipped,
+        duplicates,
     }
 }
 
@@ -719,6 +765,12 @@ pub fn markdown(b: &Board) -> String {
     }
     if !energy {
         s.push_str("\nNo result file here carries energy figures, so there are no joule or dollar columns.\n");
+    }
+    if !b.duplicates.is_empty() {
+        let _ = writeln!(s, "\nFound twice:\n");
+        for d in &b.duplicates {
+            let _ = writeln!(s, "- {}", md(d));
+        }
     }
     if !b.skipped.is_empty() {
         let _ = writeln!(s, "\nSkipped {} file(s):\n", b.skipped.len());

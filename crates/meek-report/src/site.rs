@@ -395,6 +395,18 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
         );
     }
     s.push_str("</tbody></table></div></section>\n");
+    // Runs found twice, counted once.
+    if !b.duplicates.is_empty() {
+        let _ = write!(
+            s,
+            r#"<section id="duplicates"><h2>Found twice ({})</h2><ul class="skipped">"#,
+            b.duplicates.len()
+        );
+        for d in &b.duplicates {
+            let _ = write!(s, "<li>{}</li>", esc(d));
+        }
+        s.push_str("</ul></section>\n");
+    }
     // Skipped files.
     if !b.skipped.is_empty() {
         let _ = write!(
@@ -456,6 +468,7 @@ mod tests {
             entries: vec![],
             files: 0,
             skipped: vec![],
+            duplicates: vec![],
         };
         let page = html(&b, &svg::charts(&b));
         assert!(page.contains(&format!("script-src '{}'", script_hash())));

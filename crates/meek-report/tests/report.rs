@@ -1090,4 +1090,17 @@ fn repeated_measurements_of_one_entry_show_their_median_and_spread() {
     );
     let html = site::html(&b, &[]);
     assert!(html.contains("median of 3 files"));
+
+    // The same file twice (a copy, or a shard beside the merge it went into) is one measurement, not a repeat.
+    let copy = dir.path().join("copy-of-repeat-0.json");
+    fs::copy(dir.path().join("repeat-0.json"), &copy).unwrap();
+    loaded.push(input::load(&copy, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason)));
+    let again = board::build(&loaded, Vec::new(), &board::Options::default());
+    assert_eq!(again.entries, b.entries);
+    assert_eq!(again.duplicates.len(), b.entries.len());
+    assert!(
+        again.duplicates[0]
+            .contains("copy-of-repeat-0.json is the same measurement as in repeat-0.json")
+    );
+    assert!(board::markdown(&again).contains("Found twice"));
 }
