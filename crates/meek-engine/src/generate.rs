@@ -383,6 +383,37 @@ impl Engine {
         }
     }
 
+    /// The negative log-likelihood (nats) of each `tokens[i + 1]` given `tokens[..=i]`, for every `i` in
+    /// `first..tokens.len() - 1`, from one sequence run from position 0: a text's teacher-forced loss, as
+    /// llama.cpp's perplexity tool scores a chunk. meekbench's CPU path computes all the positions in one pass;
+    /// candle-transformers' models give the last position's logits only, so there the positions after `first` are
+    /// run one at a time (slower, the same numbers).
+    pub fn token_nll(&mut self, tokens: &[u32], first: usize) -> Result<Vec<f64>, EngineError> {
+        let n = tokens.len();
+        if first + 1 >= n {
+            return Ok(Vec::new());
+        }
+        let mut nll = Vec::with_capacity(n - 1 - first);
+        match &mut self.weights {
+            Weights::Cpu(m) => {
+                m.reserve(n);
+                m.forward_rows(tokens, 0, first..n - 1, &mut |i, logits| {
+                    nll.push(nll_of(logits, tokens[i + 1]));
+                });
+            }
+            _ => {
+                let mut logits = self.logits(&tokens[..=first], 0)?;
+                for i in first..n - 1 {
+                    if i > first {
+                        logits = self.logits(&tokens[i..=i], i)?;
+                    }
+                    nll.push(nll_of(&logits, tokens[i + 1]));
+                }
+            }
+        }
+        Ok(nll)
+    }
+
     /// The bare engine loop's unit: runs `tokens` at positions `pos..` (0 starts a new sequence with an empty cache)
     /// and returns the greedy next id, with no clock reads or bookkeeping (benchmarks compare [`generate`] with
     /// it to show what measuring costs).
@@ -418,6 +449,17 @@ impl Engine {
                 .ctx(what),
         }
     }
+}
+
+/// `-log softmax(logits)[target]`, in double precision over the exponentials as llama.cpp's perplexity tool
+/// computes it (a target outside the vocabulary scores infinity: it is impossible).
+pub fn nll_of(logits: &[f32], target: u32) -> f64 {
+    let Some(&x) = logits.get(target as usize) else {
+        return f64::INFINITY;
+    };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from((l - max).exp())).sum();
+    -(f64::from(x - max) - sum.ln())
 }
 
 /// Index of the largest value (the first one on ties, like `argmax` in Candle and llama.cpp's greedy sampler): the

@@ -38,7 +38,7 @@ pub use device::{check_compiled, compiled_features, configure_threads, open_devi
 pub use error::EngineError;
 pub(crate) use error::{Ctx, first_line, open_model_file};
 pub use generate::{
-    GenOptions, Generation, StopReason, Thinking, ThinkingTrace, TokenObserver, argmax,
+    GenOptions, Generation, StopReason, Thinking, ThinkingTrace, TokenObserver, argmax, nll_of,
 };
 pub use gguf::{GgufInfo, SUPPORTED_ARCHITECTURES};
 use load::CandleModel;

@@ -516,3 +516,46 @@ fn gemma3_agrees_with_a_float64_reference() {
         );
     }
 }
+
+/// A text's per-token losses from one pass over all positions (the CPU path's `forward_rows`) equal those from
+/// decoding the positions one at a time with the cache (the path of candle-transformers' models, and of
+/// generation), for every family the own path runs, with the 16-row blocks of the output matrix crossed.
+#[test]
+fn token_losses_from_one_pass_equal_those_of_one_position_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    for arch in ["llama", "qwen3", "gemma3"] {
+        let spec = TinySpec {
+            arch,
+            seed: 11,
+            ..TinySpec::default()
+        };
+        let mut e = Engine::load(&tiny(dir.path(), spec), DeviceRequest::Cpu).unwrap();
+        let tokens = e
+            .tokenizer()
+            .encode(
+                "Natalia sold clips to 48 of her friends in April, and then half as many in May.",
+            )
+            .unwrap();
+        let first = 5;
+        let all = e.token_nll(&tokens, first).unwrap();
+        assert_eq!(all.len(), tokens.len() - 1 - first, "{arch}");
+        assert!(all.len() > 16, "crosses a block of rows");
+        let mut one = Vec::new();
+        let mut logits = e.logits(&tokens[..=first], 0).unwrap();
+        for i in first..tokens.len() - 1 {
+            if i > first {
+                logits = e.logits(&tokens[i..=i], i).unwrap();
+            }
+            one.push(meek_engine::nll_of(&logits, tokens[i + 1]));
+        }
+        for (i, (a, b)) in all.iter().zip(&one).enumerate() {
+            assert!(a.is_finite() && *a > 0.0, "{arch} position {i}: {a}");
+            assert!((a - b).abs() < 1e-4, "{arch} position {i}: {a} vs {b}");
+        }
+        assert!(e.token_nll(&tokens[..3], 2).unwrap().is_empty());
+    }
+    // Certain and impossible targets.
+    assert_eq!(meek_engine::nll_of(&[0.0, 100.0], 1), 0.0);
+    assert_eq!(meek_engine::nll_of(&[0.0, 1.0], 7), f64::INFINITY);
+    assert!((meek_engine::nll_of(&[1.0, 1.0], 0) - std::f64::consts::LN_2).abs() < 1e-12);
+}

@@ -13,7 +13,8 @@
 //! embedding when absent (tied weights); gemma3's local layers use rotary base 10000 and see the last
 //! `sliding_window` positions (a key at distance `>= window` is masked, as in llama.cpp and Hugging Face), its
 //! global layers (every sixth) see everything with the file's rotary base. Norm weights are used as stored (the GGUF
-//! converter already folded Gemma's `1 + w`). Only the last position's logits are computed.
+//! converter already folded Gemma's `1 + w`). Generation computes the last position's logits only; a text's perplexity
+//! those of a range of positions ([`Decoder::forward_rows`]).
 //!
 //! Rotary variants, as llama.cpp applies them: llama3 frequency factors (`rope_freqs.weight`, Llama 3.1 and 3.2)
 //! divide each pair's frequency; linear scaling (`rope.scaling.type = linear`, factor `f`: Gemma 3 4B and up)
@@ -382,6 +383,58 @@ impl Decoder {
     /// Runs `tokens` at positions `pos..pos + tokens.len()` (earlier positions must be in the cache) and returns
     /// the logits of the last one.
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> &[f32] {
+        let x = self.hidden(tokens, pos);
+        let h = self.cfg.hidden;
+        let last = &x[(tokens.len() - 1) * h..];
+        let mut normed = vec![0f32; h];
+        rms_norm(last, &self.norm, self.cfg.eps, &mut normed);
+        let out = self.output.as_ref().unwrap_or(&self.embed);
+        let mut lq = QActs::default();
+        lq.quantize(&normed, h, &[out.fmt]);
+        matmul(&CandlePool, self.path, out, &lq, &mut self.logits);
+        &self.logits
+    }
+
+    /// Runs `tokens` at positions `pos..` as [`forward`](Self::forward) does and hands `each` the logits of every
+    /// token in `rows` (indices into `tokens`), in order: the teacher-forced predictions of a text, for its
+    /// perplexity. The output matrix runs a block of rows at a time, so a 262k-entry vocabulary never needs
+    /// rows x vocabulary floats at once.
+    pub fn forward_rows(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        rows: std::ops::Range<usize>,
+        each: &mut dyn FnMut(usize, &[f32]),
+    ) {
+        const BLOCK: usize = 16;
+        assert!(rows.end <= tokens.len(), "rows within the tokens");
+        let x = self.hidden(tokens, pos);
+        let (h, vocab) = (self.cfg.hidden, self.logits.len());
+        let out = self.output.as_ref().unwrap_or(&self.embed);
+        let mut normed = vec![0f32; BLOCK * h];
+        let mut logits = vec![0f32; BLOCK * vocab];
+        let mut lq = QActs::default();
+        let mut start = rows.start;
+        while start < rows.end {
+            let n = BLOCK.min(rows.end - start);
+            rms_norm(
+                &x[start * h..(start + n) * h],
+                &self.norm,
+                self.cfg.eps,
+                &mut normed[..n * h],
+            );
+            lq.quantize(&normed[..n * h], h, &[out.fmt]);
+            matmul(&CandlePool, self.path, out, &lq, &mut logits[..n * vocab]);
+            for (i, row) in logits[..n * vocab].chunks_exact(vocab).enumerate() {
+                each(start + i, row);
+            }
+            start += n;
+        }
+    }
+
+    /// The residual stream after the last layer for `tokens` at positions `pos..`, `tokens.len()` rows of
+    /// `hidden`, with the keys and values entered into the cache.
+    fn hidden(&mut self, tokens: &[u32], pos: usize) -> Vec<f32> {
         let c = self.cfg.clone();
         let n = tokens.len();
         self.reserve(pos + n);
@@ -478,14 +531,7 @@ impl Decoder {
             }
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         }
-        let last = &x[(n - 1) * h..];
-        let mut normed = vec![0f32; h];
-        rms_norm(last, &self.norm, c.eps, &mut normed);
-        let out = self.output.as_ref().unwrap_or(&self.embed);
-        let mut lq = QActs::default();
-        lq.quantize(&normed, h, &[out.fmt]);
-        matmul(&CandlePool, self.path, out, &lq, &mut self.logits);
-        &self.logits
+        x
     }
 }
 
