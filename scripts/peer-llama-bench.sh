@@ -15,6 +15,10 @@
 #                                                           llama-bench and meekbench on the same file and
 #                                                           points (default 128 64 1,2 5), with the ratios, and
 #                                                           the `meekbench compare` line for the two files
+#   scripts/peer-llama-bench.sh perplexity MODEL.gguf TEXT.txt [CONTEXT CHUNKS THREADS]
+#                                                           llama-perplexity on the text (default 512 tokens a
+#                                                           chunk, every chunk, 2 threads); prints its final
+#                                                           estimate as {"perplexity": P, "stderr": S, "chunks": N}
 #   scripts/peer-llama-bench.sh tokenize MODEL.gguf TEXT [ARGS...]
 #                                                           llama-tokenize --ids (special tokens parsed,
 #                                                           TEXT taken verbatim: --no-escape)
@@ -37,7 +41,7 @@ SDIST_DIR="$PEER_DIR/sdist"
 SRC_DIR="$PEER_DIR/src"
 BUILD_DIR="$PEER_DIR/build"
 BIN_DIR="$BUILD_DIR/bin"
-TARGETS=(llama-bench llama-tokenize llama-completion llama-quantize)
+TARGETS=(llama-bench llama-tokenize llama-completion llama-quantize llama-perplexity)
 
 log() { printf 'peer-llama-bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -260,6 +264,38 @@ cmd_tokenize() {
     exec "$BIN_DIR/llama-tokenize" -m "$model" -p "$text" --ids --no-escape --log-disable "$@"
 }
 
+cmd_perplexity() {
+    [[ $# -ge 2 ]] || die "usage: $0 perplexity MODEL.gguf TEXT.txt [CONTEXT CHUNKS THREADS]"
+    local model="$1" text="$2" ctx="${3:-512}" chunks="${4:--1}" threads="${5:-2}"
+    [[ -f "$model" ]] || die "model not found: $model"
+    [[ -f "$text" ]] || die "text not found: $text"
+    build
+    local log
+    log="$(mktemp)"
+    # One chunk a batch (-b = -c): the same sums as several, in the order meekbench scores them. Its log is
+    # written by a thread of its own that now and then loses the last lines at exit: then it runs again (3 tries).
+    local try
+    for try in 1 2 3; do
+        if ! "$BIN_DIR/llama-perplexity" -m "$model" -f "$text" -c "$ctx" -b "$ctx" --chunks "$chunks" \
+            -t "$threads" > "$log" 2>&1; then
+            tail -n 20 "$log" >&2
+            die "llama-perplexity failed (log: $log)"
+        fi
+        grep -q "Final estimate: PPL" "$log" && break
+        log "no final estimate in llama-perplexity's log (try $try of 3)"
+    done
+    python3 - "$log" <<'PY'
+import json, re, sys
+text = open(sys.argv[1], errors="replace").read()
+m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", text)
+n = re.search(r"calculating perplexity over (\d+) chunks", text)
+if not m:
+    sys.exit("no final estimate in llama-perplexity's output: " + sys.argv[1])
+print(json.dumps({"perplexity": float(m.group(1)), "stderr": float(m.group(2)), "chunks": int(n.group(1)) if n else None}))
+PY
+    rm -f "$log"
+}
+
 # Side by side on one GGUF file: llama-bench and meekbench at the same prompt/generation lengths and thread counts,
 # one after the other on this machine, and the ratios meekbench / llama-bench.
 cmd_compare() {
@@ -329,6 +365,7 @@ main() {
             ;;
         bench)    cmd_bench "$@" ;;
         tokenize) cmd_tokenize "$@" ;;
+        perplexity) cmd_perplexity "$@" ;;
         compare)  cmd_compare "$@" ;;
         -h|--help|help) usage ;;
         *)
