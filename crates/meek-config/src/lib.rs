@@ -134,6 +134,8 @@ pub struct Config {
     pub speed: SpeedSection,
     /// Accuracy suites, run on every model after its speed points.
     pub suites: Vec<SuiteSpec>,
+    /// Perplexity workloads, run on every model after its suites.
+    pub perplexity: Vec<PerplexitySpec>,
     /// Energy sources, TDP, electricity price, idle baseline.
     pub energy: EnergySection,
 }
@@ -176,6 +178,28 @@ impl Default for EnergySection {
         }
     }
 }
+
+/// A perplexity workload (`[[perplexity]]`): a text's teacher-forced loss, scored as llama.cpp's
+/// `llama-perplexity` does (non-overlapping chunks of `context` tokens, each begun with BOS where the model asks for
+/// it, the second half of each scored), so that the two tools' figures on one file and text compare.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerplexitySpec {
+    /// Name in results.
+    pub name: String,
+    /// The UTF-8 text file (relative to the current directory, `~` expanded).
+    pub text: PathBuf,
+    /// Tokens per chunk (`llama-perplexity -c`); default 512.
+    pub context: usize,
+    /// Score at most this many chunks (`--chunks`); `None`: every whole chunk of the text.
+    pub chunks: Option<usize>,
+}
+
+/// Smallest and largest `[[perplexity]] context`.
+pub const PERPLEXITY_CONTEXT: (usize, usize) = (16, 32_768);
+/// Largest `[[perplexity]] chunks`.
+pub const MAX_PERPLEXITY_CHUNKS: usize = 100_000;
+/// Largest perplexity text read, bytes.
+pub const MAX_PERPLEXITY_TEXT_BYTES: u64 = 64 << 20;
 
 /// An accuracy suite (`[[suites]]`).
 #[derive(Debug, Clone, PartialEq)]

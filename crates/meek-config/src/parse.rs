@@ -21,7 +21,18 @@ struct RawConfig {
     #[serde(default)]
     suites: Vec<RawSuite>,
     #[serde(default)]
+    perplexity: Vec<RawPerplexity>,
+    #[serde(default)]
     energy: RawEnergy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerplexity {
+    name: String,
+    text: PathBuf,
+    context: Option<usize>,
+    chunks: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -482,9 +493,11 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
             thinking,
         });
     }
+    let perplexity = validate_perplexity(raw.perplexity)?;
     let energy = validate_energy(raw.energy)?;
     Ok(Config {
         energy,
+        perplexity,
         run: RunSection {
             device,
             threads,
@@ -828,6 +841,57 @@ fn member_path(member: &str) -> Result<(), String> {
     paths::relative(member)
         .map(drop)
         .map_err(|e| format!("member = {member:?}: {e}"))
+}
+
+/// The `[[perplexity]]` tables: unique names, a context llama.cpp's perplexity tool would take, a bounded chunk
+/// count.
+fn validate_perplexity(raw: Vec<RawPerplexity>) -> Result<Vec<PerplexitySpec>, Invalid> {
+    limits::LIST
+        .check(raw.len(), Origin::Config)
+        .map_err(|m| ("perplexity".to_string(), m))?;
+    let mut out: Vec<PerplexitySpec> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("perplexity[{i}].{k}");
+        if r.name.trim().is_empty() || out.iter().any(|o| o.name == r.name) {
+            return Err((
+                key("name"),
+                format!(
+                    "\"{}\" must be a non-empty name used by one perplexity workload only",
+                    r.name
+                ),
+            ));
+        }
+        if r.text.as_os_str().is_empty() {
+            return Err((key("text"), "must name a UTF-8 text file".into()));
+        }
+        let context = r.context.unwrap_or(512);
+        if !(PERPLEXITY_CONTEXT.0..=PERPLEXITY_CONTEXT.1).contains(&context) {
+            return Err((
+                key("context"),
+                format!(
+                    "{context} tokens: must be {} to {} (a chunk's second half is scored)",
+                    PERPLEXITY_CONTEXT.0, PERPLEXITY_CONTEXT.1
+                ),
+            ));
+        }
+        if let Some(c) = r.chunks
+            && !(1..=MAX_PERPLEXITY_CHUNKS).contains(&c)
+        {
+            return Err((
+                key("chunks"),
+                format!(
+                    "{c}: must be 1 to {MAX_PERPLEXITY_CHUNKS}, or left out for every chunk of the text"
+                ),
+            ));
+        }
+        out.push(PerplexitySpec {
+            name: r.name,
+            text: expand_home(&r.text),
+            context,
+            chunks: r.chunks,
+        });
+    }
+    Ok(out)
 }
 
 fn expand_home(p: &Path) -> PathBuf {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use crate::limits::{self, Origin};
 use crate::{
-    DeviceRequest, EnergySection, LoadedConfig, ModelSpec, SpeedSection, SuiteSpec, Threads,
+    DeviceRequest, EnergySection, LoadedConfig, ModelSpec, PerplexitySpec, SpeedSection, SuiteSpec,
+    Threads,
 };
 
 /// Command-line choices that override the configuration (all optional; `None` keeps the file's value).
@@ -213,6 +214,11 @@ impl Plan {
     /// Accuracy suites, answered in every run (the config's: no flag changes them).
     pub fn suites(&self) -> &[SuiteSpec] {
         &self.config.config.suites
+    }
+
+    /// Perplexity workloads, scored in every run after the suites (the config's).
+    pub fn perplexity(&self) -> &[PerplexitySpec] {
+        &self.config.config.perplexity
     }
 
     /// Energy sources, prices and baseline (the config's).

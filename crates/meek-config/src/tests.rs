@@ -595,3 +595,50 @@ fn a_thread_count_listed_twice_is_refused() {
     assert!(e.contains("at most 2"), "{e}");
     assert!("3/3".parse::<Shard>().is_err() && "a/b".parse::<Shard>().is_err());
 }
+
+#[test]
+fn perplexity_workloads_parse_and_are_checked() {
+    let c = parse(
+        &format!(
+            "{MINIMAL}\n[[perplexity]]\nname = \"prose\"\ntext = \"data/perplexity/gsm8k-train-400.txt\"\n\n\
+             [[perplexity]]\nname = \"short\"\ntext = \"t.txt\"\ncontext = 128\nchunks = 4\n"
+        ),
+        "x",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.perplexity.len(), 2);
+    assert_eq!(c.perplexity[0].context, 512, "llama-perplexity's default");
+    assert_eq!(c.perplexity[0].chunks, None);
+    assert_eq!(
+        (c.perplexity[1].context, c.perplexity[1].chunks),
+        (128, Some(4))
+    );
+    assert!(parse(MINIMAL, "x").unwrap().config.perplexity.is_empty());
+    let table = |body: &str| format!("{MINIMAL}\n[[perplexity]]\n{body}\n");
+    for (body, want) in [
+        (
+            "name = \"a\"\ntext = \"t\"\ncontext = 8",
+            "perplexity[0].context",
+        ),
+        (
+            "name = \"a\"\ntext = \"t\"\ncontext = 100000",
+            "perplexity[0].context",
+        ),
+        (
+            "name = \"a\"\ntext = \"t\"\nchunks = 0",
+            "perplexity[0].chunks",
+        ),
+        ("name = \" \"\ntext = \"t\"", "perplexity[0].name"),
+        ("name = \"a\"\ntext = \"\"", "perplexity[0].text"),
+        ("name = \"a\"\ntext = \"t\"\nstride = 4", "stride"),
+        ("name = \"a\"", "text"),
+    ] {
+        let e = err(&table(body));
+        assert!(e.contains(want), "{body}: {e}");
+    }
+    let twice = format!(
+        "{MINIMAL}\n[[perplexity]]\nname = \"a\"\ntext = \"t\"\n[[perplexity]]\nname = \"a\"\ntext = \"u\"\n"
+    );
+    assert!(err(&twice).contains("perplexity[1].name"));
+}

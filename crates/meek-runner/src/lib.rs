@@ -22,6 +22,7 @@ pub mod eval;
 mod launch;
 pub mod measure;
 mod memory;
+pub mod perplexity;
 mod resume;
 pub mod writer;
 
@@ -211,6 +212,14 @@ pub fn run(
             return Err(e);
         }
     };
+    let texts = match perplexity::prepare(plan.perplexity(), &plan.config.origin) {
+        Ok(t) => t,
+        Err(e) => {
+            file.discard();
+            return Err(e);
+        }
+    };
+    let longest_text = texts.iter().map(|t| t.context).max().unwrap_or(0);
     file.write(&result)?;
     'models: for spec in &plan.models {
         if stopped() {
@@ -248,8 +257,13 @@ pub fn run(
             fetched.source
         ));
         if !opts.ignore_memory_check
-            && let Err(e) =
-                memory::check_memory(&fetched.path, fetched.size_bytes, &plan.speed, &suites)
+            && let Err(e) = memory::check_memory(
+                &fetched.path,
+                fetched.size_bytes,
+                &plan.speed,
+                &suites,
+                longest_text,
+            )
         {
             log(&format!("model {}: {e}", spec.id));
             result.failures.push(Failure {
@@ -279,6 +293,7 @@ pub fn run(
                 suites: suites.clone(),
                 keep_outputs: !opts.no_outputs,
                 energy: energy.clone(),
+                perplexity: texts.clone(),
             };
             match launcher.launch(&req, &stopped) {
                 Ok(run) => {

@@ -52,6 +52,9 @@ pub struct MeasureRequest {
     /// What to measure energy with.
     #[serde(default)]
     pub energy: EnergyRequest,
+    /// Perplexity workloads to score after the suites.
+    #[serde(default)]
+    pub perplexity: Vec<crate::perplexity::PreparedText>,
 }
 
 /// The energy part of a measuring request: the `[energy]` configuration and what the parent knows of the CPU.
@@ -161,6 +164,13 @@ pub fn measure_until(
     let mut engine = Engine::load(&req.path, device)?;
     crate::answer::check(&engine, &req.model_id, &req.suites)?;
     let load_seconds = t0.elapsed().as_secs_f64();
+    // Every text is tokenized and checked against the model before anything is measured.
+    let texts = req
+        .perplexity
+        .iter()
+        .map(|t| crate::perplexity::tokenize(&engine, &req.model_id, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chunks: usize = texts.iter().map(|t| t.chunks).sum();
     let info = engine.info().clone();
     for &(p, g) in &req.points {
         if p + g > engine.max_positions() {
@@ -175,7 +185,9 @@ pub fn measure_until(
     let runs_per_point = (req.warmup + req.repetitions) as u64;
     let answers: usize = req.suites.iter().map(|s| s.items.len()).sum();
     let bar = if req.progress {
-        let b = ProgressBar::new(runs_per_point * req.points.len() as u64 + answers as u64);
+        let b = ProgressBar::new(
+            runs_per_point * req.points.len() as u64 + answers as u64 + chunks as u64,
+        );
         b.set_style(
             ProgressStyle::with_template("  {prefix} [{bar:30}] {pos}/{len} {msg}")
                 .expect("valid template")
@@ -311,6 +323,16 @@ pub fn measure_until(
             accuracy.push(r);
         }
     }
+    let mut perplexity = Vec::with_capacity(texts.len());
+    for t in &texts {
+        if partial {
+            break;
+        }
+        match crate::perplexity::score(&mut engine, t, &bar, stop)? {
+            Some(r) => perplexity.push(r),
+            None => partial = true,
+        }
+    }
     bar.finish_and_clear();
     let mut energy = energy.finish(&shape);
     if req.energy.virtualized == Some(true) && energy.status == meek_schema::EnergyStatus::Estimated
@@ -345,6 +367,7 @@ pub fn measure_until(
         memory_read_bytes_per_second: bandwidth,
         speed,
         accuracy,
+        perplexity,
         energy: Some(energy),
         partial,
     })

@@ -12,6 +12,7 @@ pub(crate) fn check_memory(
     file_bytes: u64,
     speed: &meek_config::SpeedSection,
     suites: &[eval::PreparedSuite],
+    perplexity_context: usize,
 ) -> Result<(), String> {
     let info = meek_engine::inspect(path).map_err(|e| e.to_string())?;
     // A safetensors checkpoint is held in f32 on the CPU, whatever it stores (see `meek_engine::hf`).
@@ -29,6 +30,7 @@ pub(crate) fn check_memory(
                 .unwrap_or(4096)
                 .min(s.max_new_tokens + s.max_thinking_tokens.map_or(0, |t| t + 8) + 4096)
         }))
+        .chain([perplexity_context])
         .max()
         .unwrap_or(0) as u64;
     let kv = info.kv_bytes_per_position.unwrap_or(0) * positions;

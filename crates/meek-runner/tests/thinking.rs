@@ -29,6 +29,7 @@ fn request(path: &Path, suite: PreparedSuite) -> MeasureRequest {
             sources: Some(vec![]),
             ..EnergyRequest::default()
         },
+        perplexity: vec![],
     }
 }
 

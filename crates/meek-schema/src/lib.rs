@@ -221,6 +221,9 @@ pub struct ModelRun {
     /// One entry per accuracy suite, measured on the same loaded model after the speed points.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accuracy: Vec<SuiteResult>,
+    /// One entry per perplexity workload (`[[perplexity]]`), scored on the same loaded model after the suites.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perplexity: Vec<PerplexityResult>,
     /// Energy of the run and how it was obtained (absent in files written before energy was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<RunEnergy>,
@@ -228,6 +231,44 @@ pub struct ModelRun {
     /// in full, the rest of its plan was not (`bench --resume` measures such a run again). Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+}
+
+/// A text's measured loss (`[[perplexity]]`), scored as llama.cpp's `llama-perplexity` scores it: whole chunks
+/// of `context` tokens, each run alone from position 0 with its first token replaced by BOS where the model asks
+/// for it (`bos`), the tokens after its first half scored.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PerplexityResult {
+    /// Workload name from the configuration.
+    pub name: String,
+    /// SHA-256 of the text file as read.
+    pub text_sha256: String,
+    /// Bytes of the text file.
+    pub text_bytes: u64,
+    /// Tokens per chunk (`llama-perplexity -c`).
+    pub context: usize,
+    /// Chunks scored.
+    pub chunks: usize,
+    /// Whether each chunk began with the beginning-of-sequence token.
+    pub bos: bool,
+    /// Tokens scored: `context - context / 2 - 1` per chunk.
+    pub tokens_scored: usize,
+    /// Mean negative log-likelihood per scored token, nats: the measured loss.
+    pub nll_mean: f64,
+    /// Its standard error: the per-token standard deviation over `sqrt(tokens_scored - 1)`, as llama-perplexity
+    /// computes it (tokens of one text are not independent, so it is a lower bound of the true uncertainty).
+    pub nll_stderr: f64,
+    /// `exp(nll_mean)`.
+    pub perplexity: f64,
+    /// `exp(nll_mean -+ 1.96 nll_stderr)`.
+    pub perplexity_ci95: [f64; 2],
+    /// Bits per UTF-8 byte of the scored tokens' text: the total loss over ln 2 and those bytes, comparable across
+    /// tokenizers.
+    pub bits_per_byte: f64,
+    /// Seconds spent scoring.
+    pub seconds: f64,
+    /// Tokens run per second while scoring (chunks x context over seconds).
+    pub tokens_per_second: f64,
 }
 
 /// Accuracy on one suite, with what the answers cost.

@@ -262,6 +262,32 @@ pub fn table(r: &BenchResult) -> String {
         out.push_str("\naccuracy (95% Wilson intervals):\n");
         out.push_str(&acc);
     }
+    let mut ppl = String::new();
+    for run in &r.runs {
+        for p in &run.perplexity {
+            ppl += &format!(
+                "{} t={} {} (context {}, {} chunks, {} tokens scored): {:.4} nats/token +/- {:.4}, perplexity {:.3} \
+                 [{:.3}-{:.3}], {:.4} bits/byte, {:.1} tokens/s\n",
+                run.model.id,
+                run.threads,
+                p.name,
+                p.context,
+                p.chunks,
+                p.tokens_scored,
+                p.nll_mean,
+                p.nll_stderr,
+                p.perplexity,
+                p.perplexity_ci95[0],
+                p.perplexity_ci95[1],
+                p.bits_per_byte,
+                p.tokens_per_second
+            );
+        }
+    }
+    if !ppl.is_empty() {
+        out.push_str("\nperplexity (scored as llama-perplexity does; 95% intervals):\n");
+        out.push_str(&ppl);
+    }
     out.push_str(&crate::sweep::curves(r));
     for f in &r.failures {
         out += &format!(
