@@ -11,10 +11,12 @@
 #   scripts/peer-llama-bench.sh bench MODEL.gguf [ARGS...]  llama-bench -m MODEL -o json, JSON on stdout
 #                                                           defaults: -p 128 -n 64 -t 1,2 -r 5
 #                                                           (each overridden by the same flag in ARGS)
-#   scripts/peer-llama-bench.sh compare MODEL.gguf [PROMPT GEN THREADS REPS]
+#   scripts/peer-llama-bench.sh compare MODEL.gguf [PROMPT GEN THREADS REPS] [--rounds N] [--contention]
 #                                                           llama-bench and meekbench on the same file and
-#                                                           points (default 128 64 1,2 5), with the ratios, and
-#                                                           the `meekbench compare` line for the two files
+#                                                           points (default 128 64 1,2 5) in N alternating
+#                                                           rounds (default 3, or MEEKBENCH_COMPARE_ROUNDS):
+#                                                           median ratio and its range; --contention runs one
+#                                                           busy process beside both the whole time
 #   scripts/peer-llama-bench.sh perplexity MODEL.gguf TEXT.txt [CONTEXT CHUNKS THREADS]
 #                                                           llama-perplexity on the text (default 512 tokens a
 #                                                           chunk, every chunk, 2 threads); prints its final
@@ -297,18 +299,32 @@ PY
 }
 
 # Side by side on one GGUF file: llama-bench and meekbench at the same prompt/generation lengths and thread counts,
-# one after the other on this machine, and the ratios meekbench / llama-bench.
+# in alternating rounds (llama-bench first in odd rounds, meekbench first in even ones) so that a machine drifting
+# over minutes weighs on both alike, and the median ratio meekbench / llama-bench over the rounds with its range.
+# With --contention, one busy process at normal priority (a shell loop on one core) runs beside both tools the
+# whole time, to measure how each tool degrades on a busy machine (compare with a run without it).
 cmd_compare() {
-    [[ $# -ge 1 ]] || die "usage: $0 compare MODEL.gguf [PROMPT GEN THREADS REPS]"
+    local rounds="${MEEKBENCH_COMPARE_ROUNDS:-3}" contention=0 positional=()
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --rounds) rounds="${2:?--rounds needs a number}"; shift 2 ;;
+            --contention) contention=1; shift ;;
+            *) positional+=("$1"); shift ;;
+        esac
+    done
+    set -- "${positional[@]}"
+    [[ $# -ge 1 ]] || die "usage: $0 compare MODEL.gguf [PROMPT GEN THREADS REPS] [--rounds N] [--contention]"
+    [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive number, not '$rounds'"
     local model="$1" p="${2:-128}" n="${3:-64}" threads="${4:-1,2}" reps="${5:-5}"
     [[ -f "$model" ]] || die "model not found: $model"
     build
-    local here out sha
+    local here out sha meek busy=""
     here="$(cd "$(dirname "$0")/.." && pwd)"
     out="$(mktemp -d)"
     sha="$(sha256sum "$model" | cut -d' ' -f1)"
-    log "llama-bench: -p $p -n $n -t $threads -r $reps"
-    "$BIN_DIR/llama-bench" -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" -o json > "$out/llama-bench.json"
+    log "building meekbench (release)"
+    (cd "$here" && cargo build --release -q -p meekbench)
+    meek="$here/target/release/meekbench"
     cat > "$out/bench.toml" <<TOML
 [run]
 device = "cpu"
@@ -325,27 +341,62 @@ gen_tokens = [$n]
 warmup = 1
 repetitions = $reps
 TOML
-    log "meekbench: the same points"
-    (cd "$here" && cargo run --release -q -- bench --quiet --json "$out/bench.toml") > "$out/meekbench.json"
-    python3 - "$out/llama-bench.json" "$out/meekbench.json" <<'PY'
-import json, sys
-peer = json.load(open(sys.argv[1]))
-ours = json.load(open(sys.argv[2]))
-print(f"{'threads':>7}  {'test':<8} {'llama-bench t/s':>16} {'meekbench t/s':>14} {'ratio':>6}  kernel")
-for run in ours["runs"]:
-    t = run["threads"]
-    for pt in run["speed"]:
-        for kind, key, n in (("pp", "prefill_tokens_per_second", pt["n_prompt"]), ("tg", "decode_tokens_per_second", pt["n_gen"])):
-            ref = [r for r in peer if r["n_threads"] == t and (r["n_prompt"] if kind == "pp" else r["n_gen"]) == n
-                   and (r["n_gen"] == 0 if kind == "pp" else r["n_prompt"] == 0)]
-            if not ref:
-                continue
-            a, b = ref[0]["avg_ts"], pt[key]["median"]
-            print(f"{t:>7}  {kind}{n:<6} {a:>10.1f} ± {ref[0]['stddev_ts']:<4.1f} {b:>14.1f} {b / a:>6.2f}  {run['kernel']}")
+    if (( contention )); then
+        # The competitor: an ordinary busy process, as a laptop's browser or build is, at the default priority.
+        bash -c 'while :; do :; done' &
+        busy=$!
+        trap 'kill "$busy" 2>/dev/null || true' EXIT
+        log "contention: busy loop pid $busy at normal priority beside both tools"
+    fi
+    local r
+    for (( r = 1; r <= rounds; r++ )); do
+        local order=(peer meek)
+        (( r % 2 == 0 )) && order=(meek peer)
+        for tool in "${order[@]}"; do
+            if [[ $tool == peer ]]; then
+                log "round $r/$rounds: llama-bench -p $p -n $n -t $threads -r $reps"
+                "$BIN_DIR/llama-bench" -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" -o json \
+                    > "$out/llama-bench-$r.json"
+            else
+                log "round $r/$rounds: meekbench, the same points"
+                "$meek" bench --quiet --json "$out/bench.toml" > "$out/meekbench-$r.json"
+            fi
+        done
+    done
+    if [[ -n $busy ]]; then
+        kill "$busy" 2>/dev/null || true
+        trap - EXIT
+    fi
+    python3 - "$out" "$rounds" "$contention" <<'PY'
+import json, statistics, sys
+out, rounds, contention = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+rows = {}  # (threads, test) -> list of (peer, ours)
+kernel = ""
+for r in range(1, rounds + 1):
+    peer = json.load(open(f"{out}/llama-bench-{r}.json"))
+    ours = json.load(open(f"{out}/meekbench-{r}.json"))
+    for run in ours["runs"]:
+        t = run["threads"]
+        kernel = run["kernel"]
+        for pt in run["speed"]:
+            for kind, key, n in (("pp", "prefill_tokens_per_second", pt["n_prompt"]),
+                                 ("tg", "decode_tokens_per_second", pt["n_gen"])):
+                ref = [x for x in peer if x["n_threads"] == t
+                       and (x["n_prompt"] if kind == "pp" else x["n_gen"]) == n
+                       and (x["n_gen"] == 0 if kind == "pp" else x["n_prompt"] == 0)]
+                if ref:
+                    rows.setdefault((t, f"{kind}{n}"), []).append((ref[0]["avg_ts"], pt[key]["median"]))
+print(f"{rounds} alternating rounds{', one busy process beside both' if contention else ''}; kernel {kernel}")
+print(f"{'threads':>7}  {'test':<8} {'llama-bench t/s':>16} {'meekbench t/s':>14} {'ratio':>6}  ratio range")
+for (t, test), pairs in sorted(rows.items()):
+    ratios = [b / a for a, b in pairs]
+    med = statistics.median
+    print(f"{t:>7}  {test:<8} {med(a for a, _ in pairs):>16.1f} {med(b for _, b in pairs):>14.1f} "
+          f"{med(ratios):>6.2f}  {min(ratios):.2f}-{max(ratios):.2f}")
 PY
-    log "raw files in $out"
+    log "raw files in $out (llama-bench-R.json, meekbench-R.json per round)"
     log "figure by figure, with significance and everything that differs between the two runs:"
-    printf '  cargo run --release -q -- compare %q %q\n' "$out/meekbench.json" "$out/llama-bench.json" >&2
+    printf '  cargo run --release -q -- compare %q %q\n' "$out/meekbench-1.json" "$out/llama-bench-1.json" >&2
 }
 
 main() {
