@@ -81,6 +81,8 @@ pub struct Point {
     pub accuracy_by_steps: Vec<(String, f64)>,
     /// Loss implied by the accuracy through the curve.
     pub implied_loss: Option<f64>,
+    /// The run's own measured loss on a text (its first `[[perplexity]]` workload), when it scored one.
+    pub measured_loss: Option<MeasuredLoss>,
     /// Why no loss is implied (accuracy outside the curve's valid range, no suite).
     pub note: Option<String>,
     /// Effective compute implied by that loss, FLOP.
@@ -91,6 +93,23 @@ pub struct Point {
     pub years_to_target: Vec<(f64, Option<f64>)>,
     /// On the measured Pareto frontier of ($/token, accuracy).
     pub pareto: bool,
+}
+
+/// A loss measured by the run itself: the mean negative log-likelihood of a text (`[[perplexity]]`). It is the
+/// loss of that text, not the pretraining loss the study's law predicts, so it ranks models on one text and is not
+/// placed on the study's curves.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MeasuredLoss {
+    /// Workload name.
+    pub text: String,
+    /// Nats per token.
+    pub nats_per_token: f64,
+    /// Its standard error.
+    pub stderr: f64,
+    /// Bits per byte of the text (comparable across tokenizers).
+    pub bits_per_byte: f64,
+    /// Tokens scored.
+    pub tokens: usize,
 }
 
 /// Every curve and point.
@@ -421,6 +440,13 @@ pub fn project(
                     })
                     .unwrap_or_default(),
                 implied_loss,
+                measured_loss: run.perplexity.first().map(|p| MeasuredLoss {
+                    text: p.name.clone(),
+                    nats_per_token: p.nll_mean,
+                    stderr: p.nll_stderr,
+                    bits_per_byte: p.bits_per_byte,
+                    tokens: p.tokens_scored,
+                }),
                 note,
                 implied_compute,
                 implied_year,

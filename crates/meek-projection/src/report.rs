@@ -9,7 +9,7 @@ use fs_err as fs;
 use meek_render::escape;
 use meek_render::svg;
 
-use crate::{Curve, Projection};
+use crate::{Curve, Point, Projection};
 
 /// A line chart of `curves` over `t` (years), bands drawn as shaded areas; `log_y` plots log10 of positive values.
 pub fn chart(title: &str, y_label: &str, t: &[f64], curves: &[Curve], log_y: bool) -> String {
@@ -146,6 +146,32 @@ pub fn markdown(p: &Projection) -> String {
                 yt.join("; "),
                 if q.pareto { "yes" } else { "" }
             );
+        }
+        let measured: Vec<&Point> = p
+            .points
+            .iter()
+            .filter(|q| q.measured_loss.is_some())
+            .collect();
+        if !measured.is_empty() {
+            s.push_str(
+                "\nLoss measured by the runs themselves (*measured*: the loss of a text, `[[perplexity]]`, not the \
+                 pretraining loss the study's law predicts, so it ranks the models on that text and is not placed on \
+                 the curves):\n\n",
+            );
+            for q in measured {
+                let Some(m) = &q.measured_loss else { continue };
+                let _ = writeln!(
+                    s,
+                    "- {} ({}): {:.4} ± {:.4} nats/token, {:.4} bits/byte on {} ({} tokens)",
+                    escape::markdown(&q.model),
+                    escape::markdown(&q.setup),
+                    m.nats_per_token,
+                    m.stderr,
+                    m.bits_per_byte,
+                    escape::markdown(&m.text),
+                    m.tokens
+                );
+            }
         }
         for q in &p.points {
             if !q.accuracy_by_steps.is_empty() {

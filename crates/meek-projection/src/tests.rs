@@ -488,3 +488,44 @@ fn runs_of_one_model_file_calibrate_nothing() {
         p.calibration_note
     );
 }
+
+#[test]
+fn a_runs_measured_loss_is_reported_as_measured_and_kept_off_the_curves() {
+    let cfg = Config::default_config();
+    let mut r = result("m", 100_000_000, 100.0, 0.5);
+    r.runs[0].perplexity = vec![meek_schema::PerplexityResult {
+        name: "prose <b>|x".into(),
+        text_sha256: "0".repeat(64),
+        text_bytes: 1000,
+        context: 512,
+        chunks: 8,
+        bos: true,
+        tokens_scored: 2040,
+        nll_mean: 1.7328,
+        nll_stderr: 0.0475,
+        perplexity: 1.7328f64.exp(),
+        perplexity_ci95: [5.1, 6.2],
+        bits_per_byte: 0.81,
+        seconds: 6.0,
+        tokens_per_second: 680.0,
+    }];
+    let p = project(&cfg, &[("m.json".into(), r)], Vec::new());
+    let m = p.points[0].measured_loss.as_ref().unwrap();
+    assert_eq!((m.nats_per_token, m.tokens), (1.7328, 2040));
+    let md = report::markdown(&p);
+    assert!(
+        md.contains(
+            "1.7328 ± 0.0475 nats/token, 0.8100 bits/byte on prose &lt;b&gt;\\|x (2040 tokens)"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("not placed on the curves"));
+    // The implied loss still comes from the accuracy alone.
+    let plain = project(
+        &cfg,
+        &[("m.json".into(), result("m", 100_000_000, 100.0, 0.5))],
+        Vec::new(),
+    );
+    assert_eq!(p.points[0].implied_loss, plain.points[0].implied_loss);
+    assert!(plain.points[0].measured_loss.is_none());
+}
