@@ -41,8 +41,10 @@ previous=("$out"/*.json)
 if (( ${#previous[@]} > 1 )); then
   die "$out holds ${#previous[@]} result files; keep the one to resume and move the others away"
 elif (( ${#previous[@]} == 1 )); then
-  # The top-level status is the second key of every result file meekbench writes.
-  if head -n 4 "${previous[0]}" | grep -q '^  "status": "complete"'; then
+  # The top-level status is the second key of every result file meekbench writes; a complete file that lists
+  # failures (a model that could not be fetched or measured) is resumed, which measures those again.
+  if head -n 4 "${previous[0]}" | grep -q '^  "status": "complete"' \
+    && ! grep -q '^  "failures": \[' "${previous[0]}"; then
     echo "meekbench shard $index/$count: ${previous[0]} is already complete"
     exit 0
   fi
@@ -51,8 +53,8 @@ elif (( ${#previous[@]} == 1 )); then
 else
   args+=(-o "$out")
 fi
-# shellcheck disable=SC2206 # the extra options are split on spaces on purpose
-[[ -n ${MEEKBENCH_BENCH_ARGS:-} ]] && args+=($MEEKBENCH_BENCH_ARGS)
+# shellcheck disable=SC2206 # the extra options are split on spaces on purpose (and not glob-expanded)
+if [[ -n ${MEEKBENCH_BENCH_ARGS:-} ]]; then set -f; args+=($MEEKBENCH_BENCH_ARGS); set +f; fi
 
 echo "meekbench shard $index/$count on $(hostname): $bin ${args[*]}"
 exec "$bin" "${args[@]}"

@@ -369,8 +369,11 @@ fn the_kubernetes_manifests_are_valid_and_render_the_plan() {
         "            - name: MEEKBENCH_DEVICE\n",
         "              nvidia.com/gpu: 1\n",
         "        meekbench/class: gpu-h100\n",
-        "  bench.toml: |2\n    [run]\n    threads = \"auto\"\n\n    [[models]]\n    id = \"m\"\n      # indented",
-        "  bench.lock: |2\n    version = 1\n",
+        "  name: meekbench-config-mid-plan\n",
+        "immutable: true\n",
+        "            name: meekbench-config-mid-plan\n",
+        "  bench.toml: |2+\n    [run]\n    threads = \"auto\"\n\n    [[models]]\n    id = \"m\"\n      # indented",
+        "  bench.lock: |2+\n    version = 1\n",
     ] {
         assert!(
             rendered.contains(want),
@@ -389,8 +392,27 @@ fn the_kubernetes_manifests_are_valid_and_render_the_plan() {
     validate(&tool, &file);
     assert!(merge.contains("image: registry.example/meekbench:1\n"));
 
-    // A name Kubernetes would refuse, or one that would break the manifests, is refused before anything.
-    for bad in ["Mid", "a;b", "x/../y", "-a"] {
+    // A file without a final newline keeps it so ("strip" chomping); one with carriage returns is refused.
+    fs_err::write(&config, "[run]\nthreads = 1").unwrap();
+    assert!(
+        render(&["render", "Mid_Plan.toml", "2"])
+            .contains("  bench.toml: |2-\n    [run]\n    threads = 1\n  bench.lock: |2+\n")
+    );
+    fs_err::write(&config, "[run]\r\nthreads = 1\r\n").unwrap();
+    let crlf = Command::new("bash")
+        .arg(fleet("k8s/run.sh"))
+        .args(["render", "Mid_Plan.toml", "2"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(crlf.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&crlf.stderr).contains("carriage returns"));
+    fs_err::write(&config, text).unwrap();
+
+    // A name Kubernetes would refuse (a pod's host name is the Job's name and index, 63 characters at most), or
+    // one that would break the manifests, is refused before anything.
+    let long = "a".repeat(41);
+    for bad in ["Mid", "a;b", "x/../y", "-a", long.as_str()] {
         let out = Command::new("bash")
             .arg(fleet("k8s/run.sh"))
             .args(["render", "Mid_Plan.toml", "2", "--run", bad])

@@ -40,15 +40,25 @@ while (( $# > 0 )); do
   esac
 done
 [[ -n $run ]] || die "--run NAME is needed"
-# A Job's name is at most 63 characters of lower-case letters, digits and '-'.
-[[ $run =~ ^[a-z0-9]([a-z0-9-]{0,44}[a-z0-9])?$ ]] \
-  || die "the run's name '$run' must be lower-case letters, digits and '-' (at most 46), as Kubernetes names are"
+# The pods' host names are the Job's name with "-INDEX": one DNS label, at most 63 characters in all.
+[[ $run =~ ^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$ ]] \
+  || die "the run's name '$run' must be lower-case letters, digits and '-' (at most 40), as Kubernetes names are"
 [[ $image =~ ^[A-Za-z0-9./:@_-]+$ ]] || die "not an image name: $image"
 [[ $class =~ ^[A-Za-z0-9._-]{1,63}$ ]] || die "not a label value: $class"
+[[ $timeout =~ ^[1-9][0-9]*[smh]$ ]] || die "--timeout takes a number with s, m or h (e.g. 24h), not '$timeout'"
 
-# A file as a YAML literal block under a key at indentation 2 (content at 4, whatever its own leading spaces).
+# A file as a YAML literal block under a key at indentation 2 (content at 4, whatever its own leading spaces),
+# kept byte for byte: "keep" chomping holds every final newline, "strip" a file without one. YAML reads a carriage
+# return as a line break, so a file with one is refused.
 block() {
-  printf '  %s: |2\n' "$1"
+  if grep -q $'\r' "$2"; then
+    die "$2 has carriage returns (CRLF line ends): convert it (dos2unix) so that the pods see the same bytes"
+  fi
+  if [[ -s $2 && $(tail -c 1 "$2" | od -An -c | tr -d ' ') != '\n' ]]; then
+    printf '  %s: |2-\n' "$1"
+  else
+    printf '  %s: |2+\n' "$1"
+  fi
   while IFS= read -r line || [[ -n $line ]]; do
     if [[ -n $line ]]; then printf '    %s\n' "$line"; else echo; fi
   done < "$2"
@@ -59,24 +69,45 @@ fill() {
 }
 
 render() {
-  local lock="${config%.toml}.lock"
+  local lock="${config%.*}.lock"   # meekbench's lock: the config's name with .lock for its extension
   echo "apiVersion: v1"
   echo "kind: ConfigMap"
   echo "metadata:"
-  echo "  name: meekbench-config"
+  echo "  name: meekbench-config-$run"
   echo "  labels:"
   echo "    app.kubernetes.io/name: meekbench"
+  echo "    meekbench/run: $run"
+  echo "# Immutable: a pod of this run started late (or retried) sees the config the run began with."
+  echo "immutable: true"
   echo "data:"
   block bench.toml "$config"
   [[ -f $lock ]] && block bench.lock "$lock"
   echo "---"
-  local gpu_sed=()
-  (( gpu )) && gpu_sed=(-e 's/^#gpu //')
-  fill "$here/bench-job.yaml" | sed "${gpu_sed[@]}" \
+  local gpu_sed='s/^#gpu-off//'
+  (( gpu )) && gpu_sed='s/^#gpu //'
+  fill "$here/bench-job.yaml" | sed -e "$gpu_sed" \
     -e "s/^  completions: 2 /  completions: $shards /" \
     -e "s/^  parallelism: 2 /  parallelism: $shards /" \
-    -e "/name: MEEKBENCH_SHARDS/{n;s/value: \"2\"/value: \"$shards\"/}" \
+    -e "/name: MEEKBENCH_SHARDS/{n;s/value: \"2\"/value: \"$shards\"/;}" \
     -e "s|meekbench/class: cpu|meekbench/class: $class|"
+}
+
+# Waits until a Job is Complete (returns) or Failed (exits 1, naming it); `kubectl wait` for one condition
+# would wait out its whole timeout on the other.
+wait_job() {
+  local job=$1 limit=$2 start now seconds state
+  seconds=$(( $(sed -e 's/h$/*3600/' -e 's/m$/*60/' -e 's/s$//' <<< "$limit") ))
+  start=$(date +%s)
+  while :; do
+    state=$(kubectl get job "$job" -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type} {end}')
+    case " $state " in
+      *" Complete "*) return 0 ;;
+      *" Failed "*) die "job/$job failed: kubectl describe job/$job; its pods' logs say why (a failed shard keeps its file for a rerun)" ;;
+    esac
+    now=$(date +%s)
+    (( now - start < seconds )) || die "job/$job not done after $limit"
+    sleep 10
+  done
 }
 
 case $mode in
@@ -87,12 +118,11 @@ case $mode in
     if command -v meekbench >/dev/null && ! meekbench lock "$config" --check >/dev/null 2>&1; then
       die "$config has hub models that are not locked: run meekbench lock $config first"
     fi
-    # A ConfigMap of this name from an earlier run is replaced; its Job keeps the config it started with.
     render | kubectl apply -f -
     echo "waiting for job/meekbench-bench-$run ($shards shards, at most $timeout)"
-    kubectl wait --for=condition=complete "job/meekbench-bench-$run" --timeout="$timeout"
+    wait_job "meekbench-bench-$run" "$timeout"
     fill "$here/merge-job.yaml" | kubectl apply -f -
-    kubectl wait --for=condition=complete "job/meekbench-merge-$run" --timeout=1h
+    wait_job "meekbench-merge-$run" 1h
     echo "merged: /data/results/$run/merged.json on the meekbench-data volume"
     ;;
 esac

@@ -25,7 +25,8 @@ done
 config=$1; shards=$2; shift 2
 [[ -f $config ]] || die "no config at $config"
 [[ $shards =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number of shards, not '$shards'"
-[[ -z $run || $run =~ ^[A-Za-z0-9._-]+$ ]] || die "--run takes letters, digits, '.', '_' and '-'"
+[[ -z $run || ( $run =~ ^[A-Za-z0-9._-]+$ && $run != . && $run != .. ) ]] \
+  || die "--run takes letters, digits, '.', '_' and '-'"
 config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
 mkdir -p "$results"
 results=$(cd "$results" && pwd)
@@ -39,7 +40,8 @@ if ! "$bin" lock "$config" --check >/dev/null 2>&1; then
 fi
 
 export MEEKBENCH_CONFIG=$config MEEKBENCH_RESULTS=$results MEEKBENCH_BIN=$bin MEEKBENCH_FLEET=${here%/slurm}
-[[ -n $run ]] && export MEEKBENCH_RUN=$run
+# Without --run the array's job id names the run, for the shards and the merge alike.
+if [[ -n $run ]]; then export MEEKBENCH_RUN=$run; else unset MEEKBENCH_RUN; fi
 array=$(sbatch --parsable --array="0-$((shards - 1))" --export=ALL \
   --output="$results/meekbench-%A_%a.out" "$@" "$here/bench.sbatch")
 array=${array%%;*}
