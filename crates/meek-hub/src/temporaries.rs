@@ -3,8 +3,13 @@
 //!
 //! A second Ctrl-C exits at once and kill -9 runs no destructor, so a half-written download (`.part-*`), a pip
 //! work folder (`.pip-*`) or a measuring child's request folder would stay forever. Each is named
-//! `.{kind}-{pid}-{random}`; [`sweep`] removes those of a kind whose process no longer runs, before new ones are
-//! made in the same folder. Only names of that exact shape are touched, and only inside the folder given.
+//! `.{kind}-{pid}-h{host}-{random}`; [`sweep`] removes those of a kind whose process no longer runs, before new ones
+//! are made in the same folder. Only names of that exact shape are touched, and only inside the folder given.
+//!
+//! A cache shared by several machines (a home directory over NFS on a cluster) holds other hosts' temporaries,
+//! whose pids mean nothing here: `{host}` (8 hex digits of a hash of the host name) keeps a sweep to its own host's,
+//! so one node never deletes another's download in progress. Names without it (written before it was added) are
+//! taken as this host's.
 
 use std::path::Path;
 
@@ -12,7 +17,33 @@ use fs_err as fs;
 
 /// The name prefix for a temporary of `kind` made by this process, for `tempfile::Builder::prefix`.
 pub fn prefix(kind: &str) -> String {
-    format!(".{kind}-{}-", std::process::id())
+    format!(".{kind}-{}-h{}-", std::process::id(), host_tag())
+}
+
+/// 8 hex digits of the SHA-256 of this host's name (empty name where the OS gives none).
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let name = fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::env::var("COMPUTERNAME").ok())
+            .unwrap_or_default();
+        let h = Sha256::digest(name.trim().as_bytes());
+        format!("{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
+    })
+}
+
+/// Whether the rest of a temporary's name after its pid (`h{host}-...`, or an older name without a host) belongs
+/// to this host.
+fn this_host(after_pid: &str) -> bool {
+    match after_pid.strip_prefix('h').and_then(|r| r.split_once('-')) {
+        Some((tag, _)) if tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            tag == host_tag()
+        }
+        _ => true,
+    }
 }
 
 /// Removes the temporaries of `kind` in `dir` left by processes that have ended. Best effort: what cannot be
@@ -27,13 +58,13 @@ pub fn sweep(dir: &Path, kind: &str) {
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&head)) else {
             continue;
         };
-        let Some(pid) = rest
+        let Some((pid, after)) = rest
             .split_once('-')
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .and_then(|(pid, after)| Some((pid.parse::<u32>().ok()?, after)))
         else {
             continue;
         };
-        if pid == std::process::id() || alive(pid) {
+        if !this_host(after) || pid == std::process::id() || alive(pid) {
             continue;
         }
         let path = entry.path();
@@ -85,11 +116,19 @@ mod tests {
         fs::write(d.join(".part-999999999-x"), "half").unwrap();
         let mine = format!("{}zz", prefix("pip"));
         fs::create_dir(d.join(&mine)).unwrap();
+        let other_host = if host_tag() == "00000000" {
+            ".part-999999999-h11111111-x"
+        } else {
+            ".part-999999999-h00000000-x"
+        };
+        let ours_dead = format!(".part-999999999-h{}-y", host_tag());
+        fs::write(d.join(&ours_dead), "half").unwrap();
         for keep in [
             "model.gguf",
             ".pip-notapid-x",
             ".pipe-999999999-x",
             ".pip-1-x",
+            other_host,
         ] {
             fs::write(d.join(keep), "keep").unwrap();
         }
@@ -97,12 +136,17 @@ mod tests {
         sweep(d, "part");
         assert!(!d.join(dead).exists());
         assert!(!d.join(".part-999999999-x").exists());
+        assert!(
+            !d.join(&ours_dead).exists(),
+            "this host's, of an ended process"
+        );
         assert!(d.join(&mine).exists(), "this process's own is kept");
         for keep in [
             "model.gguf",
             ".pip-notapid-x",
             ".pipe-999999999-x",
             ".pip-1-x",
+            other_host,
         ] {
             assert!(d.join(keep).exists(), "{keep} was removed");
         }
