@@ -341,23 +341,14 @@ pub struct Board {
     pub duplicates: Vec<String>,
 }
 
-/// What tells one measurement from another: the model, where it ran, and its measured figures (the load time and
-/// every speed sample), which two benches never repeat to the last bit. A file copied, or a shard and the merged
-/// file it went into, give the same digest.
+/// What tells one measurement from another: where it ran and everything the run recorded (the model, every speed
+/// sample, every answer, the energy), which two benches never repeat to the last bit. A file copied, or a shard and
+/// the merged file it went into, give the same digest; an edited copy does not.
 fn measurement_digest(machine: &str, run: &meek_schema::ModelRun) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in [
-        machine,
-        &run.model.sha256,
-        &run.device,
-        &run.kernel,
-        &run.threads.to_string(),
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.update(run.load_seconds.to_bits().to_le_bytes());
-    h.update(serde_json::to_vec(&run.speed).unwrap_or_default());
+    h.update(machine.as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_vec(run).unwrap_or_default());
     h.finalize().into()
 }
 
@@ -710,9 +701,15 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// A speed figure, with the range and count of the files behind it when several measured the entry:
-/// `31.2 (29.8–33.0, 3 files)`.
-pub fn spread(v: Option<f64>, range: Option<[f64; 2]>, files: usize) -> String {
+/// `31.2 (29.8–33.0, 3 files)`, or `(..., newest 64 of 200 files)` beyond [`MAX_REPEATS`].
+pub fn spread(v: Option<f64>, range: Option<[f64; 2]>, used: usize, files: usize) -> String {
     match (v, range) {
+        (Some(x), Some([lo, hi])) if used < files => format!(
+            "{} ({}–{}, newest {used} of {files} files)",
+            num(x),
+            num(lo),
+            num(hi)
+        ),
         (Some(x), Some([lo, hi])) => format!("{} ({}–{}, {files} files)", num(x), num(lo), num(hi)),
         _ => opt(v),
     }
@@ -746,8 +743,18 @@ pub fn markdown(b: &Board) -> String {
             md(&format!("{} ({})", e.machine_label, e.machine)),
             md(&format!("{} {}", e.device, e.kernel)),
             e.threads,
-            spread(e.decode_tokens_per_second, e.decode_range, e.measurements),
-            spread(e.prefill_tokens_per_second, e.prefill_range, e.measurements),
+            spread(
+                e.decode_tokens_per_second,
+                e.decode_range,
+                e.repeats.len(),
+                e.measurements
+            ),
+            spread(
+                e.prefill_tokens_per_second,
+                e.prefill_range,
+                e.repeats.len(),
+                e.measurements
+            ),
             opt(e.ttft_ms),
             acc
         );

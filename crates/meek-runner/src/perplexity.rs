@@ -41,58 +41,84 @@ pub struct PreparedText {
     pub chunks: Option<usize>,
 }
 
-/// Reads and checks every workload's text: a bounded read, UTF-8, each error naming the workload and the file.
+/// Reads and checks every workload's text: a bounded read, UTF-8, each error naming the workload and the file; all
+/// texts together at most [`MAX_PERPLEXITY_TEXT_BYTES`] (every model's measuring process receives them all).
 pub fn prepare(specs: &[PerplexitySpec], origin: &str) -> Result<Vec<PreparedText>, BenchError> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let bad = |m: String| {
-                BenchError::Config(format!(
-                    "{origin}: perplexity `{}` (perplexity[{i}].text, {}): {m}",
-                    s.name,
-                    meek_schema::shown(&s.text)
-                ))
-            };
-            // Checked before opening: opening a FIFO would wait for a writer.
-            if !fs_err::metadata(&s.text)
-                .map_err(|e| bad(e.to_string()))?
-                .is_file()
-            {
-                return Err(bad("not a regular file".into()));
-            }
-            let file = fs_err::File::open(&s.text).map_err(|e| bad(e.to_string()))?;
-            let mut raw = Vec::new();
-            file.take(MAX_PERPLEXITY_TEXT_BYTES + 1)
-                .read_to_end(&mut raw)
-                .map_err(|e| bad(e.to_string()))?;
-            if raw.len() as u64 > MAX_PERPLEXITY_TEXT_BYTES {
-                return Err(bad(format!(
-                    "larger than {} MiB; use a shorter text or `chunks`",
-                    MAX_PERPLEXITY_TEXT_BYTES >> 20
-                )));
-            }
-            let sha256 = format!("{:x}", Sha256::digest(&raw));
-            let bytes = raw.len() as u64;
-            let mut text = String::from_utf8(raw).map_err(|e| {
-                bad(format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ))
-            })?;
-            if text.ends_with('\n') {
-                text.pop();
-            }
-            Ok(PreparedText {
-                name: s.name.clone(),
-                text,
-                sha256,
-                bytes,
-                context: s.context,
-                chunks: s.chunks,
-            })
-        })
-        .collect()
+    let mut total = 0u64;
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, s) in specs.iter().enumerate() {
+        let bad = |m: String| {
+            BenchError::Config(format!(
+                "{origin}: perplexity `{}` (perplexity[{i}].text, {}): {m}",
+                s.name,
+                meek_schema::shown(&s.text)
+            ))
+        };
+        let raw = read_regular(&s.text, MAX_PERPLEXITY_TEXT_BYTES - total).map_err(|e| match e {
+            ReadError::Io(m) => bad(m),
+            ReadError::TooLarge => bad(format!(
+                "the texts of all [[perplexity]] workloads exceed {} MiB together; use shorter texts or fewer \
+                 workloads",
+                MAX_PERPLEXITY_TEXT_BYTES >> 20
+            )),
+        })?;
+        total += raw.len() as u64;
+        let sha256 = format!("{:x}", Sha256::digest(&raw));
+        let bytes = raw.len() as u64;
+        let mut text = String::from_utf8(raw).map_err(|e| {
+            bad(format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        if text.ends_with('\n') {
+            text.pop();
+        }
+        out.push(PreparedText {
+            name: s.name.clone(),
+            text,
+            sha256,
+            bytes,
+            context: s.context,
+            chunks: s.chunks,
+        });
+    }
+    Ok(out)
+}
+
+enum ReadError {
+    Io(String),
+    TooLarge,
+}
+
+/// A regular file's bytes, at most `limit`. Opened without blocking (a FIFO put in the file's place after any check
+/// would otherwise wait for a writer), then checked through the open handle.
+fn read_regular(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let mut options = fs_err::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use fs_err::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| ReadError::Io(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| ReadError::Io(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(ReadError::Io("not a regular file".into()));
+    }
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge);
+    }
+    let mut raw = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| ReadError::Io(e.to_string()))?;
+    if raw.len() as u64 > limit {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(raw)
 }
 
 /// A workload tokenized for one model, checked to fit it.
@@ -184,6 +210,14 @@ pub fn score(
     let seconds = started.elapsed().as_secs_f64();
     let n = count as f64;
     let mean = sum / n;
+    // A result file holds finite numbers only: a loss whose exponential overflows is refused, not written as null.
+    if !(mean + 1.96 * (sum2 / n).sqrt()).exp().is_finite() {
+        return Err(BenchError::Measurement(format!(
+            "perplexity `{}`: a mean loss of {mean:.1} nats per token has no finite perplexity; the model predicts \
+             the text no better than at random",
+            t.text.name
+        )));
+    }
     let var = (sum2 / n - mean * mean).max(0.0);
     let stderr = if count > 1 {
         (var / (n - 1.0)).sqrt()
