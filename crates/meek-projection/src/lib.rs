@@ -89,10 +89,31 @@ pub struct Point {
     pub implied_compute: Option<f64>,
     /// Meek-equivalent year: `ln(C/C0) / ln(g_alg g_h)`.
     pub implied_year: Option<f64>,
-    /// Years until a model affordable at this machine's $/token reaches the target loss, per `g_inf`.
+    /// Years from the run's date until a model affordable at this machine's $/token reaches the target loss, per
+    /// `g_inf`.
     pub years_to_target: Vec<(f64, Option<f64>)>,
+    /// The compute a dollar buys on this machine, FLOP/$: the model's FLOPs per token (from its shape) over the
+    /// run's $/token; `None` where the run has no FLOP count (the study's kappa is used then, and says so).
+    pub machine_flop_per_usd: Option<f64>,
+    /// The run's date as a fractional calendar year (from `started_at`), the origin of `years_to_target`.
+    pub run_year: Option<f64>,
+    /// How the budget became years, step by step, each figure with its provenance.
+    pub budget_chain: String,
     /// On the measured Pareto frontier of ($/token, accuracy).
     pub pareto: bool,
+}
+
+/// `2026-12-01T04:43:51Z` as a fractional calendar year (2026.92); `None` for anything else.
+pub fn calendar_year(timestamp: &str) -> Option<f64> {
+    let date = timestamp.get(..10)?;
+    let mut parts = date.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    let (y, m, d): (i32, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 || y > 9999 {
+        return None;
+    }
+    const BEFORE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    Some(f64::from(y) + f64::from(BEFORE[m as usize - 1] + d - 1) / 365.25)
 }
 
 /// A loss measured by the run itself: the mean negative log-likelihood of a text (`[[perplexity]]`). It is the
@@ -360,7 +381,9 @@ pub fn project(
         mc.assumed_watts
     ));
     assumptions.push(format!(
-        "Years until a model affordable here reaches loss {}: the fixed-budget inference scenario (g_alg {}) with B = this machine's $/token.",
+        "Years from each run's date until a model affordable here reaches loss {}: the fixed-budget inference scenario \
+         (g_alg {}) with B = this machine's $/token buying compute at this machine's FLOP/$ (measured where the run \
+         counts its FLOPs), growing g_h x g_inf per year.",
         mc.target_loss, cfg.inference.g_alg
     ));
 
@@ -405,6 +428,16 @@ pub fn project(
             let implied_compute = implied_loss.and_then(|l| base.law.compute_for(l));
             let implied_year =
                 implied_compute.map(|c| (c / base.c_meek(0.0)).ln() / (m.g_alg * m.g_h).ln());
+            // The budget's compute at the run's date: this machine's FLOP/$, measured (FLOPs per token from the
+            // model's shape over the measured $/token), else the study's kappa (assumed).
+            let flops_per_token = run
+                .energy
+                .as_ref()
+                .map(|e| e.proxies.flops_per_token)
+                .filter(|f| f.is_finite() && *f > 0.0);
+            let machine_kappa = flops_per_token.map(|f| f / usd).filter(|k| k.is_finite());
+            let kappa = machine_kappa.unwrap_or(base.kappa);
+            let run_year = calendar_year(&r.started_at);
             let years_to_target = cfg
                 .inference
                 .g_inf
@@ -415,11 +448,25 @@ pub fn project(
                         ..cfg.inference(g)
                     };
                     let hit = t.iter().find(|&&x| {
-                        base.law.loss(inf.compute(base.kappa, base.g_h, x)) <= mc.target_loss
+                        base.law.loss(inf.compute(kappa, base.g_h, x)) <= mc.target_loss
                     });
                     (g, hit.copied())
                 })
                 .collect();
+            let budget_chain = match (flops_per_token, machine_kappa) {
+                (Some(f), Some(k)) => format!(
+                    "B = ${usd:.3e}/token ({basis} energy, assumed hardware cost) x {k:.3e} FLOP/$ on this machine \
+                     (measured: {f:.3e} FLOP/token from the model's shape / B) = {:.3e} FLOP/token at {}, growing \
+                     g_h x g_inf per year (assumed)",
+                    usd * k,
+                    run_year.map_or_else(|| "the run's date".into(), |y| format!("{y:.1}"))
+                ),
+                _ => format!(
+                    "B = ${usd:.3e}/token ({basis} energy, assumed hardware cost) x the study's kappa {:.0e} FLOP/$ \
+                     (assumed: the run has no FLOP count)",
+                    base.kappa
+                ),
+            };
             points.push(Point {
                 model: run.model.id.clone(),
                 file: file.clone(),
@@ -451,6 +498,9 @@ pub fn project(
                 implied_compute,
                 implied_year,
                 years_to_target,
+                machine_flop_per_usd: machine_kappa,
+                run_year,
+                budget_chain,
                 pareto: false,
             });
         }

@@ -147,6 +147,26 @@ pub fn markdown(p: &Projection) -> String {
                 if q.pareto { "yes" } else { "" }
             );
         }
+        s.push_str("\nHow each budget became years (provenance in brackets):\n\n");
+        for q in &p.points {
+            let when: Vec<String> = q
+                .years_to_target
+                .iter()
+                .map(|(g, y)| match (y, q.run_year) {
+                    (Some(y), Some(r)) => format!("g_inf {g}: {y:.1} years, {:.1}", r + y),
+                    (Some(y), None) => format!("g_inf {g}: {y:.1} years"),
+                    (None, _) => format!("g_inf {g}: not within the horizon"),
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "- {} ({}): {}; target reached: {}",
+                escape::markdown(&q.model),
+                escape::markdown(&q.setup),
+                escape::markdown(&q.budget_chain),
+                when.join("; ")
+            );
+        }
         let measured: Vec<&Point> = p
             .points
             .iter()

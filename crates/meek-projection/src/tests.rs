@@ -529,3 +529,72 @@ fn a_runs_measured_loss_is_reported_as_measured_and_kept_off_the_curves() {
     assert_eq!(p.points[0].implied_loss, plain.points[0].implied_loss);
     assert!(plain.points[0].measured_loss.is_none());
 }
+
+/// Issue #15: a run's budget buys compute at its machine's own FLOP/$ (measured), from the run's date.
+#[test]
+fn budgets_buy_compute_at_the_machines_measured_price_from_the_runs_date() {
+    let cfg = Config::default_config();
+    let files = [
+        include_str!("../../../results/meekbench-20261201T083240Z-reasoning.json"),
+        include_str!("../../../results/meekbench-20261201T122308Z-reasoning.json"),
+    ];
+    let results: Vec<(String, meek_schema::BenchResult)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                format!("published-{i}.json"),
+                meek_schema::from_json(f).unwrap(),
+            )
+        })
+        .collect();
+    let flops: std::collections::BTreeMap<String, f64> = results
+        .iter()
+        .flat_map(|(_, r)| &r.runs)
+        .map(|run| {
+            (
+                run.model.id.clone(),
+                run.energy.as_ref().unwrap().proxies.flops_per_token,
+            )
+        })
+        .collect();
+    let p = project(&cfg, &results, Vec::new());
+    assert!(p.points.len() >= 3);
+    for q in &p.points {
+        let k = q.machine_flop_per_usd.unwrap();
+        assert!(
+            (k * q.usd_per_token / flops[&q.model] - 1.0).abs() < 1e-9,
+            "FLOP/$ = FLOP/token / $/token"
+        );
+        assert!(
+            k < cfg.model.kappa,
+            "a small CPU buys less than the study's kappa"
+        );
+        assert!((q.run_year.unwrap() - 2026.92).abs() < 0.01);
+        assert!(
+            q.budget_chain.contains("on this machine (measured"),
+            "{}",
+            q.budget_chain
+        );
+    }
+    // The budget is what the run costs, so what it buys at the start is the model's own FLOPs per token, whatever
+    // the machine charges: runs of one model at different prices reach the target in the same years.
+    let smol: Vec<&Point> = p
+        .points
+        .iter()
+        .filter(|q| q.model.starts_with("smollm2"))
+        .collect();
+    assert!(smol.len() >= 2 && smol[0].usd_per_token != smol[1].usd_per_token);
+    assert_eq!(smol[0].years_to_target, smol[1].years_to_target);
+    // A run without a FLOP count falls back to the study's kappa and says so.
+    let plain = project(
+        &cfg,
+        &[("m.json".into(), result("m", 100_000_000, 100.0, 0.5))],
+        Vec::new(),
+    );
+    assert_eq!(plain.points[0].machine_flop_per_usd, None);
+    assert!(plain.points[0].budget_chain.contains("the study's kappa"));
+    assert_eq!(calendar_year("2026-01-01T00:00:00Z"), Some(2026.0));
+    assert_eq!(calendar_year("garbage"), None);
+    assert_eq!(calendar_year("2026-13-01"), None);
+}
