@@ -190,6 +190,12 @@ pub struct Entry {
     pub budget_curve: Vec<BudgetPoint>,
     /// Suite seconds per correct answer.
     pub seconds_per_correct: Option<f64>,
+    /// Mean loss on the run's first perplexity text, nats per token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_nats_per_token: Option<f64>,
+    /// That text's workload name and context, e.g. `gsm8k-train-400 @512`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_text: Option<String>,
     /// Energy status (`measured`, `estimated`, `proxy-only`) when the file has energy figures.
     pub energy_status: Option<String>,
     /// Energy provenance label.
@@ -549,6 +555,11 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 by_steps,
                 budget_curve,
                 seconds_per_correct: acc.and_then(|a| a.seconds_per_correct).and_then(finite),
+                loss_nats_per_token: run.perplexity.first().and_then(|p| finite(p.nll_mean)),
+                loss_text: run
+                    .perplexity
+                    .first()
+                    .map(|p| clip(&format!("{} @{}", p.name, p.context), 60)),
                 energy_status: e.status.clone(),
                 energy_label: e.label.clone(),
                 joules_per_decode_token: e.joules_per_decode_token,
@@ -721,11 +732,18 @@ pub fn markdown(b: &Board) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}\n", md(&b.caption()));
     let energy = b.has_energy();
+    let loss = b.entries.iter().any(|e| e.loss_nats_per_token.is_some());
     s.push_str("| # | model | machine | device | threads | decode tok/s | prefill tok/s | TTFT ms | accuracy |");
+    if loss {
+        s.push_str(" loss nats/token |");
+    }
     if energy {
         s.push_str(" J/token | J/correct | $/correct | energy |");
     }
     s.push_str("\n|---:|---|---|---|---:|---:|---:|---:|---:|");
+    if loss {
+        s.push_str("---:|");
+    }
     if energy {
         s.push_str("---:|---:|---:|---|");
     }
@@ -758,6 +776,16 @@ pub fn markdown(b: &Board) -> String {
             opt(e.ttft_ms),
             acc
         );
+        if loss {
+            let _ = write!(
+                s,
+                " {} |",
+                match (e.loss_nats_per_token, &e.loss_text) {
+                    (Some(l), Some(t)) => format!("{l:.4} ({})", md(t)),
+                    _ => "-".into(),
+                }
+            );
+        }
         if energy {
             let _ = write!(
                 s,
@@ -810,7 +838,7 @@ pub fn csv(b: &Board) -> String {
          n_prompt,n_gen,prefill_tokens_per_second,decode_tokens_per_second,ttft_ms,peak_rss_mib,suite,accuracy,\
          accuracy_ci95_low,accuracy_ci95_high,accuracy_n,seconds_per_correct,energy_status,energy_label,\
          joules_per_decode_token,joules_per_correct,cost_per_million_tokens,cost_per_correct,currency,tool,status,source,\
-         started_at,measurements,decode_min,decode_max,prefill_min,prefill_max\n",
+         started_at,measurements,decode_min,decode_max,prefill_min,prefill_max,loss_nats_per_token,loss_text\n",
     );
     let f = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
     let t = |v: &Option<String>| v.as_deref().map_or_else(String::new, c);
@@ -859,6 +887,8 @@ pub fn csv(b: &Board) -> String {
             f(e.decode_range.map(|r| r[1])),
             f(e.prefill_range.map(|r| r[0])),
             f(e.prefill_range.map(|r| r[1])),
+            f(e.loss_nats_per_token),
+            t(&e.loss_text),
         ];
         s.push_str(&cols.join(","));
         s.push('\n');

@@ -1086,7 +1086,7 @@ fn repeated_measurements_of_one_entry_show_their_median_and_spread() {
         csv.lines()
             .next()
             .unwrap()
-            .ends_with(",decode_min,decode_max,prefill_min,prefill_max")
+            .contains(",decode_min,decode_max,prefill_min,prefill_max,")
     );
     let html = site::html(&b, &[]);
     assert!(html.contains("median of 3 files"));
@@ -1103,4 +1103,45 @@ fn repeated_measurements_of_one_entry_show_their_median_and_spread() {
             .contains("copy-of-repeat-0.json is the same measurement as in repeat-0.json")
     );
     assert!(board::markdown(&again).contains("Found twice"));
+}
+
+/// A perplexity text's loss compares like any figure: one row per text and context, lower is better.
+#[test]
+fn perplexity_losses_are_compared_per_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_loss = |name: &str, nll: f64| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
+        for run in v["runs"].as_array_mut().unwrap() {
+            run["perplexity"] = serde_json::json!([{
+                "name": "prose", "text_sha256": "ab".repeat(32), "text_bytes": 1000, "context": 512, "chunks": 8,
+                "bos": true, "tokens_scored": 2040, "nll_mean": nll, "nll_stderr": 0.05,
+                "perplexity": nll.exp(), "perplexity_ci95": [(nll - 0.1).exp(), (nll + 0.1).exp()],
+                "bits_per_byte": nll / 2.0, "seconds": 6.0, "tokens_per_second": 680.0
+            }]);
+        }
+        let path = dir.path().join(name);
+        fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+        input::load(&path, &SchemaCheck::new()).unwrap_or_else(|s| panic!("{}", s.reason))
+    };
+    let c = compare::compare(
+        &[
+            with_loss("machine-a.json", 2.0),
+            with_loss("machine-b.json", 1.5),
+        ],
+        &compare::Options::default(),
+    )
+    .unwrap();
+    let r = row(&c, 2, Metric::LossNatsPerToken);
+    assert!(!r.higher_is_better);
+    assert!(
+        r.suite
+            .as_deref()
+            .unwrap()
+            .starts_with("perplexity prose, context 512 (abababababab)")
+    );
+    assert_eq!(r.cells[0].as_ref().unwrap().value, 2.0);
+    assert!((r.versus[1].as_ref().unwrap().estimate.unwrap() - 0.75).abs() < 1e-12);
+    assert!(c.rows.iter().any(|r| r.metric == Metric::BitsPerByte));
+    assert!(compare::markdown(&c).contains("loss nats/token"));
 }

@@ -236,6 +236,32 @@ pub(super) fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
                 );
             }
         }
+        // A perplexity text's loss, keyed by the workload's name and its text's hash (another text is another row).
+        for t in &run.perplexity {
+            let key = Some(clip(
+                &format!(
+                    "perplexity {}, context {} ({})",
+                    t.name,
+                    t.context,
+                    t.text_sha256.get(..12).unwrap_or(&t.text_sha256)
+                ),
+                80,
+            ));
+            push(
+                Metric::LossNatsPerToken,
+                t.context,
+                0,
+                key.clone(),
+                single(t.nll_mean),
+            );
+            push(
+                Metric::BitsPerByte,
+                t.context,
+                0,
+                key,
+                single(t.bits_per_byte),
+            );
+        }
         entries.push(Entry {
             model: ModelKey {
                 sha256: Some(clip(&run.model.sha256, 64)),

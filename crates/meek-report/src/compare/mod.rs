@@ -90,6 +90,10 @@ pub enum Metric {
     JoulesPerCorrect,
     /// Electricity cost per correct answer (in the file's currency, flagged when the files differ).
     CostPerCorrect,
+    /// Mean loss on a perplexity text, nats per token (with its standard error as the spread).
+    LossNatsPerToken,
+    /// The same loss in bits per byte of the text.
+    BitsPerByte,
 }
 
 impl Metric {
@@ -111,6 +115,8 @@ impl Metric {
             Self::JoulesPerDecodeToken => "J per decode token",
             Self::JoulesPerCorrect => "J per correct",
             Self::CostPerCorrect => "cost per correct",
+            Self::LossNatsPerToken => "loss nats/token",
+            Self::BitsPerByte => "bits per byte",
         }
     }
 
