@@ -38,6 +38,12 @@ args=(bench "$MEEKBENCH_CONFIG" --shard "$index/$count" --locked --quiet)
 [[ -n ${MEEKBENCH_DEVICE:-} ]] && args+=(--device "$MEEKBENCH_DEVICE")
 shopt -s nullglob
 previous=("$out"/*.json)
+# A file a killed task left empty (reserved, never written) can be neither resumed nor merged: set it aside.
+if (( ${#previous[@]} == 1 )) && [[ ! -s ${previous[0]} ]]; then
+  echo "meekbench shard $index/$count: ${previous[0]} is empty (a task killed before its first write); set aside"
+  mv "${previous[0]}" "${previous[0]}.empty-$(date +%s)"
+  previous=()
+fi
 if (( ${#previous[@]} > 1 )); then
   die "$out holds ${#previous[@]} result files; keep the one to resume and move the others away"
 elif (( ${#previous[@]} == 1 )); then

@@ -255,6 +255,26 @@ fn a_slurm_array_of_two_shards_merges_into_one_bench_of_the_whole_plan() {
         c
     };
     assert!(run_ok(&mut task(0)).contains("already complete"));
+    // A file a killed task left empty is set aside and the shard measured afresh.
+    let shard0: PathBuf = fs_err::read_dir(run_dir.join("shard-0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let kept = fs_err::read(&shard0).unwrap();
+    fs_err::write(&shard0, "").unwrap();
+    assert!(run_ok(&mut task(0)).contains("is empty"));
+    let fresh: Vec<PathBuf> = fs_err::read_dir(run_dir.join("shard-0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json") && fs_err::metadata(p).unwrap().len() > 0
+        })
+        .collect();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(read_json(&fresh[0])["status"], "complete");
+    fs_err::remove_file(&fresh[0]).unwrap();
+    fs_err::write(&shard0, kept).unwrap();
     let shard1: PathBuf = fs_err::read_dir(run_dir.join("shard-1"))
         .unwrap()
         .map(|e| e.unwrap().path())
