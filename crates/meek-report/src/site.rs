@@ -167,7 +167,7 @@ fn td_text(s: &str) -> String {
     format!("<td>{}</td>", esc(s))
 }
 
-fn entry_row(e: &Entry, energy: bool) -> String {
+fn entry_row(e: &Entry, energy: bool, loss: bool) -> String {
     let mut r = String::from("<tr>");
     let _ = write!(
         r,
@@ -214,6 +214,18 @@ fn entry_row(e: &Entry, energy: bool) -> String {
         (a, _, _) => r.push_str(&td_num(a, a.map(|a| format!("{:.1}%", 100.0 * a)))),
     }
     r.push_str(&td_num(e.seconds_per_correct, None));
+    if loss {
+        match (e.loss_nats_per_token, &e.loss_text) {
+            (Some(l), Some(t)) if l.is_finite() => {
+                let _ = write!(
+                    r,
+                    r#"<td class="n" data-v="{l}">{l:.4}<div class="muted">{}</div></td>"#,
+                    esc(t)
+                );
+            }
+            _ => r.push_str(&td_num(None, None)),
+        }
+    }
     if energy {
         let status = e.energy_status.as_deref().unwrap_or("");
         let class = match status {
@@ -282,7 +294,7 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
         esc(&b.caption())
     );
     // Leaderboard.
-    s.push_str(r#"<section id="leaderboard"><h2>Leaderboard</h2><p class="note">Click a column heading to sort. One row per machine, model file, device, thread count and kernel (the newest measurement). Speed figures are medians over the repetitions; accuracy is the flexible extractor's score with its 95% Wilson interval.</p><div class="table-wrap"><table class="sortable" id="board"><thead><tr>"#);
+    s.push_str(r#"<section id="leaderboard"><h2>Leaderboard</h2><p class="note">Click a column heading to sort. One row per machine, model file, device, thread count and kernel. Speed figures are medians over the repetitions (where several files measured a row, the median of theirs, with their range); accuracy is the flexible extractor's score with its 95% Wilson interval.</p><div class="table-wrap"><table class="sortable" id="board"><thead><tr>"#);
     let mut heads: Vec<String> = vec![
         th("#", true, "place by the ranking figure"),
         th("model", false, ""),
@@ -315,6 +327,14 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
             "seconds of answering per correct answer",
         ),
     ];
+    let loss = b.entries.iter().any(|e| e.loss_nats_per_token.is_some());
+    if loss {
+        heads.push(th(
+            "loss nats/token",
+            true,
+            "measured loss on the run's perplexity text (and context), scored as llama-perplexity scores it",
+        ));
+    }
     if energy {
         heads.push(th(
             "J / token",
@@ -328,7 +348,7 @@ pub fn html(b: &Board, charts: &[svg::Chart]) -> String {
     s.push_str(&heads.concat());
     s.push_str("</tr></thead>\n<tbody>\n");
     for e in &b.entries {
-        s.push_str(&entry_row(e, energy));
+        s.push_str(&entry_row(e, energy, loss));
     }
     s.push_str("</tbody></table></div>");
     if !energy {
