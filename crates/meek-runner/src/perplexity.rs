@@ -13,7 +13,6 @@
 //! The text is read and checked in the parent, before anything is measured, and sent to the measuring process
 //! with the request; its token count is checked there right after the model loads, before the speed points.
 
-use std::io::Read;
 use std::time::Instant;
 
 use meek_config::{MAX_PERPLEXITY_TEXT_BYTES, PerplexitySpec};
@@ -54,14 +53,16 @@ pub fn prepare(specs: &[PerplexitySpec], origin: &str) -> Result<Vec<PreparedTex
                 meek_schema::shown(&s.text)
             ))
         };
-        let raw = read_regular(&s.text, MAX_PERPLEXITY_TEXT_BYTES - total).map_err(|e| match e {
-            ReadError::Io(m) => bad(m),
-            ReadError::TooLarge => bad(format!(
-                "the texts of all [[perplexity]] workloads exceed {} MiB together; use shorter texts or fewer \
-                 workloads",
-                MAX_PERPLEXITY_TEXT_BYTES >> 20
-            )),
-        })?;
+        let raw = meek_schema::read_bytes_at_most(&s.text, MAX_PERPLEXITY_TEXT_BYTES - total).map_err(
+            |e| match e {
+                meek_schema::ReadError::TooLarge { .. } => bad(format!(
+                    "the texts of all [[perplexity]] workloads exceed {} MiB together; use shorter texts or fewer \
+                     workloads",
+                    MAX_PERPLEXITY_TEXT_BYTES >> 20
+                )),
+                other => bad(other.to_string()),
+            },
+        )?;
         total += raw.len() as u64;
         let sha256 = format!("{:x}", Sha256::digest(&raw));
         let bytes = raw.len() as u64;
@@ -84,41 +85,6 @@ pub fn prepare(specs: &[PerplexitySpec], origin: &str) -> Result<Vec<PreparedTex
         });
     }
     Ok(out)
-}
-
-enum ReadError {
-    Io(String),
-    TooLarge,
-}
-
-/// A regular file's bytes, at most `limit`. Opened without blocking (a FIFO put in the file's place after any check
-/// would otherwise wait for a writer), then checked through the open handle.
-fn read_regular(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let mut options = fs_err::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use fs_err::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options
-        .open(path)
-        .map_err(|e| ReadError::Io(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| ReadError::Io(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(ReadError::Io("not a regular file".into()));
-    }
-    if meta.len() > limit {
-        return Err(ReadError::TooLarge);
-    }
-    let mut raw = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| ReadError::Io(e.to_string()))?;
-    if raw.len() as u64 > limit {
-        return Err(ReadError::TooLarge);
-    }
-    Ok(raw)
 }
 
 /// A workload tokenized for one model, checked to fit it.

@@ -13,7 +13,7 @@ mod read;
 mod shown;
 mod unique;
 
-pub use read::{MAX_RESULT_BYTES, ReadError, from_json, read_bytes, read_file};
+pub use read::{MAX_RESULT_BYTES, ReadError, from_json, read_bytes, read_bytes_at_most, read_file};
 pub use shown::{is_hidden, shown};
 pub use unique::check_unique_keys;
 

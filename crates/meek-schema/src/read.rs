@@ -107,17 +107,23 @@ pub fn read_file(path: &Path) -> Result<BenchResult, ReadError> {
 /// and a file over [`MAX_RESULT_BYTES`] without reading it (the size is checked on the open file, and at most the
 /// limit plus one byte is ever read, so a file that grows is caught too).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
+    read_bytes_at_most(path, MAX_RESULT_BYTES)
+}
+
+/// [`read_bytes`] with another limit, for other files strangers hand over (perplexity texts): the same refusals,
+/// [`ReadError::TooLarge`] past `limit`.
+pub fn read_bytes_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     regular(&fs_err::metadata(path).map_err(ReadError::Io)?)?;
     let file = open_checked(path)?;
     let len = file.metadata().map_err(ReadError::Io)?.len();
-    if len > MAX_RESULT_BYTES {
+    if len > limit {
         return Err(ReadError::TooLarge { bytes: len });
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    file.take(MAX_RESULT_BYTES + 1)
+    file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(ReadError::Io)?;
-    if bytes.len() as u64 > MAX_RESULT_BYTES {
+    if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge {
             bytes: bytes.len() as u64,
         });
