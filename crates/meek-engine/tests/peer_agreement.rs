@@ -27,29 +27,7 @@ const PROMPT: &str = "hello the world, hello the tests of every family";
 
 /// llama.cpp's binaries, or `None` (with a message) when they are not built.
 fn peer() -> Option<PathBuf> {
-    let dir = std::env::var_os("MEEKBENCH_PEER_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("MEEKBENCH_CACHE")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/meekbench"))
-                })?;
-            Some(cache.join("peer/llama.cpp-0.3.36/build/bin"))
-        })?;
-    if dir.join("llama-completion").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("MEEKBENCH_REQUIRE_PEER").as_deref() != Ok("1"),
-        "MEEKBENCH_REQUIRE_PEER=1 but llama-completion is not in {}",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: llama.cpp's llama-completion is not built (run scripts/peer-llama-bench.sh build, or set \
-         MEEKBENCH_PEER_BIN)"
-    );
-    None
+    meek_testkit::peer_bin("llama-completion")
 }
 
 /// Token id of a byte in the tiny vocabulary (after its three special tokens).

@@ -15,6 +15,7 @@
 mod checkpoint;
 mod gguf;
 pub mod hub;
+mod peer;
 mod reference;
 
 pub use candle_core::DType;
@@ -26,6 +27,7 @@ pub use gguf::{
     CHAT_TEMPLATE, MERGES, SPECIALS, THINK_TOKENS, THINKING_TEMPLATE, TinySpec, rewrite_gguf,
     vocabulary, vocabulary_of, write_gguf, write_tiny_llama,
 };
+pub use peer::peer_bin;
 pub use reference::gemma3_reference;
 
 /// `n` values in `[-1, 1)` from a fixed linear congruential stream (Knuth's MMIX constants, the top 31 bits of

@@ -143,30 +143,9 @@ fn a_text_too_short_for_its_context_is_refused_before_anything_is_measured() {
     assert_eq!(files(), before);
 }
 
-/// llama.cpp's binaries, or `None` with a message.
+/// llama.cpp's binaries, or `None` (with a message) when they are not built.
 fn peer() -> Option<PathBuf> {
-    let dir = std::env::var_os("MEEKBENCH_PEER_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("MEEKBENCH_CACHE")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/meekbench"))
-                })?;
-            Some(cache.join("peer/llama.cpp-0.3.36/build/bin"))
-        })?;
-    if dir.join("llama-perplexity").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("MEEKBENCH_REQUIRE_PEER").as_deref() != Ok("1"),
-        "MEEKBENCH_REQUIRE_PEER=1 but llama-perplexity is not in {}",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: llama-perplexity is not built (scripts/peer-llama-bench.sh build, or MEEKBENCH_PEER_BIN)"
-    );
-    None
+    meek_testkit::peer_bin("llama-perplexity")
 }
 
 /// `llama-perplexity`'s final estimate on `model` and the text. Its log is written by a thread of its own, which
