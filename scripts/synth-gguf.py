@@ -11,9 +11,12 @@ with unused tokens to the shape's vocabulary size, since the output matrix is a 
 Weights are written in F16 (or F32), drawn from a normal distribution scaled by 1/sqrt(fan-in) (the output matrix by
 `--logit-gain`, so that logits are peaked and greedy choices stable), and then, with `--quant`, quantised by
 llama.cpp's `llama-quantize` (built by `scripts/peer-llama-bench.sh build`) into the types users run: Q4_K_M, Q4_0,
-Q5_K_M, Q6_K, Q8_0.
+Q5_K_M, Q6_K, Q8_0. Where llama-quantize is not built (a GPU machine checked by scripts/gpu-check.sh), `--direct
+Q4_0` writes every matrix in that type (or Q4_1, Q5_0, Q8_0) with gguf-py's own quantiser instead. Tensors are made
+in parallel processes (`--jobs`), each from its own random stream, so the file does not depend on their number.
 
     scripts/synth-gguf.py --shape llama-3.2-1b --tokenizer-from smollm2.gguf -o llama-1b.gguf --quant Q4_K_M
+    scripts/synth-gguf.py --shape gemma3-270m --tokenizer-from gemma3.gguf -o gemma.Q4_0.gguf --direct Q4_0
     scripts/synth-gguf.py --list
 
 Needs the `gguf` and `numpy` packages (`pip install gguf numpy`). Files are written where `-o` says: keep them out
@@ -23,6 +26,9 @@ of the repository (~/.cache/meekbench/synth is a good place).
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
+import contextlib
 import os
 import subprocess
 import sys
@@ -76,12 +82,19 @@ SHAPES: dict[str, Shape] = {
                       source="Qwen/Qwen3-8B config.json"),
     "gemma3-1b": Shape("gemma3", 1152, 26, 4, 1, 6912, 262144, head_dim=256, rope_base=1_000_000.0, tied=True,
                        window=512, source="google/gemma-3-1b-it config.json"),
+    "smollm2-135m": Shape("llama", 576, 30, 9, 3, 1536, 49152, rope_base=100_000.0, tied=True,
+                          source="HuggingFaceTB/SmolLM2-135M-Instruct config.json"),
+    "gemma3-270m": Shape("gemma3", 640, 18, 4, 1, 2048, 262144, head_dim=256, rope_base=1_000_000.0, tied=True,
+                         window=512, context=32768, source="google/gemma-3-270m config.json"),
     # A small shape for quick checks.
     "tiny-llama": Shape("llama", 256, 4, 4, 2, 512, 0, source="meekbench test shape (vocabulary of the tokenizer)"),
 }
 
 # The llama.cpp quantisation types users run, by llama-quantize's names.
 QUANTS = ("Q4_K_M", "Q4_0", "Q5_K_M", "Q6_K", "Q8_0")
+# The types gguf-py itself quantises (`--direct`). Unlike llama-quantize's mixes, every matrix gets the one type,
+# the embedding and output matrix too (llama-quantize's Q4_0 keeps the output matrix in Q6_K).
+DIRECT = ("Q4_0", "Q4_1", "Q5_0", "Q8_0")
 
 
 def copy_tokenizer(writer: gguf.GGUFWriter, source: Path, vocab: int) -> int:
@@ -172,7 +185,26 @@ def tensors(shape: Shape) -> list[tuple[str, tuple[int, ...], float]]:
     return out
 
 
-def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed: int, logit_gain: float) -> None:
+def make_tensor(item: tuple[int, str, tuple[int, ...], float], shape: Shape, seed: int, logit_gain: float,
+                np_dtype: type, direct: str | None) -> np.ndarray:
+    """The data of one tensor, as written: F32 norms and biases, matrices in the file's type."""
+    index, tname, tshape, std = item
+    if std == 0.0:
+        return np.ones(tshape, dtype=np.float32)
+    if std < 0.0:
+        return llama3_factors(shape)
+    rng = np.random.default_rng([seed, index])
+    # A tied embedding (std 1) already gives logits of std sqrt(hidden): only a separate output matrix gains.
+    gain = logit_gain if tname == "output.weight" else 1.0
+    data = rng.standard_normal(tshape, dtype=np.float32) * (std * gain)
+    if len(tshape) == 2 and direct:
+        return gguf.quants.quantize(data, gguf.GGMLQuantizationType[direct])
+    return data.astype(np.float32 if len(tshape) == 1 else np_dtype)
+
+
+def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed: int, logit_gain: float,
+          direct: str | None = None, jobs: int = 1) -> None:
+    """Writes the file; with `direct`, every matrix is quantised to that type by gguf-py while writing."""
     writer = gguf.GGUFWriter(path, shape.arch)
     writer.add_name(f"meekbench synthetic {name} (random weights)")
     writer.add_string("general.description",
@@ -198,32 +230,45 @@ def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed
         writer.add_uint32(f"{a}.attention.sliding_window", shape.window)
         writer.add_float32(f"{a}.rope.freq_base_swa", 10_000.0)
     np_dtype = np.float16 if dtype == "f16" else np.float32
+    qtype = gguf.GGMLQuantizationType[direct] if direct else None
     plan = tensors(shape)
     for tname, tshape, _ in plan:
         # Norms and biases stay F32, as converters write them.
+        if len(tshape) == 2 and qtype is not None:
+            block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+            if tshape[1] % block:
+                sys.exit(f"synth-gguf: {tname} has {tshape[1]} columns, not a multiple of {direct}'s block of {block}")
+            nbytes = tshape[0] * (tshape[1] // block) * type_size
+            writer.add_tensor_info(tname, tshape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
+            continue
         t_dtype = np.float32 if len(tshape) == 1 else np_dtype
         nbytes = int(np.prod(tshape)) * np.dtype(t_dtype).itemsize
         writer.add_tensor_info(tname, tshape, np.dtype(t_dtype), nbytes)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    rng = np.random.default_rng(seed)
+    # Each tensor has its own random stream (seed, index), so that tensors can be made in parallel and the file
+    # is the same whatever the number of jobs; at most 2 x jobs tensors are in flight, bounding memory.
+    jobs = max(1, jobs)
+    work = [(i, tname, tshape, std) for i, (tname, tshape, std) in enumerate(plan)]
     total = 0
-    for tname, tshape, std in plan:
-        if std == 0.0:
-            data = np.ones(tshape, dtype=np.float32)
-        elif std < 0.0:
-            data = llama3_factors(shape)
-        else:
-            # A tied embedding (std 1) already gives logits of std sqrt(hidden): only a separate output matrix gains.
-            gain = logit_gain if tname == "output.weight" else 1.0
-            data = (rng.standard_normal(tshape, dtype=np.float32) * (std * gain))
-            data = data.astype(np.float32 if len(tshape) == 1 else np_dtype)
-        writer.write_tensor_data(data)
-        total += data.size
+    with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        pending: collections.deque = collections.deque()
+        args = (shape, seed, logit_gain, np_dtype, direct)
+        for item in work:
+            if pool is None:
+                pending.append(make_tensor(item, *args))
+            else:
+                pending.append(pool.submit(make_tensor, item, *args))
+            while pending and (pool is None or len(pending) >= 2 * jobs):
+                first = pending.popleft()
+                writer.write_tensor_data(first if pool is None else first.result())
+        while pending:
+            writer.write_tensor_data(pending.popleft().result())
+    total = sum(int(np.prod(tshape)) for _, tshape, _ in plan)
     writer.close()
-    print(f"synth-gguf: wrote {path} ({shape.arch}, {total / 1e9:.2f}B parameters, vocabulary {vocab}, {dtype})",
-          file=sys.stderr)
+    print(f"synth-gguf: wrote {path} ({shape.arch}, {total / 1e9:.2f}B parameters, vocabulary {vocab}, "
+          f"{direct or dtype})", file=sys.stderr)
 
 
 def quantize(src: Path, dst: Path, quant: str) -> None:
@@ -248,8 +293,13 @@ def main() -> None:
     ap.add_argument("--dtype", choices=("f16", "f32"), default="f16")
     ap.add_argument("--quant", choices=QUANTS, action="append", default=[],
                     help="also write OUTPUT with the type's name (e.g. x.Q4_K_M.gguf) by llama-quantize; repeatable")
+    ap.add_argument("--direct", choices=DIRECT,
+                    help="write every matrix in this type by gguf-py's own quantiser (no llama-quantize needed, e.g. "
+                         "on a machine without the peer build); not with --quant")
     ap.add_argument("--keep-unquantized", action="store_true", help="keep the F16/F32 file after --quant")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="processes making tensors in parallel (default: one per CPU); the file does not depend on it")
     ap.add_argument("--logit-gain", type=float, default=4.0,
                     help="factor on the output matrix (peaked logits, stable greedy choices); default 4")
     for field in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab", "head_dim"):
@@ -271,7 +321,10 @@ def main() -> None:
     shape = replace(shape, **overrides)
     if shape.hidden % shape.heads or shape.heads % shape.kv_heads:
         ap.error("hidden must be a multiple of heads, and heads of kv-heads")
-    write(shape, args.shape, args.tokenizer_from, args.output, args.dtype, args.seed, args.logit_gain)
+    if args.direct and args.quant:
+        ap.error("--direct writes the quantised file itself; leave out --quant")
+    write(shape, args.shape, args.tokenizer_from, args.output, args.dtype, args.seed, args.logit_gain, args.direct,
+          args.jobs)
     for q in args.quant:
         stem = args.output.name.removesuffix(".gguf")
         quantize(args.output, args.output.with_name(f"{stem}.{q}.gguf"), q)
