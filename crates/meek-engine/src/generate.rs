@@ -380,6 +380,10 @@ impl Engine {
             Weights::Hf(m) => hf_logits(m, &self.device, tokens, pos)
                 .and_then(|l| l.to_vec1::<f32>())
                 .ctx(|| "logits".into()),
+            Weights::Tensor(m) => m
+                .forward(tokens, pos)
+                .and_then(|l| l.to_vec1::<f32>())
+                .ctx(|| "logits".into()),
         }
     }
 
@@ -400,6 +404,21 @@ impl Engine {
                 m.forward_rows(tokens, 0, first..n - 1, &mut |i, logits| {
                     nll.push(nll_of(logits, tokens[i + 1]));
                 });
+            }
+            // Every position in one pass on the device; only each target's log-probability comes back.
+            Weights::Tensor(m) => {
+                let targets = Tensor::new(&tokens[first + 1..], &self.device)
+                    .and_then(|t| t.unsqueeze(1))
+                    .ctx(|| "perplexity targets".into())?;
+                let lp = m
+                    .forward_all(&tokens[..n - 1], 0)
+                    .and_then(|l| l.narrow(0, first, n - 1 - first))
+                    .and_then(|l| candle_nn::ops::log_softmax(&l, D::Minus1))
+                    .and_then(|l| l.gather(&targets, 1))
+                    .and_then(|l| l.flatten_all())
+                    .and_then(|l| l.to_vec1::<f32>())
+                    .ctx(|| format!("scoring {} tokens", n - 1 - first))?;
+                nll.extend(lp.into_iter().map(|l| -f64::from(l)));
             }
             _ => {
                 let mut logits = self.logits(&tokens[..=first], 0)?;
@@ -447,6 +466,7 @@ impl Engine {
                 .and_then(|l| l.argmax(D::Minus1))
                 .and_then(|t| t.to_scalar::<u32>())
                 .ctx(what),
+            Weights::Tensor(m) => m.greedy(tokens, pos).ctx(what),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod hf;
 mod load;
 pub mod safetensors;
 pub mod spm;
+pub mod tensor;
 pub mod tokenizer;
 
 use candle_core::Device;
@@ -56,6 +57,8 @@ enum Weights {
     Cpu(cpu::decoder::Decoder),
     /// candle-transformers' non-quantized model of a safetensors checkpoint.
     Hf(Box<hf::HfModel>),
+    /// meekbench's decoder on Candle tensors: GPUs, and the CPU when asked for.
+    Tensor(Box<tensor::TensorDecoder>),
 }
 
 /// A loaded model ready to generate.
@@ -83,6 +86,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Which code computes the forward pass: `cpu-avx2` / `cpu-portable` (meekbench's kernels),
+    /// `tensors-cuda` / `tensors-metal` / `tensors-cpu` (meekbench's decoder on Candle tensors, [`tensor`]),
     /// `candle-cpu` / `candle-cuda` / `candle-metal` (candle-transformers' quantized models of GGUF files) or
     /// `candle-cpu-f32` / `candle-cuda-bf16` / ... (its non-quantized models of safetensors, with the dtype used).
     pub fn kernel(&self) -> &str {

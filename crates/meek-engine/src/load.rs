@@ -65,6 +65,9 @@ pub enum Kernels {
     Auto,
     /// Candle's (candle-transformers' model) always.
     Candle,
+    /// meekbench's decoder on Candle tensors ([`crate::tensor`]) on every device, the CPU too (what GPUs run,
+    /// checked where there is none).
+    Tensors,
 }
 
 /// Reads the header of a GGUF file and builds its tokenizer, without loading weights (for `tokenize`).
@@ -153,19 +156,17 @@ pub fn tokenizer_and_template(
 }
 
 impl Engine {
-    /// Loads a GGUF model onto `device`, on meekbench's own CPU kernels where they apply, unless the environment
-    /// says `MEEKBENCH_KERNELS=candle`; or a Hugging Face checkpoint (see [`Engine::load_with`]).
+    /// Loads a GGUF model onto `device`, on meekbench's own CPU kernels where they apply (on a GPU its decoder on
+    /// Candle tensors), unless the environment says `MEEKBENCH_KERNELS=candle` (candle-transformers' models) or
+    /// `MEEKBENCH_KERNELS=tensors` (the decoder on Candle tensors, the CPU too); or a Hugging Face checkpoint (see
+    /// [`Engine::load_with`]).
     pub fn load(path: &Path, device: DeviceRequest) -> Result<Self, EngineError> {
-        let candle = std::env::var("MEEKBENCH_KERNELS").is_ok_and(|v| v == "candle");
-        Self::load_with(
-            path,
-            device,
-            if candle {
-                Kernels::Candle
-            } else {
-                Kernels::Auto
-            },
-        )
+        let kernels = match std::env::var("MEEKBENCH_KERNELS").as_deref() {
+            Ok("candle") => Kernels::Candle,
+            Ok("tensors") => Kernels::Tensors,
+            _ => Kernels::Auto,
+        };
+        Self::load_with(path, device, kernels)
     }
 
     /// Loads a model onto `device` with the kernels asked for: a GGUF file, or a Hugging Face checkpoint (a
@@ -201,7 +202,24 @@ impl Engine {
         let cpu_ok = device.is_cpu()
             && kernels == Kernels::Auto
             && cpu::decoder::unsupported(&content).is_none();
-        let (weights, kernel) = if cpu_ok {
+        // On a GPU (or when asked for), meekbench's decoder on Candle tensors where it takes the file.
+        let tensors_ok = ((!device.is_cpu() && kernels == Kernels::Auto)
+            || kernels == Kernels::Tensors)
+            && crate::tensor::unsupported(&content).is_none();
+        let (weights, kernel) = if tensors_ok {
+            let model = guard::no_panic("loading the weights", || {
+                crate::tensor::TensorDecoder::load(&content, &mut file, &device)
+            })
+            .and_then(|r| r)
+            .map_err(|detail| EngineError::NotGguf {
+                path: path.to_path_buf(),
+                detail,
+            })?;
+            (
+                Weights::Tensor(Box::new(model)),
+                format!("tensors-{}", device_name.split(':').next().unwrap_or("cpu")),
+            )
+        } else if cpu_ok {
             let path_kind = cpu::KernelPath::detect();
             let model =
                 cpu::decoder::Decoder::load(&content, &mut file, path_kind).map_err(|detail| {
@@ -212,27 +230,35 @@ impl Engine {
                 })?;
             (Weights::Cpu(model), path_kind.name().to_string())
         } else {
+            // Neither own decoder takes the file here: say why, for what candle-transformers would get wrong.
+            let why = || {
+                let own = if device.is_cpu() {
+                    cpu::decoder::unsupported(&content)
+                } else {
+                    crate::tensor::unsupported(&content)
+                };
+                own.unwrap_or_else(|| format!("device {device_name}, kernels {kernels:?}"))
+            };
             if info.architecture == "gemma3" {
-                let why = cpu::decoder::unsupported(&content)
-                    .unwrap_or_else(|| format!("device {device_name}, kernels {kernels:?}"));
                 return Err(EngineError::UnsupportedHere {
                     path: path.to_path_buf(),
                     detail: format!(
-                        "gemma3 runs only on meekbench's own CPU path, which cannot take this file here ({why}): \
-                         candle-transformers 0.11.1's quantized Gemma 3 applies SiLU where Gemma uses GELU, so its \
-                         outputs would be wrong. Use --device cpu without MEEKBENCH_KERNELS=candle"
+                        "gemma3 runs only on meekbench's own decoders (its CPU path, and its decoder on Candle \
+                         tensors on GPUs), which cannot take this file here ({}): candle-transformers 0.11.1's \
+                         quantized Gemma 3 applies SiLU where Gemma uses GELU, so its outputs would be wrong. Leave \
+                         MEEKBENCH_KERNELS unset",
+                        why()
                     ),
                 });
             }
             if let Some(what) = gguf::coverage::own_path_only(&content) {
-                let why = cpu::decoder::unsupported(&content)
-                    .unwrap_or_else(|| format!("device {device_name}, kernels {kernels:?}"));
                 return Err(EngineError::UnsupportedHere {
                     path: path.to_path_buf(),
                     detail: format!(
-                        "the file asks for {what}, which only meekbench's own CPU path implements, and that path \
-                         cannot take this file here ({why}); candle-transformers' quantized llama would run without \
-                         it and every token would be wrong. Use --device cpu without MEEKBENCH_KERNELS=candle"
+                        "the file asks for {what}, which only meekbench's own decoders implement, and they cannot \
+                         take this file here ({}); candle-transformers' quantized llama would run without it and \
+                         every token would be wrong. Leave MEEKBENCH_KERNELS unset",
+                        why()
                     ),
                 });
             }
@@ -254,7 +280,7 @@ impl Engine {
         let trained = info.context_length.unwrap_or(quantized_llama::MAX_SEQ_LEN);
         let max_positions = match weights {
             Weights::Candle(_) => trained.min(quantized_llama::MAX_SEQ_LEN),
-            Weights::Cpu(_) | Weights::Hf(_) => trained,
+            Weights::Cpu(_) | Weights::Hf(_) | Weights::Tensor(_) => trained,
         };
         Ok(Self {
             weights,

@@ -48,7 +48,7 @@ fn add_tensor(name: &'static str, len: usize) -> Edit {
 /// still accept it.
 fn refused(path: &Path, want: &[&str]) {
     let name = path.file_name().unwrap().to_str().unwrap();
-    for kernels in [Kernels::Auto, Kernels::Candle] {
+    for kernels in [Kernels::Auto, Kernels::Candle, Kernels::Tensors] {
         let err = match Engine::load_with(path, DeviceRequest::Cpu, kernels) {
             Ok(_) => panic!("{name}: {kernels:?} loaded the file"),
             Err(e) => e.to_string(),
@@ -70,15 +70,19 @@ fn loads(path: &Path) {
     }
 }
 
-/// Loading `path` on the own CPU path works; candle-transformers' path refuses it in one line naming `want`.
+/// Loading `path` on the own CPU path and on the decoder on Candle tensors works; candle-transformers' path
+/// refuses it in one line naming `want`.
 fn own_path_only(path: &Path, want: &[&str]) {
     let name = path.file_name().unwrap().to_str().unwrap();
     loads(path);
+    if let Err(e) = Engine::load_with(path, DeviceRequest::Cpu, Kernels::Tensors) {
+        panic!("{name}: the decoder on tensors refused the file: {e}");
+    }
     let err = match Engine::load_with(path, DeviceRequest::Cpu, Kernels::Candle) {
         Ok(_) => panic!("{name}: candle-transformers' path loaded the file"),
         Err(e) => e.to_string(),
     };
-    for w in want.iter().chain(&["own CPU path", name]) {
+    for w in want.iter().chain(&["own decoders", name]) {
         assert!(err.contains(w), "{name}: want {w:?} in: {err}");
     }
     assert_eq!(err.lines().count(), 1, "{name}: {err}");

@@ -1,5 +1,6 @@
 //! Every family the own CPU path runs, checked against llama.cpp on a generated file (issue #17): the same
-//! random-weight GGUF goes to `llama-completion --temp 0` and to meekbench's engine, and meekbench's greedy choice,
+//! random-weight GGUF goes to `llama-completion --temp 0` and to both of meekbench's decoders (the CPU path, and the
+//! GPU path's decoder on Candle tensors run on the CPU), and each one's greedy choice,
 //! teacher-forced on llama.cpp's 32 tokens, must be llama.cpp's at >= 95% of the positions (quantised activations
 //! differ between the two engines in the last bits, so an exact tie may break the other way; on these files, whose
 //! logits are peaked, every position agrees in practice).
@@ -153,8 +154,8 @@ const TIE: f32 = 0.005;
 
 /// Teacher-forced on llama.cpp's tokens: the positions where meekbench's greedy choice is llama.cpp's, those where
 /// it is not but llama.cpp's is within [`TIE`] of it, and meekbench's own free-running greedy text.
-fn agreement(path: &Path, peer: &[u32], report: bool) -> (usize, usize, String) {
-    let mut e = Engine::load_with(path, DeviceRequest::Cpu, Kernels::Auto).unwrap();
+fn agreement(path: &Path, peer: &[u32], kernels: Kernels, report: bool) -> (usize, usize, String) {
+    let mut e = Engine::load_with(path, DeviceRequest::Cpu, kernels).unwrap();
     let prompt = e.tokenizer().encode(PROMPT).unwrap();
     let mut logits = e.logits(&prompt, 0).unwrap();
     let (mut same, mut ties) = (0, 0);
@@ -184,20 +185,24 @@ fn agreement(path: &Path, peer: &[u32], report: bool) -> (usize, usize, String) 
     (same, ties, e.tokenizer().decode(&own, true).unwrap())
 }
 
+/// Both of meekbench's decoders (the CPU path, and the GPU path's decoder on Candle tensors, run on the CPU)
+/// agree with llama.cpp on `path`.
 fn check(bin: &Path, path: &Path) -> Vec<u32> {
     let peer = llama_cpp(bin, path);
-    let (same, ties, own) = agreement(path, &peer, true);
     let peer_text: String = peer.iter().map(|&id| char::from((id - 3) as u8)).collect();
-    eprintln!(
-        "{}: {same}/{GEN} teacher-forced ({ties} ties); llama.cpp {peer_text:?}, meekbench {own:?}",
-        path.file_name().unwrap().to_string_lossy()
-    );
-    assert!(
-        same + ties == GEN && same * 100 >= GEN * 90,
-        "{}: meekbench agrees with llama.cpp at {same} of {GEN} positions, {ties} more are ties\n llama.cpp: \
-         {peer_text:?}\n meekbench: {own:?}",
-        path.display()
-    );
+    for kernels in [Kernels::Auto, Kernels::Tensors] {
+        let (same, ties, own) = agreement(path, &peer, kernels, true);
+        eprintln!(
+            "{} ({kernels:?}): {same}/{GEN} teacher-forced ({ties} ties); llama.cpp {peer_text:?}, meekbench {own:?}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        assert!(
+            same + ties == GEN && same * 100 >= GEN * 90,
+            "{} ({kernels:?}): meekbench agrees with llama.cpp at {same} of {GEN} positions, {ties} more are \
+             ties\n llama.cpp: {peer_text:?}\n meekbench: {own:?}",
+            path.display()
+        );
+    }
     peer
 }
 
@@ -205,7 +210,7 @@ fn check(bin: &Path, path: &Path) -> Vec<u32> {
 /// check can tell the feature's absence.
 fn check_feature(bin: &Path, featured: &Path, plain: &Path) {
     let peer = check(bin, featured);
-    let (same, ties, _) = agreement(plain, &peer, false);
+    let (same, ties, _) = agreement(plain, &peer, Kernels::Auto, false);
     assert!(
         same + ties + 2 <= GEN,
         "{} without the feature still agrees with llama.cpp on the featured file at {same} of {GEN} positions \

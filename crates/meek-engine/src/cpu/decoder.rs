@@ -71,7 +71,8 @@ impl Arch {
         }
     }
 
-    fn neox(self) -> bool {
+    /// Rotary pairs as halves `(i, i + d/2)` (NeoX style) rather than interleaved.
+    pub fn neox(self) -> bool {
         self != Self::Llama
     }
 }
@@ -122,6 +123,76 @@ impl Config {
             _ => None,
         }
     }
+}
+
+impl Config {
+    /// The hyper-parameters of a GGUF file of a supported family, from its metadata (the vocabulary from the
+    /// token embedding's rows); shared by every decoder so that they read a file alike.
+    pub fn read(content: &Content) -> Result<Self, String> {
+        let arch = arch_of(content)?;
+        let a = arch.name();
+        let key = |k: &str| format!("{a}.{k}");
+        let hidden = md_u(content, &key("embedding_length"))?;
+        let heads = md_u(content, &key("attention.head_count"))?;
+        if heads == 0 {
+            return Err(format!("`{a}.attention.head_count` is 0"));
+        }
+        let vocab = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .ok_or("tensor `token_embd.weight` is missing")?
+            .shape
+            .dims2()
+            .map_err(|e| format!("tensor `token_embd.weight`: {e}"))?
+            .0;
+        let cfg = Self {
+            arch,
+            layers: md_u(content, &key("block_count"))?,
+            hidden,
+            heads,
+            kv_heads: md_u(content, &key("attention.head_count_kv")).unwrap_or(heads),
+            head_dim: md_u(content, &key("attention.key_length")).unwrap_or(hidden / heads),
+            ffn: md_u(content, &key("feed_forward_length"))?,
+            eps: md_f(content, &key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+            rope_base: md_f(content, &key("rope.freq_base")).unwrap_or(10_000.0),
+            rope_base_local: md_f(content, &key("rope.freq_base_swa")).unwrap_or(10_000.0),
+            rope_scale: crate::gguf::coverage::rope_scale(content, a),
+            attn_scale: 0.0,
+            window: match arch {
+                Arch::Gemma3 => md_u(content, &key("attention.sliding_window")).ok(),
+                _ => None,
+            },
+            vocab,
+        };
+        if cfg.kv_heads == 0 || cfg.heads % cfg.kv_heads != 0 || cfg.head_dim % 2 != 0 {
+            return Err(format!(
+                "{} query heads, {} key/value heads and a head size of {} do not make attention heads (query \
+                 heads must be a multiple of key/value heads, the head size even)",
+                cfg.heads, cfg.kv_heads, cfg.head_dim
+            ));
+        }
+        // Gemma 3 27B (62 layers) scales queries by the hidden size per head, as llama.cpp and gemma_pytorch do.
+        let attn_scale = if arch == Arch::Gemma3 && cfg.layers == 62 {
+            1.0 / ((cfg.hidden / cfg.heads) as f32).sqrt()
+        } else {
+            1.0 / (cfg.head_dim as f32).sqrt()
+        };
+        Ok(Self { attn_scale, ..cfg })
+    }
+}
+
+/// The llama3 rotary frequency factors of `rope_freqs.weight`, checked: half the head size of finite positive
+/// divisors.
+pub fn check_rope_factors(f: Vec<f32>, head_dim: usize) -> Result<Vec<f32>, String> {
+    if f.len() != head_dim / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err(format!(
+            "tensor `{ROPE_FREQS}` must hold {} finite positive factors (half the head size); it holds {} values, \
+             or some are not positive",
+            head_dim / 2,
+            f.len()
+        ));
+    }
+    Ok(f)
 }
 
 struct Layer {
@@ -227,31 +298,9 @@ impl Decoder {
         reader: &mut R,
         path: KernelPath,
     ) -> Result<Self, String> {
-        let arch = arch_of(content)?;
-        let a = arch.name();
-        let key = |k: &str| format!("{a}.{k}");
-        let hidden = md_u(content, &key("embedding_length"))?;
-        let heads = md_u(content, &key("attention.head_count"))?;
+        let cfg = Config::read(content)?;
+        let (arch, hidden) = (cfg.arch, cfg.hidden);
         let embed = read_mat(content, reader, "token_embd.weight")?;
-        let cfg = Config {
-            arch,
-            layers: md_u(content, &key("block_count"))?,
-            hidden,
-            heads,
-            kv_heads: md_u(content, &key("attention.head_count_kv")).unwrap_or(heads),
-            head_dim: md_u(content, &key("attention.key_length")).unwrap_or(hidden / heads),
-            ffn: md_u(content, &key("feed_forward_length"))?,
-            eps: md_f(content, &key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
-            rope_base: md_f(content, &key("rope.freq_base")).unwrap_or(10_000.0),
-            rope_base_local: md_f(content, &key("rope.freq_base_swa")).unwrap_or(10_000.0),
-            rope_scale: crate::gguf::coverage::rope_scale(content, a),
-            attn_scale: 0.0,
-            window: match arch {
-                Arch::Gemma3 => md_u(content, &key("attention.sliding_window")).ok(),
-                _ => None,
-            },
-            vocab: embed.rows,
-        };
         let output = if content.tensor_infos.contains_key("output.weight") {
             Some(read_mat(content, reader, "output.weight")?)
         } else {
@@ -259,26 +308,13 @@ impl Decoder {
         };
         let norm = read_vec(content, reader, "output_norm.weight")?;
         let rope_factors = if content.tensor_infos.contains_key(ROPE_FREQS) {
-            let f = read_vec(content, reader, ROPE_FREQS)?;
-            if f.len() != cfg.head_dim / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(format!(
-                    "tensor `{ROPE_FREQS}` must hold {} finite positive factors (half the head size); it holds {} \
-                     values, or some are not positive",
-                    cfg.head_dim / 2,
-                    f.len()
-                ));
-            }
-            Some(f)
+            Some(check_rope_factors(
+                read_vec(content, reader, ROPE_FREQS)?,
+                cfg.head_dim,
+            )?)
         } else {
             None
         };
-        // Gemma 3 27B (62 layers) scales queries by the hidden size per head, as llama.cpp and gemma_pytorch do.
-        let attn_scale = if arch == Arch::Gemma3 && cfg.layers == 62 {
-            1.0 / ((cfg.hidden / cfg.heads) as f32).sqrt()
-        } else {
-            1.0 / (cfg.head_dim as f32).sqrt()
-        };
-        let cfg = Config { attn_scale, ..cfg };
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
