@@ -153,29 +153,38 @@ fn hypervisor() -> Option<Option<String>> {
     }
 }
 
-/// GPUs on this machine: NVIDIA ones through `nvidia-smi` when it is installed.
+/// GPUs on this machine: NVIDIA ones through `nvidia-smi` when it is installed, with their compute capability
+/// where the driver reports it (older drivers refuse the field: then without it).
 pub fn gpus() -> Vec<GpuInfo> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=name,memory.total,driver_version",
-            "--format=csv,noheader,nounits",
-        ])
-        .output();
-    let Ok(out) = out else { return Vec::new() };
-    if !out.status.success() {
-        return Vec::new();
-    }
-    parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout))
+    let query = |fields: &str| {
+        let out = std::process::Command::new("nvidia-smi")
+            .args([
+                &format!("--query-gpu={fields}"),
+                "--format=csv,noheader,nounits",
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| parse_nvidia_smi(&String::from_utf8_lossy(&out.stdout)))
+    };
+    query("name,memory.total,driver_version,compute_cap")
+        .or_else(|| query("name,memory.total,driver_version"))
+        .unwrap_or_default()
 }
 
 fn parse_nvidia_smi(text: &str) -> Vec<GpuInfo> {
     text.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            (f.len() == 3 && !f[0].is_empty()).then(|| GpuInfo {
+            ((f.len() == 3 || f.len() == 4) && !f[0].is_empty()).then(|| GpuInfo {
                 name: f[0].to_string(),
                 memory_bytes: f[1].parse::<u64>().ok().map(|mib| mib * 1024 * 1024),
                 driver: Some(f[2].to_string()),
+                compute_capability: f
+                    .get(3)
+                    .filter(|c| c.parse::<f32>().is_ok())
+                    .map(|c| c.to_string()),
             })
         })
         .collect()
@@ -310,6 +319,12 @@ mod tests {
         assert_eq!(g[0].name, "NVIDIA H200");
         assert_eq!(g[0].memory_bytes, Some(143_771 * 1024 * 1024));
         assert_eq!(g[0].driver.as_deref(), Some("570.86.15"));
+        assert_eq!(g[0].compute_capability, None);
+        let g = parse_nvidia_smi(
+            "NVIDIA H200, 143771, 580.159.04, 9.0\nNVIDIA L4, 23034, 580.159.04, [N/A]\n",
+        );
+        assert_eq!(g[0].compute_capability.as_deref(), Some("9.0"));
+        assert_eq!(g[1].compute_capability, None);
         assert!(parse_nvidia_smi("garbage").is_empty());
     }
 

@@ -172,6 +172,9 @@ pub struct GpuInfo {
     /// Driver version when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// CUDA compute capability (e.g. `9.0`) when known: which kernels the GPU runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_capability: Option<String>,
 }
 
 /// The configuration as run.
