@@ -49,7 +49,7 @@ install() { # stamp, packages...
     mkdir -p "$prefix"
     # pip --target would replace the shared nvidia/ folder of an earlier install: each set goes to its own folder
     # and the toolkit layout below links them together.
-    python3 -m pip install -q --disable-pip-version-check --no-deps --no-compile --target "$prefix/pip-$stamp" "$@" >&2
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --no-compile --target "$prefix/pip-$stamp" "$@" >&2
     touch "$prefix/.$stamp"
 }
 

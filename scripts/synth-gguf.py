@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - the message is the point
 
 @dataclass(frozen=True)
 class Shape:
-    arch: str  # general.architecture: llama, qwen2, qwen3, gemma3
+    arch: str  # general.architecture: llama, qwen2, qwen3, gemma2, gemma3, smollm3
     hidden: int
     layers: int
     heads: int
@@ -80,6 +80,10 @@ SHAPES: dict[str, Shape] = {
                       source="Qwen/Qwen3-4B config.json"),
     "qwen3-8b": Shape("qwen3", 4096, 36, 32, 8, 12288, 151936, head_dim=128, rope_base=1_000_000.0,
                       source="Qwen/Qwen3-8B config.json"),
+    "gemma2-2b": Shape("gemma2", 2304, 26, 8, 4, 9216, 256000, head_dim=256, tied=True, window=4096,
+                       source="google/gemma-2-2b-it config.json"),
+    "smollm3-3b": Shape("smollm3", 2048, 36, 16, 4, 11008, 128256, rope_base=5_000_000.0, tied=True, context=65536,
+                        source="HuggingFaceTB/SmolLM3-3B config.json"),
     "gemma3-1b": Shape("gemma3", 1152, 26, 4, 1, 6912, 262144, head_dim=256, rope_base=1_000_000.0, tied=True,
                        window=512, source="google/gemma-3-1b-it config.json"),
     "smollm2-135m": Shape("llama", 576, 30, 9, 3, 1536, 49152, rope_base=100_000.0, tied=True,
@@ -176,7 +180,7 @@ def tensors(shape: Shape) -> list[tuple[str, tuple[int, ...], float]]:
                     (p + "attn_v.bias", (kvd,), 0.02)]
         if shape.arch in ("qwen3", "gemma3"):
             out += [(p + "attn_q_norm.weight", (hd,), 0.0), (p + "attn_k_norm.weight", (hd,), 0.0)]
-        if shape.arch == "gemma3":
+        if shape.arch in ("gemma2", "gemma3"):
             out += [(p + "post_attention_norm.weight", (h,), 0.0), (p + "post_ffw_norm.weight", (h,), 0.0)]
         out += [(p + "ffn_norm.weight", (h,), 0.0),
                 (p + "ffn_gate.weight", (f, h), h ** -0.5),
@@ -229,6 +233,10 @@ def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed
     if a == "gemma3":
         writer.add_uint32(f"{a}.attention.sliding_window", shape.window)
         writer.add_float32(f"{a}.rope.freq_base_swa", 10_000.0)
+    if a == "gemma2":
+        writer.add_uint32(f"{a}.attention.sliding_window", shape.window)
+        writer.add_float32(f"{a}.attn_logit_softcapping", 50.0)
+        writer.add_float32(f"{a}.final_logit_softcapping", 30.0)
     np_dtype = np.float16 if dtype == "f16" else np.float32
     qtype = gguf.GGMLQuantizationType[direct] if direct else None
     plan = tensors(shape)

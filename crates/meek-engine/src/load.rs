@@ -239,14 +239,22 @@ impl Engine {
                 };
                 own.unwrap_or_else(|| format!("device {device_name}, kernels {kernels:?}"))
             };
-            if info.architecture == "gemma3" {
+            let candle_wrong = match info.architecture.as_str() {
+                "gemma3" => Some("its quantized Gemma 3 applies SiLU where Gemma uses GELU"),
+                "gemma2" => Some("it has no quantized Gemma 2"),
+                "smollm3" => Some(
+                    "it has no quantized SmolLM3, and its llama would rotate every fourth layer too",
+                ),
+                _ => None,
+            };
+            if let Some(wrong) = candle_wrong {
                 return Err(EngineError::UnsupportedHere {
                     path: path.to_path_buf(),
                     detail: format!(
-                        "gemma3 runs only on meekbench's own decoders (its CPU path, and its decoder on Candle \
-                         tensors on GPUs), which cannot take this file here ({}): candle-transformers 0.11.1's \
-                         quantized Gemma 3 applies SiLU where Gemma uses GELU, so its outputs would be wrong. Leave \
-                         MEEKBENCH_KERNELS unset",
+                        "{} runs only on meekbench's own decoders (its CPU path, and its decoder on Candle tensors \
+                         on GPUs), which cannot take this file here ({}): candle-transformers 0.11.1 cannot serve \
+                         instead, {wrong}, so its outputs would be wrong. Leave MEEKBENCH_KERNELS unset",
+                        info.architecture,
                         why()
                     ),
                 });

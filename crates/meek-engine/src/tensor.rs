@@ -1,13 +1,13 @@
 //! meekbench's decoder on Candle tensors: the forward pass of the own CPU path ([`crate::cpu::decoder`]) for the
-//! same families (llama, qwen2, qwen3, gemma3), written with Candle operations so that it runs on any Candle device,
+//! same families (llama, qwen2, qwen3, gemma2, gemma3, smollm3), written with Candle operations so that it runs on any Candle device,
 //! CUDA and Metal above all, with the weights kept quantized on the device (Candle's `QMatMul`).
 //!
 //! candle-transformers' quantized models cannot be the GPU path: its Gemma 3 applies SiLU where Gemma uses GELU,
 //! its llama ignores the llama3 rotary frequency factors (`rope_freqs.weight`) and linear rotary scaling, and each
 //! family is a different model with its own reading of the file. This decoder reads a file with the CPU path's
 //! [`Config::read`] and computes what the CPU path computes, operation for operation: the same rotary tables
-//! (llama3 factors, linear scaling of the global layers, Gemma 3's local base), the same sliding-window mask (a
-//! key at distance `>= window` is hidden), norms as stored (the converter folded Gemma's `1 + w`), GELU (tanh) or
+//! (llama3 factors, linear scaling of the global layers, Gemma 3's local base, SmolLM3's layers without), the same
+//! sliding-window mask (a key at distance `>= window` is hidden), Gemma 2's soft-caps, norms as stored (the converter folded Gemma's `1 + w`), GELU (tanh) or
 //! SiLU, the embedding scaled by `sqrt(hidden)` for Gemma 3, tied output. Activations are f32; matrices of every
 //! GGUF type Candle supports run quantized (its CUDA kernels quantize activations to 8 bits as the CPU path does).
 //! Attention groups query heads over their shared key/value head instead of copying keys per head. Only the
@@ -41,6 +41,7 @@ struct Layer {
     down: QMatMul,
     post_ffn_norm: Option<Tensor>,
     window: Option<usize>,
+    rotary: bool,
     cache: KvCache,
 }
 
@@ -229,12 +230,12 @@ impl TensorDecoder {
             } else {
                 None
             };
-            let qk_norm = if matches!(cfg.arch, Arch::Qwen3 | Arch::Gemma3) {
+            let qk_norm = if cfg.arch.qk_norm() {
                 Some((vec(w("attn_q_norm"), hd)?, vec(w("attn_k_norm"), hd)?))
             } else {
                 None
             };
-            let (post_attn_norm, post_ffn_norm) = if cfg.arch == Arch::Gemma3 {
+            let (post_attn_norm, post_ffn_norm) = if cfg.arch.gemma() {
                 (
                     Some(vec(w("post_attention_norm"), h)?),
                     Some(vec(w("post_ffw_norm"), h)?),
@@ -257,6 +258,7 @@ impl TensorDecoder {
                 down,
                 post_ffn_norm,
                 window: cfg.layer_window(l),
+                rotary: cfg.layer_rotary(l),
                 cache: KvCache::new(2, CACHE_BLOCK),
             });
         }
@@ -357,7 +359,7 @@ impl TensorDecoder {
             .index_select(&ids, 0)?
             .to_dtype(DType::F32)?
             .unsqueeze(0)?;
-        if c.arch == Arch::Gemma3 {
+        if c.arch.gemma() {
             x = (x * f64::from((c.hidden as f32).sqrt()))?;
         }
         let global = self.rotary(
@@ -403,14 +405,23 @@ impl TensorDecoder {
             } else {
                 candle_nn::rotary_emb::rope_i
             };
-            let q = rope(&q.contiguous()?, cos, sin)?;
-            let k = rope(&k.contiguous()?, cos, sin)?;
+            let (q, k) = if l.rotary {
+                (
+                    rope(&q.contiguous()?, cos, sin)?,
+                    rope(&k.contiguous()?, cos, sin)?,
+                )
+            } else {
+                (q, k)
+            };
             let (k, v) = l.cache.append(&k, &v)?;
             let (k, v) = (k.contiguous()?, v.contiguous()?);
             let keys = pos + n;
             // Query heads grouped by their key/value head: (1, kv heads, rep * n, head size).
             let qg = q.reshape((1, nkv, rep * n, hd))?;
-            let scores = (qg.matmul(&k.t()?)? * f64::from(c.attn_scale))?;
+            let mut scores = (qg.matmul(&k.t()?)? * f64::from(c.attn_scale))?;
+            if let Some(cap) = c.attn_softcap {
+                scores = softcap(&scores, cap)?;
+            }
             let mask = if l.window.is_some() {
                 &window_mask
             } else {
@@ -436,7 +447,7 @@ impl TensorDecoder {
             x = (x + o)?;
             let xn = candle_nn::ops::rms_norm(&x, &l.ffn_norm, c.eps)?;
             let g = l.gate.forward(&xn)?;
-            let g = if c.arch == Arch::Gemma3 {
+            let g = if c.arch.gemma() {
                 g.gelu()?
             } else {
                 candle_nn::ops::silu(&g)?
@@ -459,7 +470,7 @@ impl TensorDecoder {
         let x = self.hidden(tokens, pos)?;
         let n = tokens.len();
         let last = candle_nn::ops::rms_norm(&x.narrow(1, n - 1, 1)?, &self.norm, self.cfg.eps)?;
-        self.output.forward(&last)?.flatten_all()
+        self.logits(&last)?.flatten_all()
     }
 
     /// The logits of every one of `tokens` at positions `pos..`, `(n, vocab)` on the device: a text's
@@ -470,7 +481,16 @@ impl TensorDecoder {
         }
         let x = self.hidden(tokens, pos)?;
         let x = candle_nn::ops::rms_norm(&x, &self.norm, self.cfg.eps)?;
-        self.output.forward(&x)?.squeeze(0)
+        self.logits(&x)?.squeeze(0)
+    }
+
+    /// The output matrix on normed hidden states, soft-capped where the family caps them.
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let logits = self.output.forward(x)?;
+        match self.cfg.final_softcap {
+            Some(cap) => softcap(&logits, cap),
+            None => Ok(logits),
+        }
     }
 
     /// The greedy next id after `tokens` at positions `pos..`; only the id leaves the device, which waits for it.
@@ -479,4 +499,9 @@ impl TensorDecoder {
             .argmax(D::Minus1)?
             .to_scalar::<u32>()
     }
+}
+
+/// `cap * tanh(x / cap)`.
+fn softcap(x: &Tensor, cap: f32) -> Result<Tensor> {
+    (x / f64::from(cap))?.tanh()? * f64::from(cap)
 }

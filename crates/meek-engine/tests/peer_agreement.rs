@@ -323,3 +323,67 @@ fn gemma3_scaled_global_rotary_agrees_with_llama_cpp() {
     });
     check_feature(&bin, &path, &plain);
 }
+
+/// Gemma 2: sandwich norms without q/k norms, windows on the even layers, and soft-capped attention (here at 2, so
+/// that capping decides what the sharp queries see; llama.cpp's default of 50 would rarely bind on a tiny model),
+/// against the same weights capped at 10,000 (no capping in effect).
+#[test]
+fn gemma2_agrees_with_llama_cpp() {
+    let Some(bin) = peer() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Gemma 2 files are always tied (llama.cpp refuses an `output.weight`): the restricted output matrix becomes
+    // the embedding too, divided by the `sqrt(hidden)` the model multiplies it by (else the token's own embedding
+    // outweighs every layer and the model echoes its input), and the final norm multiplied by as much, to keep the
+    // logits peaked.
+    let capped = |cap: f32| {
+        move |md: &mut Vec<(String, Value)>, tensors: &mut Vec<(String, QTensor)>| {
+            set(md, "gemma2.attn_logit_softcapping", Value::F32(cap));
+            set(md, "gemma2.final_logit_softcapping", Value::F32(30.0));
+            let scaled = |t: &QTensor, by: f64| {
+                let w = t.dequantize(&Device::Cpu).unwrap();
+                QTensor::quantize(&(w * by).unwrap(), t.dtype()).unwrap()
+            };
+            let at = tensors
+                .iter()
+                .position(|(n, _)| n == "output.weight")
+                .unwrap();
+            let (_, out) = tensors.remove(at);
+            let root = (spec("gemma2").hidden as f64).sqrt();
+            for (name, t) in tensors.iter_mut() {
+                if name == "token_embd.weight" {
+                    *t = scaled(&out, 1.0 / root);
+                } else if name == "output_norm.weight" {
+                    *t = scaled(t, root);
+                }
+            }
+        }
+    };
+    let featured = model(dir.path(), "gemma2", spec("gemma2"), capped(0.5));
+    let plain = model(
+        dir.path(),
+        "gemma2-uncapped",
+        spec("gemma2"),
+        capped(10_000.0),
+    );
+    check_feature(&bin, &featured, &plain);
+}
+
+/// SmolLM3: llama without rotary embedding on every fourth layer; the same weights read as llama (every layer
+/// rotated) must disagree.
+#[test]
+fn smollm3_agrees_with_llama_cpp() {
+    let Some(bin) = peer() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let plain = model(dir.path(), "llama", spec("llama"), |_, _| {});
+    let featured = model(dir.path(), "smollm3", spec("llama"), |md, _| {
+        for (k, v) in md.iter_mut() {
+            if let Some(rest) = k.strip_prefix("llama.") {
+                *k = format!("smollm3.{rest}");
+            }
+            if k == "general.architecture" {
+                *v = Value::String("smollm3".into());
+            }
+        }
+    });
+    check_feature(&bin, &featured, &plain);
+}

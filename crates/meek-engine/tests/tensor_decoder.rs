@@ -56,6 +56,10 @@ fn every_family_agrees_with_the_cpu_path() {
         // Seven layers: five local ones (window 8) and a global one (every sixth), then a local one.
         ("gemma3", None, GgmlDType::Q8_0, 7),
         ("gemma3", Some(32), GgmlDType::Q5_0, 7),
+        // Even layers local, soft-capped attention and logits (llama.cpp's defaults: 50 and 30).
+        ("gemma2", None, GgmlDType::Q8_0, 4),
+        // The fourth layer without rotary embedding.
+        ("smollm3", None, GgmlDType::Q4_0, 5),
     ];
     for &(arch, head_dim, dtype, layers) in cases {
         let name = format!("{arch}-{dtype:?}-{head_dim:?}.gguf");

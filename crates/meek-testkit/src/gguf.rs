@@ -29,15 +29,16 @@ pub struct TinySpec {
     pub dtype: GgmlDType,
     /// Seed of the weights.
     pub seed: u64,
-    /// Factor on the end-of-sequence row of the output matrix: above 1 the model ends its answers sooner.
+    /// Factor on the end-of-sequence row of the output matrix: above 1 the model ends its answers sooner (not for
+    /// gemma2, whose output matrix is the embedding).
     pub eos_boost: f32,
     /// Whether the file carries a chat template (false: a base model, prompted by completion).
     pub chat_template: bool,
-    /// `general.architecture`: `llama`, `qwen2`, `qwen3` or `gemma3`.
+    /// `general.architecture`: `llama`, `qwen2`, `qwen3`, `gemma2`, `gemma3` or `smollm3`.
     pub arch: &'static str,
     /// Size of one attention head when it is not `hidden / heads` (`{arch}.attention.key_length`).
     pub head_dim: Option<usize>,
-    /// Sliding window of gemma3's local layers.
+    /// Sliding window of gemma2's and gemma3's local layers.
     pub window: u32,
     /// A reasoning model: the vocabulary gains `<think>` and `</think>` (user-defined tokens, as in Qwen3's and
     /// DeepSeek-R1's files) and the chat template is [`THINKING_TEMPLATE`].
@@ -158,10 +159,13 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
         })
         .collect();
     let out = Tensor::from_vec(out, (vocab, spec.hidden), &dev)?;
-    tensors.push((
-        "output.weight".into(),
-        QTensor::quantize(&out, GgmlDType::Q8_0)?,
-    ));
+    // Gemma 2 files are always tied (llama.cpp refuses one with an output matrix of its own).
+    if arch != "gemma2" {
+        tensors.push((
+            "output.weight".into(),
+            QTensor::quantize(&out, GgmlDType::Q8_0)?,
+        ));
+    }
     let s = 1.0 / (spec.hidden as f32).sqrt();
     for l in 0..spec.layers {
         let p = |n: &str| format!("blk.{l}.{n}.weight");
@@ -182,7 +186,7 @@ pub fn write_tiny_llama(path: &Path, spec: TinySpec) -> candle_core::Result<()> 
             p("attn_output"),
             mat(spec.hidden, qd, 1.0 / (qd as f32).sqrt(), spec.dtype)?,
         ));
-        if arch == "gemma3" {
+        if arch == "gemma3" || arch == "gemma2" {
             tensors.push((p("post_attention_norm"), vector(spec.hidden, 1.0, spread)?));
             tensors.push((p("post_ffw_norm"), vector(spec.hidden, 1.0, spread)?));
         }
@@ -254,7 +258,7 @@ pub fn write_gguf(
         md.push((key("attention.key_length"), V::U32(head_dim as u32)));
         md.push((key("attention.value_length"), V::U32(head_dim as u32)));
     }
-    if arch == "gemma3" {
+    if arch == "gemma3" || arch == "gemma2" {
         md.push((key("attention.sliding_window"), V::U32(spec.window)));
     }
     let tokenizer: Vec<(&str, V)> = vec![

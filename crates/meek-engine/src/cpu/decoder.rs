@@ -1,4 +1,5 @@
-//! Decoder-only transformer forward passes on plain buffers: llama (SmolLM2, Llama 3.x), qwen2, qwen3 and gemma3.
+//! Decoder-only transformer forward passes on plain buffers: llama (SmolLM2, Llama 3.x), qwen2, qwen3, gemma2,
+//! gemma3 and smollm3.
 //!
 //! The families differ in a few switches, read from the GGUF metadata (`{arch}.*` keys):
 //!
@@ -7,7 +8,12 @@
 //! | llama | interleaved `(2i, 2i+1)` | | | | SiLU | | |
 //! | qwen2 | halves `(i, i+d/2)` | | yes | | SiLU | | |
 //! | qwen3 | halves | yes | | | SiLU | | |
+//! | gemma2 | halves | | | after attention and FFN | GELU (tanh) | `sqrt(hidden)` | even layers |
 //! | gemma3 | halves | yes | | after attention and FFN | GELU (tanh) | `sqrt(hidden)` | 5 of 6 layers |
+//! | smollm3 | interleaved, none on every 4th layer | | | | SiLU | | |
+//!
+//! Gemma 2 also soft-caps the attention scores and the output logits (`cap * tanh(x / cap)`; 50 and 30 where the
+//! file leaves them out, as llama.cpp), its window defaults to 4096 and its local layers rotate with the global base.
 //!
 //! Layout follows llama.cpp's conventions: matrices are `out x in`; the output matrix falls back to the token
 //! embedding when absent (tied weights); gemma3's local layers use rotary base 10000 and see the last
@@ -30,11 +36,20 @@ use meek_kernels::{KernelPath, QActs, QMat, Shared, dequantize_row, matmul, matm
 
 use super::{CandlePool, format_of, parallel};
 
+/// SmolLM3: every this-many-th layer (counting from 1) has no rotary embedding.
+pub const SMOLLM3_NO_ROPE_STEP: usize = 4;
+/// Gemma 2's window, soft-caps and their defaults where the file leaves them out (llama.cpp's).
+pub const GEMMA2_WINDOW: usize = 4096;
+/// Gemma 2's attention soft-cap where the file leaves it out.
+pub const GEMMA2_ATTN_SOFTCAP: f32 = 50.0;
+/// Gemma 2's final-logit soft-cap where the file leaves it out.
+pub const GEMMA2_FINAL_SOFTCAP: f32 = 30.0;
+
 /// The llama3 rotary frequency factors' tensor.
 pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
 /// Architectures this path runs (`general.architecture`).
-pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
+pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3"];
 
 /// Model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +60,12 @@ pub enum Arch {
     Qwen2,
     /// Qwen3 (q/k norms).
     Qwen3,
+    /// Gemma 2 (sandwich norms, GELU, sliding windows on every other layer, soft-capped attention and logits).
+    Gemma2,
     /// Gemma 3 (q/k norms, sandwich norms, GELU, sliding windows).
     Gemma3,
+    /// SmolLM3 (llama without rotary embedding on every fourth layer).
+    Smollm3,
 }
 
 impl Arch {
@@ -56,7 +75,9 @@ impl Arch {
             "llama" => Self::Llama,
             "qwen2" => Self::Qwen2,
             "qwen3" => Self::Qwen3,
+            "gemma2" => Self::Gemma2,
             "gemma3" => Self::Gemma3,
+            "smollm3" => Self::Smollm3,
             _ => return None,
         })
     }
@@ -67,13 +88,26 @@ impl Arch {
             Self::Llama => "llama",
             Self::Qwen2 => "qwen2",
             Self::Qwen3 => "qwen3",
+            Self::Gemma2 => "gemma2",
             Self::Gemma3 => "gemma3",
+            Self::Smollm3 => "smollm3",
         }
     }
 
     /// Rotary pairs as halves `(i, i + d/2)` (NeoX style) rather than interleaved.
     pub fn neox(self) -> bool {
-        self != Self::Llama
+        !matches!(self, Self::Llama | Self::Smollm3)
+    }
+
+    /// Gemma's computation: the embedding scaled by `sqrt(hidden)`, norms after attention and feed-forward too,
+    /// GELU (tanh).
+    pub fn gemma(self) -> bool {
+        matches!(self, Self::Gemma2 | Self::Gemma3)
+    }
+
+    /// RMS norms on each query and key head.
+    pub fn qk_norm(self) -> bool {
+        matches!(self, Self::Qwen3 | Self::Gemma3)
     }
 }
 
@@ -107,6 +141,10 @@ pub struct Config {
     pub attn_scale: f32,
     /// Sliding window of the local layers, when the family has them.
     pub window: Option<usize>,
+    /// Attention scores soft-capped as `cap * tanh(score / cap)` before the softmax (Gemma 2).
+    pub attn_softcap: Option<f32>,
+    /// Output logits soft-capped likewise (Gemma 2).
+    pub final_softcap: Option<f32>,
     /// Vocabulary size (rows of the output matrix).
     pub vocab: usize,
 }
@@ -120,8 +158,16 @@ impl Config {
             {
                 Some(w)
             }
+            // llama.cpp's pattern of 2: the even layers are local.
+            (Arch::Gemma2, Some(w)) if l.is_multiple_of(2) => Some(w),
             _ => None,
         }
+    }
+
+    /// Whether layer `l` rotates its queries and keys (SmolLM3 leaves every fourth layer without, as llama.cpp's
+    /// `n_no_rope_layer_step = 4`).
+    pub fn layer_rotary(&self, l: usize) -> bool {
+        !(self.arch == Arch::Smollm3 && (l + 1).is_multiple_of(SMOLLM3_NO_ROPE_STEP))
     }
 }
 
@@ -145,6 +191,7 @@ impl Config {
             .dims2()
             .map_err(|e| format!("tensor `token_embd.weight`: {e}"))?
             .0;
+        let rope_base = md_f(content, &key("rope.freq_base")).unwrap_or(10_000.0);
         let cfg = Self {
             arch,
             layers: md_u(content, &key("block_count"))?,
@@ -154,25 +201,54 @@ impl Config {
             head_dim: md_u(content, &key("attention.key_length")).unwrap_or(hidden / heads),
             ffn: md_u(content, &key("feed_forward_length"))?,
             eps: md_f(content, &key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
-            rope_base: md_f(content, &key("rope.freq_base")).unwrap_or(10_000.0),
-            rope_base_local: md_f(content, &key("rope.freq_base_swa")).unwrap_or(10_000.0),
+            rope_base,
+            // Gemma 3's local layers rotate with base 10,000 unless the file says; Gemma 2's with the global base.
+            rope_base_local: md_f(content, &key("rope.freq_base_swa")).unwrap_or(
+                if arch == Arch::Gemma2 {
+                    rope_base
+                } else {
+                    10_000.0
+                },
+            ),
             rope_scale: crate::gguf::coverage::rope_scale(content, a),
             attn_scale: 0.0,
             window: match arch {
                 Arch::Gemma3 => md_u(content, &key("attention.sliding_window")).ok(),
+                Arch::Gemma2 => {
+                    Some(md_u(content, &key("attention.sliding_window")).unwrap_or(GEMMA2_WINDOW))
+                }
                 _ => None,
             },
+            attn_softcap: (arch == Arch::Gemma2).then(|| {
+                md_f(content, &key("attn_logit_softcapping")).unwrap_or(GEMMA2_ATTN_SOFTCAP)
+            }),
+            final_softcap: (arch == Arch::Gemma2).then(|| {
+                md_f(content, &key("final_logit_softcapping")).unwrap_or(GEMMA2_FINAL_SOFTCAP)
+            }),
             vocab,
         };
-        if cfg.kv_heads == 0 || cfg.heads % cfg.kv_heads != 0 || cfg.head_dim % 2 != 0 {
+        if cfg.kv_heads == 0
+            || !cfg.heads.is_multiple_of(cfg.kv_heads)
+            || !cfg.head_dim.is_multiple_of(2)
+        {
             return Err(format!(
                 "{} query heads, {} key/value heads and a head size of {} do not make attention heads (query \
                  heads must be a multiple of key/value heads, the head size even)",
                 cfg.heads, cfg.kv_heads, cfg.head_dim
             ));
         }
-        // Gemma 3 27B (62 layers) scales queries by the hidden size per head, as llama.cpp and gemma_pytorch do.
-        let attn_scale = if arch == Arch::Gemma3 && cfg.layers == 62 {
+        for (what, cap) in [("attn", cfg.attn_softcap), ("final", cfg.final_softcap)] {
+            if cap.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                return Err(format!(
+                    "`{a}.{what}_logit_softcapping` must be a positive number"
+                ));
+            }
+        }
+        // Gemma 3 27B (62 layers) and Gemma 2 27B (46) scale queries by the hidden size per head, as llama.cpp and
+        // gemma_pytorch do.
+        let attn_scale = if (arch == Arch::Gemma3 && cfg.layers == 62)
+            || (arch == Arch::Gemma2 && cfg.layers == 46)
+        {
             1.0 / ((cfg.hidden / cfg.heads) as f32).sqrt()
         } else {
             1.0 / (cfg.head_dim as f32).sqrt()
@@ -325,12 +401,12 @@ impl Decoder {
             } else {
                 None
             };
-            let qk_norm = if matches!(arch, Arch::Qwen3 | Arch::Gemma3) {
+            let qk_norm = if arch.qk_norm() {
                 Some((vec(n("attn_q_norm"))?, vec(n("attn_k_norm"))?))
             } else {
                 None
             };
-            let (post_attn_norm, post_ffn_norm) = if arch == Arch::Gemma3 {
+            let (post_attn_norm, post_ffn_norm) = if arch.gemma() {
                 (
                     Some(vec(n("post_attention_norm"))?),
                     Some(vec(n("post_ffw_norm"))?),
@@ -428,6 +504,9 @@ impl Decoder {
         let mut lq = QActs::default();
         lq.quantize(&normed, h, &[out.fmt]);
         matmul(&CandlePool, self.path, out, &lq, &mut self.logits);
+        if let Some(cap) = self.cfg.final_softcap {
+            softcap(&mut self.logits, cap);
+        }
         &self.logits
     }
 
@@ -461,6 +540,9 @@ impl Decoder {
             );
             lq.quantize(&normed[..n * h], h, &[out.fmt]);
             matmul(&CandlePool, self.path, out, &lq, &mut logits[..n * vocab]);
+            if let Some(cap) = self.cfg.final_softcap {
+                softcap(&mut logits[..n * vocab], cap);
+            }
             for (i, row) in logits[..n * vocab].chunks_exact(vocab).enumerate() {
                 each(start + i, row);
             }
@@ -483,7 +565,7 @@ impl Decoder {
                 &mut x[t * h..(t + 1) * h],
             );
         }
-        if c.arch == Arch::Gemma3 {
+        if c.arch.gemma() {
             let s = (h as f32).sqrt();
             x.iter_mut().for_each(|v| *v *= s);
         }
@@ -531,8 +613,10 @@ impl Decoder {
                 (Some(t), Some(_)) => t,
                 _ => &global,
             };
-            rope(&mut q, c.head_dim, cos, sin, neox);
-            rope(&mut k, c.head_dim, cos, sin, neox);
+            if c.layer_rotary(l) {
+                rope(&mut q, c.head_dim, cos, sin, neox);
+                rope(&mut k, c.head_dim, cos, sin, neox);
+            }
             let (kc, vc) = &mut self.kv[l];
             kc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&k);
             vc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&v);
@@ -551,7 +635,7 @@ impl Decoder {
                 &mut [(&layer.gate, &mut g), (&layer.up, &mut u)],
                 &xq,
             );
-            if c.arch == Arch::Gemma3 {
+            if c.arch.gemma() {
                 g.iter_mut()
                     .zip(&u)
                     .for_each(|(a, b)| *a = gelu_fast(*a) * b);
@@ -597,6 +681,11 @@ fn gelu_fast(x: f32) -> f32 {
 }
 
 /// Adds `b` to every row of `x`.
+/// `cap * tanh(x / cap)`, in place.
+fn softcap(x: &mut [f32], cap: f32) {
+    x.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+}
+
 fn add_rows(x: &mut [f32], b: &[f32]) {
     for row in x.chunks_exact_mut(b.len()) {
         row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
@@ -844,7 +933,7 @@ fn attention(
             let len = pos + t + 1;
             let first = window.map_or(0, |w| len.saturating_sub(w));
             let s = &mut scores[..len];
-            let max = if avx2 {
+            let mut max = if avx2 {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: the CPU has AVX2 and FMA (checked by `attention_avx2`).
                 unsafe {
@@ -855,6 +944,13 @@ fn attention(
             } else {
                 scores_body(qv, kc, kv_dim, off, first, scale, s)
             };
+            if let Some(cap) = c.attn_softcap {
+                max = f32::NEG_INFINITY;
+                for v in &mut s[first..] {
+                    *v = cap * (*v / cap).tanh();
+                    max = max.max(*v);
+                }
+            }
             let mut total = 0f32;
             for v in &mut s[first..] {
                 *v = (*v - max).exp();

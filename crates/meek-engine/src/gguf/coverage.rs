@@ -39,6 +39,14 @@ const READ_KEYS: &[&str] = &[
 /// Keys that only Gemma 3 files may carry (the own path reads them).
 const GEMMA3_KEYS: &[&str] = &["attention.sliding_window", "rope.freq_base_swa"];
 
+/// Keys that only Gemma 2 files may carry (the own path reads them; the soft-caps must be positive).
+const GEMMA2_KEYS: &[&str] = &[
+    "attention.sliding_window",
+    "rope.freq_base_swa",
+    "attn_logit_softcapping",
+    "final_logit_softcapping",
+];
+
 /// Mixture-of-experts keys of llama files (Mixtral), which candle-transformers' llama reads.
 const MOE_KEYS: &[&str] = &["expert_count", "expert_used_count"];
 
@@ -151,11 +159,15 @@ fn family_tensors(arch: Arch, moe: bool) -> &'static [&'static str] {
             "post_attention_norm.weight",
             "post_ffw_norm.weight",
         ],
+        Arch::Gemma2 => &["post_attention_norm.weight", "post_ffw_norm.weight"],
+        Arch::Smollm3 => &[],
     }
 }
 
 /// Local (sliding-window) layers per global one in Gemma 3, the only pattern the own path implements.
 pub const GEMMA3_PATTERN: u64 = 6;
+/// Gemma 2's pattern: local and global layers alternate, the first local.
+pub const GEMMA2_PATTERN: u64 = 2;
 
 /// Refuses a file that asks for a tensor or a computation the engine does not implement; `Ok` when everything in
 /// it is read or provably neutral. Files of architectures the engine does not run are refused before this.
@@ -186,6 +198,7 @@ fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(),
     let value = &content.metadata[key];
     if READ_KEYS.contains(&rest)
         || (arch == Arch::Gemma3 && GEMMA3_KEYS.contains(&rest))
+        || (arch == Arch::Gemma2 && GEMMA2_KEYS.contains(&rest))
         || (arch == Arch::Llama && MOE_KEYS.contains(&rest))
     {
         return Ok(());
@@ -208,7 +221,10 @@ fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(),
         }
         "expert_count" => value.to_u32().is_ok_and(|n| n <= 1),
         "attention.sliding_window_pattern" if arch == Arch::Gemma3 => {
-            gemma3_pattern_is_standard(content, value)
+            pattern_is_standard(content, value, "gemma3", GEMMA3_PATTERN)
+        }
+        "attention.sliding_window_pattern" if arch == Arch::Gemma2 => {
+            pattern_is_standard(content, value, "gemma2", GEMMA2_PATTERN)
         }
         _ => false,
     };
@@ -271,32 +287,32 @@ pub fn own_path_only(content: &Content) -> Option<String> {
     linear_factor(content, arch.name()).map(|f| format!("linear rotary scaling by a factor of {f}"))
 }
 
-/// Whether a `gemma3.attention.sliding_window_pattern` asks for the pattern the own path implements: the number
-/// [`GEMMA3_PATTERN`], or the per-layer array llama.cpp writes for it (`true` for a local layer: every layer but
-/// each sixth).
-fn gemma3_pattern_is_standard(content: &Content, value: &Value) -> bool {
+/// Whether an `{a}.attention.sliding_window_pattern` asks for the pattern the own path implements: the number
+/// `pattern`, or the per-layer array llama.cpp writes for it (`true` for a local layer: every layer but each
+/// `pattern`-th, as llama.cpp's `set_swa_pattern`: Gemma 3 five local to one global, Gemma 2 alternating).
+fn pattern_is_standard(content: &Content, value: &Value, a: &str, pattern: u64) -> bool {
     match value {
         Value::Array(layers) => {
             let n = content
                 .metadata
-                .get("gemma3.block_count")
+                .get(&format!("{a}.block_count"))
                 .and_then(|v| v.to_u32().ok())
                 .map_or(0, |n| n as usize);
             layers.len() == n
                 && layers.iter().enumerate().all(|(l, v)| {
                     v.to_bool()
-                        .is_ok_and(|local| local != (l as u64 + 1).is_multiple_of(GEMMA3_PATTERN))
+                        .is_ok_and(|local| local != (l as u64 + 1).is_multiple_of(pattern))
                 })
         }
-        v => v.to_u32().is_ok_and(|n| u64::from(n) == GEMMA3_PATTERN),
+        v => v.to_u32().is_ok_and(|n| u64::from(n) == pattern),
     }
 }
 
 fn check_tensor(arch: Arch, family: &[&str], name: &str) -> Result<(), String> {
-    if matches!(
-        name,
-        "token_embd.weight" | "output_norm.weight" | "output.weight"
-    ) || (arch == Arch::Llama && name == ROPE_FREQS)
+    // Gemma 2's output matrix is always the embedding: llama.cpp refuses a file with its own.
+    if matches!(name, "token_embd.weight" | "output_norm.weight")
+        || (name == "output.weight" && arch != Arch::Gemma2)
+        || (arch == Arch::Llama && name == ROPE_FREQS)
     {
         return Ok(());
     }
