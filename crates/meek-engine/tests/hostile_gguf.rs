@@ -21,6 +21,7 @@ fn refused(path: &Path, want: &[&str]) {
     let errors = [
         Engine::load(path, DeviceRequest::Cpu).map(|_| ()),
         Engine::load_with(path, DeviceRequest::Cpu, meek_engine::Kernels::Candle).map(|_| ()),
+        Engine::load_with(path, DeviceRequest::Cpu, meek_engine::Kernels::Tensors).map(|_| ()),
         meek_engine::load_tokenizer(path).map(|_| ()),
         meek_engine::inspect(path).map(|_| ()),
     ];
