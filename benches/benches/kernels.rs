@@ -5,7 +5,7 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use meek_engine::cpu::CandlePool;
+use meek_engine::cpu::EnginePool;
 use meek_kernels::{
     Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, matmul, quantize_row,
     quantize_row_k,
@@ -52,7 +52,7 @@ fn kernels(c: &mut Criterion) {
                 g.bench_with_input(
                     BenchmarkId::new(format!("{fmt:?}"), path.name()),
                     &path,
-                    |b, &path| b.iter(|| matmul(&CandlePool, path, &w, &x, &mut out)),
+                    |b, &path| b.iter(|| matmul(&EnginePool, path, &w, &x, &mut out)),
                 );
             }
         }

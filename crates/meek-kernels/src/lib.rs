@@ -10,12 +10,12 @@
 //! ([`KernelPath`]).
 //!
 //! Threads: the multiplies share their rows out through the [`Parallel`] trait, so they run on the caller's pool
-//! (meek-engine passes Candle's persistent spinning pool, sized by `CANDLE_NUM_THREADS`); [`Serial`] runs them on
-//! the calling thread.
+//! (meek-engine passes [`Pool`], which keeps going when a neighbour process takes a core; Candle's barrier pool
+//! with `MEEKBENCH_POOL=candle`); [`Serial`] runs them on the calling thread.
 //!
 //! Files, one job each: `format.rs` (block formats), `acts.rs` (activation quantization), `path.rs` (choosing the
 //! path), `portable.rs` and `x86.rs` (the kernels), `dispatch.rs` (from a path to its kernel), `matmul.rs` (the tiled
-//! multiplies) and `parallel.rs` (the pool hook).
+//! multiplies), `parallel.rs` (the pool hook) and `pool.rs` (the pool).
 
 mod acts;
 mod dispatch;
@@ -23,6 +23,7 @@ mod format;
 mod matmul;
 mod parallel;
 mod path;
+mod pool;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -33,6 +34,7 @@ pub use format::{Format, QK, QK_K};
 pub use matmul::{QActs, QMat, Shared, matmul, matmul_many};
 pub use parallel::{Parallel, Serial};
 pub use path::KernelPath;
+pub use pool::Pool;
 pub use portable::{dequantize_row, dot_k_portable, dot_portable};
 
 /// Random values in `[-1, 1)` from a fixed linear congruential stream, for the unit tests.

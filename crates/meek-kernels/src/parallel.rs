@@ -1,6 +1,6 @@
 //! The hook through which the multiplies run in parallel: the kernels split their work into ranges and hand them to
-//! a pool they do not own, so that the caller's persistent pool (in meekbench, Candle's spinning barrier pool, which
-//! also runs the engine's attention) does all the work and no second pool competes with it for cores.
+//! a pool they do not own, so that the caller's persistent pool (in meekbench, [`crate::Pool`] or Candle's barrier
+//! pool, which also runs the engine's attention) does all the work and no second pool competes with it for cores.
 
 use std::ops::Range;
 

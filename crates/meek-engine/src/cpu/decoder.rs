@@ -34,7 +34,7 @@ use candle_core::quantized::gguf_file::Content;
 
 use meek_kernels::{KernelPath, QActs, QMat, Shared, dequantize_row, matmul, matmul_many};
 
-use super::{CandlePool, format_of, parallel};
+use super::{EnginePool, format_of, parallel};
 
 /// SmolLM3: every this-many-th layer (counting from 1) has no rotary embedding.
 pub const SMOLLM3_NO_ROPE_STEP: usize = 4;
@@ -503,7 +503,7 @@ impl Decoder {
         let out = self.output.as_ref().unwrap_or(&self.embed);
         let mut lq = QActs::default();
         lq.quantize(&normed, h, &[out.fmt]);
-        matmul(&CandlePool, self.path, out, &lq, &mut self.logits);
+        matmul(&EnginePool, self.path, out, &lq, &mut self.logits);
         if let Some(cap) = self.cfg.final_softcap {
             softcap(&mut self.logits, cap);
         }
@@ -539,7 +539,7 @@ impl Decoder {
                 &mut normed[..n * h],
             );
             lq.quantize(&normed[..n * h], h, &[out.fmt]);
-            matmul(&CandlePool, self.path, out, &lq, &mut logits[..n * vocab]);
+            matmul(&EnginePool, self.path, out, &lq, &mut logits[..n * vocab]);
             if let Some(cap) = self.cfg.final_softcap {
                 softcap(&mut logits[..n * vocab], cap);
             }
@@ -590,7 +590,7 @@ impl Decoder {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut xn);
             xq.quantize(&xn, h, &[layer.wq.fmt, layer.wk.fmt, layer.wv.fmt]);
             matmul_many(
-                &CandlePool,
+                &EnginePool,
                 self.path,
                 &mut [
                     (&layer.wq, &mut q),
@@ -622,7 +622,7 @@ impl Decoder {
             vc[pos * kv_dim..(pos + n) * kv_dim].copy_from_slice(&v);
             attention(&c, c.layer_window(l), &q, kc, vc, pos, n, &mut att);
             attq.quantize(&att, qd, &[layer.wo.fmt]);
-            matmul(&CandlePool, self.path, &layer.wo, &attq, &mut o);
+            matmul(&EnginePool, self.path, &layer.wo, &attq, &mut o);
             if let Some(w) = &layer.post_attn_norm {
                 rms_norm_in_place(&mut o, w, c.eps);
             }
@@ -630,7 +630,7 @@ impl Decoder {
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut xn);
             xq.quantize(&xn, h, &[layer.gate.fmt, layer.up.fmt]);
             matmul_many(
-                &CandlePool,
+                &EnginePool,
                 self.path,
                 &mut [(&layer.gate, &mut g), (&layer.up, &mut u)],
                 &xq,
@@ -645,7 +645,7 @@ impl Decoder {
                     .for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
             }
             hq.quantize(&g, c.ffn, &[layer.down.fmt]);
-            matmul(&CandlePool, self.path, &layer.down, &hq, &mut o);
+            matmul(&EnginePool, self.path, &layer.down, &hq, &mut o);
             if let Some(w) = &layer.post_ffn_norm {
                 rms_norm_in_place(&mut o, w, c.eps);
             }

@@ -3,8 +3,8 @@
 //! Candle's CPU backend computes Q4_1 dot products with scalar code, has no blocked multiply for quantized prefill
 //! without AVX512-VNNI, and allocates a tensor per operation, which for a 135M-parameter model costs more than the
 //! arithmetic. This module keeps the weights in their GGUF block format, quantizes activations once per multiply
-//! ([`meek_kernels`]), runs every multiply and the attention on Candle's persistent spinning thread pool
-//! (`candle_core::utils::barrier_pool`, sized by `CANDLE_NUM_THREADS`; [`CandlePool`] hands it to the kernels), and
+//! ([`meek_kernels`]), runs every multiply and the attention on one thread pool ([`EnginePool`], sized by
+//! `CANDLE_NUM_THREADS`), and
 //! reuses preallocated buffers and a preallocated KV cache across tokens. Models whose tensors it cannot handle
 //! fall back to candle-transformers.
 
@@ -14,20 +14,44 @@ use candle_core::quantized::GgmlDType;
 pub use meek_kernels::KernelPath;
 use meek_kernels::{Format, Parallel};
 
-/// Candle's persistent spinning thread pool as the kernels' [`Parallel`] pool: the multiplies run on the same
-/// threads as the attention and as Candle's own operations, never on a second pool competing for the cores.
+/// The threads of the own path: meek-kernels' [`meek_kernels::Pool`] (a region any thread may claim chunks of,
+/// which does not wait for a thread a busy machine has descheduled), sized by Candle's thread count
+/// (`CANDLE_NUM_THREADS`, which each run sets); `MEEKBENCH_POOL=candle` uses Candle's persistent spinning barrier
+/// pool instead, to compare the two. The multiplies and the attention run on it, never on a second pool competing
+/// for the cores.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CandlePool;
+pub struct EnginePool;
 
-impl Parallel for CandlePool {
+fn own_pool() -> Option<&'static meek_kernels::Pool> {
+    static POOL: std::sync::OnceLock<Option<meek_kernels::Pool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        (std::env::var("MEEKBENCH_POOL").as_deref() != Ok("candle"))
+            .then(|| meek_kernels::Pool::new(candle_core::utils::get_num_threads()))
+    })
+    .as_ref()
+}
+
+/// Which pool the own path runs on: `meek` or `candle`.
+pub fn pool_name() -> &'static str {
+    if own_pool().is_some() {
+        "meek"
+    } else {
+        "candle"
+    }
+}
+
+impl Parallel for EnginePool {
     fn run(&self, n: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-        candle_core::utils::barrier_pool().execute_chunked(n, f);
+        match own_pool() {
+            Some(pool) => pool.run(n, f),
+            None => candle_core::utils::barrier_pool().execute_chunked(n, f),
+        }
     }
 }
 
 /// Runs `f` over `0..n` split across the pool's threads.
 pub fn parallel(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
-    candle_core::utils::barrier_pool().execute_chunked(n, f);
+    EnginePool.run(n, &f);
 }
 
 /// The kernels' format of a GGML type, when they support it.
