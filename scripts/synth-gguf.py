@@ -139,6 +139,21 @@ def copy_tokenizer(writer: gguf.GGUFWriter, source: Path, vocab: int) -> int:
     return target
 
 
+def write_tokenizer_only(source: Path, path: Path) -> None:
+    """A GGUF of `source`'s architecture and tokenizer.* keys and no tensors, for --tokenizer-from elsewhere."""
+    reader = gguf.GGUFReader(source)
+    arch_field = reader.fields.get("general.architecture")
+    arch = bytes(arch_field.parts[-1]).decode() if arch_field else "llama"
+    writer = gguf.GGUFWriter(path, arch)
+    writer.add_name("meekbench tokenizer only")
+    n = copy_tokenizer(writer, source, 0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    print(f"synth-gguf: wrote {path} (the tokenizer of {source}, {n} tokens, no tensors)", file=sys.stderr)
+
+
 def llama3_factors(shape: Shape) -> np.ndarray:
     """The llama3 rotary frequency factors, as llama.cpp's converter computes them (convert_hf_to_gguf.py)."""
     hd = shape.head_dim or shape.hidden // shape.heads
@@ -296,6 +311,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", choices=sorted(SHAPES), help="a real model's shape")
     ap.add_argument("--list", action="store_true", help="list the shapes and where their numbers come from")
+    ap.add_argument("--tokenizer-only", action="store_true",
+                    help="write only the tokenizer of --tokenizer-from (no tensors, a few MB) to -o: what a machine "
+                         "that cannot receive the real model needs to write files with its vocabulary")
     ap.add_argument("--tokenizer-from", type=Path, help="a real GGUF whose tokenizer.* keys are copied")
     ap.add_argument("-o", "--output", type=Path, help="the GGUF to write (F16 or F32)")
     ap.add_argument("--dtype", choices=("f16", "f32"), default="f16")
@@ -318,8 +336,13 @@ def main() -> None:
             print(f"{name:<14} {s.arch:<7} hidden {s.hidden:>5}  layers {s.layers:>3}  heads {s.heads:>3}/{s.kv_heads:<2} "
                   f"ffn {s.ffn:>6}  vocab {s.vocab:>6}  ({s.source})")
         return
+    if args.tokenizer_only:
+        if not (args.tokenizer_from and args.output):
+            ap.error("--tokenizer-only needs --tokenizer-from and -o")
+        write_tokenizer_only(args.tokenizer_from, args.output)
+        return
     if not (args.shape and args.tokenizer_from and args.output):
-        ap.error("--shape, --tokenizer-from and -o are required (or --list)")
+        ap.error("--shape, --tokenizer-from and -o are required (or --list, or --tokenizer-only)")
     shape = SHAPES[args.shape]
     overrides = {k: getattr(args, k) for k in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab", "head_dim")
                  if getattr(args, k) is not None}
