@@ -1,14 +1,15 @@
 //! meekbench's decoder on Candle tensors: the forward pass of the own CPU path ([`crate::cpu::decoder`]) for the
-//! same families (llama, qwen2, qwen3, gemma2, gemma3, smollm3), written with Candle operations so that it runs on any Candle device,
-//! CUDA and Metal above all, with the weights kept quantized on the device (Candle's `QMatMul`).
+//! same families (llama, qwen2, qwen3, gemma2, gemma3, smollm3), written with Candle operations so that it runs on
+//! any Candle device, CUDA and Metal above all, with the weights kept quantized on the device (Candle's `QMatMul`).
 //!
 //! candle-transformers' quantized models cannot be the GPU path: its Gemma 3 applies SiLU where Gemma uses GELU,
 //! its llama ignores the llama3 rotary frequency factors (`rope_freqs.weight`) and linear rotary scaling, and each
 //! family is a different model with its own reading of the file. This decoder reads a file with the CPU path's
 //! [`Config::read`] and computes what the CPU path computes, operation for operation: the same rotary tables
 //! (llama3 factors, linear scaling of the global layers, Gemma 3's local base, SmolLM3's layers without), the same
-//! sliding-window mask (a key at distance `>= window` is hidden), Gemma 2's soft-caps, norms as stored (the converter folded Gemma's `1 + w`), GELU (tanh) or
-//! SiLU, the embedding scaled by `sqrt(hidden)` for Gemma 3, tied output. Activations are f32; matrices of every
+//! sliding-window mask (a key at distance `>= window` is hidden), Gemma 2's soft-caps, norms as stored (the
+//! converter folded Gemma's `1 + w`), GELU (tanh) or SiLU, the embedding scaled by `sqrt(hidden)` for Gemma,
+//! tied output. Activations are f32; matrices of every
 //! GGUF type Candle supports run quantized (its CUDA kernels quantize activations to 8 bits as the CPU path does).
 //! Attention groups query heads over their shared key/value head instead of copying keys per head. Only the
 //! positions asked for leave the device: the last position's logits, or the arg-max alone for a greedy step.
@@ -21,7 +22,7 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
-use crate::cpu::decoder::{Arch, Config, ROPE_FREQS, check_rope_factors};
+use crate::cpu::decoder::{Arch, Config, ROPE_FREQS, check_rope_factors, rope_table};
 
 /// Positions the KV cache holds before it first grows (it grows by as many again).
 const CACHE_BLOCK: usize = 512;
@@ -69,29 +70,11 @@ impl std::fmt::Debug for TensorDecoder {
     }
 }
 
-/// Why this decoder cannot run a file, or `None` when it can: the CPU path's checks of the model itself, without
-/// its list of tensor types (Candle's quantized matmul takes every GGUF type).
+/// Why this decoder cannot run a file, or `None` when it can: the CPU path's checks of the model itself
+/// ([`crate::cpu::decoder::model_unsupported`]), without its list of tensor types (Candle's quantized matmul takes
+/// every GGUF type).
 pub fn unsupported(content: &Content) -> Option<String> {
-    let arch = match crate::cpu::decoder::arch_of(content) {
-        Ok(a) => a,
-        Err(e) => return Some(e),
-    };
-    let a = arch.name();
-    let md = |k: &str| crate::cpu::decoder::md_u(content, &format!("{a}.{k}"));
-    if md("expert_count").unwrap_or(0) > 1 {
-        return Some("mixture of experts".into());
-    }
-    let heads = md("attention.head_count").ok()?;
-    let head_dim = md("attention.key_length")
-        .or_else(|_| md("embedding_length").map(|h| h / heads.max(1)))
-        .ok()?;
-    if md("rope.dimension_count").is_ok_and(|d| d != head_dim) {
-        return Some("partial rotary embedding".into());
-    }
-    if md("attention.value_length").is_ok_and(|d| d != head_dim) {
-        return Some("value heads of another size than key heads".into());
-    }
-    None
+    crate::cpu::decoder::model_unsupported(content)
 }
 
 fn err(name: &str) -> impl Fn(candle_core::Error) -> String + '_ {
@@ -287,7 +270,7 @@ impl TensorDecoder {
         self.len = 0;
     }
 
-    /// cos and sin of positions `pos..pos + n`, `(n, head_dim / 2)` each, as the CPU path's table.
+    /// cos and sin of positions `pos..pos + n`, `(n, head_dim / 2)` each: the CPU path's table, on the device.
     fn rotary(
         &self,
         base: f32,
@@ -296,17 +279,8 @@ impl TensorDecoder {
         pos: usize,
         n: usize,
     ) -> Result<(Tensor, Tensor)> {
-        let hd = self.cfg.head_dim;
-        let half = hd / 2;
-        let (mut cos, mut sin) = (Vec::with_capacity(n * half), Vec::with_capacity(n * half));
-        for p in pos..pos + n {
-            for i in 0..half {
-                let factor = factors.map_or(1.0, |f| f[i]);
-                let theta = scale * (p as f32) / base.powf(2.0 * i as f32 / hd as f32) / factor;
-                cos.push(theta.cos());
-                sin.push(theta.sin());
-            }
-        }
+        let half = self.cfg.head_dim / 2;
+        let (cos, sin) = rope_table(self.cfg.head_dim, base, scale, factors, pos, n);
         Ok((
             Tensor::from_vec(cos, (n, half), &self.device)?,
             Tensor::from_vec(sin, (n, half), &self.device)?,

@@ -169,9 +169,7 @@ impl Config {
     pub fn layer_rotary(&self, l: usize) -> bool {
         !(self.arch == Arch::Smollm3 && (l + 1).is_multiple_of(SMOLLM3_NO_ROPE_STEP))
     }
-}
 
-impl Config {
     /// The hyper-parameters of a GGUF file of a supported family, from its metadata (the vocabulary from the
     /// token embedding's rows); shared by every decoder so that they read a file alike.
     pub fn read(content: &Content) -> Result<Self, String> {
@@ -340,6 +338,21 @@ pub(crate) fn arch_of(content: &Content) -> Result<Arch, String> {
 
 /// Why this path cannot run a file (the engine then uses candle-transformers), or `None` when it can.
 pub fn unsupported(content: &Content) -> Option<String> {
+    if let Some(why) = model_unsupported(content) {
+        return Some(why);
+    }
+    for (name, info) in &content.tensor_infos {
+        let dims = info.shape.dims();
+        if dims.len() == 2 && format_of(info.ggml_dtype).is_none() {
+            return Some(format!("tensor {name} is {:?}", info.ggml_dtype));
+        }
+    }
+    None
+}
+
+/// Why neither own decoder can run a file's model (whatever its tensor types), or `None`: an architecture they do
+/// not know, a mixture of experts, a partial rotary embedding, value heads of another size than key heads.
+pub fn model_unsupported(content: &Content) -> Option<String> {
     let arch = match arch_of(content) {
         Ok(a) => a,
         Err(e) => return Some(e),
@@ -348,15 +361,9 @@ pub fn unsupported(content: &Content) -> Option<String> {
     if md_u(content, &format!("{a}.expert_count")).unwrap_or(0) > 1 {
         return Some("mixture of experts".into());
     }
-    for (name, info) in &content.tensor_infos {
-        let dims = info.shape.dims();
-        if dims.len() == 2 && format_of(info.ggml_dtype).is_none() {
-            return Some(format!("tensor {name} is {:?}", info.ggml_dtype));
-        }
-    }
     let heads = md_u(content, &format!("{a}.attention.head_count")).ok()?;
     let head_dim = md_u(content, &format!("{a}.attention.key_length"))
-        .or_else(|_| md_u(content, &format!("{a}.embedding_length")).map(|h| h / heads))
+        .or_else(|_| md_u(content, &format!("{a}.embedding_length")).map(|h| h / heads.max(1)))
         .ok()?;
     if md_u(content, &format!("{a}.rope.dimension_count")).is_ok_and(|d| d != head_dim) {
         return Some("partial rotary embedding".into());
@@ -680,12 +687,12 @@ fn gelu_fast(x: f32) -> f32 {
     table[half::f16::from_f32(x).to_bits() as usize].to_f32()
 }
 
-/// Adds `b` to every row of `x`.
 /// `cap * tanh(x / cap)`, in place.
 fn softcap(x: &mut [f32], cap: f32) {
     x.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
 }
 
+/// Adds `b` to every row of `x`.
 fn add_rows(x: &mut [f32], b: &[f32]) {
     for row in x.chunks_exact_mut(b.len()) {
         row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
@@ -764,7 +771,7 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 
 /// cos and sin for positions `pos..pos + n`, `head_dim / 2` each: angle `scale * p * base^(-2i / head_dim) /
 /// factors[i]`, as ggml's rotary embedding computes it without YaRN (`freq_scale`, `freq_factors`).
-fn rope_table(
+pub(crate) fn rope_table(
     head_dim: usize,
     base: f32,
     scale: f32,
@@ -945,11 +952,8 @@ fn attention(
                 scores_body(qv, kc, kv_dim, off, first, scale, s)
             };
             if let Some(cap) = c.attn_softcap {
-                max = f32::NEG_INFINITY;
-                for v in &mut s[first..] {
-                    *v = cap * (*v / cap).tanh();
-                    max = max.max(*v);
-                }
+                softcap(&mut s[first..], cap);
+                max = s[first..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
             }
             let mut total = 0f32;
             for v in &mut s[first..] {
