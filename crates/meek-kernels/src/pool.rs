@@ -257,7 +257,6 @@ impl Parallel for Pool {
             }
         }
         drop(generation);
-        let _ = &mut slot;
         if let Some(p) = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
             std::panic::resume_unwind(p);
         }
