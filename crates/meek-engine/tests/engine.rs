@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use fs_err as fs;
 use meek_engine::{DeviceRequest, Engine, EngineError, GenOptions, Message, StopReason};
-use meek_testkit::{TinySpec, compare_logits, gemma3_reference, write_tiny_llama};
+use meek_testkit::{TinySpec, compare_logits, gemma3_reference, teacher_forced, write_tiny_llama};
 
 fn tiny(dir: &Path, spec: TinySpec) -> PathBuf {
     let p = dir.join(format!("tiny-{}.gguf", spec.seed));
@@ -362,35 +362,8 @@ fn own_cpu_path_agrees_with_candle_transformers() {
         assert!(ours.kernel().starts_with("cpu-"), "{}", ours.kernel());
         assert_eq!(theirs.kernel(), "candle-cpu");
         let seq = ours.synthetic_prompt(48, 3);
-        let (mut agree, mut worst) = (0, 0f32);
-        for (i, &tok) in seq.iter().enumerate().skip(16) {
-            // Feed the same sequence to both: prefill of 16 tokens, then one token at a time.
-            let (a, b) = if i == 16 {
-                (
-                    ours.logits(&seq[..=i], 0).unwrap(),
-                    theirs.logits(&seq[..=i], 0).unwrap(),
-                )
-            } else {
-                (
-                    ours.logits(&[tok], i).unwrap(),
-                    theirs.logits(&[tok], i).unwrap(),
-                )
-            };
-            let top = |v: &[f32]| {
-                v.iter()
-                    .enumerate()
-                    .max_by(|x, y| x.1.total_cmp(y.1))
-                    .unwrap()
-                    .0
-            };
-            agree += usize::from(top(&a) == top(&b));
-            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let diff = a
-                .iter()
-                .zip(&b)
-                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            worst = worst.max(diff / scale);
-        }
+        // Prefill of 16 tokens, then one token at a time.
+        let (agree, _, worst) = teacher_forced(&mut ours, &mut theirs, &seq, 16);
         assert!(
             agree >= 30,
             "{dtype:?}: top-1 agreed on {agree} of 32 positions"
@@ -443,23 +416,7 @@ fn qwen_families_agree_with_candle_transformers() {
         assert_eq!(ours.info().architecture, arch);
         assert!(ours.kernel().starts_with("cpu-"), "{}", ours.kernel());
         let seq = ours.synthetic_prompt(32, 5);
-        let (mut agree, mut worst) = (0, 0f32);
-        for i in 12..seq.len() {
-            let (a, b) = if i == 12 {
-                (
-                    ours.logits(&seq[..=i], 0).unwrap(),
-                    theirs.logits(&seq[..=i], 0).unwrap(),
-                )
-            } else {
-                (
-                    ours.logits(&seq[i..=i], i).unwrap(),
-                    theirs.logits(&seq[i..=i], i).unwrap(),
-                )
-            };
-            let (d, same) = compare_logits(&a, &b);
-            agree += usize::from(same);
-            worst = worst.max(d);
-        }
+        let (agree, _, worst) = teacher_forced(&mut ours, &mut theirs, &seq, 12);
         assert!(
             agree >= 18,
             "{arch} {dtype:?}: top-1 agreed on {agree} of 20"

@@ -70,14 +70,19 @@ fn model(
         // Sharper attention, so that positions (and so the rotary embedding) decide what each query sees.
         for (name, t) in tensors.iter_mut() {
             if name.ends_with(".attn_q.weight") {
-                let w = t.dequantize(&Device::Cpu).unwrap();
-                *t = QTensor::quantize(&(w * Q_GAIN).unwrap(), t.dtype()).unwrap();
+                *t = scaled(t, Q_GAIN);
             }
         }
         edit(md, tensors);
     })
     .unwrap();
     path
+}
+
+/// `t` times `by`, in `t`'s type.
+fn scaled(t: &QTensor, by: f64) -> QTensor {
+    let w = t.dequantize(&Device::Cpu).unwrap();
+    QTensor::quantize(&(w * by).unwrap(), t.dtype()).unwrap()
 }
 
 fn spec(arch: &'static str) -> TinySpec {
@@ -339,10 +344,6 @@ fn gemma2_agrees_with_llama_cpp() {
         move |md: &mut Vec<(String, Value)>, tensors: &mut Vec<(String, QTensor)>| {
             set(md, "gemma2.attn_logit_softcapping", Value::F32(cap));
             set(md, "gemma2.final_logit_softcapping", Value::F32(30.0));
-            let scaled = |t: &QTensor, by: f64| {
-                let w = t.dequantize(&Device::Cpu).unwrap();
-                QTensor::quantize(&(w * by).unwrap(), t.dtype()).unwrap()
-            };
             let at = tensors
                 .iter()
                 .position(|(n, _)| n == "output.weight")

@@ -8,7 +8,7 @@ use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use meek_engine::{DeviceRequest, Engine, GenOptions, Kernels};
-use meek_testkit::{TinySpec, compare_logits, rewrite_gguf, write_tiny_llama};
+use meek_testkit::{TinySpec, rewrite_gguf, teacher_forced, write_tiny_llama};
 
 fn tiny(dir: &Path, name: &str, spec: TinySpec) -> PathBuf {
     let p = dir.join(name);
@@ -24,25 +24,7 @@ fn agree(path: &Path) -> (usize, usize, f32) {
     assert!(cpu.kernel().starts_with("cpu-"), "{}", cpu.kernel());
     assert_eq!(ten.kernel(), "tensors-cpu");
     let seq = cpu.synthetic_prompt(40, 9);
-    let (mut same, mut worst, mut n) = (0, 0f32, 0);
-    for i in 11..seq.len() {
-        let (a, b) = if i == 11 {
-            (
-                ten.logits(&seq[..=i], 0).unwrap(),
-                cpu.logits(&seq[..=i], 0).unwrap(),
-            )
-        } else {
-            (
-                ten.logits(&seq[i..=i], i).unwrap(),
-                cpu.logits(&seq[i..=i], i).unwrap(),
-            )
-        };
-        let (d, top) = compare_logits(&a, &b);
-        same += usize::from(top);
-        worst = worst.max(d);
-        n += 1;
-    }
-    (same, n, worst)
+    teacher_forced(&mut ten, &mut cpu, &seq, 11)
 }
 
 #[test]

@@ -73,3 +73,32 @@ impl Rng {
         (self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
     }
 }
+
+/// Two engines on the same sequence, teacher-forced: a prefill of `seq[..=first]`, then one token at a time to the
+/// end. Returns how many positions' top-1 choices agree, the number of positions, and the largest logit
+/// difference relative to `b`'s largest logit ([`compare_logits`]).
+pub fn teacher_forced(
+    a: &mut meek_engine::Engine,
+    b: &mut meek_engine::Engine,
+    seq: &[u32],
+    first: usize,
+) -> (usize, usize, f32) {
+    let (mut same, mut worst) = (0, 0f32);
+    for i in first..seq.len() {
+        let (x, y) = if i == first {
+            (
+                a.logits(&seq[..=i], 0).unwrap(),
+                b.logits(&seq[..=i], 0).unwrap(),
+            )
+        } else {
+            (
+                a.logits(&seq[i..=i], i).unwrap(),
+                b.logits(&seq[i..=i], i).unwrap(),
+            )
+        };
+        let (d, top) = compare_logits(&x, &y);
+        same += usize::from(top);
+        worst = worst.max(d);
+    }
+    (same, seq.len().saturating_sub(first), worst)
+}
