@@ -15,8 +15,8 @@ use std::any::Any;
 use std::cell::Cell;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::thread::{JoinHandle, Thread};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::Parallel;
@@ -53,7 +53,6 @@ struct Shared {
     caller_blocked: AtomicBool,
     /// Workers parked (each its own flag), woken by the next region.
     parked: Vec<AtomicBool>,
-    threads: OnceLock<Vec<Thread>>,
     stop: AtomicBool,
 }
 
@@ -167,7 +166,6 @@ impl Pool {
             finished_cv: Condvar::new(),
             caller_blocked: AtomicBool::new(false),
             parked: (0..workers).map(|_| AtomicBool::new(false)).collect(),
-            threads: OnceLock::new(),
             stop: AtomicBool::new(false),
         });
         let handles: Vec<JoinHandle<()>> = (0..workers)
@@ -179,9 +177,6 @@ impl Pool {
                     .expect("spawning a kernel pool thread")
             })
             .collect();
-        let _ = shared
-            .threads
-            .set(handles.iter().map(|h| h.thread().clone()).collect());
         Self {
             shared,
             handles,
@@ -227,11 +222,9 @@ impl Parallel for Pool {
         // Sequentially consistent with a parking worker's flag store and generation load: either it sees this
         // region, or this sees it parked and wakes it.
         s.claim.store(u64::from(g) << 32, Ordering::SeqCst);
-        if let Some(threads) = s.threads.get() {
-            for (t, parked) in threads.iter().zip(&s.parked) {
-                if parked.load(Ordering::SeqCst) {
-                    t.unpark();
-                }
+        for (h, parked) in self.handles.iter().zip(&s.parked) {
+            if parked.load(Ordering::SeqCst) {
+                h.thread().unpark();
             }
         }
         IN_POOL.with(|c| c.set(true));
