@@ -112,3 +112,27 @@ pub fn dot4_k(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 4]) -
         xs.map(|x| dot_k_portable(fmt, row, x))
     )
 }
+
+/// Weight rows of a K-quant format, four at a time, against one activation row (decode): `out[r] = row r · x`,
+/// where `rows` holds `out.len()` consecutive rows of `row_bytes` each and `out.len()` is a multiple of four.
+#[inline]
+pub fn tile_k(
+    path: KernelPath,
+    fmt: Format,
+    rows: &[u8],
+    row_bytes: usize,
+    x: &[Q8KBlock],
+    out: &mut [f32],
+) {
+    assert!(
+        fmt.is_k(),
+        "{fmt:?} multiplies Q8Block activations: use tile"
+    );
+    assert!(out.len().is_multiple_of(4) && rows.len() == out.len() * row_bytes);
+    assert_eq!(x.len() * fmt.block_bytes(), row_bytes);
+    dispatch!(path, tile_k(fmt, rows, row_bytes, x, out), {
+        for (r, o) in rows.chunks_exact(row_bytes).zip(out.iter_mut()) {
+            *o = dot_k_portable(fmt, r, x);
+        }
+    })
+}

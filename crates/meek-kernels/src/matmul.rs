@@ -195,7 +195,13 @@ pub fn matmul_many(
             let end = range.end.min(offsets[j + 1]);
             let (w, dst) = targets[j];
             let (first, last) = (g - offsets[j], end - offsets[j]);
-            if w.fmt.is_k() {
+            if w.fmt.is_k() && n < 4 && path != KernelPath::Portable {
+                // A token or three (decode): four weight rows walked together, the next ones prefetched.
+                let bpr = w.cols / QK_K;
+                tiles_k1(path, w, n, first..last, dst, |t| {
+                    &xq.q8k[t * bpr..(t + 1) * bpr]
+                });
+            } else if w.fmt.is_k() {
                 let bpr = w.cols / QK_K;
                 tiles(
                     n,
@@ -263,6 +269,43 @@ fn tiles<'a, B: 'a>(
         for t in t..n {
             for r in tile.clone() {
                 unsafe { dst.write(t * stride + r, dot(r, x(t))) };
+            }
+        }
+    }
+}
+
+/// The decode loop of the K-quant formats: each activation row against weight rows four at a time
+/// ([`tile_k`](crate::tile_k)) in tiles of [`ROW_TILE`], leftover rows one product at a time.
+#[inline]
+fn tiles_k1<'a>(
+    path: KernelPath,
+    w: &QMat,
+    n: usize,
+    rows: std::ops::Range<usize>,
+    dst: Shared,
+    x: impl Fn(usize) -> &'a [crate::acts::Q8KBlock],
+) {
+    let stride = w.rows;
+    for tile in rows.clone().step_by(ROW_TILE) {
+        let tile = tile..rows.end.min(tile + ROW_TILE);
+        let r = tile.start + (tile.len() & !3);
+        for t in 0..n {
+            let mut v = [0f32; ROW_TILE];
+            let v = &mut v[..r - tile.start];
+            crate::tile_k(
+                path,
+                w.fmt,
+                w.rows_bytes(tile.start..r),
+                w.row_bytes(),
+                x(t),
+                v,
+            );
+            // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
+            for (i, v) in v.iter().enumerate() {
+                unsafe { dst.write(t * stride + tile.start + i, *v) };
+            }
+            for r in r..tile.end {
+                unsafe { dst.write(t * stride + r, crate::dot_k(path, w.fmt, w.row(r), x(t))) };
             }
         }
     }

@@ -249,6 +249,68 @@ macro_rules! x86_kernels {
                 unsafe { dot_k_n(fmt, row, xs) }
             }
 
+            /// Four K-quant weight rows against one activation row (decode): the rows' blocks are walked together,
+            /// so four streams are in flight instead of one, and the bytes of the rows [`super::PREFETCH_GROUPS`]
+            /// groups ahead are asked for as this group's are used (one core's bandwidth is bound by the loads it has
+            /// outstanding; a 144-byte Q4_K block is more than two cache lines).
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn tile_k_group(
+                fmt: Format,
+                rows: [*const u8; 4],
+                x: &[Q8KBlock],
+                ahead: *const u8,
+            ) -> [f32; 4] {
+                let bb = fmt.block_bytes();
+                let mut acc = [[_mm256_setzero_ps(); 1]; 4];
+                let mut accm = [[_mm256_setzero_ps(); 1]; 4];
+                for (i, xb) in x.iter().enumerate() {
+                    let p = ahead.wrapping_add(i * 4 * bb);
+                    let mut off = 0;
+                    while off < 4 * bb {
+                        // Never dereferenced: a hint.
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast());
+                        off += 64;
+                    }
+                    for r in 0..4 {
+                        // SAFETY: block i of each row is inside it (the caller checked the lengths).
+                        unsafe {
+                            let b = rows[r].add(i * bb);
+                            if fmt == Format::Q4K {
+                                q4k_block(b, [xb], &mut acc[r], &mut accm[r]);
+                            } else {
+                                q6k_block(b, [xb], &mut acc[r]);
+                            }
+                        }
+                    }
+                }
+                [0, 1, 2, 3].map(|r| hsum(_mm256_sub_ps(acc[r][0], accm[r][0])))
+            }
+
+            /// Every group of four K-quant rows in `rows` (`rb` bytes each) against `x`, through [`tile_k_group`].
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn tile_k(
+                fmt: Format,
+                rows: &[u8],
+                rb: usize,
+                x: &[Q8KBlock],
+                out: &mut [f32],
+            ) {
+                for (grp, o) in rows.chunks_exact(4 * rb).zip(out.chunks_exact_mut(4)) {
+                    let base = grp.as_ptr();
+                    let r = [
+                        base,
+                        base.wrapping_add(rb),
+                        base.wrapping_add(2 * rb),
+                        base.wrapping_add(3 * rb),
+                    ];
+                    let ahead = base.wrapping_add(4 * super::PREFETCH_GROUPS_K * rb);
+                    // SAFETY: forwarded from the caller.
+                    let v = unsafe { tile_k_group(fmt, r, x, ahead) };
+                    o.copy_from_slice(&v);
+                }
+            }
+
             /// Σ w·x over one block as 8 lanes of i32 converted to f32.
             #[inline]
             #[target_feature(enable = $features)]
@@ -538,6 +600,8 @@ macro_rules! x86_kernels {
 
 /// How many groups of four weight rows ahead the decode tile prefetches.
 const PREFETCH_GROUPS: usize = 2;
+/// The same for the K-quants' decode tile.
+const PREFETCH_GROUPS_K: usize = 1;
 
 /// AVX2: `maddubs` to i16 pairs, then `madd` with ones to i32.
 #[inline]

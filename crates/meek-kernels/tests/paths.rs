@@ -6,6 +6,7 @@ use half::f16;
 use meek_kernels::{
     Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, Serial, dequantize_row, dot,
     dot_k, dot_k_portable, dot_portable, dot4, dot4_k, matmul, quantize_row, quantize_row_k, tile,
+    tile_k,
 };
 
 const FORMATS: [Format; 7] = [
@@ -192,6 +193,30 @@ fn every_path_matches_the_portable_kernels_and_a_float64_reference() {
             }
             // The register tiles: one and two groups of four weight rows (eight rows from each row on, wrapping,
             // so every shape has them) against one, two and four activation rows.
+            if fmt.is_k() {
+                // The decode tile of the K-quants: one and two groups of four rows, as above.
+                let q = quantized::<Q8KBlock>(&xs);
+                for start in 0..rows {
+                    let eight: Vec<&[u8]> = (0..8)
+                        .map(|i| &w[((start + i) % rows) * rb..((start + i) % rows + 1) * rb])
+                        .collect();
+                    let packed = eight.concat();
+                    for &path in &paths {
+                        for g in [1, 2] {
+                            let mut out = vec![0f32; 4 * g];
+                            tile_k(path, fmt, &packed[..4 * g * rb], rb, &q[0], &mut out);
+                            for (i, row) in eight[..4 * g].iter().enumerate() {
+                                let want = dot_k_portable(fmt, row, &q[0]);
+                                assert!(
+                                    (out[i] - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                    "{fmt:?} {path:?} tile_k {i}: {} vs {want}",
+                                    out[i]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
             if !fmt.is_k() {
                 let q = quantized::<Q8Block>(&xs);
                 for start in 0..rows {
