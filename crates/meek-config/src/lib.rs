@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+mod card;
 pub mod limits;
 pub mod lock;
 mod parse;
@@ -401,6 +402,25 @@ pub struct ModelSpec {
     pub sha256: String,
     /// Where the file can be obtained, tried in order after the cache.
     pub sources: Vec<Source>,
+    /// What the model's publisher declares about it (`[models.card]`), copied into the result file.
+    pub card: Option<Card>,
+}
+
+/// `[models.card]`: figures the model's publisher declares (its model card), which no measurement can give and the
+/// projection needs: training tokens put a model on Chinchilla's loss law, the release date on the study's time
+/// axis. Each result and report labels them *declared*, with `source`, so a reader can check them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    /// Where the figures are stated (the model card's URL).
+    pub source: String,
+    /// Tokens the model was trained on.
+    pub training_tokens: Option<f64>,
+    /// Release date, `YYYY-MM-DD`.
+    pub release_date: Option<String>,
+    /// Licence name (e.g. `apache-2.0`).
+    pub licence: Option<String>,
+    /// Parameter count as declared (the file's own count is measured from its tensors).
+    pub parameters: Option<u64>,
 }
 
 /// One place a model file can come from.

@@ -83,6 +83,7 @@ struct RawModel {
     sha256: Option<String>,
     #[serde(default)]
     sources: Vec<RawSource>,
+    card: Option<crate::card::RawCard>,
 }
 
 #[derive(Deserialize)]
@@ -286,11 +287,17 @@ fn validate(raw: RawConfig) -> Result<Config, Invalid> {
                     .into(),
             ));
         }
+        let card = m
+            .card
+            .map(crate::card::validate)
+            .transpose()
+            .map_err(|(k, msg)| (key(&format!("card.{k}")), msg))?;
         models.push(ModelSpec {
             id: m.id,
             file: m.file,
             sha256: sha,
             sources,
+            card,
         });
     }
     let s = raw.speed;

@@ -642,3 +642,98 @@ fn perplexity_workloads_parse_and_are_checked() {
     );
     assert!(err(&twice).contains("perplexity[1].name"));
 }
+
+/// Issue #15: a model's declared figures, bounded before anything is fetched.
+#[test]
+fn model_cards_are_parsed_and_checked() {
+    let with = |card: &str| format!("{MINIMAL}[models.card]\n{card}\n");
+    let c = parse(
+        &with(
+            "source = \"https://huggingface.co/x/y\"\ntraining_tokens = 2e12\nrelease_date = \"2024-10-31\"\n\
+             licence = \"apache-2.0\"\nparameters = 135000000",
+        ),
+        "x",
+    )
+    .unwrap()
+    .config;
+    let card = c.models[0].card.as_ref().unwrap();
+    assert_eq!(card.training_tokens, Some(2e12));
+    assert_eq!(card.release_date.as_deref(), Some("2024-10-31"));
+    assert_eq!(card.parameters, Some(135_000_000));
+    // A TOML date works as well as a string.
+    let c = parse(
+        &with("source = \"https://a.b/c\"\nrelease_date = 2025-08-14"),
+        "x",
+    )
+    .unwrap();
+    assert_eq!(
+        c.config.models[0]
+            .card
+            .as_ref()
+            .unwrap()
+            .release_date
+            .as_deref(),
+        Some("2025-08-14")
+    );
+    assert!(parse(MINIMAL, "x").unwrap().config.models[0].card.is_none());
+    for (card, key, says) in [
+        (
+            "training_tokens = 2e12",
+            "models[0].card.source",
+            "is missing",
+        ),
+        (
+            "source = \"file:///etc/passwd\"",
+            "models[0].card.source",
+            "is not a URL",
+        ),
+        (
+            "source = \"https://a b\"",
+            "models[0].card.source",
+            "is not a URL",
+        ),
+        (
+            "source = \"https://a.b\"\ntraining_tokens = 1e30",
+            "models[0].card.training_tokens",
+            "outside",
+        ),
+        (
+            "source = \"https://a.b\"\ntraining_tokens = nan",
+            "models[0].card.training_tokens",
+            "outside",
+        ),
+        (
+            "source = \"https://a.b\"\nparameters = -5",
+            "models[0].card.parameters",
+            "outside",
+        ),
+        (
+            "source = \"https://a.b\"\nrelease_date = \"2023-02-29\"",
+            "models[0].card.release_date",
+            "is not a date",
+        ),
+        (
+            "source = \"https://a.b\"\nrelease_date = 1979-01-01",
+            "models[0].card.release_date",
+            "is not a date",
+        ),
+        (
+            "source = \"https://a.b\"\nrelease_date = 2024-01-01T10:00:00Z",
+            "models[0].card.release_date",
+            "is not a date",
+        ),
+        (
+            "source = \"https://a.b\"\nlicence = \"\"",
+            "models[0].card.licence",
+            "is not a licence",
+        ),
+        (
+            "source = \"https://a.b\"\nrating = 5",
+            "rating",
+            "unknown field",
+        ),
+    ] {
+        let e = err(&with(card));
+        assert!(e.contains(key) && e.contains(says), "{card}: {e}");
+    }
+}

@@ -177,7 +177,7 @@ fn the_mid_sized_config_is_all_lockable_q4_k_m_hub_files() {
         c.config.models.is_empty(),
         "nothing in mid.toml is pinned by hand"
     );
-    assert_eq!(c.lockable.len(), 12);
+    assert_eq!(c.lockable.len(), 13);
     for l in &c.lockable {
         assert_eq!(l.state, LockState::Missing, "{}", l.spec.id);
         assert_eq!(l.hub.revision, "main", "{}", l.spec.id);

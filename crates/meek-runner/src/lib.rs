@@ -296,7 +296,14 @@ pub fn run(
                 perplexity: texts.clone(),
             };
             match launcher.launch(&req, &stopped) {
-                Ok(run) => {
+                Ok(mut run) => {
+                    run.model.card = spec.card.as_ref().map(|c| meek_schema::ModelCard {
+                        source: c.source.clone(),
+                        training_tokens: c.training_tokens,
+                        release_date: c.release_date.clone(),
+                        licence: c.licence.clone(),
+                        parameters: c.parameters,
+                    });
                     let partial = run.partial;
                     resume::place_run(&mut result.runs, run, &order);
                     if partial {

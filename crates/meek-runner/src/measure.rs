@@ -358,6 +358,7 @@ pub fn measure_until(
             n_params: info.n_params,
             context_length: info.context_length,
             weight_bytes_per_token: info.weight_bytes_per_token,
+            card: None,
         },
         device: engine.device_name().to_string(),
         threads: req.threads,

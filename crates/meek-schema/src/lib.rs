@@ -538,6 +538,30 @@ pub struct ModelInfo {
     /// Context length the model was trained for, from its metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_length: Option<usize>,
+    /// What the model's publisher declares (the config's `[models.card]`); every figure in it is *declared*, not
+    /// measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<ModelCard>,
+}
+
+/// A model's declared figures, from its model card, with where they are stated.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    /// URL of the statement.
+    pub source: String,
+    /// Tokens the model was trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_tokens: Option<f64>,
+    /// Release date, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_date: Option<String>,
+    /// Licence name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+    /// Parameter count as declared (`n_params` is the file's own count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<u64>,
 }
 
 /// Speed at one workload point: a prompt of `n_prompt` tokens, then `n_gen` generated tokens.

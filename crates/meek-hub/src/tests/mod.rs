@@ -23,6 +23,7 @@ fn spec(sha: &str, sources: Vec<Source>) -> ModelSpec {
         file: "tiny.gguf".into(),
         sha256: sha.into(),
         sources,
+        card: None,
     }
 }
 
