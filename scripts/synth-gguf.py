@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - the message is the point
 
 @dataclass(frozen=True)
 class Shape:
-    arch: str  # general.architecture: llama, qwen2, qwen3, gemma2, gemma3, smollm3
+    arch: str  # general.architecture: llama, qwen2, qwen3, gemma2, gemma3, smollm3, phi3
     hidden: int
     layers: int
     heads: int
@@ -54,9 +54,10 @@ class Shape:
     head_dim: int | None = None  # when not hidden / heads
     rope_base: float = 10_000.0
     tied: bool = False  # output matrix shared with the token embedding
-    window: int = 0  # gemma3 local layers
+    window: int = 0  # gemma2/gemma3 local layers, phi3 sliding window
     context: int = 8192
     llama3_factor: float = 0.0  # llama3 rotary scaling (rope_freqs.weight): factor, with low 1, high 4, original 8192
+    longrope_original: int = 0  # phi3 LongRoPE: the original context (short and long factors, attention factor)
     source: str = ""  # where the shape's numbers come from
 
 
@@ -90,6 +91,8 @@ SHAPES: dict[str, Shape] = {
                           source="HuggingFaceTB/SmolLM2-135M-Instruct config.json"),
     "gemma3-270m": Shape("gemma3", 640, 18, 4, 1, 2048, 262144, head_dim=256, rope_base=1_000_000.0, tied=True,
                          window=512, context=32768, source="google/gemma-3-270m config.json"),
+    "phi-3.5-mini": Shape("phi3", 3072, 32, 32, 32, 8192, 32064, rope_base=10_000.0, context=131072,
+                          window=262144, longrope_original=4096, source="microsoft/Phi-3.5-mini-instruct config.json"),
     # A small shape for quick checks.
     "tiny-llama": Shape("llama", 256, 4, 4, 2, 512, 0, source="meekbench test shape (vocabulary of the tokenizer)"),
 }
@@ -172,24 +175,36 @@ def llama3_factors(shape: Shape) -> np.ndarray:
     return np.array(out, dtype=np.float32)
 
 
+def longrope_factors(shape: Shape, long: bool) -> np.ndarray:
+    """LongRoPE factors of the shape's head (half as many as its width), rising as Phi-3.5's do: short from 1 to 2,
+    long from 1 to 40 (the values are the trained model's business; their cost is nil)."""
+    hd = shape.head_dim or shape.hidden // shape.heads
+    return np.linspace(1.0, 40.0 if long else 2.0, hd // 2, dtype=np.float32)
+
+
 def tensors(shape: Shape) -> list[tuple[str, tuple[int, ...], float]]:
     """Name, numpy shape (rows = outputs) and standard deviation of every tensor; std 0 means a norm of ones, -1
-    the llama3 rotary factors."""
+    the llama3 rotary factors, -2 and -3 the LongRoPE short and long factors."""
     hd = shape.head_dim or shape.hidden // shape.heads
     qd, kvd = shape.heads * hd, shape.kv_heads * hd
     h, f = shape.hidden, shape.ffn
     out = [("token_embd.weight", (shape.vocab, h), 1.0), ("output_norm.weight", (h,), 0.0)]
     if shape.llama3_factor:
         out.append(("rope_freqs.weight", (hd // 2,), -1.0))
+    if shape.longrope_original:
+        out += [("rope_factors_short.weight", (hd // 2,), -2.0), ("rope_factors_long.weight", (hd // 2,), -3.0)]
     if not shape.tied:
         out.append(("output.weight", (shape.vocab, h), h ** -0.5))
     for layer in range(shape.layers):
         p = f"blk.{layer}."
-        out += [(p + "attn_norm.weight", (h,), 0.0),
-                (p + "attn_q.weight", (qd, h), h ** -0.5),
-                (p + "attn_k.weight", (kvd, h), h ** -0.5),
-                (p + "attn_v.weight", (kvd, h), h ** -0.5),
-                (p + "attn_output.weight", (h, qd), qd ** -0.5)]
+        out.append((p + "attn_norm.weight", (h,), 0.0))
+        if shape.arch == "phi3":  # q/k/v fused, as Phi-3's converter writes them
+            out.append((p + "attn_qkv.weight", (qd + 2 * kvd, h), h ** -0.5))
+        else:
+            out += [(p + "attn_q.weight", (qd, h), h ** -0.5),
+                    (p + "attn_k.weight", (kvd, h), h ** -0.5),
+                    (p + "attn_v.weight", (kvd, h), h ** -0.5)]
+        out.append((p + "attn_output.weight", (h, qd), qd ** -0.5))
         if shape.arch == "qwen2":
             out += [(p + "attn_q.bias", (qd,), 0.02), (p + "attn_k.bias", (kvd,), 0.02),
                     (p + "attn_v.bias", (kvd,), 0.02)]
@@ -197,10 +212,12 @@ def tensors(shape: Shape) -> list[tuple[str, tuple[int, ...], float]]:
             out += [(p + "attn_q_norm.weight", (hd,), 0.0), (p + "attn_k_norm.weight", (hd,), 0.0)]
         if shape.arch in ("gemma2", "gemma3"):
             out += [(p + "post_attention_norm.weight", (h,), 0.0), (p + "post_ffw_norm.weight", (h,), 0.0)]
-        out += [(p + "ffn_norm.weight", (h,), 0.0),
-                (p + "ffn_gate.weight", (f, h), h ** -0.5),
-                (p + "ffn_up.weight", (f, h), h ** -0.5),
-                (p + "ffn_down.weight", (h, f), f ** -0.5)]
+        out.append((p + "ffn_norm.weight", (h,), 0.0))
+        if shape.arch == "phi3":  # gate and up fused, gate first
+            out.append((p + "ffn_up.weight", (2 * f, h), h ** -0.5))
+        else:
+            out += [(p + "ffn_gate.weight", (f, h), h ** -0.5), (p + "ffn_up.weight", (f, h), h ** -0.5)]
+        out.append((p + "ffn_down.weight", (h, f), f ** -0.5))
     return out
 
 
@@ -210,8 +227,10 @@ def make_tensor(item: tuple[int, str, tuple[int, ...], float], shape: Shape, see
     index, tname, tshape, std = item
     if std == 0.0:
         return np.ones(tshape, dtype=np.float32)
-    if std < 0.0:
+    if std == -1.0:
         return llama3_factors(shape)
+    if std < 0.0:
+        return longrope_factors(shape, long=std == -3.0)
     rng = np.random.default_rng([seed, index])
     # A tied embedding (std 1) already gives logits of std sqrt(hidden): only a separate output matrix gains.
     gain = logit_gain if tname == "output.weight" else 1.0
@@ -225,7 +244,9 @@ def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed
           direct: str | None = None, jobs: int = 1) -> None:
     """Writes the file; with `direct`, every matrix is quantised to that type by gguf-py while writing."""
     writer = gguf.GGUFWriter(path, shape.arch)
-    writer.add_name(f"meekbench synthetic {name} (random weights)")
+    # llama.cpp sets token attributes by model name, and a name with "phi-3" asks for Phi-3's own special tokens,
+    # which a copied tokenizer lacks.
+    writer.add_name(f"meekbench synthetic {name.replace('phi-3', 'phi 3')} (random weights)")
     writer.add_string("general.description",
                       f"Random weights of the shape of {shape.source}; costs what the trained model costs to run, "
                       "answers nothing. Written by meekbench's scripts/synth-gguf.py.")
@@ -248,6 +269,14 @@ def write(shape: Shape, name: str, tokenizer: Path, path: Path, dtype: str, seed
     if a == "gemma3":
         writer.add_uint32(f"{a}.attention.sliding_window", shape.window)
         writer.add_float32(f"{a}.rope.freq_base_swa", 10_000.0)
+    if a == "phi3":
+        writer.add_uint32(f"{a}.attention.sliding_window", shape.window)
+        if shape.longrope_original:
+            # As llama.cpp's converter: the attention factor of LongRoPE at this context extension.
+            scale = shape.context / shape.longrope_original
+            writer.add_uint32(f"{a}.rope.scaling.original_context_length", shape.longrope_original)
+            writer.add_float32(f"{a}.rope.scaling.attn_factor",
+                               float(np.sqrt(1 + np.log(scale) / np.log(shape.longrope_original))))
     if a == "gemma2":
         writer.add_uint32(f"{a}.attention.sliding_window", shape.window)
         writer.add_float32(f"{a}.attn_logit_softcapping", 50.0)

@@ -117,7 +117,8 @@ pub enum EngineError {
     },
     /// A prompt plus generation longer than the model can hold.
     #[error(
-        "{model}: {needed} positions needed (prompt {prompt} + generation {n_gen}) but at most {max} are supported"
+        "{model}: {needed} positions needed (prompt {prompt} + generation {n_gen}) but at most {max} are supported \
+         ({why})"
     )]
     TooLong {
         /// Model name.
@@ -130,6 +131,8 @@ pub enum EngineError {
         needed: usize,
         /// Limit.
         max: usize,
+        /// Where the limit comes from.
+        why: &'static str,
     },
     /// A tensor operation failed.
     #[error("{context}: {}", first_line(source))]

@@ -186,6 +186,7 @@ impl Engine {
                 n_gen: opts.max_new_tokens,
                 needed,
                 max: self.max_positions,
+                why: self.max_positions_why,
             });
         }
         if let Weights::Cpu(m) = &mut self.weights {

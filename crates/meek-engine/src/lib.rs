@@ -70,6 +70,8 @@ pub struct Engine {
     device_name: String,
     info: GgufInfo,
     max_positions: usize,
+    /// Where `max_positions` comes from, for the refusal.
+    max_positions_why: &'static str,
     name: String,
     kernel: String,
 }

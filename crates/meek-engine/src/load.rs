@@ -58,6 +58,9 @@ impl CandleModel {
     }
 }
 
+/// Why a model holds as many positions as it does, when nothing narrower applies.
+const TRAINED_CONTEXT: &str = "the model's trained context, or the engine's table where smaller";
+
 /// Which code runs the forward pass on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
@@ -193,6 +196,9 @@ impl Engine {
             detail,
         })?;
         let (tokenizer, chat) = tokenizer_and_template(path, &content)?;
+        let position_limit = cpu::decoder::Config::read(&content)
+            .ok()
+            .and_then(|c| c.position_limit);
         let (device, device_name) = open_device(device)?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -245,6 +251,9 @@ impl Engine {
                 "smollm3" => Some(
                     "it has no quantized SmolLM3, and its llama would rotate every fourth layer too",
                 ),
+                "phi3" => Some(
+                    "meekbench does not load Phi-3 GGUF files into its quantized phi3, which reads no LongRoPE factors",
+                ),
                 _ => None,
             };
             if let Some(wrong) = candle_wrong {
@@ -290,6 +299,12 @@ impl Engine {
             Weights::Candle(_) => trained.min(quantized_llama::MAX_SEQ_LEN),
             Weights::Cpu(_) | Weights::Hf(_) | Weights::Tensor(_) => trained,
         };
+        // Positions the file's model is only right within (Phi-3: its window, its original context where it has
+        // long LongRoPE factors), so that a longer run is refused instead of computed otherwise.
+        let (max_positions, max_positions_why) = match position_limit {
+            Some((n, why)) if n < max_positions => (n, why),
+            _ => (max_positions, TRAINED_CONTEXT),
+        };
         Ok(Self {
             weights,
             tokenizer,
@@ -298,6 +313,7 @@ impl Engine {
             device_name,
             info,
             max_positions,
+            max_positions_why,
             name,
             kernel,
         })
@@ -333,6 +349,7 @@ impl Engine {
             device_name,
             info,
             max_positions,
+            max_positions_why: TRAINED_CONTEXT,
             name,
             kernel,
         })

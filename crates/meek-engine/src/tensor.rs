@@ -22,23 +22,50 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
-use crate::cpu::decoder::{Arch, Config, ROPE_FREQS, check_rope_factors, rope_table};
+use crate::cpu::decoder::{Arch, Config, check_rope_factors, rope_table};
 
 /// Positions the KV cache holds before it first grows (it grows by as many again).
 const CACHE_BLOCK: usize = 512;
 
+/// Projections of one input, as the file stores them: one matrix each, or one fused matrix (Phi-3's `attn_qkv` and
+/// `ffn_up`) whose output is split into parts of the given widths.
+enum Proj {
+    Separate(Vec<QMatMul>),
+    Fused(QMatMul, Vec<usize>),
+}
+
+impl Proj {
+    /// Each projection of `x`, in order.
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Self::Separate(ws) => ws.iter().map(|w| w.forward(x)).collect(),
+            Self::Fused(w, widths) => {
+                let y = w.forward(x)?;
+                let mut at = 0;
+                widths
+                    .iter()
+                    .map(|&n| {
+                        let part = y.narrow(D::Minus1, at, n)?.contiguous();
+                        at += n;
+                        part
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    /// q, k, v.
+    qkv: Proj,
     bias: Option<[Tensor; 3]>,
     qk_norm: Option<(Tensor, Tensor)>,
     wo: QMatMul,
     post_attn_norm: Option<Tensor>,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
+    /// gate, up.
+    gate_up: Proj,
     down: QMatMul,
     post_ffn_norm: Option<Tensor>,
     window: Option<usize>,
@@ -179,11 +206,12 @@ impl TensorDecoder {
             QMatMul::from_arc(embed_q).map_err(err("token_embd.weight"))?
         };
         let norm = vector(content, reader, "output_norm.weight", h, device)?;
-        let rope_factors = if content.tensor_infos.contains_key(ROPE_FREQS) {
-            let f = vector(content, reader, ROPE_FREQS, hd / 2, &Device::Cpu)?
+        let factors = cfg.arch.rope_factors_tensor();
+        let rope_factors = if content.tensor_infos.contains_key(factors) {
+            let f = vector(content, reader, factors, hd / 2, &Device::Cpu)?
                 .to_vec1::<f32>()
-                .map_err(err(ROPE_FREQS))?;
-            Some(check_rope_factors(f, hd)?)
+                .map_err(err(factors))?;
+            Some(check_rope_factors(f, hd, factors)?)
         } else {
             None
         };
@@ -192,17 +220,28 @@ impl TensorDecoder {
             let w = |s: &str| format!("blk.{l}.{s}.weight");
             let b = |s: &str| format!("blk.{l}.{s}.bias");
             let mut mat = |s: &str, rows, cols| matrix(content, reader, &w(s), rows, cols, device);
-            let (wq, wk, wv, wo) = (
-                mat("attn_q", qd, h)?,
-                mat("attn_k", kvd, h)?,
-                mat("attn_v", kvd, h)?,
-                mat("attn_output", h, qd)?,
-            );
-            let (gate, up, down) = (
-                mat("ffn_gate", cfg.ffn, h)?,
-                mat("ffn_up", cfg.ffn, h)?,
-                mat("ffn_down", h, cfg.ffn)?,
-            );
+            // Phi-3 fuses q/k/v and gate/up: one matrix each, whose outputs are split.
+            let qkv = if content.tensor_infos.contains_key(&w("attn_qkv")) {
+                Proj::Fused(mat("attn_qkv", qd + 2 * kvd, h)?, vec![qd, kvd, kvd])
+            } else {
+                Proj::Separate(vec![
+                    mat("attn_q", qd, h)?,
+                    mat("attn_k", kvd, h)?,
+                    mat("attn_v", kvd, h)?,
+                ])
+            };
+            let wo = mat("attn_output", h, qd)?;
+            let fused_ffn =
+                cfg.arch == Arch::Phi3 && !content.tensor_infos.contains_key(&w("ffn_gate"));
+            let gate_up = if fused_ffn {
+                Proj::Fused(mat("ffn_up", 2 * cfg.ffn, h)?, vec![cfg.ffn, cfg.ffn])
+            } else {
+                Proj::Separate(vec![
+                    mat("ffn_gate", cfg.ffn, h)?,
+                    mat("ffn_up", cfg.ffn, h)?,
+                ])
+            };
+            let down = mat("ffn_down", h, cfg.ffn)?;
             let mut vec = |name: String, len| vector(content, reader, &name, len, device);
             let bias = if cfg.arch == Arch::Qwen2 {
                 Some([
@@ -229,15 +268,12 @@ impl TensorDecoder {
             layers.push(Layer {
                 attn_norm: vec(w("attn_norm"), h)?,
                 ffn_norm: vec(w("ffn_norm"), h)?,
-                wq,
-                wk,
-                wv,
+                qkv,
                 bias,
                 qk_norm,
                 wo,
                 post_attn_norm,
-                gate,
-                up,
+                gate_up,
                 down,
                 post_ffn_norm,
                 window: cfg.layer_window(l),
@@ -355,8 +391,11 @@ impl TensorDecoder {
         let neox = c.arch.neox();
         for l in &mut self.layers {
             let xn = candle_nn::ops::rms_norm(&x, &l.attn_norm, c.eps)?;
-            let (mut q, mut k, mut v) =
-                (l.wq.forward(&xn)?, l.wk.forward(&xn)?, l.wv.forward(&xn)?);
+            let [mut q, mut k, mut v]: [Tensor; 3] = l
+                .qkv
+                .forward(&xn)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("q/k/v projections".into()))?;
             if let Some([bq, bk, bv]) = &l.bias {
                 q = q.broadcast_add(bq)?;
                 k = k.broadcast_add(bk)?;
@@ -420,13 +459,17 @@ impl TensorDecoder {
             }
             x = (x + o)?;
             let xn = candle_nn::ops::rms_norm(&x, &l.ffn_norm, c.eps)?;
-            let g = l.gate.forward(&xn)?;
+            let [g, u]: [Tensor; 2] = l
+                .gate_up
+                .forward(&xn)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("gate/up projections".into()))?;
             let g = if c.arch.gemma() {
                 g.gelu()?
             } else {
                 candle_nn::ops::silu(&g)?
             };
-            let mut m = l.down.forward(&(g * l.up.forward(&xn)?)?)?;
+            let mut m = l.down.forward(&(g * u)?)?;
             if let Some(w) = &l.post_ffn_norm {
                 m = candle_nn::ops::rms_norm(&m, w, c.eps)?;
             }

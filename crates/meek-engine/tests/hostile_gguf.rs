@@ -317,3 +317,100 @@ fn the_untouched_tiny_model_still_loads() {
     Engine::load(&p, DeviceRequest::Cpu).unwrap();
     meek_engine::load_tokenizer(&p).unwrap();
 }
+
+/// Phi-3 files broken where only that family looks (issue #17): both decoders refuse each with one line naming the
+/// tensor or key, never a panic.
+#[test]
+fn phi3_files_are_checked() {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+    type Edit = dyn Fn(&mut Vec<(String, Value)>, &mut Vec<(String, QTensor)>);
+    let dir = tempfile::tempdir().unwrap();
+    let good = tiny(dir.path());
+    let layers = TinySpec::default().layers;
+    let phi3 = |name: &str, factors: Option<(Vec<f32>, f32, u32)>, edit: &Edit| {
+        let mid = dir.path().join(format!("{name}.mid.gguf"));
+        rewrite_gguf(&good, &mid, meek_testkit::phi3_layout(layers, factors)).unwrap();
+        let p = dir.path().join(name);
+        rewrite_gguf(&mid, &p, |md, t| edit(md, t)).unwrap();
+        p
+    };
+    let eight = || (0..8).map(|i| 1.0 + i as f32).collect::<Vec<f32>>();
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            phi3("qkv-rows.gguf", None, &|_, tensors| {
+                let (_, t) = tensors
+                    .iter_mut()
+                    .find(|(n, _)| n == "blk.0.attn_qkv.weight")
+                    .unwrap();
+                let w = t.dequantize(&Device::Cpu).unwrap();
+                let (rows, cols) = (w.dims()[0] - 32, w.dims()[1]);
+                let kept: Vec<f32> =
+                    w.flatten_all().unwrap().to_vec1().unwrap()[..rows * cols].to_vec();
+                let kept = Tensor::from_vec(kept, (rows, cols), &Device::Cpu).unwrap();
+                *t = QTensor::quantize(&kept, t.dtype()).unwrap();
+            }),
+            "blk.0.attn_qkv.weight",
+        ),
+        (
+            phi3("no-original.gguf", Some((eight(), 1.19, 64)), &|md, _| {
+                md.retain(|(k, _)| k != "phi3.rope.scaling.original_context_length");
+            }),
+            "original_context_length",
+        ),
+        (
+            phi3("attn-factor.gguf", Some((eight(), 1.19, 64)), &|md, _| {
+                set(md, "phi3.rope.scaling.attn_factor", Value::F32(f32::NAN));
+            }),
+            "attn_factor",
+        ),
+        (
+            phi3(
+                "short-factors.gguf",
+                Some((eight(), 1.19, 64)),
+                &|_, tensors| {
+                    let t = Tensor::from_vec(vec![1f32; 5], 5, &Device::Cpu).unwrap();
+                    for (n, q) in tensors.iter_mut() {
+                        if n == "rope_factors_short.weight" {
+                            *q = QTensor::quantize(&t, GgmlDType::F32).unwrap();
+                        }
+                    }
+                },
+            ),
+            "rope_factors_short.weight",
+        ),
+    ];
+    for (path, want) in cases {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        for kernels in [meek_engine::Kernels::Auto, meek_engine::Kernels::Tensors] {
+            let err = Engine::load_with(&path, DeviceRequest::Cpu, kernels)
+                .map(|_| ())
+                .expect_err(&format!("{name} ({kernels:?}) was accepted"))
+                .to_string();
+            assert!(
+                err.contains(&name) && err.contains(want),
+                "{name} ({kernels:?}): {err}"
+            );
+            assert!(
+                !err.contains("panicked") && err.lines().count() == 1,
+                "{err}"
+            );
+        }
+    }
+    // The long factors belong to Phi-3 only: a llama file with them is refused by name.
+    let llama = edited(dir.path(), "llama-long.gguf", |_, tensors| {
+        let t = Tensor::from_vec(vec![1f32; 8], 8, &Device::Cpu).unwrap();
+        tensors.push((
+            "rope_factors_long.weight".into(),
+            QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+        ));
+    });
+    let err = Engine::load(&llama, DeviceRequest::Cpu)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rope_factors_long.weight") && err.contains("LongRoPE"),
+        "{err}"
+    );
+}

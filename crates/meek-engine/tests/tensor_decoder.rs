@@ -91,7 +91,24 @@ fn rotary_variants_agree_with_the_cpu_path() {
         md.push(("llama.rope.scaling.factor".into(), Value::F32(4.0)));
     })
     .unwrap();
-    for path in [factors, linear] {
+    // Phi-3's layout: fused q/k/v and gate/up, NeoX pairs, LongRoPE short factors and the attention factor.
+    let phi3 = dir.path().join("phi3.gguf");
+    let layers = TinySpec::default().layers;
+    let short: Vec<f32> = (0..8).map(|i| 1.0 + 0.5 * i as f32).collect();
+    rewrite_gguf(
+        &good,
+        &phi3,
+        meek_testkit::phi3_layout(layers, Some((short, 1.19, 64))),
+    )
+    .unwrap();
+    assert_eq!(
+        Engine::load_with(&phi3, DeviceRequest::Cpu, Kernels::Auto)
+            .unwrap()
+            .max_positions(),
+        64,
+        "a run stops at the original context, where the long factors begin"
+    );
+    for path in [factors, linear, phi3] {
         let (same, n, worst) = agree(&path);
         assert!(
             same + 1 >= n,

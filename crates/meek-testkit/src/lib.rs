@@ -16,6 +16,7 @@ mod checkpoint;
 mod gguf;
 pub mod hub;
 mod peer;
+mod phi3;
 mod reference;
 
 pub use candle_core::DType;
@@ -28,6 +29,7 @@ pub use gguf::{
     vocabulary, vocabulary_of, write_gguf, write_tiny_llama,
 };
 pub use peer::peer_bin;
+pub use phi3::phi3_layout;
 pub use reference::gemma3_reference;
 
 /// `n` values in `[-1, 1)` from a fixed linear congruential stream (Knuth's MMIX constants, the top 31 bits of

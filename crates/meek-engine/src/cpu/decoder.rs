@@ -11,6 +11,14 @@
 //! | gemma2 | halves | | | after attention and FFN | GELU (tanh) | `sqrt(hidden)` | even layers |
 //! | gemma3 | halves | yes | | after attention and FFN | GELU (tanh) | `sqrt(hidden)` | 5 of 6 layers |
 //! | smollm3 | interleaved, none on every 4th layer | | | | SiLU | | |
+//! | phi3 | halves | | | | SiLU | | |
+//!
+//! Phi-3 and Phi-3.5 store q/k/v as one matrix (`attn_qkv`) and gate/up as one (`ffn_up`, gate first), split here
+//! by rows at load; their LongRoPE factors divide the frequencies as llama3's do (`rope_factors_short.weight`, the
+//! factors llama.cpp uses up to the original context; the positions a run may use stop there when the file also
+//! has long factors), and `rope.scaling.attn_factor` multiplies the rotary table, so the attention scores by its
+//! square. Their `attention.sliding_window`, which llama.cpp ignores, bounds the positions instead, so that both
+//! agree with the model as trained.
 //!
 //! Gemma 2 also soft-caps the attention scores and the output logits (`cap * tanh(x / cap)`; 50 and 30 where the
 //! file leaves them out, as llama.cpp), its window defaults to 4096 and its local layers rotate with the global base.
@@ -47,9 +55,15 @@ pub const GEMMA2_FINAL_SOFTCAP: f32 = 30.0;
 
 /// The llama3 rotary frequency factors' tensor.
 pub const ROPE_FREQS: &str = "rope_freqs.weight";
+/// Phi-3's LongRoPE factors up to the original context, used as llama3's.
+pub const ROPE_FACTORS_SHORT: &str = "rope_factors_short.weight";
+/// Phi-3's LongRoPE factors beyond the original context (not used: the positions stop there).
+pub const ROPE_FACTORS_LONG: &str = "rope_factors_long.weight";
 
 /// Architectures this path runs (`general.architecture`).
-pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3"];
+pub const ARCHITECTURES: &[&str] = &[
+    "llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3", "phi3",
+];
 
 /// Model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +80,8 @@ pub enum Arch {
     Gemma3,
     /// SmolLM3 (llama without rotary embedding on every fourth layer).
     Smollm3,
+    /// Phi-3 and Phi-3.5 (fused q/k/v and gate/up matrices, LongRoPE factors).
+    Phi3,
 }
 
 impl Arch {
@@ -78,6 +94,7 @@ impl Arch {
             "gemma2" => Self::Gemma2,
             "gemma3" => Self::Gemma3,
             "smollm3" => Self::Smollm3,
+            "phi3" => Self::Phi3,
             _ => return None,
         })
     }
@@ -91,6 +108,7 @@ impl Arch {
             Self::Gemma2 => "gemma2",
             Self::Gemma3 => "gemma3",
             Self::Smollm3 => "smollm3",
+            Self::Phi3 => "phi3",
         }
     }
 
@@ -108,6 +126,15 @@ impl Arch {
     /// RMS norms on each query and key head.
     pub fn qk_norm(self) -> bool {
         matches!(self, Self::Qwen3 | Self::Gemma3)
+    }
+
+    /// The tensor of rotary frequency factors this family reads, when a file has it.
+    pub fn rope_factors_tensor(self) -> &'static str {
+        if self == Self::Phi3 {
+            ROPE_FACTORS_SHORT
+        } else {
+            ROPE_FREQS
+        }
     }
 }
 
@@ -147,6 +174,9 @@ pub struct Config {
     pub final_softcap: Option<f32>,
     /// Vocabulary size (rows of the output matrix).
     pub vocab: usize,
+    /// Positions a run may use below the trained context, and why (Phi-3: its original context where the file
+    /// has long LongRoPE factors, its sliding window).
+    pub position_limit: Option<(usize, &'static str)>,
 }
 
 impl Config {
@@ -224,6 +254,7 @@ impl Config {
                 md_f(content, &key("final_logit_softcapping")).unwrap_or(GEMMA2_FINAL_SOFTCAP)
             }),
             vocab,
+            position_limit: None,
         };
         if cfg.kv_heads == 0
             || !cfg.heads.is_multiple_of(cfg.kv_heads)
@@ -244,23 +275,62 @@ impl Config {
         }
         // Gemma 3 27B (62 layers) and Gemma 2 27B (46) scale queries by the hidden size per head, as llama.cpp and
         // gemma_pytorch do.
-        let attn_scale = if (arch == Arch::Gemma3 && cfg.layers == 62)
+        let mut attn_scale = if (arch == Arch::Gemma3 && cfg.layers == 62)
             || (arch == Arch::Gemma2 && cfg.layers == 46)
         {
             1.0 / ((cfg.hidden / cfg.heads) as f32).sqrt()
         } else {
             1.0 / (cfg.head_dim as f32).sqrt()
         };
-        Ok(Self { attn_scale, ..cfg })
+        let mut position_limit = None;
+        if arch == Arch::Phi3 {
+            // llama.cpp multiplies cos and sin by the factor, so queries and keys each by it.
+            let factor = md_f(content, &key("rope.scaling.attn_factor")).unwrap_or(1.0);
+            if !(factor.is_finite() && factor > 0.0) {
+                return Err(format!(
+                    "`{a}.rope.scaling.attn_factor` must be a positive number"
+                ));
+            }
+            attn_scale *= factor * factor;
+            let window = md_u(content, &key("attention.sliding_window"))
+                .ok()
+                .filter(|&w| w > 0)
+                .map(|w| (w, "its sliding window (`phi3.attention.sliding_window`)"));
+            let original = if content.tensor_infos.contains_key(ROPE_FACTORS_LONG) {
+                let o = md_u(content, &key("rope.scaling.original_context_length")).map_err(|_| {
+                    format!(
+                        "`{ROPE_FACTORS_LONG}` needs `{a}.rope.scaling.original_context_length` (where the long \
+                         factors begin)"
+                    )
+                })?;
+                Some((
+                    o,
+                    "its original context, beyond which it uses LongRoPE long factors that meekbench does not \
+                     implement",
+                ))
+            } else {
+                None
+            };
+            position_limit = [window, original]
+                .into_iter()
+                .flatten()
+                .min_by_key(|(n, _)| *n)
+                .filter(|(n, _)| *n > 0);
+        }
+        Ok(Self {
+            attn_scale,
+            position_limit,
+            ..cfg
+        })
     }
 }
 
 /// The llama3 rotary frequency factors of `rope_freqs.weight`, checked: half the head size of finite positive
 /// divisors.
-pub fn check_rope_factors(f: Vec<f32>, head_dim: usize) -> Result<Vec<f32>, String> {
+pub fn check_rope_factors(f: Vec<f32>, head_dim: usize, name: &str) -> Result<Vec<f32>, String> {
     if f.len() != head_dim / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
         return Err(format!(
-            "tensor `{ROPE_FREQS}` must hold {} finite positive factors (half the head size); it holds {} values, \
+            "tensor `{name}` must hold {} finite positive factors (half the head size); it holds {} values, \
              or some are not positive",
             head_dim / 2,
             f.len()
@@ -390,10 +460,12 @@ impl Decoder {
             None
         };
         let norm = read_vec(content, reader, "output_norm.weight")?;
-        let rope_factors = if content.tensor_infos.contains_key(ROPE_FREQS) {
+        let factors = arch.rope_factors_tensor();
+        let rope_factors = if content.tensor_infos.contains_key(factors) {
             Some(check_rope_factors(
-                read_vec(content, reader, ROPE_FREQS)?,
+                read_vec(content, reader, factors)?,
                 cfg.head_dim,
+                factors,
             )?)
         } else {
             None
@@ -421,18 +493,41 @@ impl Decoder {
             } else {
                 (None, None)
             };
+            // Phi-3's fused matrices, split by rows (rows of a block format are whole blocks).
+            let qkv = n("attn_qkv");
+            let [wq, wk, wv] = if content.tensor_infos.contains_key(&qkv) {
+                let kvd = cfg.kv_heads * cfg.head_dim;
+                let [q, k, v] =
+                    read_split(content, reader, &qkv, [cfg.heads * cfg.head_dim, kvd, kvd])?;
+                [q, k, v]
+            } else {
+                [
+                    read_mat(content, reader, &n("attn_q"))?,
+                    read_mat(content, reader, &n("attn_k"))?,
+                    read_mat(content, reader, &n("attn_v"))?,
+                ]
+            };
+            let [gate, up] =
+                if arch == Arch::Phi3 && !content.tensor_infos.contains_key(&n("ffn_gate")) {
+                    read_split(content, reader, &n("ffn_up"), [cfg.ffn, cfg.ffn])?
+                } else {
+                    [
+                        read_mat(content, reader, &n("ffn_gate"))?,
+                        read_mat(content, reader, &n("ffn_up"))?,
+                    ]
+                };
             layers.push(Layer {
                 attn_norm: read_vec(content, reader, &n("attn_norm"))?,
-                wq: read_mat(content, reader, &n("attn_q"))?,
-                wk: read_mat(content, reader, &n("attn_k"))?,
-                wv: read_mat(content, reader, &n("attn_v"))?,
+                wq,
+                wk,
+                wv,
                 bias,
                 qk_norm,
                 wo: read_mat(content, reader, &n("attn_output"))?,
                 post_attn_norm,
                 ffn_norm: read_vec(content, reader, &n("ffn_norm"))?,
-                gate: read_mat(content, reader, &n("ffn_gate"))?,
-                up: read_mat(content, reader, &n("ffn_up"))?,
+                gate,
+                up,
                 down: read_mat(content, reader, &n("ffn_down"))?,
                 post_ffn_norm,
             });
@@ -728,7 +823,11 @@ fn read_bytes<R: Read + Seek>(
     Ok(buf)
 }
 
-fn read_mat<R: Read + Seek>(content: &Content, reader: &mut R, name: &str) -> Result<QMat, String> {
+/// A matrix tensor's block format, rows and columns.
+fn mat_shape(
+    content: &Content,
+    name: &str,
+) -> Result<(meek_kernels::Format, usize, usize), String> {
     let info = content
         .tensor_infos
         .get(name)
@@ -739,8 +838,45 @@ fn read_mat<R: Read + Seek>(content: &Content, reader: &mut R, name: &str) -> Re
         .shape
         .dims2()
         .map_err(|e| format!("tensor `{name}`: {e}"))?;
+    Ok((fmt, rows, cols))
+}
+
+fn read_mat<R: Read + Seek>(content: &Content, reader: &mut R, name: &str) -> Result<QMat, String> {
+    let (fmt, rows, cols) = mat_shape(content, name)?;
     QMat::new(fmt, rows, cols, read_bytes(content, reader, name)?)
         .map_err(|e| format!("tensor `{name}`: {e}"))
+}
+
+/// A fused matrix split by rows into `N` matrices of `rows` rows each (Phi-3's `attn_qkv` and `ffn_up`); the
+/// file's rows must add up to them.
+fn read_split<R: Read + Seek, const N: usize>(
+    content: &Content,
+    reader: &mut R,
+    name: &str,
+    rows: [usize; N],
+) -> Result<[QMat; N], String> {
+    let (fmt, total, cols) = mat_shape(content, name)?;
+    if total != rows.iter().sum::<usize>() || !cols.is_multiple_of(fmt.block_elems()) {
+        return Err(format!(
+            "tensor `{name}` is {total}x{cols}, the metadata implies {}x{cols} (rows {rows:?} fused)",
+            rows.iter().sum::<usize>()
+        ));
+    }
+    let bytes = read_bytes(content, reader, name)?;
+    let row_bytes = cols / fmt.block_elems() * fmt.block_bytes();
+    let mut at = 0;
+    let mut out = Vec::with_capacity(N);
+    for r in rows {
+        let part = bytes
+            .get(at..at + r * row_bytes)
+            .ok_or_else(|| format!("tensor `{name}` holds fewer bytes than its shape"))?;
+        out.push(
+            QMat::new(fmt, r, cols, part.to_vec()).map_err(|e| format!("tensor `{name}`: {e}"))?,
+        );
+        at += r * row_bytes;
+    }
+    out.try_into()
+        .map_err(|_| format!("tensor `{name}`: split into the wrong number of parts"))
 }
 
 fn read_vec<R: Read + Seek>(

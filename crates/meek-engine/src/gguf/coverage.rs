@@ -14,7 +14,7 @@
 
 use candle_core::quantized::gguf_file::{Content, Value};
 
-use crate::cpu::decoder::{Arch, ROPE_FREQS, arch_of, md_u};
+use crate::cpu::decoder::{Arch, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT, ROPE_FREQS, arch_of, md_u};
 
 /// Keys (after `{arch}.`) that the engine reads, or that do not change the computation of the families it runs.
 const READ_KEYS: &[&str] = &[
@@ -46,6 +46,10 @@ const GEMMA2_KEYS: &[&str] = &[
     "attn_logit_softcapping",
     "final_logit_softcapping",
 ];
+
+/// Keys that only Phi-3 files may carry (the own path reads them: the attention factor multiplies the scores by its
+/// square, the window bounds the positions a run may use).
+const PHI3_KEYS: &[&str] = &["attention.sliding_window", "rope.scaling.attn_factor"];
 
 /// Mixture-of-experts keys of llama files (Mixtral), which candle-transformers' llama reads.
 const MOE_KEYS: &[&str] = &["expert_count", "expert_used_count"];
@@ -161,6 +165,7 @@ fn family_tensors(arch: Arch, moe: bool) -> &'static [&'static str] {
         ],
         Arch::Gemma2 => &["post_attention_norm.weight", "post_ffw_norm.weight"],
         Arch::Smollm3 => &[],
+        Arch::Phi3 => &["attn_qkv.weight"],
     }
 }
 
@@ -199,6 +204,7 @@ fn check_key(content: &Content, arch: Arch, key: &str, rest: &str) -> Result<(),
     if READ_KEYS.contains(&rest)
         || (arch == Arch::Gemma3 && GEMMA3_KEYS.contains(&rest))
         || (arch == Arch::Gemma2 && GEMMA2_KEYS.contains(&rest))
+        || (arch == Arch::Phi3 && PHI3_KEYS.contains(&rest))
         || (arch == Arch::Llama && MOE_KEYS.contains(&rest))
     {
         return Ok(());
@@ -313,6 +319,7 @@ fn check_tensor(arch: Arch, family: &[&str], name: &str) -> Result<(), String> {
     if matches!(name, "token_embd.weight" | "output_norm.weight")
         || (name == "output.weight" && arch != Arch::Gemma2)
         || (arch == Arch::Llama && name == ROPE_FREQS)
+        || (arch == Arch::Phi3 && matches!(name, ROPE_FACTORS_SHORT | ROPE_FACTORS_LONG))
     {
         return Ok(());
     }
