@@ -28,6 +28,9 @@ pub struct Config {
     pub machine: MachineSection,
     /// Fitting the accuracy curve on measured models.
     pub calibration: CalibrationSection,
+    /// Testing the study's claim on measured results.
+    #[serde(default)]
+    pub trend: TrendSection,
     /// Named scenarios, each overriding parts of the baseline.
     #[serde(default)]
     pub presets: Vec<Preset>,
@@ -113,6 +116,37 @@ pub struct UncertaintySection {
     pub halving_months: [f64; 2],
     /// Range of hardware price-performance growth per year.
     pub g_h: [f64; 2],
+    /// Range of the frontier's investment growth per year, where its schedule is one constant rate.
+    #[serde(default = "default_g_i")]
+    pub g_i: [f64; 2],
+    /// Range of the loss exponent.
+    #[serde(default = "default_gamma")]
+    pub gamma: [f64; 2],
+    /// Range of the accuracy curve's midpoint `x0` (replaced by the calibration's interval when one is fitted).
+    #[serde(default = "default_x0")]
+    pub accuracy_x0: [f64; 2],
+    /// Range of the accuracy curve's slope `k`.
+    #[serde(default = "default_k")]
+    pub accuracy_k: [f64; 2],
+    /// Monte Carlo draws per band.
+    #[serde(default = "default_draws")]
+    pub draws: usize,
+}
+
+fn default_g_i() -> [f64; 2] {
+    [2.0, 10.0]
+}
+fn default_gamma() -> [f64; 2] {
+    [0.154, 0.178]
+}
+fn default_x0() -> [f64; 2] {
+    [1.95, 2.0]
+}
+fn default_k() -> [f64; 2] {
+    [-26.0, -21.5]
+}
+fn default_draws() -> usize {
+    1000
 }
 
 /// `[machine]`: turning measured speed and energy into dollars per token.
@@ -131,6 +165,32 @@ pub struct MachineSection {
     pub assumed_watts: f64,
     /// Frontier level the "years until" answer aims at: a loss in nats/token.
     pub target_loss: f64,
+}
+
+/// `[trend]`: the cost of a correct answer at fixed capability against release date ([`crate::trend`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendSection {
+    /// Accuracy thresholds, each fitted on its own.
+    pub thresholds: Vec<f64>,
+}
+
+impl Default for TrendSection {
+    fn default() -> Self {
+        Self {
+            thresholds: vec![0.05, 0.1, 0.2, 0.3, 0.5],
+        }
+    }
+}
+
+impl MachineSection {
+    /// What `joules` of energy and `seconds` of this machine cost: the electricity at `price_per_kwh`, and the
+    /// hardware's price spread over the seconds of its lifetime it generates.
+    pub fn dollars(&self, joules: f64, seconds: f64) -> f64 {
+        let lifetime_s = self.lifetime_years * 365.25 * 86400.0;
+        joules * self.price_per_kwh / 3.6e6
+            + self.capex_usd * seconds / (lifetime_s * self.utilisation)
+    }
 }
 
 /// `[calibration]`.
@@ -332,6 +392,45 @@ impl Config {
             u.g_h[0],
             u.g_h[0] > 0.0 && u.g_h[0] <= u.g_h[1],
             "0 < low <= high",
+        )?;
+        if self.trend.thresholds.is_empty() || self.trend.thresholds.len() > 32 {
+            return Err(ConfigError::Range {
+                origin: origin.into(),
+                key: "trend.thresholds".into(),
+                value: self.trend.thresholds.len() as f64,
+                range: "1 to 32 thresholds",
+            });
+        }
+        for &th in &self.trend.thresholds {
+            range(
+                "trend.thresholds",
+                th,
+                th > 0.0 && th <= 1.0,
+                "0 < threshold <= 1",
+            )?;
+        }
+        for (key, [lo, hi], ok) in [
+            ("uncertainty.g_i", u.g_i, u.g_i[0] > 0.0),
+            ("uncertainty.gamma", u.gamma, u.gamma[0] > 0.0),
+            ("uncertainty.accuracy_x0", u.accuracy_x0, true),
+            (
+                "uncertainty.accuracy_k",
+                u.accuracy_k,
+                u.accuracy_k[1] < 0.0,
+            ),
+        ] {
+            range(
+                key,
+                lo,
+                ok && hi.is_finite() && lo <= hi,
+                "low <= high, within the parameter's meaning",
+            )?;
+        }
+        range(
+            "uncertainty.draws",
+            u.draws as f64,
+            (100..=100_000).contains(&u.draws),
+            "100 to 100000",
         )?;
         let mc = &self.machine;
         range(

@@ -21,6 +21,73 @@ pub struct Calibration {
     pub losses: usize,
 }
 
+/// 95% intervals of the fitted parameters, from a bootstrap over items: each round redraws every model's answers
+/// (as many as it gave, each correct with the model's measured rate) and refits the curve from the fit's values; a
+/// round whose curve loses the curve's meaning (as [`calibrate`] checks it) is left out.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Intervals {
+    /// `Lm`, 2.5th and 97.5th percentiles.
+    pub lm: [f64; 2],
+    /// `x0`.
+    pub x0: [f64; 2],
+    /// `k`.
+    pub k: [f64; 2],
+    /// Rounds that gave a curve keeping its meaning, of those drawn.
+    pub rounds: usize,
+    /// Those rounds' `(Lm, x0, k)`, for draws that keep the parameters' correlation (the bands).
+    #[serde(skip)]
+    pub draws: Vec<[f64; 3]>,
+}
+
+/// Rounds of [`intervals`].
+pub const BOOTSTRAP_ROUNDS: usize = 400;
+
+/// Bootstrap intervals of `curve`'s parameters over `points` given as `(loss, correct, n)` per model, with a fixed
+/// seed so a report is reproducible. `None` when fewer than half the rounds give finite parameters.
+pub fn intervals(
+    points: &[(f64, usize, usize)],
+    curve: AccuracyCurve,
+    rounds: usize,
+    seed: u64,
+) -> Option<Intervals> {
+    let mut rng = meek_stats::SplitMix64::new(seed);
+    let (lo, hi) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let mut kept: Vec<[f64; 3]> = Vec::new();
+    let mut resampled = Vec::with_capacity(points.len());
+    for _ in 0..rounds {
+        resampled.clear();
+        for &(loss, correct, n) in points {
+            let p = (correct.min(n) as f64 / n.max(1) as f64).clamp(0.0, 1.0);
+            let hits = binomial(&mut rng, n, p);
+            resampled.push((loss, hits / n.max(1) as f64));
+        }
+        let Ok(c) = fit_accuracy(&resampled, curve) else {
+            continue;
+        };
+        if broken(&c, lo, hi).is_none() {
+            kept.push([c.lm, c.x0, c.k]);
+        }
+    }
+    if kept.len() * 2 < rounds.max(1) {
+        return None;
+    }
+    let ci = |i: usize| {
+        let mut v: Vec<f64> = kept.iter().map(|d| d[i]).collect();
+        crate::bands::central95(&mut v)
+    };
+    Some(Intervals {
+        lm: ci(0),
+        x0: ci(1),
+        k: ci(2),
+        rounds: kept.len(),
+        draws: kept,
+    })
+}
+
 /// Fits `acc(L)` to one `(loss, accuracy)` point per model and checks the result against the curve's meaning:
 /// `0 <= b < b + Lm <= 1`, `k < 0`, `x0` within the measured losses. `Err` says which condition failed.
 pub fn calibrate(points: &[(f64, f64)], start: AccuracyCurve) -> Result<Calibration, String> {
@@ -42,26 +109,7 @@ pub fn calibrate(points: &[(f64, f64)], start: AccuracyCurve) -> Result<Calibrat
         ));
     }
     let c = fit_accuracy(points, start)?;
-    let (lo, hi) = (losses[0], losses[losses.len() - 1]);
-    let broken = if !(c.lm.is_finite() && c.x0.is_finite() && c.k.is_finite()) {
-        Some("the fit did not converge to finite parameters".to_string())
-    } else if !(0.0..1.0).contains(&c.b) || c.lm <= 0.0 || c.b + c.lm > 1.0 + 1e-9 {
-        Some(format!(
-            "its accuracy range ({:.3}, {:.3}) is not inside [0, 1]",
-            c.b,
-            c.b + c.lm
-        ))
-    } else if c.k >= 0.0 {
-        Some(format!("its slope k = {:.3} is not negative", c.k))
-    } else if !(lo..=hi).contains(&c.x0) {
-        Some(format!(
-            "its midpoint x0 = {:.3} lies outside the losses measured ({lo:.3} to {hi:.3})",
-            c.x0
-        ))
-    } else {
-        None
-    };
-    if let Some(why) = broken {
+    if let Some(why) = broken(&c, losses[0], losses[losses.len() - 1]) {
         return Err(format!(
             "the fitted curve (Lm = {:.3}, x0 = {:.3}, k = {:.2}) is refused: {why}",
             c.lm, c.x0, c.k
@@ -79,6 +127,29 @@ pub fn calibrate(points: &[(f64, f64)], start: AccuracyCurve) -> Result<Calibrat
         models: points.len(),
         losses: losses.len(),
     })
+}
+
+/// Why a fitted curve does not mean what the curve means, or `None`: finite parameters, accuracy within [0, 1],
+/// falling with loss, its midpoint within the losses measured (`lo` to `hi`).
+fn broken(c: &AccuracyCurve, lo: f64, hi: f64) -> Option<String> {
+    if !(c.lm.is_finite() && c.x0.is_finite() && c.k.is_finite()) {
+        Some("the fit did not converge to finite parameters".to_string())
+    } else if !(0.0..1.0).contains(&c.b) || c.lm <= 0.0 || c.b + c.lm > 1.0 + 1e-9 {
+        Some(format!(
+            "its accuracy range ({:.3}, {:.3}) is not inside [0, 1]",
+            c.b,
+            c.b + c.lm
+        ))
+    } else if c.k >= 0.0 {
+        Some(format!("its slope k = {:.3} is not negative", c.k))
+    } else if !(lo..=hi).contains(&c.x0) {
+        Some(format!(
+            "its midpoint x0 = {:.3} lies outside the losses measured ({lo:.3} to {hi:.3})",
+            c.x0
+        ))
+    } else {
+        None
+    }
 }
 
 /// Fits `acc(L)` to `(loss, accuracy)` points, starting from `start` (whose `b` is kept). Needs 3 points or more.
@@ -152,6 +223,24 @@ pub fn fit_accuracy(points: &[(f64, f64)], start: AccuracyCurve) -> Result<Accur
         }
     }
     Ok(curve(p))
+}
+
+/// Items above which a binomial draw takes the normal approximation instead of one uniform number per item (a
+/// result file is untrusted and may claim any count; at this size the two agree far beyond what the intervals show).
+const EXACT_DRAWS: usize = 1_000;
+
+/// A binomial draw of `n` trials at rate `p`, as a count.
+fn binomial(rng: &mut meek_stats::SplitMix64, n: usize, p: f64) -> f64 {
+    if n <= EXACT_DRAWS {
+        return (0..n).filter(|_| rng.unit() < p).count() as f64;
+    }
+    // Box-Muller.
+    let (u1, u2) = (rng.unit().max(f64::MIN_POSITIVE), rng.unit());
+    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    let n = n as f64;
+    (n * p + z * (n * p * (1.0 - p)).sqrt())
+        .round()
+        .clamp(0.0, n)
 }
 
 /// Solves a 3x3 system by Gaussian elimination with partial pivoting.

@@ -11,10 +11,14 @@
 //!
 //! No Candle here: the crate builds and tests in seconds.
 
+pub mod bands;
 pub mod config;
 pub mod fit;
 pub mod model;
+pub mod pool;
 pub mod report;
+pub mod trend;
+pub mod trend_chart;
 
 pub use report::{WriteError, write};
 
@@ -61,8 +65,14 @@ pub struct Point {
     pub model: String,
     /// Result file it came from.
     pub file: String,
-    /// Weights.
+    /// Weights, *measured*: counted from the file's tensors.
     pub n_params: u64,
+    /// Weights outside the token embedding and output matrix, counted from the tensors, where the run has them.
+    pub non_embedding_params: Option<u64>,
+    /// Training tokens and their provenance (`declared (URL)` or `assumed (..)`).
+    pub training_tokens: Option<(f64, String)>,
+    /// Release date as declared by the result's model card, with its source.
+    pub release_date: Option<(String, String)>,
     /// Device and threads.
     pub setup: String,
     /// Median decode rate of the first workload point.
@@ -103,13 +113,39 @@ pub struct Point {
     pub pareto: bool,
 }
 
+/// How a run's joules were obtained, as the report labels them: `measured (LABEL)` or `estimated (LABEL)`.
+pub fn energy_basis(status: meek_schema::EnergyStatus, label: &str) -> String {
+    match status {
+        meek_schema::EnergyStatus::Measured => format!("measured ({label})"),
+        _ => format!("estimated ({label})"),
+    }
+}
+
 /// `2026-12-01T04:43:51Z` as a fractional calendar year (2026.92); `None` for anything else.
 pub fn calendar_year(timestamp: &str) -> Option<f64> {
     let date = timestamp.get(..10)?;
     let mut parts = date.split('-');
     let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
     let (y, m, d): (i32, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m)
+        || !(1970..=9999).contains(&y)
+        || !(1..=days[m as usize - 1]).contains(&d)
+    {
         return None;
     }
     const BEFORE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
@@ -156,8 +192,14 @@ pub struct Projection {
     pub points: Vec<Point>,
     /// The accuracy curve fitted on the measured models, when enough had known training tokens.
     pub calibrated_curve: Option<model::AccuracyCurve>,
+    /// Bootstrap intervals of the fitted curve's parameters.
+    pub calibration_intervals: Option<fit::Intervals>,
+    /// The ranges the bands were drawn from.
+    pub bands: bands::Ranges,
     /// Why no curve was fitted, or what it was fitted on.
     pub calibration_note: String,
+    /// The study's claim tested on the measured results: cost per correct answer against release date.
+    pub trend: trend::Trend,
     /// Result files that were skipped, and why.
     pub skipped: Vec<String>,
 }
@@ -165,23 +207,6 @@ pub struct Projection {
 /// Growth per year of a quantity that halves its cost every `months`.
 pub fn growth_from_halving(months: f64) -> f64 {
     2f64.powf(12.0 / months)
-}
-
-fn envelope(
-    variants: &[Scenario],
-    t: &[f64],
-    f: impl Fn(&Scenario, f64) -> f64,
-) -> (Vec<f64>, Vec<f64>) {
-    let mut lo = vec![f64::INFINITY; t.len()];
-    let mut hi = vec![f64::NEG_INFINITY; t.len()];
-    for s in variants {
-        for (i, &ti) in t.iter().enumerate() {
-            let v = f(s, ti);
-            lo[i] = lo[i].min(v);
-            hi[i] = hi[i].max(v);
-        }
-    }
-    (lo, hi)
 }
 
 /// Computes the projection and places the measured results on it. `results` are `(file name, parsed result)`.
@@ -194,23 +219,88 @@ pub fn project(
     let n = (m.horizon_years / m.step_years).round() as usize;
     let t: Vec<f64> = (0..=n).map(|i| i as f64 * m.step_years).collect();
     let base = cfg.baseline();
-    let u = &cfg.uncertainty;
-    let variants: Vec<Scenario> = u
-        .halving_months
-        .iter()
-        .map(|&h| growth_from_halving(h))
-        .chain([m.g_alg])
-        .flat_map(|g_alg| u.g_h.iter().chain([&m.g_h]).map(move |&g_h| (g_alg, g_h)))
-        .map(|(g_alg, g_h)| Scenario {
-            g_alg,
-            g_h,
-            ..base.clone()
-        })
-        .collect();
     let series = |s: &Scenario, f: &dyn Fn(&Scenario, f64) -> f64| {
         t.iter().map(|&x| f(s, x)).collect::<Vec<_>>()
     };
 
+    // Calibration on measured points with known training tokens: (Chinchilla loss, accuracy), one point per model
+    // file (runs of one file on several machines or thread counts pool their items), on one suite.
+    let cal = &cfg.calibration;
+    let (counted, runs_used, suite, too_many) = match calibration_points(cal, results) {
+        Ok((c, r, s)) => (c, r, s, None),
+        Err(e) => (Vec::new(), 0, None, Some(e)),
+    };
+    let fit_points: Vec<(f64, f64)> = counted
+        .iter()
+        .map(|&(l, c, n)| (l, c as f64 / n as f64))
+        .collect();
+    let start = model::AccuracyCurve {
+        b: cal.chance,
+        lm: 1.0 - cal.chance,
+        ..cfg.curve()
+    };
+    let on = |suite: &Option<String>| {
+        suite
+            .as_deref()
+            .map_or_else(String::new, |s| format!(" on suite `{s}`"))
+    };
+    let mut calibration_intervals = None;
+    let fitted = match &too_many {
+        Some(e) => Err(e.clone()),
+        None => fit::calibrate(&fit_points, start),
+    };
+    let (calibrated_curve, calibration_note) = match fitted {
+        Ok(c) => {
+            calibration_intervals =
+                fit::intervals(&counted, c.curve, fit::BOOTSTRAP_ROUNDS, 0x6d65656b);
+            let ci = calibration_intervals.as_ref().map_or_else(
+                || " (no bootstrap interval: most rounds did not converge)".to_string(),
+                |i| {
+                    format!(
+                        " (95% bootstrap intervals over items, {} rounds: Lm {:.3} to {:.3}, x0 {:.3} to {:.3}, \
+                         k {:.2} to {:.2})",
+                        i.rounds, i.lm[0], i.lm[1], i.x0[0], i.x0[1], i.k[0], i.k[1]
+                    )
+                },
+            );
+            (
+                Some(c.curve),
+                format!(
+                    "acc(L) fitted on {} measured models{} ({} distinct losses, {runs_used} runs; Chinchilla L(N, D) \
+                     from measured parameters and declared or assumed training tokens, floor b = {}): Lm = {:.3}, \
+                     x0 = {:.3}, k = {:.2}{ci}, residual RMS {:.3}; implied losses below use it.",
+                    c.models,
+                    on(&suite),
+                    c.losses,
+                    cal.chance,
+                    c.curve.lm,
+                    c.curve.x0,
+                    c.curve.k,
+                    c.rmse
+                ),
+            )
+        }
+        Err(e) => (
+            None,
+            format!(
+                "No calibration ({e}; measured models with known training tokens{}: {} from {runs_used} runs): the \
+                 study's MMLU curve is used.",
+                on(&suite),
+                fit_points.len()
+            ),
+        ),
+    };
+    let curve = calibrated_curve.unwrap_or_else(|| cfg.curve());
+    // Monte Carlo draws of every uncertain parameter, around the baseline or a preset's scenario.
+    let draws_for = |s: &Scenario| {
+        bands::draws(
+            cfg,
+            s,
+            curve,
+            calibrated_curve.and(calibration_intervals.as_ref()),
+        )
+    };
+    let (draws, band_ranges) = draws_for(&base);
     let presets = if cfg.presets.is_empty() {
         vec![config::Preset {
             name: "baseline".into(),
@@ -228,19 +318,7 @@ pub fn project(
         let s = cfg.scenario(p);
         let values = series(&s, &|s, x| s.gap(x));
         let (low, high) = if i == 0 {
-            let (lo, hi) = envelope(
-                &variants
-                    .iter()
-                    .map(|v| Scenario {
-                        schedule: s.schedule.clone(),
-                        frontier_usd: s.frontier_usd,
-                        law: s.law,
-                        ..v.clone()
-                    })
-                    .collect::<Vec<_>>(),
-                &t,
-                |s, x| s.gap(x),
-            );
+            let (lo, hi) = bands::band(&draws_for(&s).0, &t, |d, x| d.scenario.gap(x));
             (Some(lo), Some(hi))
         } else {
             (None, None)
@@ -261,47 +339,6 @@ pub fn project(
         });
     }
 
-    // Calibration on measured points with known training tokens: (Chinchilla loss, accuracy), one point per model
-    // file (runs of one file on several machines or thread counts pool their items), on one suite.
-    let cal = &cfg.calibration;
-    let (fit_points, runs_used, suite) = calibration_points(cal, results);
-    let start = model::AccuracyCurve {
-        b: cal.chance,
-        lm: 1.0 - cal.chance,
-        ..cfg.curve()
-    };
-    let on = |suite: &Option<String>| {
-        suite
-            .as_deref()
-            .map_or_else(String::new, |s| format!(" on suite `{s}`"))
-    };
-    let (calibrated_curve, calibration_note) = match fit::calibrate(&fit_points, start) {
-        Ok(c) => (
-            Some(c.curve),
-            format!(
-                "acc(L) fitted on {} measured models{} ({} distinct losses, {runs_used} runs; Chinchilla L(N, D), floor \
-                 b = {}): Lm = {:.3}, x0 = {:.3}, k = {:.2}, residual RMS {:.3}; implied losses below use it.",
-                c.models,
-                on(&suite),
-                c.losses,
-                cal.chance,
-                c.curve.lm,
-                c.curve.x0,
-                c.curve.k,
-                c.rmse
-            ),
-        ),
-        Err(e) => (
-            None,
-            format!(
-                "No calibration ({e}; measured models with known training tokens{}: {} from {runs_used} runs): the \
-                 study's MMLU curve is used.",
-                on(&suite),
-                fit_points.len()
-            ),
-        ),
-    };
-    let curve = calibrated_curve.unwrap_or_else(|| cfg.curve());
     let acc_gap = |s: &Scenario, x: f64, p: u32| {
         curve.accuracy(s.law.loss(s.c_sota(x))).powi(p as i32)
             - curve.accuracy(s.law.loss(s.c_meek(x))).powi(p as i32)
@@ -311,7 +348,14 @@ pub fn project(
         .p
         .iter()
         .map(|&p| {
-            let (lo, hi) = envelope(&variants, &t, |s, x| acc_gap(s, x, p));
+            let (lo, hi) = bands::band(&draws, &t, |d, x| {
+                d.curve
+                    .accuracy(d.scenario.law.loss(d.scenario.c_sota(x)))
+                    .powi(p as i32)
+                    - d.curve
+                        .accuracy(d.scenario.law.loss(d.scenario.c_meek(x)))
+                        .powi(p as i32)
+            });
             Curve {
                 name: format!("p = {p}"),
                 values: series(&base, &|s, x| acc_gap(s, x, p)),
@@ -355,13 +399,26 @@ pub fn project(
             m.a, m.gamma, m.l0, m.budget_usd, m.kappa, m.g_alg, m.g_h
         ),
         format!(
-            "Bands: algorithmic halving time {}-{} months (g_alg {:.2}-{:.2}/yr) x hardware {}-{}/yr.",
-            u.halving_months[0],
-            u.halving_months[1],
-            growth_from_halving(u.halving_months[1]),
-            growth_from_halving(u.halving_months[0]),
-            u.g_h[0],
-            u.g_h[1]
+            "Bands: 2.5th to 97.5th percentile of {} Monte Carlo draws, every parameter at once: algorithmic halving \
+             time {}-{} months (g_alg {:.2}-{:.2}/yr), hardware {}-{}/yr, {}loss exponent gamma {}-{}, accuracy \
+             curve x0 {:.3}-{:.3} and k {:.2} to {:.2} ({}).",
+            band_ranges.draws,
+            band_ranges.halving_months[0],
+            band_ranges.halving_months[1],
+            growth_from_halving(band_ranges.halving_months[1]),
+            growth_from_halving(band_ranges.halving_months[0]),
+            band_ranges.g_h[0],
+            band_ranges.g_h[1],
+            band_ranges.g_i.map_or_else(String::new, |[lo, hi]| format!(
+                "frontier investment {lo}-{hi}/yr (log-uniform), "
+            )),
+            band_ranges.gamma[0],
+            band_ranges.gamma[1],
+            band_ranges.x0[0],
+            band_ranges.x0[1],
+            band_ranges.k[0],
+            band_ranges.k[1],
+            band_ranges.curve_basis
         ),
         format!(
             "Accuracy curve acc(L) = {} / (1 + exp({} (L - {}))) + {}: the study's fit to MMLU (4-way multiple choice); \
@@ -382,9 +439,10 @@ pub fn project(
     ));
     assumptions.push(format!(
         "Years from each run's date until a model affordable here reaches loss {}: the fixed-budget inference scenario \
-         (g_alg {}) with B = this machine's $/token buying compute at this machine's FLOP/$ (measured where the run \
-         counts its FLOPs), growing g_h x g_inf per year.",
-        mc.target_loss, cfg.inference.g_alg
+         with B = this machine's $/token buying compute at this machine's FLOP/$ (measured where the run counts its \
+         FLOPs), growing g_h x g_inf per year, and g_alg {} as in the meek-equivalent year of the same row (the \
+         inference-gap chart keeps the study's {} for that figure).",
+        mc.target_loss, m.g_alg, cfg.inference.g_alg
     ));
 
     let mut points = Vec::new();
@@ -400,21 +458,13 @@ pub fn project(
                 .as_ref()
                 .and_then(|e| e.joules_per_decode_token.map(|j| (j, e)))
             {
-                Some((j, e)) if j > 0.0 => (
-                    j,
-                    match e.status {
-                        meek_schema::EnergyStatus::Measured => format!("measured ({})", e.label),
-                        _ => format!("estimated ({})", e.label),
-                    },
-                ),
+                Some((j, e)) if j > 0.0 => (j, energy_basis(e.status, &e.label)),
                 _ => (
                     mc.assumed_watts / tps,
                     format!("assumed ({} W)", mc.assumed_watts),
                 ),
             };
-            let lifetime_s = mc.lifetime_years * 365.25 * 86400.0;
-            let usd = joules * mc.price_per_kwh / 3.6e6
-                + mc.capex_usd / (lifetime_s * tps * mc.utilisation);
+            let usd = mc.dollars(joules, 1.0 / tps);
             let suite = run.accuracy.first();
             let acc = suite.map(|s| s.flexible.accuracy);
             let implied = match acc {
@@ -443,8 +493,10 @@ pub fn project(
                 .g_inf
                 .iter()
                 .map(|&g| {
+                    // One g_alg per row: the meek-equivalent year's.
                     let inf = model::Inference {
                         b_usd: usd,
+                        g_alg: m.g_alg,
                         ..cfg.inference(g)
                     };
                     let hit = t.iter().find(|&&x| {
@@ -471,6 +523,17 @@ pub fn project(
                 model: run.model.id.clone(),
                 file: file.clone(),
                 n_params: run.model.n_params,
+                non_embedding_params: run
+                    .energy
+                    .as_ref()
+                    .map(|e| e.proxies.non_embedding_params)
+                    .filter(|&n| n > 0),
+                training_tokens: training_tokens(cal, run),
+                release_date: run.model.card.as_ref().and_then(|c| {
+                    c.release_date
+                        .clone()
+                        .map(|d| (d, format!("declared ({})", c.source)))
+                }),
                 setup: format!("{} x{} ({})", run.device, run.threads, r.machine.cpu.brand),
                 decode_tokens_per_second: tps,
                 joules_per_token: joules,
@@ -533,58 +596,61 @@ pub fn project(
         inference_gap,
         points,
         calibrated_curve,
+        calibration_intervals,
+        bands: band_ranges,
         calibration_note,
+        trend: trend::trend(cfg, results),
         skipped,
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_trend;
 
-/// The calibration's points: for each model file (by SHA-256) with known training tokens, its Chinchilla loss and
-/// its flexible accuracy pooled over every run of it (correct answers over items), on the suite of the first run
-/// that has one; runs of other suites are left out, as their accuracies are not comparable. Returns the points,
-/// the runs used and the suite.
+/// Training tokens a model card may declare: between a toy and a hundred times today's largest runs (as the bench
+/// config bounds them; a result file is untrusted and may say anything).
+const TRAINING_TOKENS: std::ops::RangeInclusive<f64> = 1e6..=1e15;
+
+/// A run's training tokens and their provenance: `[calibration] training_tokens` first (*assumed*: the user's own
+/// figure, which a result file cannot override), else the result's model card (*declared*, with its source).
+pub fn training_tokens(
+    cal: &config::CalibrationSection,
+    run: &meek_schema::ModelRun,
+) -> Option<(f64, String)> {
+    let assumed = cal
+        .training_tokens
+        .get(&run.model.id)
+        .filter(|d| TRAINING_TOKENS.contains(*d))
+        .map(|&d| (d, "assumed ([calibration] training_tokens)".to_string()));
+    assumed.or_else(|| {
+        let c = run.model.card.as_ref()?;
+        c.training_tokens
+            .filter(|d| TRAINING_TOKENS.contains(d))
+            .map(|d| (d, format!("declared ({})", c.source)))
+    })
+}
+
+/// `(loss, correct, n)` per model, the runs used, the suite.
+type CalibrationPoints = (Vec<(f64, usize, usize)>, usize, Option<String>);
+
+/// The calibration's points: for each model file with known training tokens ([`pool::by_model`]), its Chinchilla
+/// loss and its flexible accuracy pooled over every run of it, on one suite. Returns `(loss, correct, n)` per model,
+/// the runs used and the suite, or why there are too many models.
 fn calibration_points(
     cal: &config::CalibrationSection,
     results: &[(String, BenchResult)],
-) -> (Vec<(f64, f64)>, usize, Option<String>) {
-    let mut suite: Option<String> = None;
-    let mut pooled: Vec<(String, f64, usize, usize)> = Vec::new();
-    let mut runs = 0;
-    for run in results.iter().flat_map(|(_, r)| &r.runs) {
-        let Some(d) = cal.training_tokens.get(&run.model.id) else {
-            continue;
-        };
-        let Some(s) = run.accuracy.first() else {
-            continue;
-        };
-        if suite.get_or_insert_with(|| s.key()) != &s.key() || s.flexible.n == 0 {
-            continue;
-        }
-        let loss = cal.chinchilla.loss(run.model.n_params as f64, *d);
-        let key = if run.model.sha256.is_empty() {
-            run.model.id.clone()
-        } else {
-            run.model.sha256.clone()
-        };
-        runs += 1;
-        match pooled.iter_mut().find(|p| p.0 == key) {
-            Some(p) => {
-                p.2 += s.flexible.correct.min(s.flexible.n);
-                p.3 += s.flexible.n;
-            }
-            None => pooled.push((
-                key,
-                loss,
-                s.flexible.correct.min(s.flexible.n),
-                s.flexible.n,
-            )),
-        }
-    }
-    let points = pooled
+) -> Result<CalibrationPoints, String> {
+    let (models, suite, runs) = pool::by_model(results, |run| training_tokens(cal, run).is_some())?;
+    let points = models
         .iter()
-        .map(|&(_, loss, correct, n)| (loss, correct as f64 / n as f64))
+        .filter_map(|m| {
+            let (_, run, _) = m.runs.first()?;
+            let (d, _) = training_tokens(cal, run)?;
+            let loss = cal.chinchilla.loss(run.model.n_params as f64, d);
+            loss.is_finite().then_some((loss, m.correct, m.n))
+        })
         .collect();
-    (points, runs, suite)
+    Ok((points, runs, suite))
 }

@@ -78,6 +78,7 @@ pub fn charts(p: &Projection) -> Vec<(String, String)> {
                 false,
             ),
         ),
+        ("trend.svg".into(), crate::trend_chart::chart(&p.trend)),
     ]
 }
 
@@ -147,6 +148,32 @@ pub fn markdown(p: &Projection) -> String {
                 if q.pareto { "yes" } else { "" }
             );
         }
+        s.push_str("\nWhere each model's figures come from:\n\n");
+        for q in &p.points {
+            let tokens = q.training_tokens.as_ref().map_or_else(
+                || "training tokens unknown (no [models.card] training_tokens)".into(),
+                |(d, basis)| format!("{d:.3e} training tokens, {basis}"),
+            );
+            let date = q.release_date.as_ref().map_or_else(
+                || "release date unknown (no [models.card] release_date)".into(),
+                |(d, basis)| format!("released {d}, {basis}"),
+            );
+            let ne = q
+                .non_embedding_params
+                .map_or_else(String::new, |n| format!(", {n} outside the embeddings"));
+            let _ = writeln!(
+                s,
+                "- {} ({}): {} parameters{ne}, measured (counted from the file's tensors); {}; {}; accuracy and \
+                 tokens/s measured; energy {}; price per kWh, hardware cost, lifetime and utilisation assumed \
+                 ([machine])",
+                escape::markdown(&q.model),
+                escape::markdown(&q.setup),
+                q.n_params,
+                escape::markdown(&tokens),
+                escape::markdown(&date),
+                escape::markdown(&q.energy_basis),
+            );
+        }
         s.push_str("\nHow each budget became years (provenance in brackets):\n\n");
         for q in &p.points {
             let when: Vec<String> = q
@@ -209,6 +236,7 @@ pub fn markdown(p: &Projection) -> String {
             }
         }
     }
+    trend_section(&mut s, p);
     if !p.skipped.is_empty() {
         s.push_str("\n## Skipped result files\n\n");
         for k in &p.skipped {
@@ -216,6 +244,67 @@ pub fn markdown(p: &Projection) -> String {
         }
     }
     s
+}
+
+/// The study's claim tested on the measured results ([`crate::trend`]).
+fn trend_section(s: &mut String, p: &Projection) {
+    let t = &p.trend;
+    s.push_str("\n## The study's claim, tested on these results\n\n");
+    let _ = writeln!(s, "{}\n", escape::markdown(&t.summary));
+    if !t.entries.is_empty() {
+        s.push_str("| model | released (declared) | accuracy | $ per correct answer (measured time and energy, assumed [machine] prices) | J per correct answer |\n|---|---|---|---|---|\n");
+        for e in &t.entries {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1}% of {} | {:.3e} | {} |",
+                escape::markdown(&e.model),
+                escape::markdown(&e.release_date),
+                100.0 * e.accuracy,
+                e.items,
+                e.usd_per_correct,
+                e.joules_per_correct.map_or_else(
+                    || format!("- ({})", escape::markdown(&e.energy_basis)),
+                    |j| format!("{j:.1} ({})", escape::markdown(&e.energy_basis))
+                )
+            );
+        }
+        s.push_str("\n| accuracy at least | models reaching it | frontier at release | decline per year on the frontier (95% interval) | over all models reaching it | energy decline per year |\n|---|---|---|---|---|---|\n");
+        for f in &t.fits {
+            let fit = match (f.decline_per_year, f.ci95) {
+                (Some(d), Some([lo, hi])) => format!("{d:.2}x ({lo:.2} to {hi:.2})"),
+                _ => escape::markdown(f.note.as_deref().unwrap_or("-")),
+            };
+            let names: Vec<String> = f
+                .frontier
+                .iter()
+                .map(|(m, y, _)| format!("{} ({y:.1})", escape::markdown(m)))
+                .collect();
+            let all = match (f.all_decline_per_year, f.all_ci95) {
+                (Some(d), Some([lo, hi])) => format!("{d:.2}x ({lo:.2} to {hi:.2})"),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {:.0}% | {} | {} | {fit} | {all} | {} |",
+                100.0 * f.threshold,
+                f.reaching,
+                if names.is_empty() {
+                    "-".into()
+                } else {
+                    names.join(", ")
+                },
+                f.energy_decline_per_year
+                    .map_or_else(|| "-".into(), |d| format!("{d:.2}x"))
+            );
+        }
+        s.push_str("\n![cost per correct answer against release date](trend.svg)\n");
+    }
+    if !t.left_out.is_empty() {
+        s.push_str("\nLeft out of the test:\n\n");
+        for l in &t.left_out {
+            let _ = writeln!(s, "- {}", escape::markdown(l));
+        }
+    }
 }
 
 /// Why [`write()`] failed.

@@ -215,6 +215,11 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
+    /// A uniform number in `[0, 1)` from the top 53 bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A uniform index in `0..n` (`n > 0`), by Lemire's multiply-shift with rejection, so without modulo bias.
     pub fn below(&mut self, n: usize) -> usize {
         let n = n as u64;
