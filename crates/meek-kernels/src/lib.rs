@@ -29,7 +29,7 @@ mod portable;
 mod x86;
 
 pub use acts::{Q8Block, Q8KBlock, quantize_row, quantize_row_k};
-pub use dispatch::{dot, dot_k, dot4, dot4_k, tile, tile_acts, tile_k};
+pub use dispatch::{dot, dot_k, dot4, dot4_k, dot8_k, tile, tile_acts, tile_acts_k, tile_k};
 pub use format::{Format, QK, QK_K};
 pub use matmul::{QActs, QMat, Shared, matmul, matmul_many};
 pub use parallel::{Parallel, Serial};

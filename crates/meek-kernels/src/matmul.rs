@@ -203,15 +203,15 @@ pub fn matmul_many(
                 });
             } else if w.fmt.is_k() {
                 let bpr = w.cols / QK_K;
-                tiles(
-                    n,
-                    first..last,
-                    dst,
-                    w.rows,
-                    |t| &xq.q8k[t * bpr..(t + 1) * bpr],
-                    |r, x| crate::dot4_k(path, w.fmt, w.row(r), x),
-                    |r, x| crate::dot_k(path, w.fmt, w.row(r), x),
-                );
+                let x = |t: usize| &xq.q8k[t * bpr..(t + 1) * bpr];
+                let dot4 = |r, x| crate::dot4_k(path, w.fmt, w.row(r), x);
+                let dot = |r, x| crate::dot_k(path, w.fmt, w.row(r), x);
+                if crate::tile_acts_k(path, w.fmt) == 8 {
+                    let dot8 = |r, x| crate::dot8_k(path, w.fmt, w.row(r), x);
+                    tiles(n, first..last, dst, w.rows, x, dot8, dot4, dot);
+                } else {
+                    tiles(n, first..last, dst, w.rows, x, dot4, dot4, dot);
+                }
             } else {
                 let bpr = w.cols / QK;
                 let x = |t: usize| &xq.q8[t * bpr..(t + 1) * bpr];
@@ -230,6 +230,7 @@ pub fn matmul_many(
                         w.rows,
                         x,
                         |r, x| crate::dot4(path, w.fmt, w.row(r), x),
+                        |r, x| crate::dot4(path, w.fmt, w.row(r), x),
                         |r, x| crate::dot(path, w.fmt, w.row(r), x),
                     ),
                 }
@@ -240,16 +241,18 @@ pub fn matmul_many(
 }
 
 /// The prefill loop over weight rows `rows` of one matrix (`stride` rows in all) and `n` activation rows: rows in
-/// tiles of [`ROW_TILE`], and within a tile every group of four activation rows against each weight row, so the
-/// tile's weights and the group's activations both stay in L1 instead of every weight row streaming all `n`
-/// activation rows from L2 (for a long prompt they exceed L1 many times over).
+/// tiles of [`ROW_TILE`], and within a tile every group of `G` activation rows (then of four, then single ones)
+/// against each weight row, so the tile's weights and the group's activations both stay in L1 instead of every
+/// weight row streaming all `n` activation rows from L2 (for a long prompt they exceed L1 many times over).
+#[allow(clippy::too_many_arguments)]
 #[inline]
-fn tiles<'a, B: 'a>(
+fn tiles<'a, B: 'a, const G: usize>(
     n: usize,
     rows: std::ops::Range<usize>,
     dst: Shared,
     stride: usize,
     x: impl Fn(usize) -> &'a [B],
+    dot_g: impl Fn(usize, [&'a [B]; G]) -> [f32; G],
     dot4: impl Fn(usize, [&'a [B]; 4]) -> [f32; 4],
     dot: impl Fn(usize, &'a [B]) -> f32,
 ) {
@@ -257,6 +260,16 @@ fn tiles<'a, B: 'a>(
         let tile = tile..rows.end.min(tile + ROW_TILE);
         let mut t = 0;
         // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
+        while t + G <= n {
+            let xs: [&[B]; G] = std::array::from_fn(|k| x(t + k));
+            for r in tile.clone() {
+                let v = dot_g(r, xs);
+                for (k, v) in v.into_iter().enumerate() {
+                    unsafe { dst.write((t + k) * stride + r, v) };
+                }
+            }
+            t += G;
+        }
         while t + 4 <= n {
             for r in tile.clone() {
                 let v = dot4(r, [x(t), x(t + 1), x(t + 2), x(t + 3)]);

@@ -249,6 +249,12 @@ macro_rules! x86_kernels {
                 unsafe { dot_k_n(fmt, row, xs) }
             }
 
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn dot8_k(fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 8]) -> [f32; 8] {
+                // SAFETY: forwarded from the caller.
+                unsafe { dot_k_n(fmt, row, xs) }
+            }
+
             /// Four K-quant weight rows against one activation row (decode): the rows' blocks are walked together,
             /// so four streams are in flight instead of one, and the bytes of the rows [`super::PREFETCH_GROUPS`]
             /// groups ahead are asked for as this group's are used (one core's bandwidth is bound by the loads it has

@@ -5,8 +5,8 @@
 use half::f16;
 use meek_kernels::{
     Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, Serial, dequantize_row, dot,
-    dot_k, dot_k_portable, dot_portable, dot4, dot4_k, matmul, quantize_row, quantize_row_k, tile,
-    tile_k,
+    dot_k, dot_k_portable, dot_portable, dot4, dot4_k, dot8_k, matmul, quantize_row,
+    quantize_row_k, tile, tile_k,
 };
 
 const FORMATS: [Format; 7] = [
@@ -194,8 +194,22 @@ fn every_path_matches_the_portable_kernels_and_a_float64_reference() {
             // The register tiles: one and two groups of four weight rows (eight rows from each row on, wrapping,
             // so every shape has them) against one, two and four activation rows.
             if fmt.is_k() {
-                // The decode tile of the K-quants: one and two groups of four rows, as above.
+                // The prefill product of eight activation rows (the four, twice, in two orders).
                 let q = quantized::<Q8KBlock>(&xs);
+                let eight =
+                    [&q[0], &q[1], &q[2], &q[3], &q[3], &q[2], &q[1], &q[0]].map(|v| &v[..]);
+                for (r, row) in w.chunks_exact(rb).enumerate() {
+                    for &path in &paths {
+                        for (k, got) in dot8_k(path, fmt, row, eight).into_iter().enumerate() {
+                            let want = dot_k_portable(fmt, row, eight[k]);
+                            assert!(
+                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{fmt:?} {path:?} dot8_k row {r} activation {k}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+                // The decode tile of the K-quants: one and two groups of four rows, as above.
                 for start in 0..rows {
                     let eight: Vec<&[u8]> = (0..8)
                         .map(|i| &w[((start + i) % rows) * rb..((start + i) % rows + 1) * rb])
@@ -266,15 +280,16 @@ fn every_path_matches_the_portable_kernels_and_a_float64_reference() {
     }
 }
 
-/// The multiply of a matrix by 1, 3 and 9 activation rows (the decode, short and tiled prefill loops) on every
-/// path, run serially: each output is its row's portable dot product.
+/// The multiply of a matrix by 1, 3, 9 and 15 activation rows (the decode, short and tiled prefill loops: 15 is a
+/// group of eight, one of four and three single rows) on every path, run serially: each output is its row's
+/// portable dot product.
 #[test]
 fn matmul_on_every_path_is_the_portable_dot_of_each_row() {
     let mut rng = Lcg(29);
     for fmt in FORMATS {
         let (rows, cols) = (37, if fmt.is_k() { 512 } else { 96 });
         let w = QMat::new(fmt, rows, cols, random_rows(fmt, rows, cols, &mut rng)).unwrap();
-        for n in [1, 3, 9] {
+        for n in [1, 3, 9, 15] {
             let x = random_acts(n * cols, &mut rng);
             let mut xq = QActs::default();
             xq.quantize(&x, cols, &[fmt]);
