@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the CPU kernels: each weight format's matrix-vector product (decode) and matrix-matrix
-//! product (prefill, 64 activation rows) on a 1024 x 2048 matrix, with every instruction-set path this CPU runs;
+//! product (prefill, 64 activation rows) on a 1024 x 2048 matrix, with every instruction-set path this CPU runs and
+//! in every layout the engine repacks to;
 //! activation quantization; and the SentencePiece tokenizer.
 
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -7,7 +8,7 @@ use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use meek_engine::cpu::EnginePool;
 use meek_kernels::{
-    Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, matmul, quantize_row,
+    Format, KernelPath, Layout, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, matmul, quantize_row,
     quantize_row_k,
 };
 use meek_testkit::random_values;
@@ -54,6 +55,15 @@ fn kernels(c: &mut Criterion) {
                     &path,
                     |b, &path| b.iter(|| matmul(&EnginePool, path, &w, &x, &mut out)),
                 );
+                // The layout the engine multiplies in, where it differs from the file's.
+                let wi = w.clone().interleaved(path);
+                if wi.layout() != Layout::Rows {
+                    g.bench_with_input(
+                        BenchmarkId::new(format!("{fmt:?}-{:?}", wi.layout()), path.name()),
+                        &path,
+                        |b, &path| b.iter(|| matmul(&EnginePool, path, &wi, &x, &mut out)),
+                    );
+                }
             }
         }
         g.finish();

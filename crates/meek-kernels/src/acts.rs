@@ -1,6 +1,6 @@
 //! Activation quantization: each multiply's activation rows are quantized once into 8-bit blocks, so that every
 //! weight block costs one integer dot product. [`Q8Block`]s (32 signed bytes, a scale and their sum, the scheme
-//! llama.cpp calls Q8_1) serve the 32-element formats; [`Q8KBlock`]s (256 bytes, one scale, sums per 16, llama.cpp's
+//! llama.cpp calls Q8_1) serve the 32-element formats; [`Q8KBlock`]s (256 bytes, one scale, sums per 16 and 32, llama.cpp's
 //! Q8_K) serve the K-quants.
 
 use crate::format::{QK, QK_K};
@@ -56,6 +56,9 @@ pub struct Q8KBlock {
     pub qs: [i8; QK_K],
     /// Sums of `qs` over each 16 consecutive values.
     pub bsums: [i16; 16],
+    /// Sums of `qs` over each 32 consecutive values (the interleaved Q4_K kernels' minimums; within the block's
+    /// alignment padding, so free).
+    pub bsums32: [i16; 8],
     /// Scale: `x ≈ qs * d`.
     pub d: f32,
 }
@@ -65,6 +68,7 @@ impl Default for Q8KBlock {
         Self {
             qs: [0; QK_K],
             bsums: [0; 16],
+            bsums32: [0; 8],
             d: 0.0,
         }
     }
@@ -90,6 +94,9 @@ pub fn quantize_row_k(x: &[f32], out: &mut [Q8KBlock]) {
             }
             *s = sum as i16;
         }
+        for (s32, pair) in b.bsums32.iter_mut().zip(b.bsums.chunks_exact(2)) {
+            *s32 = pair[0] + pair[1];
+        }
         b.d = d;
     }
 }
@@ -112,6 +119,10 @@ mod tests {
                     .sum();
                 assert_eq!(i32::from(*s), want);
             }
+            for (i, s) in b.bsums32.iter().enumerate() {
+                assert_eq!(*s, b.bsums[2 * i] + b.bsums[2 * i + 1]);
+            }
+            assert_eq!(std::mem::size_of::<Q8KBlock>(), 320);
             for (v, &qv) in chunk.iter().zip(&b.qs) {
                 assert!((v - f32::from(qv) * b.d).abs() <= b.d / 2.0 + 1e-7);
             }

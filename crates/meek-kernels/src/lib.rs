@@ -13,13 +13,15 @@
 //! (meek-engine passes [`Pool`], which keeps going when a neighbour process takes a core; Candle's barrier pool
 //! with `MEEKBENCH_POOL=candle`); [`Serial`] runs them on the calling thread.
 //!
-//! Files, one job each: `format.rs` (block formats), `acts.rs` (activation quantization), `path.rs` (choosing the
+//! Files, one job each: `format.rs` (block formats), `interleave.rs` (K-quants repacked in groups of eight rows), `acts.rs`
+//! (activation quantization), `path.rs` (choosing the
 //! path), `portable.rs` and `x86.rs` (the kernels), `dispatch.rs` (from a path to its kernel), `matmul.rs` (the tiled
 //! multiplies), `parallel.rs` (the pool hook) and `pool.rs` (the pool).
 
 mod acts;
 mod dispatch;
 mod format;
+mod interleave;
 mod matmul;
 mod parallel;
 mod path;
@@ -29,9 +31,12 @@ mod portable;
 mod x86;
 
 pub use acts::{Q8Block, Q8KBlock, quantize_row, quantize_row_k};
-pub use dispatch::{dot, dot_k, dot4, dot4_k, dot8_k, tile, tile_acts, tile_acts_k, tile_k};
+pub use dispatch::{
+    dot, dot_k, dot_x8, dot4, dot4_k, dot8_k, tile, tile_acts, tile_acts_k, tile_acts_x8, tile_k,
+};
 pub use format::{Format, QK, QK_K};
-pub use matmul::{QActs, QMat, Shared, matmul, matmul_many};
+pub use interleave::{X8_ROWS, dequantize_x8, dot_x8_portable, x8_bytes};
+pub use matmul::{Layout, QActs, QMat, Shared, matmul, matmul_many};
 pub use parallel::{Parallel, Serial};
 pub use path::KernelPath;
 pub use pool::Pool;

@@ -2,9 +2,20 @@
 //! format that reads them ([`QActs`]), and the loops that share the weight rows out over a [`Parallel`] pool and
 //! walk them in tiles that keep weights and activations in L1.
 
+use crate::interleave::{X8_ROWS, dequantize_x8, interleave, x8_bytes};
 use crate::{Format, KernelPath, Parallel, Q8Block, Q8KBlock, QK, QK_K};
 
-/// A weight matrix in a GGUF block format, `rows` x `cols`, row-major.
+/// How a [`QMat`]'s bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// GGUF's: one row after another.
+    Rows,
+    /// A K-quant in groups of eight interleaved rows (see [`interleave`](crate::interleave)).
+    X8,
+}
+
+/// A weight matrix in a GGUF block format, `rows` x `cols`: row-major as in the file, or repacked for the kernels
+/// ([`QMat::interleaved`]).
 #[derive(Debug, Clone)]
 pub struct QMat {
     /// Block format.
@@ -13,6 +24,7 @@ pub struct QMat {
     pub rows: usize,
     /// Input features (a multiple of the format's block).
     pub cols: usize,
+    layout: Layout,
     data: Vec<u8>,
 }
 
@@ -36,24 +48,66 @@ impl QMat {
             fmt,
             rows,
             cols,
+            layout: Layout::Rows,
             data,
         })
     }
 
-    /// The bytes of row `r`.
+    /// The matrix in the layout whose kernels are fastest on `path`: Q4_K and Q6_K with a multiple of eight rows
+    /// in groups of eight interleaved rows on the x86 paths; anything else as it is. Rows are then read through
+    /// [`QMat::dequantize_row`].
+    pub fn interleaved(self, path: KernelPath) -> Self {
+        if x8_bytes(self.fmt).is_none()
+            || self.layout != Layout::Rows
+            || !self.rows.is_multiple_of(X8_ROWS)
+            || path == KernelPath::Portable
+        {
+            return self;
+        }
+        let data = interleave(self.fmt, &self.data, self.rows, self.cols);
+        Self {
+            layout: Layout::X8,
+            data,
+            ..self
+        }
+    }
+
+    /// The layout of the bytes.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The bytes of row `r` (of a matrix in GGUF's row layout).
     #[inline]
     pub fn row(&self, r: usize) -> &[u8] {
         self.rows_bytes(r..r + 1)
     }
 
-    /// The bytes of consecutive rows.
+    /// The bytes of consecutive rows (of a matrix in GGUF's row layout).
     #[inline]
     pub fn rows_bytes(&self, rows: std::ops::Range<usize>) -> &[u8] {
+        assert_eq!(self.layout, Layout::Rows, "rows of an interleaved matrix");
         let rb = self.row_bytes();
         &self.data[rows.start * rb..rows.end * rb]
     }
 
-    /// Bytes per row.
+    /// The bytes of interleaved group `g` (rows `8 g..8 g + 8`).
+    #[inline]
+    fn group(&self, g: usize) -> &[u8] {
+        let gb = self.cols / QK_K * x8_bytes(self.fmt).unwrap_or(0);
+        &self.data[g * gb..(g + 1) * gb]
+    }
+
+    /// Row `r` dequantized into `out` (`cols` long), in either layout (an embedding lookup).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert!(r < self.rows && out.len() == self.cols);
+        match self.layout {
+            Layout::Rows => crate::dequantize_row(self.fmt, self.row(r), out),
+            Layout::X8 => dequantize_x8(self.fmt, self.group(r / X8_ROWS), r % X8_ROWS, out),
+        }
+    }
+
+    /// Bytes per row in GGUF's layout.
     #[inline]
     pub fn row_bytes(&self) -> usize {
         self.cols / self.fmt.block_elems() * self.fmt.block_bytes()
@@ -187,7 +241,14 @@ pub fn matmul_many(
         .map(|(w, out)| (*w, Shared::new(out)))
         .collect();
     let total = offsets[jobs.len()];
-    pool.run(total, &|range| {
+    // The pool's ranges in groups of eight rows where every matrix allows, so no interleaved group is split.
+    let unit = if jobs.iter().all(|(w, _)| w.rows.is_multiple_of(X8_ROWS)) {
+        X8_ROWS
+    } else {
+        1
+    };
+    pool.run(total / unit, &|range| {
+        let range = range.start * unit..range.end * unit;
         let mut g = range.start;
         while g < range.end {
             // The matrix holding global row `g`, and the part of the range inside it.
@@ -195,7 +256,12 @@ pub fn matmul_many(
             let end = range.end.min(offsets[j + 1]);
             let (w, dst) = targets[j];
             let (first, last) = (g - offsets[j], end - offsets[j]);
-            if w.fmt.is_k() && n < 4 && path != KernelPath::Portable {
+            if w.layout == Layout::X8 {
+                let bpr = w.cols / QK_K;
+                groups_x8(path, w, n, first..last, dst, |t| {
+                    &xq.q8k[t * bpr..(t + 1) * bpr]
+                });
+            } else if w.fmt.is_k() && n < 4 && path != KernelPath::Portable {
                 // A token or three (decode): four weight rows walked together, the next ones prefetched.
                 let bpr = w.cols / QK_K;
                 tiles_k1(path, w, n, first..last, dst, |t| {
@@ -283,6 +349,49 @@ fn tiles<'a, B: 'a, const G: usize>(
             for r in tile.clone() {
                 unsafe { dst.write(t * stride + r, dot(r, x(t))) };
             }
+        }
+    }
+}
+
+/// The loop over the interleaved groups holding weight rows `rows` of `w`: each group against the activation rows
+/// in tiles of [`tile_acts_x8`](crate::tile_acts_x8), then one at a time. A group only partly inside `rows` is
+/// computed whole and only its rows inside are written (the pool's ranges are in groups wherever it can be).
+#[inline]
+fn groups_x8<'a>(
+    path: KernelPath,
+    w: &QMat,
+    n: usize,
+    rows: std::ops::Range<usize>,
+    dst: Shared,
+    x: impl Fn(usize) -> &'a [Q8KBlock],
+) {
+    let stride = w.rows;
+    let tile = crate::tile_acts_x8(path);
+    for g in rows.start / X8_ROWS..rows.end.div_ceil(X8_ROWS) {
+        let group = w.group(g);
+        let r0 = g * X8_ROWS;
+        let keep = rows.start.max(r0)..rows.end.min(r0 + X8_ROWS);
+        // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
+        let put = |t: usize, v: [f32; X8_ROWS]| {
+            for r in keep.clone() {
+                unsafe { dst.write(t * stride + r, v[r - r0]) };
+            }
+        };
+        let mut t = 0;
+        if tile == 4 {
+            while t + 4 <= n {
+                let v = crate::dot_x8::<4>(path, w.fmt, group, std::array::from_fn(|k| x(t + k)));
+                v.into_iter().enumerate().for_each(|(k, v)| put(t + k, v));
+                t += 4;
+            }
+        }
+        while t + 2 <= n {
+            let v = crate::dot_x8(path, w.fmt, group, [x(t), x(t + 1)]);
+            v.into_iter().enumerate().for_each(|(k, v)| put(t + k, v));
+            t += 2;
+        }
+        if t < n {
+            put(t, crate::dot_x8(path, w.fmt, group, [x(t)])[0]);
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::acts::{Q8Block, Q8KBlock};
 use crate::format::{Format, QK, q4k_scales};
+use crate::interleave::{X8_ROWS, x8_bytes};
 
 /// The format a kernel's const parameter `F` stands for (0 Q4_0, 1 Q4_1, 2 Q8_0, 3 Q5_0, 4 Q5_1), evaluated at
 /// compile time in each instantiation.
@@ -19,13 +20,15 @@ const fn format_of(f: u8) -> Format {
 }
 
 /// x86-64 kernels, generated once per instruction set: `$pairs` sums the products of unsigned and signed byte
-/// pairs of a block into eight i32 lanes.
+/// pairs of a block into eight i32 lanes, `$acc` adds them to an accumulator.
 macro_rules! x86_kernels {
-    ($name:ident, $features:literal, $pairs:ident) => {
+    ($name:ident, $features:literal, $pairs:ident, $acc:ident) => {
         pub(crate) mod $name {
             use std::arch::x86_64::*;
 
-            use super::{Format, Q8Block, Q8KBlock, QK, format_of, $pairs};
+            use super::{
+                Format, Q8Block, Q8KBlock, QK, X8_ROWS, format_of, x8_bytes, $acc, $pairs,
+            };
 
             #[inline]
             #[target_feature(enable = $features)]
@@ -253,6 +256,201 @@ macro_rules! x86_kernels {
             pub(crate) unsafe fn dot8_k(fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 8]) -> [f32; 8] {
                 // SAFETY: forwarded from the caller.
                 unsafe { dot_k_n(fmt, row, xs) }
+            }
+
+            /// One super-block of eight interleaved Q4_K rows ([`crate::interleave`]) against `N` activation rows:
+            /// lane `r` of every register is row `r`. Per sub-block, four 32-byte chunks of nibbles meet four
+            /// activations broadcast to every lane (one `$acc` adds 32 products), the eight rows' scales multiply the
+            /// sub-block's sums at once; the minimums meet the activations' 32-sums in pairs of sub-blocks.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn q4k_x8_block<const N: usize>(
+                b: *const u8,
+                xs: [&Q8KBlock; N],
+                acc: &mut [__m256; N],
+                accm: &mut [__m256; N],
+            ) {
+                // SAFETY (every load below): `b` points at a whole interleaved super-block; activation blocks hold
+                // 256 values and eight 32-sums.
+                let (d8, dm8) = unsafe {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(b.cast())),
+                        _mm256_cvtph_ps(_mm_loadu_si128(b.add(16).cast())),
+                    )
+                };
+                let m4 = _mm256_set1_epi8(0x0F);
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for j in 0..8 {
+                    let sc =
+                        _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(b.add(32 + 8 * j).cast()) });
+                    let mut s = [_mm256_setzero_si256(); N];
+                    for c in 0..4 {
+                        let raw =
+                            unsafe { _mm256_loadu_si256(b.add(160 + 128 * j + 32 * c).cast()) };
+                        let lo = _mm256_and_si256(raw, m4);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                        for k in 0..N {
+                            let q = unsafe { xs[k].qs.as_ptr().add(32 * j + 4 * c) };
+                            let (xl, xh) = unsafe {
+                                (
+                                    _mm256_set1_epi32(std::ptr::read_unaligned(q.cast::<i32>())),
+                                    _mm256_set1_epi32(std::ptr::read_unaligned(
+                                        q.add(16).cast::<i32>(),
+                                    )),
+                                )
+                            };
+                            s[k] = $acc(s[k], lo, xl);
+                            s[k] = $acc(s[k], hi, xh);
+                        }
+                    }
+                    for k in 0..N {
+                        sumi[k] = _mm256_add_epi32(sumi[k], _mm256_mullo_epi32(s[k], sc));
+                    }
+                }
+                for k in 0..N {
+                    let mut ms = _mm256_setzero_si256();
+                    for p in 0..4 {
+                        let (mv, bs) = unsafe {
+                            (
+                                _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(96 + 16 * p).cast())),
+                                _mm256_set1_epi32(std::ptr::read_unaligned(
+                                    xs[k].bsums32.as_ptr().add(2 * p).cast::<i32>(),
+                                )),
+                            )
+                        };
+                        ms = _mm256_add_epi32(ms, _mm256_madd_epi16(mv, bs));
+                    }
+                    let xd = _mm256_set1_ps(xs[k].d);
+                    acc[k] =
+                        _mm256_fmadd_ps(_mm256_mul_ps(d8, xd), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+                    accm[k] =
+                        _mm256_fmadd_ps(_mm256_mul_ps(dm8, xd), _mm256_cvtepi32_ps(ms), accm[k]);
+                }
+            }
+
+            /// One super-block of eight interleaved Q6_K rows ([`crate::interleave`]) against `N` activation rows:
+            /// per unit of 32 weights, the high two bits put in place beside each chunk's nibbles, the two halves'
+            /// sums kept apart for their scales; the offset of 32 taken off through the activations' 16-sums.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn q6k_x8_block<const N: usize>(
+                b: *const u8,
+                xs: [&Q8KBlock; N],
+                acc: &mut [__m256; N],
+            ) {
+                // SAFETY (every load below): `b` points at a whole interleaved super-block; activation blocks hold
+                // 256 values and sixteen 16-sums.
+                let d8 = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(b.cast())) };
+                let (m4, m30) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
+                let mut sumi = [_mm256_setzero_si256(); N];
+                let mut off = [_mm256_setzero_si256(); N];
+                for u in 0..8 {
+                    // Lane pairs (2r, 2r + 1): the scales of the unit's two halves of row r.
+                    let sc16 =
+                        _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(b.add(16 + 16 * u).cast()) });
+                    let sc_lo = _mm256_srai_epi32(_mm256_slli_epi32(sc16, 16), 16);
+                    let sc_hi = _mm256_srai_epi32(sc16, 16);
+                    let (qa, qb) = unsafe {
+                        (
+                            _mm256_loadu_si256(b.add(1168 + 64 * u).cast()),
+                            _mm256_loadu_si256(b.add(1168 + 64 * u + 32).cast()),
+                        )
+                    };
+                    let mut sl = [_mm256_setzero_si256(); N];
+                    let mut sh = [_mm256_setzero_si256(); N];
+                    for c in 0..4 {
+                        let raw =
+                            unsafe { _mm256_loadu_si256(b.add(144 + 128 * u + 32 * c).cast()) };
+                        // Chunk c's two high bits are bits 2c, 2c + 1: moved to bits 4-5.
+                        let (ha, hb) = match c {
+                            0 => (_mm256_slli_epi16(qa, 4), _mm256_slli_epi16(qb, 4)),
+                            1 => (_mm256_slli_epi16(qa, 2), _mm256_slli_epi16(qb, 2)),
+                            2 => (qa, qb),
+                            _ => (_mm256_srli_epi16(qa, 2), _mm256_srli_epi16(qb, 2)),
+                        };
+                        let lo =
+                            _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(ha, m30));
+                        let hi = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4),
+                            _mm256_and_si256(hb, m30),
+                        );
+                        for k in 0..N {
+                            let q = unsafe { xs[k].qs.as_ptr().add(32 * u + 4 * c) };
+                            let (xl, xh) = unsafe {
+                                (
+                                    _mm256_set1_epi32(std::ptr::read_unaligned(q.cast::<i32>())),
+                                    _mm256_set1_epi32(std::ptr::read_unaligned(
+                                        q.add(16).cast::<i32>(),
+                                    )),
+                                )
+                            };
+                            sl[k] = $acc(sl[k], lo, xl);
+                            sh[k] = $acc(sh[k], hi, xh);
+                        }
+                    }
+                    for k in 0..N {
+                        let scaled = _mm256_add_epi32(
+                            _mm256_mullo_epi32(sl[k], sc_lo),
+                            _mm256_mullo_epi32(sh[k], sc_hi),
+                        );
+                        sumi[k] = _mm256_add_epi32(sumi[k], scaled);
+                        let bs = _mm256_set1_epi32(unsafe {
+                            std::ptr::read_unaligned(xs[k].bsums.as_ptr().add(2 * u).cast::<i32>())
+                        });
+                        off[k] = _mm256_add_epi32(off[k], _mm256_madd_epi16(sc16, bs));
+                    }
+                }
+                for k in 0..N {
+                    let t = _mm256_sub_epi32(sumi[k], _mm256_slli_epi32(off[k], 5));
+                    acc[k] = _mm256_fmadd_ps(
+                        _mm256_mul_ps(d8, _mm256_set1_ps(xs[k].d)),
+                        _mm256_cvtepi32_ps(t),
+                        acc[k],
+                    );
+                }
+            }
+
+            /// One group of eight interleaved K-quant rows against `N` activation rows: `out[t][r] = row r ·
+            /// xs[t]`. Decode (`N` = 1) asks for the bytes at `ahead` into L2 as it reads the group's.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn dot_x8<const N: usize>(
+                fmt: Format,
+                group: &[u8],
+                xs: [&[Q8KBlock]; N],
+                ahead: *const u8,
+            ) -> [[f32; X8_ROWS]; N] {
+                let xb = x8_bytes(fmt).unwrap_or(usize::MAX);
+                let mut acc = [_mm256_setzero_ps(); N];
+                let mut accm = [_mm256_setzero_ps(); N];
+                for i in 0..group.len() / xb {
+                    if N == 1 {
+                        let p = ahead.wrapping_add(i * xb);
+                        let mut off = 0;
+                        while off < xb {
+                            // Never dereferenced: a hint, into L2.
+                            _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(off).cast());
+                            off += 64;
+                        }
+                    }
+                    // SAFETY: super-block i is inside `group`; every activation row has one block per super-block.
+                    unsafe {
+                        let x = xs.map(|x| x.get_unchecked(i));
+                        let b = group.as_ptr().add(i * xb);
+                        if fmt == Format::Q4K {
+                            q4k_x8_block(b, x, &mut acc, &mut accm);
+                        } else {
+                            q6k_x8_block(b, x, &mut acc);
+                        }
+                    }
+                }
+                let mut out = [[0f32; X8_ROWS]; N];
+                for k in 0..N {
+                    // SAFETY: eight floats into an eight-float array.
+                    unsafe {
+                        _mm256_storeu_ps(out[k].as_mut_ptr(), _mm256_sub_ps(acc[k], accm[k]))
+                    };
+                }
+                out
             }
 
             /// Four K-quant weight rows against one activation row (decode): the rows' blocks are walked together,
@@ -620,6 +818,39 @@ fn pairs_avx2(
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
 
+/// AVX2: [`pairs_avx2`] added to `acc`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn acc_avx2(
+    acc: std::arch::x86_64::__m256i,
+    u: std::arch::x86_64::__m256i,
+    s: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256i {
+    std::arch::x86_64::_mm256_add_epi32(acc, pairs_avx2(u, s))
+}
+
+/// AVX-VNNI: `vpdpbusd` into `acc`.
+#[inline]
+#[target_feature(enable = "avx2,avxvnni")]
+fn acc_avxvnni(
+    acc: std::arch::x86_64::__m256i,
+    u: std::arch::x86_64::__m256i,
+    s: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256i {
+    std::arch::x86_64::_mm256_dpbusd_avx_epi32(acc, u, s)
+}
+
+/// AVX512-VNNI on 256-bit registers: `vpdpbusd` into `acc`.
+#[inline]
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+fn acc_avx512vnni(
+    acc: std::arch::x86_64::__m256i,
+    u: std::arch::x86_64::__m256i,
+    s: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256i {
+    std::arch::x86_64::_mm256_dpbusd_epi32(acc, u, s)
+}
+
 /// AVX-VNNI: one `vpdpbusd`.
 #[inline]
 #[target_feature(enable = "avx2,avxvnni")]
@@ -642,10 +873,11 @@ fn pairs_avx512vnni(
     _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
 }
 
-x86_kernels!(avx2, "avx2,fma,f16c", pairs_avx2);
-x86_kernels!(avxvnni, "avx2,fma,f16c,avxvnni", pairs_avxvnni);
+x86_kernels!(avx2, "avx2,fma,f16c", pairs_avx2, acc_avx2);
+x86_kernels!(avxvnni, "avx2,fma,f16c,avxvnni", pairs_avxvnni, acc_avxvnni);
 x86_kernels!(
     avx512vnni,
     "avx2,fma,f16c,avx512vnni,avx512vl",
-    pairs_avx512vnni
+    pairs_avx512vnni,
+    acc_avx512vnni
 );

@@ -4,9 +4,9 @@
 
 use half::f16;
 use meek_kernels::{
-    Format, KernelPath, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, Serial, dequantize_row, dot,
-    dot_k, dot_k_portable, dot_portable, dot4, dot4_k, dot8_k, matmul, quantize_row,
-    quantize_row_k, tile, tile_k,
+    Format, KernelPath, Layout, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, Serial, dequantize_row,
+    dot, dot_k, dot_k_portable, dot_portable, dot4, dot4_k, dot8_k, matmul, matmul_many,
+    quantize_row, quantize_row_k, tile, tile_k,
 };
 
 const FORMATS: [Format; 7] = [
@@ -310,6 +310,68 @@ fn matmul_on_every_path_is_the_portable_dot_of_each_row() {
                             (got - want).abs() < 1e-4 * (1.0 + want.abs()),
                             "{fmt:?} {path:?} n={n} token {t} row {r}: {got} vs {want}"
                         );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The K-quants interleaved in groups of eight rows on every path: 1, 2, 5, 9 and 15 activation rows (decode, the
+/// tiles of four and two and single rows), through the pool's ranges in groups and, beside a matrix of 37 rows, in
+/// rows (groups computed whole and written in part); each output is the portable dot of its GGUF row, and each row
+/// dequantizes as in the file's layout.
+#[test]
+fn interleaved_k_quants_on_every_path_are_the_portable_dot_of_each_row() {
+    let mut rng = Lcg(41);
+    let cols = 768;
+    for fmt in [Format::Q4K, Format::Q6K] {
+        let plain = QMat::new(fmt, 40, cols, random_rows(fmt, 40, cols, &mut rng)).unwrap();
+        let odd = QMat::new(fmt, 37, cols, random_rows(fmt, 37, cols, &mut rng)).unwrap();
+        let pool = meek_kernels::Pool::new(2);
+        for path in KernelPath::available() {
+            let w = plain.clone().interleaved(path);
+            let want_layout = if path == KernelPath::Portable {
+                Layout::Rows
+            } else {
+                Layout::X8
+            };
+            assert_eq!(w.layout(), want_layout, "{fmt:?} {path:?}");
+            assert_eq!(odd.clone().interleaved(path).layout(), Layout::Rows);
+            let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in [0, 7, 8, 39] {
+                w.dequantize_row(r, &mut a);
+                plain.dequantize_row(r, &mut b);
+                assert!(
+                    a.iter()
+                        .zip(&b)
+                        .all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs()))
+                );
+            }
+            for n in [1, 2, 5, 9, 15] {
+                let x = random_acts(n * cols, &mut rng);
+                let mut xq = QActs::default();
+                xq.quantize(&x, cols, &[fmt]);
+                let mut out = vec![0f32; n * 40];
+                let (mut pooled, mut mixed, mut out_odd) =
+                    (vec![0f32; n * 40], vec![0f32; n * 40], vec![0f32; n * 37]);
+                matmul(&Serial, path, &w, &xq, &mut out);
+                matmul(&pool, path, &w, &xq, &mut pooled);
+                let jobs = &mut [(&odd, &mut out_odd[..]), (&w, &mut mixed[..])];
+                matmul_many(&pool, path, jobs, &xq);
+                for t in 0..n {
+                    let xt = Q8KBlock::quantize(&x[t * cols..(t + 1) * cols]);
+                    for r in 0..40 {
+                        let want = dot_k_portable(fmt, plain.row(r), &xt);
+                        let i = t * 40 + r;
+                        for (what, got) in
+                            [("serial", out[i]), ("pool", pooled[i]), ("mixed", mixed[i])]
+                        {
+                            assert!(
+                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{fmt:?} {path:?} {what} n={n} token {t} row {r}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }

@@ -1,0 +1,259 @@
+//! The K-quants repacked at load into groups of eight interleaved rows (what llama.cpp calls REPACK), the portable
+//! product of such a group and the dequantization of one of its rows.
+//!
+//! In GGUF's layout a K-quant row is read alone: its scales are unpacked for every super-block, its 32-bit lanes
+//! hold pieces of one row's sum, so every product ends in a horizontal sum, and a byte-pair dot product needs a
+//! `madd` with the scales after it. Interleaved, lane `r` of a 256-bit register belongs to row `r` of the group:
+//! four consecutive weights of each of the eight rows sit in one 32-byte chunk, so one `vpdpbusd` against four
+//! activations broadcast to every lane adds 32 products into eight row sums; the eight rows' scales of a sub-block
+//! are eight bytes, widened and multiplied in one instruction; the result is eight outputs with no horizontal sum.
+//!
+//! Both formats count in units of 32 weights (`u`), each stored as four 32-byte chunks `c`: byte `4 r + b` of chunk
+//! `c` holds weight `4 c + b` of the unit of row `r` in its low nibble and weight `16 + 4 c + b` in its high
+//! nibble (of Q6_K's weights their low four bits). A super-block of eight rows, offsets in bytes:
+//!
+//! - Q4_K, [`X8_BYTES_Q4K`] = 1,184 (eight GGUF blocks are 1,152: its 6-bit scales take a byte each here, 2.8%
+//!   more to read per token): 0 the rows' `d` (f16), 16 their `dmin`; 32 scales, byte `32 + 8 u + r`; 96
+//!   minimums in pairs of units, byte `96 + 16 (u / 2) + 2 r + u % 2`; 160 the nibbles, unit `u` at `160 + 128 u`.
+//! - Q6_K, [`X8_BYTES_Q6K`] = 1,680 (the same as eight GGUF blocks): 0 the rows' `d`; 16 the signed scales of
+//!   the 16-weight halves, byte `16 + 16 u + 2 r + h`; 144 the nibbles, unit `u` at `144 + 128 u`; 1168 the high
+//!   two bits, unit `u` at `1168 + 64 u`: 32 bytes for the low nibbles' weights, then 32 for the high ones', byte
+//!   `4 r + b` holding those of chunk `c` in bits `2 c, 2 c + 1`.
+
+use half::f16;
+
+use crate::acts::Q8KBlock;
+use crate::format::{Format, QK_K, q4k_scale_min};
+
+/// Rows per interleaved group.
+pub const X8_ROWS: usize = 8;
+
+/// Bytes of one super-block of eight interleaved Q4_K rows.
+pub const X8_BYTES_Q4K: usize = 1184;
+
+/// Bytes of one super-block of eight interleaved Q6_K rows.
+pub const X8_BYTES_Q6K: usize = 1680;
+
+/// Bytes of one super-block of eight interleaved rows of `fmt`, for the formats that interleave.
+pub fn x8_bytes(fmt: Format) -> Option<usize> {
+    match fmt {
+        Format::Q4K => Some(X8_BYTES_Q4K),
+        Format::Q6K => Some(X8_BYTES_Q6K),
+        _ => None,
+    }
+}
+
+/// Where weight `w` (0..32) of a unit lives among its four chunks: byte offset `4 r + b` added by the caller, the
+/// chunk and whether it is the high nibble.
+#[inline]
+fn slot(w: usize) -> (usize, usize, bool) {
+    let high = w >= 16;
+    let w = w % 16;
+    (w / 4, w % 4, high)
+}
+
+/// Weight `e` (0..256) of a GGUF Q4_K block (0..16).
+#[inline]
+fn q4k_weight(blk: &[u8], e: usize) -> u8 {
+    let (j, w) = (e / 32, e % 32);
+    let byte = blk[16 + 32 * (j / 2) + w];
+    if j % 2 == 0 { byte & 0x0F } else { byte >> 4 }
+}
+
+/// Weight `e` (0..256) of a GGUF Q6_K block, unsigned (0..64; the weight is this minus 32).
+#[inline]
+fn q6k_weight(blk: &[u8], e: usize) -> u8 {
+    let (n, part, l) = (e / 128, e % 128 / 32, e % 32);
+    let ql = blk[64 * n + 32 * (part % 2) + l];
+    let low = if part < 2 { ql & 0x0F } else { ql >> 4 };
+    let high = (blk[128 + 32 * n + l] >> (2 * part)) & 3;
+    low | (high << 4)
+}
+
+/// Row `r`'s GGUF block `blk` into the interleaved super-block `o`.
+fn pack(fmt: Format, o: &mut [u8], r: usize, blk: &[u8]) {
+    let nibbles = |o: &mut [u8], at: usize, q: &dyn Fn(usize) -> u8| {
+        for u in 0..8 {
+            for w in 0..16 {
+                let (c, b, _) = slot(w);
+                let (lo, hi) = (q(32 * u + w) & 0x0F, q(32 * u + 16 + w) & 0x0F);
+                o[at + 128 * u + 32 * c + 4 * r + b] = lo | (hi << 4);
+            }
+        }
+    };
+    if fmt == Format::Q4K {
+        o[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+        o[16 + 2 * r..16 + 2 * r + 2].copy_from_slice(&blk[2..4]);
+        for u in 0..8 {
+            let (sc, m) = q4k_scale_min(u, &blk[4..16]);
+            o[32 + 8 * u + r] = sc;
+            o[96 + 16 * (u / 2) + 2 * r + u % 2] = m;
+        }
+        nibbles(o, 160, &|e| q4k_weight(blk, e));
+    } else {
+        o[2 * r..2 * r + 2].copy_from_slice(&blk[208..210]);
+        for s in 0..16 {
+            o[16 + 16 * (s / 2) + 2 * r + s % 2] = blk[192 + s];
+        }
+        nibbles(o, 144, &|e| q6k_weight(blk, e));
+        for u in 0..8 {
+            for w in 0..32 {
+                let (c, b, high) = slot(w);
+                let at = 1168 + 64 * u + 32 * usize::from(high) + 4 * r + b;
+                o[at] |= (q6k_weight(blk, 32 * u + w) >> 4) << (2 * c);
+            }
+        }
+    }
+}
+
+/// The GGUF rows `data` of a K-quant (`rows` rows of `cols` columns, `rows` a multiple of [`X8_ROWS`])
+/// interleaved: group `g` of eight rows is `cols / 256` super-blocks of [`x8_bytes`] each, one after the other.
+pub(crate) fn interleave(fmt: Format, data: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    let xb = x8_bytes(fmt).expect("an interleaving format");
+    assert!(rows.is_multiple_of(X8_ROWS) && cols.is_multiple_of(QK_K));
+    let (bb, bpr) = (fmt.block_bytes(), cols / QK_K);
+    let rb = bpr * bb;
+    assert_eq!(data.len(), rows * rb);
+    let mut out = vec![0u8; rows / X8_ROWS * bpr * xb];
+    for (g, dst_group) in out.chunks_exact_mut(bpr * xb).enumerate() {
+        for (i, o) in dst_group.chunks_exact_mut(xb).enumerate() {
+            for r in 0..X8_ROWS {
+                let at = (g * X8_ROWS + r) * rb + i * bb;
+                pack(fmt, o, r, &data[at..at + bb]);
+            }
+        }
+    }
+    out
+}
+
+#[inline]
+fn half(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// Weight `e` (0..256) of row `r` of an interleaved super-block, unsigned, and its sub-block's scale (Q4_K per 32,
+/// Q6_K per 16) and minimum (Q4_K; 32 for Q6_K, whose weights are `q - 32`).
+#[inline]
+fn weight(fmt: Format, blk: &[u8], r: usize, e: usize) -> (i32, i32, i32) {
+    let (u, w) = (e / 32, e % 32);
+    let (c, b, high) = slot(w);
+    let at = |base: usize| base + 128 * u + 32 * c + 4 * r + b;
+    let nib = |byte: u8| if high { byte >> 4 } else { byte & 0x0F };
+    if fmt == Format::Q4K {
+        let q = nib(blk[at(160)]);
+        let m = blk[96 + 16 * (u / 2) + 2 * r + u % 2];
+        (i32::from(q), i32::from(blk[32 + 8 * u + r]), i32::from(m))
+    } else {
+        let hb = blk[1168 + 64 * u + 32 * usize::from(high) + 4 * r + b];
+        let q = nib(blk[at(144)]) | (((hb >> (2 * c)) & 3) << 4);
+        let s = e / 16;
+        let sc = blk[16 + 16 * (s / 2) + 2 * r + s % 2] as i8;
+        (i32::from(q), i32::from(sc), 32)
+    }
+}
+
+/// One group of eight interleaved rows of `fmt` against activations `x`: the eight dot products, in scalar
+/// integers per super-block (the portable reference of the SIMD kernels).
+pub fn dot_x8_portable(fmt: Format, group: &[u8], x: &[Q8KBlock]) -> [f32; X8_ROWS] {
+    let xb = x8_bytes(fmt).expect("an interleaving format");
+    assert_eq!(group.len(), x.len() * xb);
+    let mut out = [0f32; X8_ROWS];
+    for (blk, a) in group.chunks_exact(xb).zip(x) {
+        for (r, o) in out.iter_mut().enumerate() {
+            // Σ sc q x, and Σ sc 32 x (Q6_K's offset, per weight) or Σ m Σx (Q4_K's minimums, per 32).
+            let (mut sum, mut off) = (0i32, 0i32);
+            for e in 0..QK_K {
+                let (q, sc, m) = weight(fmt, blk, r, e);
+                sum += sc * q * i32::from(a.qs[e]);
+                if fmt == Format::Q6K {
+                    off += sc * m * i32::from(a.qs[e]);
+                } else if e % 32 == 0 {
+                    off += m * i32::from(a.bsums32[e / 32]);
+                }
+            }
+            *o += a.d
+                * if fmt == Format::Q4K {
+                    half(blk, 2 * r) * sum as f32 - half(blk, 16 + 2 * r) * off as f32
+                } else {
+                    half(blk, 2 * r) * (sum - off) as f32
+                };
+        }
+    }
+    out
+}
+
+/// Row `r` (0..8) of an interleaved group of `fmt`, dequantized into `out` (an embedding lookup).
+pub fn dequantize_x8(fmt: Format, group: &[u8], r: usize, out: &mut [f32]) {
+    let xb = x8_bytes(fmt).expect("an interleaving format");
+    assert_eq!(group.len() / xb * QK_K, out.len());
+    for (blk, o) in group.chunks_exact(xb).zip(out.chunks_exact_mut(QK_K)) {
+        let d = half(blk, 2 * r);
+        for (e, o) in o.iter_mut().enumerate() {
+            let (q, sc, m) = weight(fmt, blk, r, e);
+            *o = if fmt == Format::Q4K {
+                d * sc as f32 * q as f32 - half(blk, 16 + 2 * r) * m as f32
+            } else {
+                d * sc as f32 * (q - m) as f32
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::portable::{dequantize_row, dot_k_portable};
+    use crate::quantize_row_k;
+    use crate::testutil::random;
+
+    /// `n` rows of random K-quant blocks (any bytes are a valid block; the f16 scales kept small and finite).
+    fn rows(fmt: Format, n: usize, cols: usize, seed: u64) -> Vec<u8> {
+        let bb = fmt.block_bytes();
+        let mut bytes: Vec<u8> = random(n * cols / QK_K * bb, seed)
+            .iter()
+            .map(|v| ((v + 1.0) * 127.9) as u8)
+            .collect();
+        for blk in bytes.chunks_exact_mut(bb) {
+            let at = if fmt == Format::Q4K { 0 } else { 208 };
+            blk[at..at + 2].copy_from_slice(&f16::from_f32(0.01).to_le_bytes());
+            if fmt == Format::Q4K {
+                blk[2..4].copy_from_slice(&f16::from_f32(0.003).to_le_bytes());
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn an_interleaved_group_computes_and_dequantizes_what_its_gguf_rows_do() {
+        let cols = 512;
+        for fmt in [Format::Q4K, Format::Q6K] {
+            let (xb, rb) = (x8_bytes(fmt).unwrap(), cols / QK_K * fmt.block_bytes());
+            let data = rows(fmt, 16, cols, 4);
+            let packed = interleave(fmt, &data, 16, cols);
+            assert_eq!(packed.len(), 2 * 2 * xb);
+            let mut xq = vec![Q8KBlock::default(); cols / QK_K];
+            quantize_row_k(&random(cols, 8), &mut xq);
+            for g in 0..2 {
+                let group = &packed[g * 2 * xb..(g + 1) * 2 * xb];
+                let got = dot_x8_portable(fmt, group, &xq);
+                for (r, got) in got.into_iter().enumerate() {
+                    let row = &data[(8 * g + r) * rb..(8 * g + r + 1) * rb];
+                    let want = dot_k_portable(fmt, row, &xq);
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{fmt:?} group {g} row {r}: {got} vs {want}"
+                    );
+                    let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+                    dequantize_x8(fmt, group, r, &mut a);
+                    dequantize_row(fmt, row, &mut b);
+                    for (e, (a, b)) in a.iter().zip(&b).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                            "{fmt:?} {r} {e}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
