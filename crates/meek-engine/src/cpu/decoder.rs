@@ -40,7 +40,7 @@ use std::io::{Read, Seek, SeekFrom};
 use candle_core::Device;
 use candle_core::quantized::gguf_file::Content;
 
-use meek_kernels::{KernelPath, QActs, QMat, Shared, dequantize_row, matmul, matmul_many};
+use meek_kernels::{KernelPath, QActs, QMat, Shared, matmul, matmul_many};
 
 use super::{EnginePool, format_of, parallel};
 
@@ -553,6 +553,23 @@ impl Decoder {
                 }
             }
         }
+        // Every matrix into the kernels' layout (the embedding's rows are then read through `dequantize_row`; it is
+        // often the output matrix too, the largest multiply of a token).
+        let embed = embed.interleaved(path);
+        let output = output.map(|o| o.interleaved(path));
+        let layers = layers
+            .into_iter()
+            .map(|l| Layer {
+                wq: l.wq.interleaved(path),
+                wk: l.wk.interleaved(path),
+                wv: l.wv.interleaved(path),
+                wo: l.wo.interleaved(path),
+                gate: l.gate.interleaved(path),
+                up: l.up.interleaved(path),
+                down: l.down.interleaved(path),
+                ..l
+            })
+            .collect();
         let vocab = output.as_ref().map_or(cfg.vocab, |o| o.rows);
         Ok(Self {
             path,
@@ -661,11 +678,8 @@ impl Decoder {
         let (h, kv_dim, qd) = (c.hidden, c.kv_heads * c.head_dim, c.heads * c.head_dim);
         let mut x = vec![0f32; n * h];
         for (t, &tok) in tokens.iter().enumerate() {
-            dequantize_row(
-                self.embed.fmt,
-                self.embed.row(tok as usize),
-                &mut x[t * h..(t + 1) * h],
-            );
+            self.embed
+                .dequantize_row(tok as usize, &mut x[t * h..(t + 1) * h]);
         }
         if c.arch.gemma() {
             let s = (h as f32).sqrt();
