@@ -1,7 +1,7 @@
 //! Activation quantization: each multiply's activation rows are quantized once into 8-bit blocks, so that every
 //! weight block costs one integer dot product. [`Q8Block`]s (32 signed bytes, a scale and their sum, the scheme
-//! llama.cpp calls Q8_1) serve the 32-element formats; [`Q8KBlock`]s (256 bytes, one scale, sums per 16 and 32, llama.cpp's
-//! Q8_K) serve the K-quants.
+//! llama.cpp calls Q8_1) serve the 32-element formats; [`Q8KBlock`]s (256 bytes, one scale, sums per 16 and 32,
+//! llama.cpp's Q8_K) serve the K-quants.
 
 use crate::format::{QK, QK_K};
 
