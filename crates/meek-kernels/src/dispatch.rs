@@ -3,7 +3,7 @@
 
 use crate::acts::{Q8Block, Q8KBlock};
 use crate::format::Format;
-use crate::interleave::{X8_ROWS, dot_x8_portable, x8_bytes};
+use crate::interleave::{X8_ROWS, dot_x8_portable, dot32_x8_portable, interleaves, x8_bytes};
 use crate::path::KernelPath;
 use crate::portable::{dot_k_portable, dot_portable};
 #[cfg(target_arch = "x86_64")]
@@ -176,28 +176,68 @@ pub fn tile_acts_x8(path: KernelPath) -> usize {
     }
 }
 
-/// One group of eight interleaved K-quant rows ([`QMat::interleaved`](crate::QMat::interleaved)) against `N` rows
-/// of [`Q8KBlock`] activations: `out[t][r] = row r · xs[t]`.
+/// The activation blocks of a weight format's interleaved kernels: [`Q8KBlock`] for the K-quants, [`Q8Block`] for
+/// the 32-element formats.
+pub trait X8Acts: Sized {
+    /// One group of eight interleaved rows of `fmt` against `N` activation rows (see [`dot_x8`]).
+    fn dot_x8<const N: usize>(
+        path: KernelPath,
+        fmt: Format,
+        group: &[u8],
+        xs: [&[Self]; N],
+    ) -> [[f32; X8_ROWS]; N];
+}
+
+impl X8Acts for Q8KBlock {
+    #[inline]
+    fn dot_x8<const N: usize>(
+        path: KernelPath,
+        fmt: Format,
+        group: &[u8],
+        xs: [&[Self]; N],
+    ) -> [[f32; X8_ROWS]; N] {
+        assert!(fmt.is_k(), "{fmt:?} multiplies Q8Block activations");
+        assert!(xs.iter().all(|x| x.len() * x8_bytes(fmt) == group.len()));
+        let ahead = group.as_ptr().wrapping_add(PREFETCH_X8_BYTES);
+        dispatch!(
+            path,
+            dot_x8(fmt, group, xs, ahead),
+            xs.map(|x| dot_x8_portable(fmt, group, x))
+        )
+    }
+}
+
+impl X8Acts for Q8Block {
+    #[inline]
+    fn dot_x8<const N: usize>(
+        path: KernelPath,
+        fmt: Format,
+        group: &[u8],
+        xs: [&[Self]; N],
+    ) -> [[f32; X8_ROWS]; N] {
+        assert!(!fmt.is_k(), "{fmt:?} multiplies Q8KBlock activations");
+        assert!(
+            interleaves(fmt, path) || path == KernelPath::Portable,
+            "{fmt:?} has no interleaved kernel on {path:?}"
+        );
+        assert!(xs.iter().all(|x| x.len() * x8_bytes(fmt) == group.len()));
+        let ahead = group.as_ptr().wrapping_add(PREFETCH_X8_BYTES);
+        dispatch!(
+            path,
+            dot32_x8(fmt, group, xs, ahead),
+            xs.map(|x| dot32_x8_portable(fmt, group, x))
+        )
+    }
+}
+
+/// One group of eight interleaved rows ([`QMat::interleaved`](crate::QMat::interleaved)) against `N` activation
+/// rows of the blocks its format reads: `out[t][r] = row r · xs[t]`.
 #[inline]
-pub fn dot_x8<const N: usize>(
+pub fn dot_x8<B: X8Acts, const N: usize>(
     path: KernelPath,
     fmt: Format,
     group: &[u8],
-    xs: [&[Q8KBlock]; N],
+    xs: [&[B]; N],
 ) -> [[f32; X8_ROWS]; N] {
-    let xb = x8_bytes(fmt);
-    assert!(xb.is_some(), "{fmt:?} does not interleave");
-    assert!(
-        xs.iter()
-            .all(|x| Some(x.len() * xb.unwrap_or(0)) == Some(group.len()))
-    );
-    // Decode asks for the bytes this far ahead in the group's stream into L2, where more misses can be
-    // outstanding than in L1 (one core's bandwidth is bound by them): measured on a Zen 4 core, 8-16 KiB ahead into L2
-    // read a 1B-shape model at ~25 tok/s where 2 KiB into L1 read it at ~24 and a whole group ahead at ~15.
-    let ahead = group.as_ptr().wrapping_add(PREFETCH_X8_BYTES);
-    dispatch!(
-        path,
-        dot_x8(fmt, group, xs, ahead),
-        xs.map(|x| dot_x8_portable(fmt, group, x))
-    )
+    B::dot_x8(path, fmt, group, xs)
 }

@@ -32,10 +32,13 @@ mod x86;
 
 pub use acts::{Q8Block, Q8KBlock, quantize_row, quantize_row_k};
 pub use dispatch::{
-    dot, dot_k, dot_x8, dot4, dot4_k, dot8_k, tile, tile_acts, tile_acts_k, tile_acts_x8, tile_k,
+    X8Acts, dot, dot_k, dot_x8, dot4, dot4_k, dot8_k, tile, tile_acts, tile_acts_k, tile_acts_x8,
+    tile_k,
 };
 pub use format::{Format, QK, QK_K};
-pub use interleave::{X8_ROWS, dequantize_x8, dot_x8_portable, x8_bytes};
+pub use interleave::{
+    X8_ROWS, dequantize_x8, dot_x8_portable, dot32_x8_portable, interleaves, x8_bytes,
+};
 pub use matmul::{Layout, QActs, QMat, Shared, matmul, matmul_many};
 pub use parallel::{Parallel, Serial};
 pub use path::KernelPath;

@@ -2,7 +2,7 @@
 //! format that reads them ([`QActs`]), and the loops that share the weight rows out over a [`Parallel`] pool and
 //! walk them in tiles that keep weights and activations in L1.
 
-use crate::interleave::{X8_ROWS, dequantize_x8, interleave, x8_bytes};
+use crate::interleave::{X8_ROWS, dequantize_x8, interleave, interleaves, x8_bytes};
 use crate::{Format, KernelPath, Parallel, Q8Block, Q8KBlock, QK, QK_K};
 
 /// How a [`QMat`]'s bytes are laid out.
@@ -53,14 +53,13 @@ impl QMat {
         })
     }
 
-    /// The matrix in the layout whose kernels are fastest on `path`: Q4_K and Q6_K with a multiple of eight rows
-    /// in groups of eight interleaved rows on the x86 paths; anything else as it is. Rows are then read through
-    /// [`QMat::dequantize_row`].
+    /// The matrix in the layout whose kernels are fastest on `path`: with a multiple of eight rows, in groups of
+    /// eight interleaved rows where the path has kernels for them ([`interleaves`]); anything else as it is. Rows
+    /// are then read through [`QMat::dequantize_row`].
     pub fn interleaved(self, path: KernelPath) -> Self {
-        if x8_bytes(self.fmt).is_none()
+        if !interleaves(self.fmt, path)
             || self.layout != Layout::Rows
             || !self.rows.is_multiple_of(X8_ROWS)
-            || path == KernelPath::Portable
         {
             return self;
         }
@@ -94,7 +93,7 @@ impl QMat {
     /// The bytes of interleaved group `g` (rows `8 g..8 g + 8`).
     #[inline]
     fn group(&self, g: usize) -> &[u8] {
-        let gb = self.cols / QK_K * x8_bytes(self.fmt).unwrap_or(0);
+        let gb = self.cols / self.fmt.block_elems() * x8_bytes(self.fmt);
         &self.data[g * gb..(g + 1) * gb]
     }
 
@@ -256,10 +255,15 @@ pub fn matmul_many(
             let end = range.end.min(offsets[j + 1]);
             let (w, dst) = targets[j];
             let (first, last) = (g - offsets[j], end - offsets[j]);
-            if w.layout == Layout::X8 {
+            if w.layout == Layout::X8 && w.fmt.is_k() {
                 let bpr = w.cols / QK_K;
                 groups_x8(path, w, n, first..last, dst, |t| {
                     &xq.q8k[t * bpr..(t + 1) * bpr]
+                });
+            } else if w.layout == Layout::X8 {
+                let bpr = w.cols / QK;
+                groups_x8(path, w, n, first..last, dst, |t| {
+                    &xq.q8[t * bpr..(t + 1) * bpr]
                 });
             } else if w.fmt.is_k() && n < 4 && path != KernelPath::Portable {
                 // A token or three (decode): four weight rows walked together, the next ones prefetched.
@@ -357,13 +361,13 @@ fn tiles<'a, B: 'a, const G: usize>(
 /// in tiles of [`tile_acts_x8`](crate::tile_acts_x8), then one at a time. A group only partly inside `rows` is
 /// computed whole and only its rows inside are written (the pool's ranges are in groups wherever it can be).
 #[inline]
-fn groups_x8<'a>(
+fn groups_x8<'a, B: crate::X8Acts + 'a>(
     path: KernelPath,
     w: &QMat,
     n: usize,
     rows: std::ops::Range<usize>,
     dst: Shared,
-    x: impl Fn(usize) -> &'a [Q8KBlock],
+    x: impl Fn(usize) -> &'a [B],
 ) {
     let stride = w.rows;
     let tile = crate::tile_acts_x8(path);
@@ -380,7 +384,8 @@ fn groups_x8<'a>(
         let mut t = 0;
         if tile == 4 {
             while t + 4 <= n {
-                let v = crate::dot_x8::<4>(path, w.fmt, group, std::array::from_fn(|k| x(t + k)));
+                let v =
+                    crate::dot_x8::<B, 4>(path, w.fmt, group, std::array::from_fn(|k| x(t + k)));
                 v.into_iter().enumerate().for_each(|(k, v)| put(t + k, v));
                 t += 4;
             }

@@ -419,7 +419,7 @@ macro_rules! x86_kernels {
                 xs: [&[Q8KBlock]; N],
                 ahead: *const u8,
             ) -> [[f32; X8_ROWS]; N] {
-                let xb = x8_bytes(fmt).unwrap_or(usize::MAX);
+                let xb = x8_bytes(fmt);
                 let mut acc = [_mm256_setzero_ps(); N];
                 let mut accm = [_mm256_setzero_ps(); N];
                 for i in 0..group.len() / xb {
@@ -451,6 +451,145 @@ macro_rules! x86_kernels {
                     };
                 }
                 out
+            }
+
+            /// One block of eight interleaved rows of the 32-element format `F` ([`crate::interleave`]) against `N`
+            /// activation rows: eight registers of four weights per row, each against four activations broadcast to
+            /// every lane; the format's offset through the activations' sums, its minimum (Q4_1, Q5_1) through their
+            /// real sums.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn block32_x8<const F: u8, const N: usize>(
+                b: *const u8,
+                xs: [&Q8Block; N],
+                acc: &mut [__m256; N],
+            ) {
+                let fmt = const { format_of(F) };
+                let has_min = matches!(fmt, Format::Q4_1 | Format::Q5_1);
+                let offset = match fmt {
+                    Format::Q4_0 => 8,
+                    Format::Q5_0 => 16,
+                    Format::Q8_0 => 128,
+                    _ => 0,
+                };
+                // SAFETY (every load below): `b` points at a whole interleaved block.
+                let d8 = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(b.cast())) };
+                // Register e holds weights `first[e]..first[e] + 4` of each row.
+                let mut w = [_mm256_setzero_si256(); 8];
+                let first: [usize; 8] = if fmt == Format::Q8_0 {
+                    for (c, w) in w.iter_mut().enumerate() {
+                        *w = unsafe { _mm256_loadu_si256(b.add(16 + 32 * c).cast()) };
+                    }
+                    [0, 4, 8, 12, 16, 20, 24, 28]
+                } else {
+                    let at = if has_min { 32 } else { 16 };
+                    let m4 = _mm256_set1_epi8(0x0F);
+                    let five = matches!(fmt, Format::Q5_0 | Format::Q5_1);
+                    let qh = if five {
+                        unsafe { _mm256_loadu_si256(b.add(at + 128).cast()) }
+                    } else {
+                        _mm256_setzero_si256()
+                    };
+                    let m10 = _mm256_set1_epi8(0x10);
+                    for c in 0..4 {
+                        let raw = unsafe { _mm256_loadu_si256(b.add(at + 32 * c).cast()) };
+                        let mut lo = _mm256_and_si256(raw, m4);
+                        let mut hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                        if five {
+                            // Chunk c's fifth bits are bits c (low nibbles) and 4 + c (high): moved to bit 4.
+                            let (l, h) = match c {
+                                0 => (_mm256_slli_epi16(qh, 4), qh),
+                                1 => (_mm256_slli_epi16(qh, 3), _mm256_srli_epi16(qh, 1)),
+                                2 => (_mm256_slli_epi16(qh, 2), _mm256_srli_epi16(qh, 2)),
+                                _ => (_mm256_slli_epi16(qh, 1), _mm256_srli_epi16(qh, 3)),
+                            };
+                            lo = _mm256_or_si256(lo, _mm256_and_si256(l, m10));
+                            hi = _mm256_or_si256(hi, _mm256_and_si256(h, m10));
+                        }
+                        (w[2 * c], w[2 * c + 1]) = (lo, hi);
+                    }
+                    [0, 16, 4, 20, 8, 24, 12, 28]
+                };
+                let m8 = if has_min {
+                    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(b.add(16).cast())) }
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for k in 0..N {
+                    let q = xs[k].qs.as_ptr();
+                    let mut sum = _mm256_setzero_si256();
+                    for e in 0..8 {
+                        // SAFETY: four of the block's 32 activations.
+                        let x = unsafe { std::ptr::read_unaligned(q.add(first[e]).cast::<i32>()) };
+                        sum = $acc(sum, w[e], _mm256_set1_epi32(x));
+                    }
+                    if offset != 0 {
+                        sum = _mm256_sub_epi32(sum, _mm256_set1_epi32(offset * xs[k].isum));
+                    }
+                    acc[k] = _mm256_fmadd_ps(
+                        _mm256_mul_ps(d8, _mm256_set1_ps(xs[k].d)),
+                        _mm256_cvtepi32_ps(sum),
+                        acc[k],
+                    );
+                    if has_min {
+                        acc[k] = _mm256_fmadd_ps(m8, _mm256_set1_ps(xs[k].s), acc[k]);
+                    }
+                }
+            }
+
+            /// One group of eight interleaved rows of the 32-element format `F` against `N` activation rows.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn dot32_x8_fmt<const F: u8, const N: usize>(
+                group: &[u8],
+                xs: [&[Q8Block]; N],
+                ahead: *const u8,
+            ) -> [[f32; X8_ROWS]; N] {
+                let xb = x8_bytes(const { format_of(F) });
+                let mut acc = [_mm256_setzero_ps(); N];
+                for i in 0..group.len() / xb {
+                    if N == 1 && i % 2 == 0 {
+                        // Never dereferenced: a hint, into L2 (the blocks are 144 to 272 bytes).
+                        let p = ahead.wrapping_add(i * xb);
+                        let mut off = 0;
+                        while off < 2 * xb {
+                            _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(off).cast());
+                            off += 64;
+                        }
+                    }
+                    // SAFETY: block i is inside `group`; every activation row has one block per block.
+                    unsafe {
+                        let x = xs.map(|x| x.get_unchecked(i));
+                        block32_x8::<F, N>(group.as_ptr().add(i * xb), x, &mut acc);
+                    }
+                }
+                let mut out = [[0f32; X8_ROWS]; N];
+                for k in 0..N {
+                    // SAFETY: eight floats into an eight-float array.
+                    unsafe { _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]) };
+                }
+                out
+            }
+
+            /// One group of eight interleaved rows of a 32-element format against `N` activation rows.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn dot32_x8<const N: usize>(
+                fmt: Format,
+                group: &[u8],
+                xs: [&[Q8Block]; N],
+                ahead: *const u8,
+            ) -> [[f32; X8_ROWS]; N] {
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    match fmt {
+                        Format::Q4_0 => dot32_x8_fmt::<0, N>(group, xs, ahead),
+                        Format::Q4_1 => dot32_x8_fmt::<1, N>(group, xs, ahead),
+                        Format::Q8_0 => dot32_x8_fmt::<2, N>(group, xs, ahead),
+                        Format::Q5_0 => dot32_x8_fmt::<3, N>(group, xs, ahead),
+                        Format::Q5_1 => dot32_x8_fmt::<4, N>(group, xs, ahead),
+                        Format::Q4K | Format::Q6K => unreachable!("K-quants go through dot_x8"),
+                    }
+                }
             }
 
             /// Four K-quant weight rows against one activation row (decode): the rows' blocks are walked together,

@@ -5,8 +5,8 @@
 use half::f16;
 use meek_kernels::{
     Format, KernelPath, Layout, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, Serial, dequantize_row,
-    dot, dot_k, dot_k_portable, dot_portable, dot4, dot4_k, dot8_k, matmul, matmul_many,
-    quantize_row, quantize_row_k, tile, tile_k,
+    dot, dot_k, dot_k_portable, dot_portable, dot4, dot4_k, dot8_k, interleaves, matmul,
+    matmul_many, quantize_row, quantize_row_k, tile, tile_k,
 };
 
 const FORMATS: [Format; 7] = [
@@ -317,24 +317,24 @@ fn matmul_on_every_path_is_the_portable_dot_of_each_row() {
     }
 }
 
-/// The K-quants interleaved in groups of eight rows on every path: 1, 2, 5, 9 and 15 activation rows (decode, the
+/// Every format interleaved in groups of eight rows on every path that interleaves it: 1, 2, 5, 9 and 15 activation rows (decode, the
 /// tiles of four and two and single rows), through the pool's ranges in groups and, beside a matrix of 37 rows, in
 /// rows (groups computed whole and written in part); each output is the portable dot of its GGUF row, and each row
 /// dequantizes as in the file's layout.
 #[test]
-fn interleaved_k_quants_on_every_path_are_the_portable_dot_of_each_row() {
+fn interleaved_matrices_on_every_path_are_the_portable_dot_of_each_row() {
     let mut rng = Lcg(41);
-    let cols = 768;
-    for fmt in [Format::Q4K, Format::Q6K] {
+    for fmt in FORMATS {
+        let cols = if fmt.is_k() { 768 } else { 96 };
         let plain = QMat::new(fmt, 40, cols, random_rows(fmt, 40, cols, &mut rng)).unwrap();
         let odd = QMat::new(fmt, 37, cols, random_rows(fmt, 37, cols, &mut rng)).unwrap();
         let pool = meek_kernels::Pool::new(2);
         for path in KernelPath::available() {
             let w = plain.clone().interleaved(path);
-            let want_layout = if path == KernelPath::Portable {
-                Layout::Rows
-            } else {
+            let want_layout = if interleaves(fmt, path) {
                 Layout::X8
+            } else {
+                Layout::Rows
             };
             assert_eq!(w.layout(), want_layout, "{fmt:?} {path:?}");
             assert_eq!(odd.clone().interleaved(path).layout(), Layout::Rows);
@@ -360,9 +360,13 @@ fn interleaved_k_quants_on_every_path_are_the_portable_dot_of_each_row() {
                 let jobs = &mut [(&odd, &mut out_odd[..]), (&w, &mut mixed[..])];
                 matmul_many(&pool, path, jobs, &xq);
                 for t in 0..n {
-                    let xt = Q8KBlock::quantize(&x[t * cols..(t + 1) * cols]);
+                    let xt = &x[t * cols..(t + 1) * cols];
                     for r in 0..40 {
-                        let want = dot_k_portable(fmt, plain.row(r), &xt);
+                        let want = if fmt.is_k() {
+                            dot_k_portable(fmt, plain.row(r), &Q8KBlock::quantize(xt))
+                        } else {
+                            dot_portable(fmt, plain.row(r), &Q8Block::quantize(xt))
+                        };
                         let i = t * 40 + r;
                         for (what, got) in
                             [("serial", out[i]), ("pool", pooled[i]), ("mixed", mixed[i])]
