@@ -119,17 +119,20 @@ fn q6k_weight(blk: &[u8], e: usize) -> u8 {
     low | (high << 4)
 }
 
+/// The low four bits of a K-quant super-block's 256 weights `q(e)` as row `r`'s nibbles at `at` of `o`.
+#[inline]
+fn nibbles(o: &mut [u8], at: usize, r: usize, q: impl Fn(usize) -> u8) {
+    for u in 0..8 {
+        for w in 0..16 {
+            let (c, b, _) = slot(w);
+            let (lo, hi) = (q(32 * u + w) & 0x0F, q(32 * u + 16 + w) & 0x0F);
+            o[at + 128 * u + 32 * c + 4 * r + b] = lo | (hi << 4);
+        }
+    }
+}
+
 /// Row `r`'s GGUF block `blk` into the interleaved super-block `o`.
 fn pack(fmt: Format, o: &mut [u8], r: usize, blk: &[u8]) {
-    let nibbles = |o: &mut [u8], at: usize, q: &dyn Fn(usize) -> u8| {
-        for u in 0..8 {
-            for w in 0..16 {
-                let (c, b, _) = slot(w);
-                let (lo, hi) = (q(32 * u + w) & 0x0F, q(32 * u + 16 + w) & 0x0F);
-                o[at + 128 * u + 32 * c + 4 * r + b] = lo | (hi << 4);
-            }
-        }
-    };
     if !fmt.is_k() {
         o[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
         if matches!(fmt, Format::Q4_1 | Format::Q5_1) {
@@ -158,13 +161,13 @@ fn pack(fmt: Format, o: &mut [u8], r: usize, blk: &[u8]) {
             o[32 + 8 * u + r] = sc;
             o[96 + 16 * (u / 2) + 2 * r + u % 2] = m;
         }
-        nibbles(o, 160, &|e| q4k_weight(blk, e));
+        nibbles(o, 160, r, |e| q4k_weight(blk, e));
     } else {
         o[2 * r..2 * r + 2].copy_from_slice(&blk[208..210]);
         for s in 0..16 {
             o[16 + 16 * (s / 2) + 2 * r + s % 2] = blk[192 + s];
         }
-        nibbles(o, 144, &|e| q6k_weight(blk, e));
+        nibbles(o, 144, r, |e| q6k_weight(blk, e));
         for u in 0..8 {
             for w in 0..32 {
                 let (c, b, high) = slot(w);

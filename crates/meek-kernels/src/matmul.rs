@@ -1,6 +1,7 @@
-//! The matrix multiplies: a weight matrix in its block format ([`QMat`]), its activations quantized once for every
-//! format that reads them ([`QActs`]), and the loops that share the weight rows out over a [`Parallel`] pool and
-//! walk them in tiles that keep weights and activations in L1.
+//! The matrix multiplies: a weight matrix in its block format ([`QMat`]), as in the file or repacked into groups of
+//! eight interleaved rows, its activations quantized once for every format that reads them ([`QActs`]), and the
+//! loops that share the weight rows out over a [`Parallel`] pool and walk them in tiles that keep weights and
+//! activations in L1.
 
 use crate::interleave::{X8_ROWS, dequantize_x8, interleave, interleaves, x8_bytes};
 use crate::{Format, KernelPath, Parallel, Q8Block, Q8KBlock, QK, QK_K};
@@ -10,7 +11,7 @@ use crate::{Format, KernelPath, Parallel, Q8Block, Q8KBlock, QK, QK_K};
 pub enum Layout {
     /// GGUF's: one row after another.
     Rows,
-    /// A K-quant in groups of eight interleaved rows (see [`interleave`](crate::interleave)).
+    /// Groups of eight interleaved rows (see [`interleave`](crate::interleave)).
     X8,
 }
 
