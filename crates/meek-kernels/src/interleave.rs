@@ -315,6 +315,7 @@ pub fn dot_x8_portable(fmt: Format, group: &[u8], x: &[Q8KBlock]) -> [f32; X8_RO
 /// Row `r` (0..8) of an interleaved group of `fmt`, dequantized into `out` (an embedding lookup).
 pub fn dequantize_x8(fmt: Format, group: &[u8], r: usize, out: &mut [f32]) {
     let xb = x8_bytes(fmt);
+    assert!(r < X8_ROWS, "row {r} of a group of {X8_ROWS}");
     assert_eq!(group.len() / xb * fmt.block_elems(), out.len());
     if !fmt.is_k() {
         for (blk, o) in group.chunks_exact(xb).zip(out.chunks_exact_mut(QK)) {

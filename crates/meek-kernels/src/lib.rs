@@ -3,20 +3,21 @@
 //!
 //! Candle's CPU backend computes Q4_1 dot products with scalar code, has no blocked multiply for quantized prefill
 //! without AVX512-VNNI, and allocates a tensor per operation, which for a 135M-parameter model costs more than the
-//! arithmetic. These kernels keep the weights in their GGUF block format ([`QMat`]; the layouts are described at
-//! [`Format`]) and quantize the activations once per multiply ([`QActs`]) into [`Q8Block`]s (32 signed bytes, a
-//! scale and their sum), the scheme llama.cpp calls Q8_1, or [`Q8KBlock`]s for the K-quants, so each weight block
-//! costs one integer dot product. Each dot product has a portable version and SIMD versions chosen at run time
-//! ([`KernelPath`]).
+//! arithmetic. These kernels keep the weights in their GGUF block formats ([`QMat`]; the layouts are described at
+//! [`Format`]), repacked at load into groups of eight interleaved rows on the x86 paths ([`QMat::interleaved`],
+//! the layout described in `interleave.rs`), and quantize the activations once per multiply ([`QActs`]) into
+//! [`Q8Block`]s (32 signed bytes, a scale and their sum), the scheme llama.cpp calls Q8_1, or [`Q8KBlock`]s for the
+//! K-quants, so each weight block costs integer dot products. Each dot product has a portable version and SIMD
+//! versions chosen at run time ([`KernelPath`]).
 //!
 //! Threads: the multiplies share their rows out through the [`Parallel`] trait, so they run on the caller's pool
 //! (meek-engine passes [`Pool`], which keeps going when a neighbour process takes a core; Candle's barrier pool
 //! with `MEEKBENCH_POOL=candle`); [`Serial`] runs them on the calling thread.
 //!
-//! Files, one job each: `format.rs` (block formats), `interleave.rs` (K-quants repacked in groups of eight rows), `acts.rs`
-//! (activation quantization), `path.rs` (choosing the
-//! path), `portable.rs` and `x86.rs` (the kernels), `dispatch.rs` (from a path to its kernel), `matmul.rs` (the tiled
-//! multiplies), `parallel.rs` (the pool hook) and `pool.rs` (the pool).
+//! Files, one job each: `format.rs` (block formats), `interleave.rs` (matrices repacked in groups of eight rows),
+//! `acts.rs` (activation quantization), `path.rs` (choosing the path), `portable.rs` and `x86.rs` (the kernels),
+//! `dispatch.rs` (from a path to its kernel), `matmul.rs` (the tiled multiplies), `parallel.rs` (the pool hook)
+//! and `pool.rs` (the pool).
 
 mod acts;
 mod dispatch;

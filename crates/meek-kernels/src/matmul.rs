@@ -11,7 +11,7 @@ use crate::{Format, KernelPath, Parallel, Q8Block, Q8KBlock, QK, QK_K};
 pub enum Layout {
     /// GGUF's: one row after another.
     Rows,
-    /// Groups of eight interleaved rows (see [`interleave`](crate::interleave)).
+    /// Groups of eight interleaved rows, for the kernels of one [`KernelPath`] (see [`QMat::interleaved`]).
     X8,
 }
 
@@ -56,7 +56,8 @@ impl QMat {
 
     /// The matrix in the layout whose kernels are fastest on `path`: with a multiple of eight rows, in groups of
     /// eight interleaved rows where the path has kernels for them ([`interleaves`]); anything else as it is. Rows
-    /// are then read through [`QMat::dequantize_row`].
+    /// are then read through [`QMat::dequantize_row`], and the matrix is multiplied on the same `path` (Q8_0
+    /// interleaves only for the paths with `vpdpbusd`; another path's kernel refuses it).
     pub fn interleaved(self, path: KernelPath) -> Self {
         if !interleaves(self.fmt, path)
             || self.layout != Layout::Rows

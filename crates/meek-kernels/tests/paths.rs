@@ -317,7 +317,8 @@ fn matmul_on_every_path_is_the_portable_dot_of_each_row() {
     }
 }
 
-/// Every format interleaved in groups of eight rows on every path that interleaves it: 1, 2, 5, 9 and 15 activation rows (decode, the
+/// Every format interleaved in groups of eight rows on every path (the portable path, and Q8_0 on AVX2, keep the
+/// file's layout): 1, 2, 5, 9 and 15 activation rows (decode, the
 /// tiles of four and two and single rows), through the pool's ranges in groups and, beside a matrix of 37 rows, in
 /// rows (groups computed whole and written in part); each output is the portable dot of its GGUF row, and each row
 /// dequantizes as in the file's layout.
@@ -361,6 +362,20 @@ fn interleaved_matrices_on_every_path_are_the_portable_dot_of_each_row() {
                 matmul_many(&pool, path, jobs, &xq);
                 for t in 0..n {
                     let xt = &x[t * cols..(t + 1) * cols];
+                    let want_odd = |r: usize| {
+                        if fmt.is_k() {
+                            dot_k_portable(fmt, odd.row(r), &Q8KBlock::quantize(xt))
+                        } else {
+                            dot_portable(fmt, odd.row(r), &Q8Block::quantize(xt))
+                        }
+                    };
+                    for r in 0..37 {
+                        let (got, want) = (out_odd[t * 37 + r], want_odd(r));
+                        assert!(
+                            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{fmt:?} {path:?} 37 rows n={n} token {t} row {r}: {got} vs {want}"
+                        );
+                    }
                     for r in 0..40 {
                         let want = if fmt.is_k() {
                             dot_k_portable(fmt, plain.row(r), &Q8KBlock::quantize(xt))

@@ -553,9 +553,13 @@ impl Decoder {
                 }
             }
         }
-        // Every matrix into the kernels' layout (the embedding's rows are then read through `dequantize_row`; it is
-        // often the output matrix too, the largest multiply of a token).
-        let embed = embed.interleaved(path);
+        // Every multiplied matrix into the kernels' layout; the embedding too where it is the output matrix (the
+        // largest multiply of a token; its rows are then read through `dequantize_row`).
+        let embed = if output.is_none() {
+            embed.interleaved(path)
+        } else {
+            embed
+        };
         let output = output.map(|o| o.interleaved(path));
         let layers = layers
             .into_iter()

@@ -2,7 +2,8 @@
 //!
 //! Candle's CPU backend computes Q4_1 dot products with scalar code, has no blocked multiply for quantized prefill
 //! without AVX512-VNNI, and allocates a tensor per operation, which for a 135M-parameter model costs more than the
-//! arithmetic. This module keeps the weights in their GGUF block format, quantizes activations once per multiply
+//! arithmetic. This module keeps the weights in their GGUF block formats (repacked into interleaved groups of eight
+//! rows where the kernels have them), quantizes activations once per multiply
 //! ([`meek_kernels`]), runs every multiply and the attention on one thread pool ([`EnginePool`], sized by
 //! `CANDLE_NUM_THREADS`), and
 //! reuses preallocated buffers and a preallocated KV cache across tokens. Models whose tensors it cannot handle
