@@ -367,9 +367,42 @@ mod tests {
         bytes
     }
 
+    /// Sixteen random rows of `fmt` (`cols` wide) interleaved: each row's product through `got` (a group against
+    /// the activations) and `want` (the GGUF row's portable dot), and its dequantization, agree.
+    fn check(
+        fmt: Format,
+        cols: usize,
+        got: impl Fn(&[u8]) -> [f32; X8_ROWS],
+        want: impl Fn(&[u8]) -> f32,
+    ) {
+        let (xb, rb) = (x8_bytes(fmt), cols / fmt.block_elems() * fmt.block_bytes());
+        let data = rows(fmt, 16, cols, 6);
+        let packed = interleave(fmt, &data, 16, cols);
+        let gb = cols / fmt.block_elems() * xb;
+        assert_eq!(packed.len(), 2 * gb);
+        for (g, group) in packed.chunks_exact(gb).enumerate() {
+            for (r, got) in got(group).into_iter().enumerate() {
+                let row = &data[(8 * g + r) * rb..(8 * g + r + 1) * rb];
+                let want = want(row);
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{fmt:?} group {g} row {r}: {got} vs {want}"
+                );
+                let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+                dequantize_x8(fmt, group, r, &mut a);
+                dequantize_row(fmt, row, &mut b);
+                for (e, (a, b)) in a.iter().zip(&b).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                        "{fmt:?} {r} {e}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
-    fn interleaved_32_element_groups_compute_and_dequantize_what_their_gguf_rows_do() {
-        let cols = 96;
+    fn interleaved_groups_compute_and_dequantize_what_their_gguf_rows_do() {
         for fmt in [
             Format::Q4_0,
             Format::Q4_1,
@@ -377,66 +410,24 @@ mod tests {
             Format::Q5_1,
             Format::Q8_0,
         ] {
-            let (xb, rb) = (x8_bytes(fmt), cols / QK * fmt.block_bytes());
-            let data = rows(fmt, 16, cols, 6);
-            let packed = interleave(fmt, &data, 16, cols);
-            assert_eq!(packed.len(), data.len());
-            let mut xq = vec![Q8Block::default(); cols / QK];
-            quantize_row(&random(cols, 9), &mut xq);
-            for g in 0..2 {
-                let group = &packed[g * 3 * xb..(g + 1) * 3 * xb];
-                for (r, got) in dot32_x8_portable(fmt, group, &xq).into_iter().enumerate() {
-                    let row = &data[(8 * g + r) * rb..(8 * g + r + 1) * rb];
-                    let want = dot_portable(fmt, row, &xq);
-                    assert!(
-                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "{fmt:?} group {g} row {r}: {got} vs {want}"
-                    );
-                    let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
-                    dequantize_x8(fmt, group, r, &mut a);
-                    dequantize_row(fmt, row, &mut b);
-                    for (e, (a, b)) in a.iter().zip(&b).enumerate() {
-                        assert!(
-                            (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
-                            "{fmt:?} {r} {e}: {a} vs {b}"
-                        );
-                    }
-                }
-            }
+            let mut xq = vec![Q8Block::default(); 3];
+            quantize_row(&random(96, 9), &mut xq);
+            check(
+                fmt,
+                96,
+                |g| dot32_x8_portable(fmt, g, &xq),
+                |row| dot_portable(fmt, row, &xq),
+            );
         }
-    }
-
-    #[test]
-    fn an_interleaved_group_computes_and_dequantizes_what_its_gguf_rows_do() {
-        let cols = 512;
         for fmt in [Format::Q4K, Format::Q6K] {
-            let (xb, rb) = (x8_bytes(fmt), cols / QK_K * fmt.block_bytes());
-            let data = rows(fmt, 16, cols, 4);
-            let packed = interleave(fmt, &data, 16, cols);
-            assert_eq!(packed.len(), 2 * 2 * xb);
-            let mut xq = vec![Q8KBlock::default(); cols / QK_K];
-            quantize_row_k(&random(cols, 8), &mut xq);
-            for g in 0..2 {
-                let group = &packed[g * 2 * xb..(g + 1) * 2 * xb];
-                let got = dot_x8_portable(fmt, group, &xq);
-                for (r, got) in got.into_iter().enumerate() {
-                    let row = &data[(8 * g + r) * rb..(8 * g + r + 1) * rb];
-                    let want = dot_k_portable(fmt, row, &xq);
-                    assert!(
-                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "{fmt:?} group {g} row {r}: {got} vs {want}"
-                    );
-                    let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
-                    dequantize_x8(fmt, group, r, &mut a);
-                    dequantize_row(fmt, row, &mut b);
-                    for (e, (a, b)) in a.iter().zip(&b).enumerate() {
-                        assert!(
-                            (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
-                            "{fmt:?} {r} {e}: {a} vs {b}"
-                        );
-                    }
-                }
-            }
+            let mut xq = vec![Q8KBlock::default(); 2];
+            quantize_row_k(&random(512, 8), &mut xq);
+            check(
+                fmt,
+                512,
+                |g| dot_x8_portable(fmt, g, &xq),
+                |row| dot_k_portable(fmt, row, &xq),
+            );
         }
     }
 }
