@@ -114,32 +114,6 @@ pub fn dot4_k(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 4]) -
     )
 }
 
-/// One row of K-quant weights against eight rows of [`Q8KBlock`] activations (prefill on a path with 32 vector
-/// registers, [`tile_acts_k`]): each weight block's nibbles and scales are unpacked once for eight tokens.
-#[inline]
-pub fn dot8_k(path: KernelPath, fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 8]) -> [f32; 8] {
-    assert!(
-        fmt.is_k(),
-        "{fmt:?} multiplies Q8Block activations: use dot4"
-    );
-    assert!(xs.iter().all(|x| x.len() * fmt.block_bytes() == row.len()));
-    dispatch!(
-        path,
-        dot8_k(fmt, row, xs),
-        xs.map(|x| dot_k_portable(fmt, row, x))
-    )
-}
-
-/// How many activation rows a K-quant weight row of `fmt` meets per call in a prompt on `path`: eight for Q6_K
-/// where AVX-512's 32 registers hold their sums (measured 20-30% faster than four on a Zen 4 core), else four
-/// (Q4_K at eight was no faster there: its unpacking is cheaper than Q6_K's, so there is less to share).
-pub fn tile_acts_k(path: KernelPath, fmt: Format) -> usize {
-    match (path, fmt) {
-        (KernelPath::Avx512Vnni, Format::Q6K) => 8,
-        _ => 4,
-    }
-}
-
 /// Weight rows of a K-quant format, four at a time, against one activation row (decode): `out[r] = row r · x`,
 /// where `rows` holds `out.len()` consecutive rows of `row_bytes` each and `out.len()` is a multiple of four.
 #[inline]

@@ -33,8 +33,7 @@ mod x86;
 
 pub use acts::{Q8Block, Q8KBlock, quantize_row, quantize_row_k};
 pub use dispatch::{
-    X8Acts, dot, dot_k, dot_x8, dot4, dot4_k, dot8_k, tile, tile_acts, tile_acts_k, tile_acts_x8,
-    tile_k,
+    X8Acts, dot, dot_k, dot_x8, dot4, dot4_k, tile, tile_acts, tile_acts_x8, tile_k,
 };
 pub use format::{Format, QK, QK_K};
 pub use interleave::{

@@ -176,6 +176,13 @@ impl QActs {
         self.n
     }
 
+    /// The blocks of activation row `t`, in the block type `B` of the formats that read it.
+    #[inline]
+    fn row<B: Blocks>(&self, t: usize) -> &[B] {
+        let per = self.cols / B::ELEMS;
+        &B::all(self)[t * per..(t + 1) * per]
+    }
+
     /// Checks that `w` can read these activations.
     fn check(&self, w: &QMat) {
         assert_eq!(w.cols, self.cols, "activation width against matrix columns");
@@ -190,6 +197,28 @@ impl QActs {
             "activations not quantized for {:?}",
             w.fmt
         );
+    }
+}
+
+/// An activation block type and where [`QActs`] keeps the rows quantized to it.
+trait Blocks: Sized {
+    /// Values per block.
+    const ELEMS: usize;
+    /// Every row's blocks, one row after another.
+    fn all(xq: &QActs) -> &[Self];
+}
+
+impl Blocks for Q8Block {
+    const ELEMS: usize = QK;
+    fn all(xq: &QActs) -> &[Self] {
+        &xq.q8
+    }
+}
+
+impl Blocks for Q8KBlock {
+    const ELEMS: usize = QK_K;
+    fn all(xq: &QActs) -> &[Self] {
+        &xq.q8k
     }
 }
 
@@ -257,55 +286,40 @@ pub fn matmul_many(
             let end = range.end.min(offsets[j + 1]);
             let (w, dst) = targets[j];
             let (first, last) = (g - offsets[j], end - offsets[j]);
-            if w.layout == Layout::X8 && w.fmt.is_k() {
-                let bpr = w.cols / QK_K;
-                groups_x8(path, w, n, first..last, dst, |t| {
-                    &xq.q8k[t * bpr..(t + 1) * bpr]
-                });
-            } else if w.layout == Layout::X8 {
-                let bpr = w.cols / QK;
-                groups_x8(path, w, n, first..last, dst, |t| {
-                    &xq.q8[t * bpr..(t + 1) * bpr]
-                });
-            } else if w.fmt.is_k() && n < 4 && path != KernelPath::Portable {
+            let rows = first..last;
+            match (w.layout, w.fmt.is_k()) {
+                (Layout::X8, true) => groups_x8::<Q8KBlock>(path, w, xq, rows, dst),
+                (Layout::X8, false) => groups_x8::<Q8Block>(path, w, xq, rows, dst),
                 // A token or three (decode): four weight rows walked together, the next ones prefetched.
-                let bpr = w.cols / QK_K;
-                tiles_k1(path, w, n, first..last, dst, |t| {
-                    &xq.q8k[t * bpr..(t + 1) * bpr]
-                });
-            } else if w.fmt.is_k() {
-                let bpr = w.cols / QK_K;
-                let x = |t: usize| &xq.q8k[t * bpr..(t + 1) * bpr];
-                let dot4 = |r, x| crate::dot4_k(path, w.fmt, w.row(r), x);
-                let dot = |r, x| crate::dot_k(path, w.fmt, w.row(r), x);
-                if crate::tile_acts_k(path, w.fmt) == 8 {
-                    let dot8 = |r, x| crate::dot8_k(path, w.fmt, w.row(r), x);
-                    tiles(n, first..last, dst, w.rows, x, dot8, dot4, dot);
-                } else {
-                    tiles(n, first..last, dst, w.rows, x, dot4, dot4, dot);
+                (Layout::Rows, true) if n < 4 && path != KernelPath::Portable => {
+                    tiles_k1(path, w, xq, rows, dst)
                 }
-            } else {
-                let bpr = w.cols / QK;
-                let x = |t: usize| &xq.q8[t * bpr..(t + 1) * bpr];
-                let rows = first..last;
-                match crate::tile_acts(path) {
-                    // A token or three (decode): four weight rows per call still share the activation loads and
-                    // the scale conversions (1.7x to 2x the one-row product on a 1024 x 2048 matrix).
-                    _ if n < 4 && path != KernelPath::Portable => {
-                        tiles_32::<1>(path, w, n, rows, dst, x)
-                    }
-                    4 => tiles_32::<4>(path, w, n, rows, dst, x),
-                    _ => tiles(
-                        n,
-                        rows,
-                        dst,
-                        w.rows,
-                        x,
-                        |r, x| crate::dot4(path, w.fmt, w.row(r), x),
-                        |r, x| crate::dot4(path, w.fmt, w.row(r), x),
-                        |r, x| crate::dot(path, w.fmt, w.row(r), x),
-                    ),
+                (Layout::Rows, true) => tiles(
+                    n,
+                    rows,
+                    dst,
+                    w.rows,
+                    |t: usize| xq.row::<Q8KBlock>(t),
+                    |r, x| crate::dot4_k(path, w.fmt, w.row(r), x),
+                    |r, x| crate::dot_k(path, w.fmt, w.row(r), x),
+                ),
+                // A token or three (decode): four weight rows per call still share the activation loads and the
+                // scale conversions (1.7x to 2x the one-row product on a 1024 x 2048 matrix).
+                (Layout::Rows, false) if n < 4 && path != KernelPath::Portable => {
+                    tiles_32::<1>(path, w, xq, rows, dst)
                 }
+                (Layout::Rows, false) if crate::tile_acts(path) == 4 => {
+                    tiles_32::<4>(path, w, xq, rows, dst)
+                }
+                (Layout::Rows, false) => tiles(
+                    n,
+                    rows,
+                    dst,
+                    w.rows,
+                    |t: usize| xq.row::<Q8Block>(t),
+                    |r, x| crate::dot4(path, w.fmt, w.row(r), x),
+                    |r, x| crate::dot(path, w.fmt, w.row(r), x),
+                ),
             }
             g = end;
         }
@@ -313,18 +327,16 @@ pub fn matmul_many(
 }
 
 /// The prefill loop over weight rows `rows` of one matrix (`stride` rows in all) and `n` activation rows: rows in
-/// tiles of [`ROW_TILE`], and within a tile every group of `G` activation rows (then of four, then single ones)
-/// against each weight row, so the tile's weights and the group's activations both stay in L1 instead of every
-/// weight row streaming all `n` activation rows from L2 (for a long prompt they exceed L1 many times over).
-#[allow(clippy::too_many_arguments)]
+/// tiles of [`ROW_TILE`], and within a tile every group of four activation rows (then single ones) against each
+/// weight row, so the tile's weights and the group's activations both stay in L1 instead of every weight row
+/// streaming all `n` activation rows from L2 (for a long prompt they exceed L1 many times over).
 #[inline]
-fn tiles<'a, B: 'a, const G: usize>(
+fn tiles<'a, B: 'a>(
     n: usize,
     rows: std::ops::Range<usize>,
     dst: Shared,
     stride: usize,
     x: impl Fn(usize) -> &'a [B],
-    dot_g: impl Fn(usize, [&'a [B]; G]) -> [f32; G],
     dot4: impl Fn(usize, [&'a [B]; 4]) -> [f32; 4],
     dot: impl Fn(usize, &'a [B]) -> f32,
 ) {
@@ -332,16 +344,6 @@ fn tiles<'a, B: 'a, const G: usize>(
         let tile = tile..rows.end.min(tile + ROW_TILE);
         let mut t = 0;
         // SAFETY (writes): each (matrix, row) belongs to one thread; t * stride + r < n * stride.
-        while t + G <= n {
-            let xs: [&[B]; G] = std::array::from_fn(|k| x(t + k));
-            for r in tile.clone() {
-                let v = dot_g(r, xs);
-                for (k, v) in v.into_iter().enumerate() {
-                    unsafe { dst.write((t + k) * stride + r, v) };
-                }
-            }
-            t += G;
-        }
         while t + 4 <= n {
             for r in tile.clone() {
                 let v = dot4(r, [x(t), x(t + 1), x(t + 2), x(t + 3)]);
@@ -363,14 +365,14 @@ fn tiles<'a, B: 'a, const G: usize>(
 /// in tiles of [`tile_acts_x8`](crate::tile_acts_x8), then one at a time. A group only partly inside `rows` is
 /// computed whole and only its rows inside are written (the pool's ranges are in groups wherever it can be).
 #[inline]
-fn groups_x8<'a, B: crate::X8Acts + 'a>(
+fn groups_x8<B: crate::X8Acts + Blocks>(
     path: KernelPath,
     w: &QMat,
-    n: usize,
+    xq: &QActs,
     rows: std::ops::Range<usize>,
     dst: Shared,
-    x: impl Fn(usize) -> &'a [B],
 ) {
+    let (n, x) = (xq.n, |t: usize| xq.row::<B>(t));
     let stride = w.rows;
     let tile = crate::tile_acts_x8(path);
     for g in rows.start / X8_ROWS..rows.end.div_ceil(X8_ROWS) {
@@ -406,14 +408,8 @@ fn groups_x8<'a, B: crate::X8Acts + 'a>(
 /// The decode loop of the K-quant formats: each activation row against weight rows four at a time
 /// ([`tile_k`](crate::tile_k)) in tiles of [`ROW_TILE`], leftover rows one product at a time.
 #[inline]
-fn tiles_k1<'a>(
-    path: KernelPath,
-    w: &QMat,
-    n: usize,
-    rows: std::ops::Range<usize>,
-    dst: Shared,
-    x: impl Fn(usize) -> &'a [crate::acts::Q8KBlock],
-) {
+fn tiles_k1(path: KernelPath, w: &QMat, xq: &QActs, rows: std::ops::Range<usize>, dst: Shared) {
+    let (n, x) = (xq.n, |t: usize| xq.row::<Q8KBlock>(t));
     let stride = w.rows;
     for tile in rows.clone().step_by(ROW_TILE) {
         let tile = tile..rows.end.min(tile + ROW_TILE);
@@ -444,14 +440,14 @@ fn tiles_k1<'a>(
 /// activation rows per call ([`tile`](crate::tile)), weight rows in tiles of [`ROW_TILE`] so they stay in L1 while every
 /// group of activation rows passes; leftover rows and activation rows one product at a time.
 #[inline]
-fn tiles_32<'a, const N: usize>(
+fn tiles_32<const N: usize>(
     path: KernelPath,
     w: &QMat,
-    n: usize,
+    xq: &QActs,
     rows: std::ops::Range<usize>,
     dst: Shared,
-    x: impl Fn(usize) -> &'a [Q8Block],
 ) {
+    let (n, x) = (xq.n, |t: usize| xq.row::<Q8Block>(t));
     let stride = w.rows;
     for tile in rows.clone().step_by(ROW_TILE) {
         let tile = tile..rows.end.min(tile + ROW_TILE);

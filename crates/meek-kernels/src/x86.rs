@@ -252,12 +252,6 @@ macro_rules! x86_kernels {
                 unsafe { dot_k_n(fmt, row, xs) }
             }
 
-            #[target_feature(enable = $features)]
-            pub(crate) unsafe fn dot8_k(fmt: Format, row: &[u8], xs: [&[Q8KBlock]; 8]) -> [f32; 8] {
-                // SAFETY: forwarded from the caller.
-                unsafe { dot_k_n(fmt, row, xs) }
-            }
-
             /// One super-block of eight interleaved Q4_K rows ([`crate::interleave`]) against `N` activation rows:
             /// lane `r` of every register is row `r`. Per sub-block, four 32-byte chunks of nibbles meet four
             /// activations broadcast to every lane (one `$acc` adds 32 products), the eight rows' scales multiply the

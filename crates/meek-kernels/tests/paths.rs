@@ -5,8 +5,8 @@
 use half::f16;
 use meek_kernels::{
     Format, KernelPath, Layout, Q8Block, Q8KBlock, QActs, QK, QK_K, QMat, Serial, dequantize_row,
-    dot, dot_k, dot_k_portable, dot_portable, dot4, dot4_k, dot8_k, interleaves, matmul,
-    matmul_many, quantize_row, quantize_row_k, tile, tile_k,
+    dot, dot_k, dot_k_portable, dot_portable, dot4, dot4_k, interleaves, matmul, matmul_many,
+    quantize_row, quantize_row_k, tile, tile_k,
 };
 
 const FORMATS: [Format; 7] = [
@@ -194,21 +194,7 @@ fn every_path_matches_the_portable_kernels_and_a_float64_reference() {
             // The register tiles: one and two groups of four weight rows (eight rows from each row on, wrapping,
             // so every shape has them) against one, two and four activation rows.
             if fmt.is_k() {
-                // The prefill product of eight activation rows (the four, twice, in two orders).
                 let q = quantized::<Q8KBlock>(&xs);
-                let eight =
-                    [&q[0], &q[1], &q[2], &q[3], &q[3], &q[2], &q[1], &q[0]].map(|v| &v[..]);
-                for (r, row) in w.chunks_exact(rb).enumerate() {
-                    for &path in &paths {
-                        for (k, got) in dot8_k(path, fmt, row, eight).into_iter().enumerate() {
-                            let want = dot_k_portable(fmt, row, eight[k]);
-                            assert!(
-                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                                "{fmt:?} {path:?} dot8_k row {r} activation {k}: {got} vs {want}"
-                            );
-                        }
-                    }
-                }
                 // The decode tile of the K-quants: one and two groups of four rows, as above.
                 for start in 0..rows {
                     let eight: Vec<&[u8]> = (0..8)
