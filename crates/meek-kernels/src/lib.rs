@@ -23,6 +23,7 @@ mod acts;
 mod dispatch;
 mod format;
 mod interleave;
+mod load;
 mod matmul;
 mod parallel;
 mod path;
@@ -42,7 +43,7 @@ pub use interleave::{
 pub use matmul::{Layout, QActs, QMat, Shared, matmul, matmul_many};
 pub use parallel::{Parallel, Serial};
 pub use path::KernelPath;
-pub use pool::Pool;
+pub use pool::{Counts, Pool};
 pub use portable::{dequantize_row, dot_k_portable, dot_portable};
 
 /// Random values in `[-1, 1)` from a fixed linear congruential stream, for the unit tests.

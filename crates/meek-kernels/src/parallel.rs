@@ -9,6 +9,14 @@ pub trait Parallel: Sync {
     /// Calls `f` on disjoint ranges that together cover `0..n`, possibly at the same time on several threads, and
     /// returns when every call has. Called once per multiply; `f` is called once per chunk of the range.
     fn run(&self, n: usize, f: &(dyn Fn(Range<usize>) + Sync));
+
+    /// [`Parallel::run`] for work that recurs at about the same cost under the same `site` (a multiply of the same
+    /// matrices by as many activation rows, once per token), so that a pool may plan a call by the site's last one
+    /// ([`crate::Pool`] keeps a long region on every thread when the machine is busy). The default ignores it.
+    fn run_site(&self, site: u64, n: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+        let _ = site;
+        self.run(n, f);
+    }
 }
 
 /// No parallelism: the whole range in one call on the calling thread (for tests and tools without a pool).

@@ -10,6 +10,17 @@
 //! caller waits by spinning briefly and then blocking, which frees its core for the thread it waits for (an idle
 //! core pulls runnable threads to itself). Idle workers spin briefly and then park. Claims carry the region's
 //! generation, so a late worker can never take a chunk of a region other than the one it read.
+//!
+//! That is not enough when the pool has every core and a neighbour takes one: Linux's balancer then leaves two of
+//! the three runnable threads on one core (measured on a 2-vCPU guest: the pool's two threads shared a core in 11
+//! of 13 samples), and two threads run a multiply no faster than one, or slower when one of them is descheduled
+//! holding a chunk. So the pool reads what other processes use ([`crate::load`]) and, while its threads and theirs
+//! want more CPUs than the machine has, runs each short region on as many threads as the others leave free (at
+//! least the caller); the workers left out park rather than spin. A long region (a prompt's multiply, whose last
+//! call at the same site, [`Parallel::run_site`], took [`LONG`] or more) still runs on every thread: its many
+//! chunks let the threads that run take a stalled one's share, and the threads together get more of the machine
+//! than the caller alone (measured at 1B: prompt 120-128 tokens/s on two threads, 115-119 on the free one).
+//! [`Pool::counts`] says how many regions ran on fewer threads.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -20,6 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::Parallel;
+use crate::load::Neighbours;
 
 /// How long an idle worker spins for the next region before it parks.
 const WORKER_SPIN: Duration = Duration::from_micros(100);
@@ -28,6 +40,14 @@ const CALLER_SPIN: Duration = Duration::from_micros(20);
 /// Chunks per thread in a region: enough that a late thread's share is taken by the others, few enough that
 /// claiming costs little.
 const CHUNKS_PER_THREAD: usize = 8;
+/// A region this long at its site's last call runs on every thread even when the machine is contended.
+pub(crate) const LONG: Duration = Duration::from_millis(2);
+/// Sites whose last call's length is remembered (a direct-mapped table; a site whose slot another took counts as
+/// short until it has run once more).
+const SITES: usize = 1024;
+/// CPUs beyond the machine's that the pool's threads and other processes together must want for the machine to
+/// count as contended (a quiet machine's daemons use a few hundredths of a CPU).
+const CONTENDED: f64 = 0.25;
 
 type Work = dyn Fn(Range<usize>) + Sync;
 
@@ -53,15 +73,59 @@ struct Shared {
     caller_blocked: AtomicBool,
     /// Workers parked (each its own flag), woken by the next region.
     parked: Vec<AtomicBool>,
+    /// Workers that join regions (those from this index on park instead: other processes hold their CPUs).
+    active: AtomicUsize,
     stop: AtomicBool,
+}
+
+/// The state of the calls: one region at a time, its generation and the counts.
+struct Calls {
+    generation: u32,
+    counts: Counts,
+    /// The last call's site and nanoseconds, by slot.
+    sites: Vec<(u64, u64)>,
+    /// What other processes use.
+    others: Others,
+}
+
+/// Where the pool learns what other processes use.
+enum Others {
+    /// The system does not say: every region runs on every thread.
+    Unknown,
+    /// The kernel's counters ([`crate::load`]).
+    System(Neighbours),
+    /// A fixed load, for tests: CPUs the others use and the machine's CPUs.
+    #[cfg(test)]
+    Fixed(f64, usize),
+}
+
+impl Others {
+    /// CPUs the other processes use and the machine's CPUs, where known.
+    fn read(&mut self, now: Instant) -> Option<(f64, usize)> {
+        match self {
+            Self::Unknown => None,
+            Self::System(nb) => Some((nb.load(now), nb.cpus())),
+            #[cfg(test)]
+            Self::Fixed(load, cpus) => Some((*load, *cpus)),
+        }
+    }
+}
+
+/// The regions a pool has run that more than one thread could have run ([`Pool::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub regions: u64,
+    /// Of those, run while other processes used CPUs the pool's threads needed.
+    pub contended: u64,
+    /// Of those, run on fewer threads than the pool has, because other processes held the others' CPUs.
+    pub reduced: u64,
 }
 
 /// A pool of `threads - 1` workers and the calling thread.
 pub struct Pool {
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
-    /// One region at a time, and its generation.
-    call: Mutex<u32>,
+    call: Mutex<Calls>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -131,7 +195,7 @@ fn worker(shared: Arc<Shared>, index: usize) {
             if shared.stop.load(Ordering::Acquire) {
                 return;
             }
-            if since.elapsed() < WORKER_SPIN {
+            if since.elapsed() < WORKER_SPIN && index < shared.active.load(Ordering::Relaxed) {
                 std::hint::spin_loop();
                 continue;
             }
@@ -146,7 +210,10 @@ fn worker(shared: Arc<Shared>, index: usize) {
             shared.parked[index].store(false, Ordering::Release);
         };
         seen = generation;
-        shared.work_on(generation);
+        // Left out of this region (published with it): park until a region wants this thread again.
+        if index < shared.active.load(Ordering::Acquire) {
+            shared.work_on(generation);
+        }
     }
 }
 
@@ -166,6 +233,7 @@ impl Pool {
             finished_cv: Condvar::new(),
             caller_blocked: AtomicBool::new(false),
             parked: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            active: AtomicUsize::new(workers),
             stop: AtomicBool::new(false),
         });
         let handles: Vec<JoinHandle<()>> = (0..workers)
@@ -180,7 +248,15 @@ impl Pool {
         Self {
             shared,
             handles,
-            call: Mutex::new(0),
+            call: Mutex::new(Calls {
+                generation: 0,
+                counts: Counts::default(),
+                sites: vec![(0, 0); SITES],
+                others: match workers {
+                    0 => Others::Unknown,
+                    _ => Neighbours::open().map_or(Others::Unknown, Others::System),
+                },
+            }),
         }
     }
 
@@ -188,10 +264,49 @@ impl Pool {
     pub fn threads(&self) -> usize {
         self.handles.len() + 1
     }
+
+    /// The regions run so far that more than one thread could have run, and how many of them while other
+    /// processes used CPUs the threads needed, and on fewer threads.
+    pub fn counts(&self) -> Counts {
+        self.call.lock().unwrap_or_else(|e| e.into_inner()).counts
+    }
+}
+
+impl Calls {
+    /// Threads for the next region, of `threads`: all of them, or, while other processes use CPUs the threads
+    /// need and the region is not long, as many as those leave free (rounded), at least one. Counts the region.
+    fn threads_now(&mut self, threads: usize, long: bool) -> usize {
+        self.counts.regions += 1;
+        let Some((load, cpus)) = self.others.read(Instant::now()) else {
+            return threads;
+        };
+        let cpus = cpus as f64;
+        if threads as f64 + load <= cpus + CONTENDED {
+            return threads;
+        }
+        self.counts.contended += 1;
+        if long {
+            return threads;
+        }
+        let free = ((cpus - load).round().max(1.0) as usize).min(threads);
+        self.counts.reduced += u64::from(free < threads);
+        free
+    }
 }
 
 impl Parallel for Pool {
     fn run(&self, n: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+        self.run_at(None, n, f);
+    }
+
+    fn run_site(&self, site: u64, n: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+        self.run_at(Some(site), n, f);
+    }
+}
+
+impl Pool {
+    /// Runs `f` over `0..n`, timing the call where it has a site.
+    fn run_at(&self, site: Option<u64>, n: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
         if n == 0 {
             return;
         }
@@ -200,11 +315,33 @@ impl Parallel for Pool {
             f(0..n);
             return;
         }
-        let mut generation = self.call.lock().unwrap_or_else(|e| e.into_inner());
-        *generation = generation.wrapping_add(1);
-        let g = *generation;
+        let mut calls = self.call.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = site.map(|k| slot_of(k) % SITES);
+        let long = entry.is_some_and(|i| {
+            calls.sites[i].0 == site.unwrap_or(0) && calls.sites[i].1 >= LONG.as_nanos() as u64
+        });
+        let threads = calls.threads_now(self.threads(), long);
+        let start = Instant::now();
+        if threads == 1 {
+            // The caller alone: no region to publish, and the workers park.
+            self.shared.active.store(0, Ordering::Relaxed);
+            IN_POOL.with(|c| c.set(true));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0..n)));
+            IN_POOL.with(|c| c.set(false));
+            if let Some(i) = entry {
+                calls.sites[i] = (site.unwrap_or(0), start.elapsed().as_nanos() as u64);
+            }
+            drop(calls);
+            if let Err(p) = r {
+                std::panic::resume_unwind(p);
+            }
+            return;
+        }
+        calls.generation = calls.generation.wrapping_add(1);
+        let g = calls.generation;
         let s = &*self.shared;
-        let chunks = n.min(self.threads() * CHUNKS_PER_THREAD);
+        s.active.store(threads - 1, Ordering::Release);
+        let chunks = n.min(threads * CHUNKS_PER_THREAD);
         let chunk = n.div_ceil(chunks);
         let chunks = n.div_ceil(chunk);
         // SAFETY (of the lifetime): workers dereference `work` only under a claim of generation `g`, and this call
@@ -222,7 +359,7 @@ impl Parallel for Pool {
         // Sequentially consistent with a parking worker's flag store and generation load: either it sees this
         // region, or this sees it parked and wakes it.
         s.claim.store(u64::from(g) << 32, Ordering::SeqCst);
-        for (h, parked) in self.handles.iter().zip(&s.parked) {
+        for (h, parked) in self.handles.iter().zip(&s.parked).take(threads - 1) {
             if parked.load(Ordering::SeqCst) {
                 h.thread().unpark();
             }
@@ -249,11 +386,24 @@ impl Parallel for Pool {
                     .0;
             }
         }
-        drop(generation);
+        if let Some(i) = entry {
+            calls.sites[i] = (site.unwrap_or(0), start.elapsed().as_nanos() as u64);
+        }
+        drop(calls);
         if let Some(p) = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
             std::panic::resume_unwind(p);
         }
     }
+}
+
+/// A site's slot: every bit of the site mixed into the low ones (a site is a pointer with the token count in its
+/// top bits).
+fn slot_of(site: u64) -> usize {
+    let mut k = site;
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    k ^= k >> 33;
+    k as usize
 }
 
 impl Drop for Pool {
@@ -324,6 +474,76 @@ mod tests {
             count.fetch_add(r.len(), Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 100);
+    }
+
+    /// A pool that sees `load` CPUs of `cpus` used by other processes.
+    fn beside(threads: usize, load: f64, cpus: usize) -> Pool {
+        let pool = Pool::new(threads);
+        pool.call.lock().unwrap().others = Others::Fixed(load, cpus);
+        pool
+    }
+
+    /// Runs `n` items, each recording the thread that ran it; returns how many threads took part.
+    fn threads_used(pool: &Pool, site: Option<u64>, n: usize, each: Duration) -> usize {
+        let ids = Mutex::new(std::collections::HashSet::new());
+        let hits: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+        let f = |r: Range<usize>| {
+            ids.lock().unwrap().insert(std::thread::current().id());
+            for i in r {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(each);
+            }
+        };
+        match site {
+            Some(site) => pool.run_site(site, n, &f),
+            None => pool.run(n, &f),
+        }
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        ids.into_inner().unwrap().len()
+    }
+
+    #[test]
+    fn a_busy_machine_runs_short_regions_on_the_cpus_left_free() {
+        // Two CPUs, one taken by another process: the caller alone, the worker never called.
+        let pool = beside(2, 1.0, 2);
+        for _ in 0..20 {
+            assert_eq!(threads_used(&pool, None, 64, Duration::ZERO), 1);
+        }
+        assert_eq!(
+            pool.counts(),
+            Counts {
+                regions: 20,
+                contended: 20,
+                reduced: 20
+            }
+        );
+        // Eight CPUs, five taken: three of the four threads.
+        let pool = beside(4, 5.0, 8);
+        threads_used(&pool, None, 64, Duration::ZERO);
+        assert_eq!(pool.shared.active.load(Ordering::Relaxed), 2);
+        // A light neighbour (a tenth of a CPU) leaves a quiet machine's pool as it is.
+        let pool = beside(2, 0.1, 2);
+        threads_used(&pool, None, 64, Duration::ZERO);
+        assert_eq!(pool.counts().contended, 0);
+        assert_eq!(pool.shared.active.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_long_site_keeps_every_thread_on_a_busy_machine() {
+        let pool = beside(2, 1.0, 2);
+        // The site's first call is not known to be long: on the caller alone, 4 ms.
+        assert_eq!(threads_used(&pool, Some(7), 16, LONG / 8), 1);
+        let before = pool.counts();
+        threads_used(&pool, Some(7), 16, LONG / 8);
+        let after = pool.counts();
+        assert_eq!(after.contended - before.contended, 1);
+        assert_eq!(
+            after.reduced, before.reduced,
+            "the second call ran on every thread"
+        );
+        // Another site, and the same matrices by another number of tokens, start short.
+        threads_used(&pool, Some(7 ^ (1 << 48)), 16, Duration::ZERO);
+        assert_eq!(pool.counts().reduced, before.reduced + 1);
     }
 
     /// Regions run back to back after the workers parked (the wake-up path), and long ones meanwhile.

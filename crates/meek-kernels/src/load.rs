@@ -1,0 +1,188 @@
+//! How many CPUs the rest of the machine is using, from the kernel's own counters, so that the pool knows
+//! whether its threads have the cores they were sized for ([`crate::Pool`] runs short regions on the CPUs left free
+//! while they do not).
+//!
+//! The pool cannot learn this from its own regions: when it steps back to fewer threads the contention it would
+//! see vanishes, and on a quiet machine a region that looks slow (workers waking from a park) is not a neighbour
+//! (tried: deciding per multiply from the regions' own times sent 65-80% of SmolLM2's regions to one thread on a
+//! quiet machine). What other processes use does not depend on the pool, so it is read from the machine's busy
+//! time (`/proc/stat`, steal included, for a virtual machine's host takes CPUs too) less this process's own
+//! (`/proc/self/stat`), over windows of [`WINDOW`]. Without `/proc` (not Linux) there is no reading, and the pool
+//! runs every region on every thread.
+
+use fs_err::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::time::{Duration, Instant};
+
+/// How often the counters are read (they count in ticks of 10 ms, so a window holds 10 per CPU).
+pub(crate) const WINDOW: Duration = Duration::from_millis(100);
+
+/// The machine's CPU time counters at one moment, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ticks {
+    /// Every CPU's time, idle included (all CPUs together).
+    pub total: u64,
+    /// Every CPU's time not idle (user, nice, system, interrupts, steal).
+    pub busy: u64,
+    /// This process's time (user and system, all its threads).
+    pub own: u64,
+}
+
+/// Reads the CPUs other processes use.
+pub(crate) struct Neighbours {
+    stat: File,
+    own: File,
+    cpus: usize,
+    buf: String,
+    last: Ticks,
+    at: Instant,
+    /// CPUs the other processes used, smoothed over the last windows.
+    load: f64,
+}
+
+impl Neighbours {
+    /// Opens the counters; `None` where the system has none.
+    pub(crate) fn open() -> Option<Self> {
+        let mut stat = File::open("/proc/stat").ok()?;
+        let mut own = File::open("/proc/self/stat").ok()?;
+        let mut buf = String::new();
+        let (cpus, last) = read(&mut stat, &mut own, &mut buf)?;
+        Some(Self {
+            stat,
+            own,
+            cpus,
+            buf,
+            last,
+            at: Instant::now(),
+            load: 0.0,
+        })
+    }
+
+    /// CPUs on the machine.
+    pub(crate) fn cpus(&self) -> usize {
+        self.cpus
+    }
+
+    /// CPUs the other processes used over the last windows, read again once [`WINDOW`] has passed since the last
+    /// reading (a call within a window costs a clock comparison).
+    pub(crate) fn load(&mut self, now: Instant) -> f64 {
+        if now.saturating_duration_since(self.at) < WINDOW {
+            return self.load;
+        }
+        self.at = now;
+        if let Some((cpus, ticks)) = read(&mut self.stat, &mut self.own, &mut self.buf) {
+            if let Some(used) = others(self.last, ticks, cpus) {
+                // Half of each new window: a neighbour that starts is seen within two windows.
+                self.load += (used - self.load) / 2.0;
+            }
+            self.cpus = cpus;
+            self.last = ticks;
+        }
+        self.load
+    }
+}
+
+/// Reads both counter files from their start.
+fn read(stat: &mut File, own: &mut File, buf: &mut String) -> Option<(usize, Ticks)> {
+    buf.clear();
+    stat.seek(SeekFrom::Start(0)).ok()?;
+    stat.read_to_string(buf).ok()?;
+    let (cpus, total, busy) = parse_stat(buf)?;
+    buf.clear();
+    own.seek(SeekFrom::Start(0)).ok()?;
+    own.read_to_string(buf).ok()?;
+    let own = parse_own(buf)?;
+    Some((cpus, Ticks { total, busy, own }))
+}
+
+/// The CPUs other processes used between two readings: the machine's busy time less this process's, as a share
+/// of all CPUs' time, times the CPUs. `None` when no time passed or a counter went back.
+pub(crate) fn others(before: Ticks, after: Ticks, cpus: usize) -> Option<f64> {
+    let total = after.total.checked_sub(before.total)?;
+    let busy = after.busy.checked_sub(before.busy)?;
+    let own = after.own.checked_sub(before.own)?;
+    if total == 0 {
+        return None;
+    }
+    Some(busy.saturating_sub(own) as f64 / total as f64 * cpus as f64)
+}
+
+/// `/proc/stat`: the CPUs (its `cpuN` lines), and the first line's total and busy ticks.
+pub(crate) fn parse_stat(text: &str) -> Option<(usize, u64, u64)> {
+    let mut lines = text.lines();
+    let first = lines.next()?.strip_prefix("cpu ")?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let f: Vec<u64> = first
+        .split_whitespace()
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    if f.len() < 8 {
+        return None;
+    }
+    let total = f.iter().try_fold(0u64, |a, &v| a.checked_add(v))?;
+    let busy = total.checked_sub(f[3])?.checked_sub(f[4])?;
+    let cpus = lines
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    (cpus > 0).then_some((cpus, total, busy))
+}
+
+/// `/proc/self/stat`: this process's user and system ticks (fields 14 and 15; the command name before them is in
+/// parentheses and may hold spaces).
+pub(crate) fn parse_own(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let user: u64 = f.next()?.parse().ok()?;
+    let system: u64 = f.next()?.parse().ok()?;
+    user.checked_add(system)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counters_parse() {
+        let stat = "cpu  100 5 50 800 10 3 2 30 7 0\ncpu0 50 2 25 400 5 1 1 15 3 0\ncpu1 50 3 25 400 5 2 1 15 4 0\nintr 1 2\n";
+        // total = 100+5+50+800+10+3+2+30; busy = total - idle - iowait.
+        assert_eq!(parse_stat(stat), Some((2, 1000, 190)));
+        assert_eq!(parse_stat("cpu  1 2 3\ncpu0 1 2 3\n"), None);
+        assert_eq!(parse_stat("intr 1\n"), None);
+        assert_eq!(parse_stat("cpu  1 1 1 1 1 1 1 1\n"), None, "no CPU lines");
+        let own = "4242 (meek bench) (x) R 1 2 3 4 5 6 7 8 9 10 120 34 0 0 20 0 3 0 5 6 7";
+        assert_eq!(parse_own(own), Some(154));
+        assert_eq!(parse_own("4242 (meek"), None);
+        assert_eq!(parse_own("1 (a) R 1 2"), None);
+    }
+
+    #[test]
+    fn other_processes_are_the_busy_time_not_ours() {
+        let a = Ticks {
+            total: 1000,
+            busy: 100,
+            own: 50,
+        };
+        // 200 ticks of two CPUs: 150 busy, 50 of them ours, so one CPU's worth is someone else's.
+        let b = Ticks {
+            total: 1200,
+            busy: 250,
+            own: 100,
+        };
+        assert_eq!(others(a, b, 2), Some(1.0));
+        assert_eq!(others(a, a, 2), None, "no time passed");
+        assert_eq!(others(b, a, 2), None, "counters went back");
+    }
+
+    #[test]
+    fn the_machine_reads_where_it_has_counters() {
+        if let Some(mut n) = Neighbours::open() {
+            assert!(n.cpus() >= 1);
+            let load = n.load(Instant::now() + WINDOW);
+            assert!((0.0..=n.cpus() as f64).contains(&load), "{load}");
+        }
+    }
+}
