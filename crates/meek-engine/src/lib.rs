@@ -95,6 +95,15 @@ impl Engine {
         &self.kernel
     }
 
+    /// The CPU pool's regions so far, how many while the machine was contended and how many on fewer threads
+    /// ([`cpu::pool_counts`]), where this engine runs on meekbench's own CPU path with more than one thread.
+    pub fn pool_counts(&self) -> Option<meek_kernels::Counts> {
+        self.kernel
+            .starts_with("cpu-")
+            .then(cpu::pool_counts)
+            .flatten()
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer

@@ -32,6 +32,13 @@ fn own_pool() -> Option<&'static meek_kernels::Pool> {
     .as_ref()
 }
 
+/// The own pool's regions so far that more than one thread could have run, how many while other processes used
+/// CPUs its threads needed and how many on fewer threads ([`meek_kernels::Pool::counts`]); `None` on Candle's pool
+/// and with one thread.
+pub fn pool_counts() -> Option<meek_kernels::Counts> {
+    own_pool().filter(|p| p.threads() > 1).map(|p| p.counts())
+}
+
 /// Which pool the own path runs on: `meek` or `candle`.
 pub fn pool_name() -> &'static str {
     if own_pool().is_some() {
@@ -45,6 +52,13 @@ impl Parallel for EnginePool {
     fn run(&self, n: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
         match own_pool() {
             Some(pool) => pool.run(n, f),
+            None => candle_core::utils::barrier_pool().execute_chunked(n, f),
+        }
+    }
+
+    fn run_site(&self, site: u64, n: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+        match own_pool() {
+            Some(pool) => pool.run_site(site, n, f),
             None => candle_core::utils::barrier_pool().execute_chunked(n, f),
         }
     }
