@@ -234,6 +234,7 @@ pub fn measure_until(
         };
         let (mut ttft, mut prefill, mut decode, mut itl) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut pool_before = None;
         let mut windows = Vec::with_capacity(req.repetitions);
         for run in 0..req.warmup + req.repetitions {
             if stop() {
@@ -247,6 +248,9 @@ pub fn measure_until(
                 engine.generate(&prompt, opts, &mut ())?;
                 bar.inc(1);
                 continue;
+            }
+            if run == req.warmup {
+                pool_before = engine.pool_counts();
             }
             // The meter is read when the prompt is handed over, when the first token id is on the host (the end
             // of prefill) and after the last one: the prefill and decode windows exactly.
@@ -291,6 +295,13 @@ pub fn measure_until(
             decode_tokens_per_second: decode,
             itl_ms: Latency::from(&sample(itl, "inter-token latency")?),
             peak_rss_bytes: meek_hw::peak_rss_bytes().unwrap_or(0),
+            pool: pool_before
+                .zip(engine.pool_counts())
+                .map(|(a, b)| meek_schema::PoolRegions {
+                    regions: b.regions.saturating_sub(a.regions),
+                    contended: b.contended.saturating_sub(a.contended),
+                    reduced: b.reduced.saturating_sub(a.reduced),
+                }),
         });
     }
     // The memory roof for this run's threads, measured in this process after the speed points (its 256 MiB buffer

@@ -602,6 +602,26 @@ pub struct SpeedPoint {
     /// Energy of the prefill and decode windows of each repetition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<PointEnergy>,
+    /// How the CPU threads shared this point's measured repetitions, where the pool counts it (meekbench's own CPU
+    /// path with more than one thread; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolRegions>,
+}
+
+/// The parallel regions (multiplies, attention) of a speed point's measured repetitions: how many more than one
+/// thread could have run, how many of them ran while other processes used CPUs the point's threads needed (read
+/// from the kernel's CPU counters, Linux only), and how many the thread pool then ran on fewer threads, as many as
+/// the other processes left free. Any contended region means the machine was busy while the point was measured;
+/// reduced ones mean the point measures fewer threads than it names.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolRegions {
+    /// Regions that more than one thread could have run.
+    pub regions: u64,
+    /// Of those, run while other processes used CPUs the threads needed.
+    pub contended: u64,
+    /// Of those, run on fewer threads than the point names.
+    pub reduced: u64,
 }
 
 /// How an energy figure was obtained. Nothing estimated is ever reported as `measured`.
