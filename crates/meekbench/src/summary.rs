@@ -20,6 +20,31 @@ fn sig(x: f64) -> String {
     format!("{x:.digits$}")
 }
 
+/// A line for each speed point measured while other processes used CPUs its threads needed (the pool's counts),
+/// since such a point measures the neighbour as much as the model.
+fn busy(r: &BenchResult) -> String {
+    let mut out = String::new();
+    for run in &r.runs {
+        for p in &run.speed {
+            let Some(pool) = p.pool.filter(|c| c.contended > 0 && c.regions > 0) else {
+                continue;
+            };
+            let share = |n: u64| 100.0 * n.min(pool.regions) as f64 / pool.regions as f64;
+            out += &format!(
+                "{} t={} pp{} tg{}: the machine was busy: other processes used CPUs these threads needed during \
+                 {:.0}% of the parallel regions, {:.0}% ran on fewer threads (compare it with care)\n",
+                run.model.id,
+                run.threads,
+                p.n_prompt,
+                p.n_gen,
+                share(pool.contended),
+                share(pool.reduced)
+            );
+        }
+    }
+    out
+}
+
 /// A plain-text table of the medians (± standard deviation) of every run and workload point.
 pub fn table(r: &BenchResult) -> String {
     let header = [
@@ -112,6 +137,7 @@ pub fn table(r: &BenchResult) -> String {
          BW bound: decode tok/s if each token only read the weights at the measured memory bandwidth; \
          decode energy: gross joules per decoded token, ~ and (est.) when estimated)\n",
     );
+    out += &busy(r);
     for run in &r.runs {
         if let Some(s) = meek_report::localscore::of_run(run) {
             out += &format!(
@@ -319,5 +345,36 @@ mod tests {
         );
         assert_eq!(joules(None, EnergyStatus::Estimated, "J"), "-");
         assert_eq!(joules(Some(1.0), EnergyStatus::ProxyOnly, "J"), "-");
+    }
+
+    #[test]
+    fn a_point_measured_on_a_busy_machine_says_so() {
+        let mut r = meek_schema::from_json(include_str!(
+            "../../meek-report/tests/fixtures/machine-a.json"
+        ))
+        .unwrap();
+        assert_eq!(busy(&r), "", "no pool record: nothing to say");
+        let p = &mut r.runs[0].speed[0];
+        p.pool = Some(meek_schema::PoolRegions {
+            regions: 200,
+            contended: 0,
+            reduced: 0,
+        });
+        assert_eq!(busy(&r), "", "a quiet machine");
+        // A crafted file's counts out of order cannot say more than all of them.
+        r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
+            regions: 200,
+            contended: 150,
+            reduced: 900,
+        });
+        let line = busy(&r);
+        assert!(
+            line.contains("during 75% of the parallel regions, 100% ran on fewer threads"),
+            "{line}"
+        );
+        assert!(
+            line.starts_with(&format!("{} t=", r.runs[0].model.id)),
+            "{line}"
+        );
     }
 }
