@@ -245,6 +245,54 @@ fn different_single_thread_counts_are_paired_and_flagged() {
     assert!(c.notes.iter().any(|n| n.contains("debug build")));
 }
 
+#[test]
+fn a_run_measured_on_a_busy_machine_is_flagged() {
+    let mut a = load("machine-a.json");
+    let Document::Meekbench { result, .. } = &mut a.document else {
+        panic!("a meekbench result")
+    };
+    let run = result.runs.iter_mut().find(|r| r.threads == 2).unwrap();
+    let (model, threads) = (run.model.id.clone(), run.threads);
+    // Counts out of order (a crafted file) say no more than all of the regions.
+    run.speed[0].pool = Some(meek_schema::PoolRegions {
+        regions: 400,
+        contended: 100,
+        reduced: 900,
+    });
+    let c = compare::compare(&[a, load("machine-b.json")], &compare::Options::default()).unwrap();
+    let busy = c
+        .differences
+        .iter()
+        .find(|d| d.what == "busy machine")
+        .expect("the busy run flagged");
+    assert_eq!(
+        busy.values,
+        [
+            "25% of parallel regions contended, 100% on fewer threads",
+            "not recorded"
+        ]
+    );
+    assert!(
+        c.notes.iter().any(|n| n.contains(&format!(
+            "A's {model} at {threads} threads was measured on a busy machine"
+        ))),
+        "{:?}",
+        c.notes
+    );
+    // A quiet pool record is nothing to say.
+    let mut a = load("machine-a.json");
+    let Document::Meekbench { result, .. } = &mut a.document else {
+        panic!("a meekbench result")
+    };
+    result.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
+        regions: 400,
+        contended: 0,
+        reduced: 0,
+    });
+    let c = compare::compare(&[a, load("machine-b.json")], &compare::Options::default()).unwrap();
+    assert!(!c.differences.iter().any(|d| d.what == "busy machine"));
+}
+
 /// A copy of a fixture whose thread-2 smollm2 run is also recorded on a GPU, with rates scaled by `gpu_speedup`.
 fn with_gpu_run(name: &str, dir: &Path, gpu_speedup: f64) -> Loaded {
     let mut v: serde_json::Value =

@@ -22,6 +22,25 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
+/// How much of a run's parallel regions other processes contended (the pool's counts of its speed points), where
+/// any: such a run's speed measures the neighbour too, which the comparison says.
+fn busy(speed: &[meek_schema::SpeedPoint]) -> Option<String> {
+    let (mut regions, mut contended, mut reduced) = (0u64, 0u64, 0u64);
+    for p in speed.iter().filter_map(|p| p.pool) {
+        regions = regions.saturating_add(p.regions);
+        contended = contended.saturating_add(p.contended.min(p.regions));
+        reduced = reduced.saturating_add(p.reduced.min(p.regions));
+    }
+    let share = |n: u64| 100.0 * n as f64 / regions as f64;
+    (contended > 0).then(|| {
+        format!(
+            "{:.0}% of parallel regions contended, {:.0}% on fewer threads",
+            share(contended),
+            share(reduced)
+        )
+    })
+}
+
 pub(super) fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
     let Document::Meekbench { result, energy } = &l.document else {
         return None;
@@ -74,6 +93,9 @@ pub(super) fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
         ea.insert("device", clip(&run.device, 40));
         ea.insert("kernel", clip(&run.kernel, 40));
         ea.insert("threads", run.threads.to_string());
+        if let Some(b) = busy(&run.speed) {
+            ea.insert("busy machine", b);
+        }
         let e = energy.get(i).cloned().flatten();
         if let Some(e) = &e {
             if let Some(s) = &e.status {

@@ -190,6 +190,15 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
                 s.attrs["build profile"]
             ));
         }
+        for e in &s.entries {
+            if let Some(b) = e.attrs.get("busy machine") {
+                notes.push(format!(
+                    "{name}'s {} at {} threads was measured on a busy machine ({b}): other processes held CPUs \
+                     its threads needed, so its speed figures measure them too",
+                    e.model.name, e.threads
+                ));
+            }
+        }
         if s.attrs.get("status").is_some_and(|p| p != "complete") {
             notes.push(format!(
                 "{name} is {}: not every planned figure was measured",
