@@ -7,8 +7,10 @@
 //! (tried: deciding per multiply from the regions' own times sent 65-80% of SmolLM2's regions to one thread on a
 //! quiet machine). What other processes use does not depend on the pool, so it is read from the machine's busy
 //! time (`/proc/stat`, steal included, for a virtual machine's host takes CPUs too) less this process's own
-//! (`/proc/self/stat`), over windows of [`WINDOW`]. Without `/proc` (not Linux) there is no reading, and the pool
-//! runs every region on every thread.
+//! (`/proc/self/stat`), over windows of [`WINDOW`]. Only the CPUs this process may run on count (its affinity,
+//! `Cpus_allowed_list` in `/proc/self/status`, as `taskset` or a container's cpuset sets it): a neighbour on CPUs the
+//! pool cannot use takes nothing from it. Without `/proc` (not Linux) there is no reading, and the pool runs every
+//! region on every thread.
 
 use fs_err::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -32,6 +34,8 @@ pub(crate) struct Ticks {
 pub(crate) struct Neighbours {
     stat: File,
     own: File,
+    /// The CPUs this process may run on, by number (`None`: every CPU).
+    allowed: Option<Vec<bool>>,
     cpus: usize,
     buf: String,
     last: Ticks,
@@ -46,10 +50,14 @@ impl Neighbours {
         let mut stat = File::open("/proc/stat").ok()?;
         let mut own = File::open("/proc/self/stat").ok()?;
         let mut buf = String::new();
-        let (cpus, last) = read(&mut stat, &mut own, &mut buf)?;
+        let allowed = fs_err::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|t| parse_allowed(&t));
+        let (cpus, last) = read(&mut stat, &mut own, allowed.as_deref(), &mut buf)?;
         Some(Self {
             stat,
             own,
+            allowed,
             cpus,
             buf,
             last,
@@ -70,7 +78,8 @@ impl Neighbours {
             return self.load;
         }
         self.at = now;
-        if let Some((cpus, ticks)) = read(&mut self.stat, &mut self.own, &mut self.buf) {
+        let allowed = self.allowed.as_deref();
+        if let Some((cpus, ticks)) = read(&mut self.stat, &mut self.own, allowed, &mut self.buf) {
             if let Some(used) = others(self.last, ticks, cpus) {
                 // Half of each new window: a neighbour that starts is seen within two windows.
                 self.load += (used - self.load) / 2.0;
@@ -83,11 +92,16 @@ impl Neighbours {
 }
 
 /// Reads both counter files from their start.
-fn read(stat: &mut File, own: &mut File, buf: &mut String) -> Option<(usize, Ticks)> {
+fn read(
+    stat: &mut File,
+    own: &mut File,
+    allowed: Option<&[bool]>,
+    buf: &mut String,
+) -> Option<(usize, Ticks)> {
     buf.clear();
     stat.seek(SeekFrom::Start(0)).ok()?;
     stat.read_to_string(buf).ok()?;
-    let (cpus, total, busy) = parse_stat(buf)?;
+    let (cpus, total, busy) = parse_stat(buf, allowed)?;
     buf.clear();
     own.seek(SeekFrom::Start(0)).ok()?;
     own.read_to_string(buf).ok()?;
@@ -107,12 +121,41 @@ pub(crate) fn others(before: Ticks, after: Ticks, cpus: usize) -> Option<f64> {
     Some(busy.saturating_sub(own) as f64 / total as f64 * cpus as f64)
 }
 
-/// `/proc/stat`: the CPUs (its `cpuN` lines), and the first line's total and busy ticks.
-pub(crate) fn parse_stat(text: &str) -> Option<(usize, u64, u64)> {
+/// `/proc/stat`: the CPUs counted and their total and busy ticks; with `allowed`, the sum of those CPUs' own
+/// `cpuN` lines, else the first line's (every CPU) and the count of `cpuN` lines.
+pub(crate) fn parse_stat(text: &str, allowed: Option<&[bool]>) -> Option<(usize, u64, u64)> {
     let mut lines = text.lines();
-    let first = lines.next()?.strip_prefix("cpu ")?;
-    // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let f: Vec<u64> = first
+    let all = ticks(lines.next()?.strip_prefix("cpu ")?)?;
+    let (mut cpus, mut total, mut busy) = (0usize, 0u64, 0u64);
+    for line in lines {
+        let Some((n, rest)) = line
+            .strip_prefix("cpu")
+            .and_then(|r| r.split_once(' '))
+            .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)))
+        else {
+            continue;
+        };
+        let Some(allowed) = allowed else {
+            cpus += 1;
+            continue;
+        };
+        if allowed.get(n).copied().unwrap_or(false) {
+            let (t, b) = ticks(rest)?;
+            cpus += 1;
+            total = total.checked_add(t)?;
+            busy = busy.checked_add(b)?;
+        }
+    }
+    if allowed.is_none() {
+        (total, busy) = all;
+    }
+    (cpus > 0).then_some((cpus, total, busy))
+}
+
+/// One `cpu` line's fields: user nice system idle iowait irq softirq steal (guest time is already in user), as
+/// total and busy (all but idle and iowait) ticks.
+fn ticks(fields: &str) -> Option<(u64, u64)> {
+    let f: Vec<u64> = fields
         .split_whitespace()
         .take(8)
         .map(|v| v.parse().ok())
@@ -122,13 +165,36 @@ pub(crate) fn parse_stat(text: &str) -> Option<(usize, u64, u64)> {
     }
     let total = f.iter().try_fold(0u64, |a, &v| a.checked_add(v))?;
     let busy = total.checked_sub(f[3])?.checked_sub(f[4])?;
-    let cpus = lines
-        .filter(|l| {
-            l.strip_prefix("cpu")
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .count();
-    (cpus > 0).then_some((cpus, total, busy))
+    Some((total, busy))
+}
+
+/// Most CPUs an affinity list may name (a larger one is not believed).
+const MAX_CPUS: usize = 1 << 16;
+
+/// `/proc/self/status`: the CPUs of `Cpus_allowed_list` (`0-3,8`), as a mask by CPU number.
+pub(crate) fn parse_allowed(status: &str) -> Option<Vec<bool>> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut mask = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+            None => {
+                let a = part.parse::<usize>().ok()?;
+                (a, a)
+            }
+        };
+        if a > b || b >= MAX_CPUS {
+            return None;
+        }
+        if mask.len() <= b {
+            mask.resize(b + 1, false);
+        }
+        mask[a..=b].fill(true);
+    }
+    mask.contains(&true).then_some(mask)
 }
 
 /// `/proc/self/stat`: this process's user and system ticks (fields 14 and 15; the command name before them is in
@@ -149,14 +215,51 @@ mod tests {
     fn the_counters_parse() {
         let stat = "cpu  100 5 50 800 10 3 2 30 7 0\ncpu0 50 2 25 400 5 1 1 15 3 0\ncpu1 50 3 25 400 5 2 1 15 4 0\nintr 1 2\n";
         // total = 100+5+50+800+10+3+2+30; busy = total - idle - iowait.
-        assert_eq!(parse_stat(stat), Some((2, 1000, 190)));
-        assert_eq!(parse_stat("cpu  1 2 3\ncpu0 1 2 3\n"), None);
-        assert_eq!(parse_stat("intr 1\n"), None);
-        assert_eq!(parse_stat("cpu  1 1 1 1 1 1 1 1\n"), None, "no CPU lines");
+        assert_eq!(parse_stat(stat, None), Some((2, 1000, 190)));
+        // Only CPU 1 allowed: its own line (total 501, busy 501 - 400 - 5).
+        let one = [false, true];
+        assert_eq!(parse_stat(stat, Some(&one)), Some((1, 501, 96)));
+        assert_eq!(
+            parse_stat(stat, Some(&[false, false, true])),
+            None,
+            "no allowed CPU"
+        );
+        assert_eq!(parse_stat("cpu  1 2 3\ncpu0 1 2 3\n", None), None);
+        assert_eq!(
+            parse_stat("cpu  1 1 1 1 1 1 1 1\ncpu0 1 2 3\n", Some(&[true])),
+            None
+        );
+        assert_eq!(parse_stat("intr 1\n", None), None);
+        assert_eq!(
+            parse_stat("cpu  1 1 1 1 1 1 1 1\n", None),
+            None,
+            "no CPU lines"
+        );
         let own = "4242 (meek bench) (x) R 1 2 3 4 5 6 7 8 9 10 120 34 0 0 20 0 3 0 5 6 7";
         assert_eq!(parse_own(own), Some(154));
         assert_eq!(parse_own("4242 (meek"), None);
         assert_eq!(parse_own("1 (a) R 1 2"), None);
+    }
+
+    #[test]
+    fn the_affinity_list_parses() {
+        let status = "Name:\tmeekbench\nCpus_allowed:\t1d\nCpus_allowed_list:\t0,2-4\n";
+        assert_eq!(
+            parse_allowed(status),
+            Some(vec![true, false, true, true, true])
+        );
+        assert_eq!(
+            parse_allowed("Cpus_allowed_list:\t3-1\n"),
+            None,
+            "backwards"
+        );
+        assert_eq!(
+            parse_allowed("Cpus_allowed_list:\t0-99999999999\n"),
+            None,
+            "too many"
+        );
+        assert_eq!(parse_allowed("Cpus_allowed_list:\t\n"), None);
+        assert_eq!(parse_allowed("Name:\tx\n"), None);
     }
 
     #[test]

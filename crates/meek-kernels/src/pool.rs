@@ -117,7 +117,8 @@ pub struct Counts {
     pub regions: u64,
     /// Of those, run while other processes used CPUs the pool's threads needed.
     pub contended: u64,
-    /// Of those, run on fewer threads than the pool has, because other processes held the others' CPUs.
+    /// Of those, run on fewer threads than the pool has: other processes held the others' CPUs, or the pool has
+    /// more threads than the CPUs this process may run on.
     pub reduced: u64,
 }
 
@@ -273,8 +274,9 @@ impl Pool {
 }
 
 impl Calls {
-    /// Threads for the next region, of `threads`: all of them, or, while other processes use CPUs the threads
-    /// need and the region is not long, as many as those leave free (rounded), at least one. Counts the region.
+    /// Threads for the next region, of `threads`: all of them, or, while the threads and other processes want more
+    /// CPUs than this process may run on and the region is not long, as many as the others leave free (rounded),
+    /// at least one. Counts the region.
     fn threads_now(&mut self, threads: usize, long: bool) -> usize {
         self.counts.regions += 1;
         let Some((load, cpus)) = self.others.read(Instant::now()) else {
@@ -284,7 +286,8 @@ impl Calls {
         if threads as f64 + load <= cpus + CONTENDED {
             return threads;
         }
-        self.counts.contended += 1;
+        // Threads beyond the CPUs with nobody else about are the pool's own excess, not a neighbour's doing.
+        self.counts.contended += u64::from(load > CONTENDED);
         if long {
             return threads;
         }
@@ -526,6 +529,18 @@ mod tests {
         threads_used(&pool, None, 64, Duration::ZERO);
         assert_eq!(pool.counts().contended, 0);
         assert_eq!(pool.shared.active.load(Ordering::Relaxed), 1);
+        // Four threads on two quiet CPUs: two, and no neighbour to blame.
+        let pool = beside(4, 0.0, 2);
+        threads_used(&pool, None, 64, Duration::ZERO);
+        assert_eq!(pool.shared.active.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            pool.counts(),
+            Counts {
+                regions: 1,
+                contended: 0,
+                reduced: 1
+            }
+        );
     }
 
     #[test]
