@@ -279,18 +279,28 @@ fn a_run_measured_on_a_busy_machine_is_flagged() {
         "{:?}",
         c.notes
     );
-    // A quiet pool record is nothing to say.
-    let mut a = load("machine-a.json");
-    let Document::Meekbench { result, .. } = &mut a.document else {
-        panic!("a meekbench result")
-    };
-    result.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
-        regions: 400,
-        contended: 0,
-        reduced: 0,
-    });
-    let c = compare::compare(&[a, load("machine-b.json")], &compare::Options::default()).unwrap();
-    assert!(!c.differences.iter().any(|d| d.what == "busy machine"));
+    // A quiet pool record is nothing to say; threads beyond the CPUs, on a quiet machine, are not a neighbour.
+    for (reduced, what) in [(0, None), (100, Some("threads beyond the CPUs"))] {
+        let mut a = load("machine-a.json");
+        let Document::Meekbench { result, .. } = &mut a.document else {
+            panic!("a meekbench result")
+        };
+        let run = result.runs.iter_mut().find(|r| r.threads == 2).unwrap();
+        run.speed[0].pool = Some(meek_schema::PoolRegions {
+            regions: 400,
+            contended: 0,
+            reduced,
+        });
+        let c =
+            compare::compare(&[a, load("machine-b.json")], &compare::Options::default()).unwrap();
+        assert!(!c.differences.iter().any(|d| d.what == "busy machine"));
+        assert!(c.notes.iter().all(|n| !n.contains("busy machine")));
+        let excess = c
+            .differences
+            .iter()
+            .find(|d| d.what == "threads beyond the CPUs");
+        assert_eq!(excess.map(|d| d.what.as_str()), what);
+    }
 }
 
 /// A copy of a fixture whose thread-2 smollm2 run is also recorded on a GPU, with rates scaled by `gpu_speedup`.

@@ -610,9 +610,9 @@ pub struct SpeedPoint {
 
 /// The parallel regions (multiplies, attention) of a speed point's measured repetitions: how many more than one
 /// thread could have run, how many of them ran while other processes used CPUs the point's threads needed (read
-/// from the kernel's CPU counters, Linux only), and how many the thread pool then ran on fewer threads, as many as
-/// the other processes left free. Any contended region means the machine was busy while the point was measured;
-/// reduced ones mean the point measures fewer threads than it names.
+/// from the kernel's CPU counters, over the CPUs the process may run on; Linux only), and how many the thread pool
+/// ran on fewer threads, as many as the other processes left free. Any contended region means the machine was
+/// busy while the point was measured; reduced ones mean the point measures fewer threads than it names.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PoolRegions {
@@ -620,7 +620,8 @@ pub struct PoolRegions {
     pub regions: u64,
     /// Of those, run while other processes used CPUs the threads needed.
     pub contended: u64,
-    /// Of those, run on fewer threads than the point names.
+    /// Of those, run on fewer threads than the point names (other processes held the CPUs, or the point names
+    /// more threads than the CPUs the process may run on).
     pub reduced: u64,
 }
 

@@ -21,15 +21,30 @@ fn sig(x: f64) -> String {
 }
 
 /// A line for each speed point measured while other processes used CPUs its threads needed (the pool's counts),
-/// since such a point measures the neighbour as much as the model.
+/// since such a point measures the neighbour as much as the model, and for each that ran regions on fewer threads
+/// because it has more than the process's CPUs.
 fn busy(r: &BenchResult) -> String {
     let mut out = String::new();
     for run in &r.runs {
         for p in &run.speed {
-            let Some(pool) = p.pool.filter(|c| c.contended > 0 && c.regions > 0) else {
+            let Some(pool) = p.pool.filter(|c| c.regions > 0) else {
                 continue;
             };
             let share = |n: u64| 100.0 * n.min(pool.regions) as f64 / pool.regions as f64;
+            if pool.contended == 0 {
+                if pool.reduced > 0 {
+                    out += &format!(
+                        "{} t={} pp{} tg{}: {:.0}% of the parallel regions ran on fewer threads: more threads than \
+                         the CPUs this process may run on\n",
+                        run.model.id,
+                        run.threads,
+                        p.n_prompt,
+                        p.n_gen,
+                        share(pool.reduced)
+                    );
+                }
+                continue;
+            }
             out += &format!(
                 "{} t={} pp{} tg{}: the machine was busy: other processes used CPUs these threads needed during \
                  {:.0}% of the parallel regions, {:.0}% ran on fewer threads (compare it with care)\n",
@@ -361,6 +376,18 @@ mod tests {
             reduced: 0,
         });
         assert_eq!(busy(&r), "", "a quiet machine");
+        r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
+            regions: 200,
+            contended: 0,
+            reduced: 50,
+        });
+        let line = busy(&r);
+        assert!(
+            line.contains(
+                "25% of the parallel regions ran on fewer threads: more threads than the CPUs"
+            ),
+            "{line}"
+        );
         // A crafted file's counts out of order cannot say more than all of them.
         r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
             regions: 200,

@@ -22,9 +22,16 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
-/// How much of a run's parallel regions other processes contended (the pool's counts of its speed points), where
-/// any: such a run's speed measures the neighbour too, which the comparison says.
-fn busy(speed: &[meek_schema::SpeedPoint]) -> Option<String> {
+/// What took CPUs from a run's threads, by the pool's counts of its speed points.
+enum Busy {
+    /// Other processes contended its parallel regions: its speed measures the neighbour too.
+    Neighbours(String),
+    /// None did, but it had more threads than the CPUs it could run on, and ran regions on fewer.
+    Excess(String),
+}
+
+/// How much of a run's parallel regions other processes contended, or ran on fewer threads, where any.
+fn busy(speed: &[meek_schema::SpeedPoint]) -> Option<Busy> {
     let (mut regions, mut contended, mut reduced) = (0u64, 0u64, 0u64);
     for p in speed.iter().filter_map(|p| p.pool) {
         regions = regions.saturating_add(p.regions);
@@ -32,12 +39,18 @@ fn busy(speed: &[meek_schema::SpeedPoint]) -> Option<String> {
         reduced = reduced.saturating_add(p.reduced.min(p.regions));
     }
     let share = |n: u64| 100.0 * n as f64 / regions as f64;
-    (contended > 0).then(|| {
-        format!(
+    if contended > 0 {
+        return Some(Busy::Neighbours(format!(
             "{:.0}% of parallel regions contended, {:.0}% on fewer threads",
             share(contended),
             share(reduced)
-        )
+        )));
+    }
+    (reduced > 0).then(|| {
+        Busy::Excess(format!(
+            "{:.0}% of parallel regions on fewer threads",
+            share(reduced)
+        ))
     })
 }
 
@@ -93,8 +106,14 @@ pub(super) fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
         ea.insert("device", clip(&run.device, 40));
         ea.insert("kernel", clip(&run.kernel, 40));
         ea.insert("threads", run.threads.to_string());
-        if let Some(b) = busy(&run.speed) {
-            ea.insert("busy machine", b);
+        match busy(&run.speed) {
+            Some(Busy::Neighbours(b)) => {
+                ea.insert("busy machine", b);
+            }
+            Some(Busy::Excess(b)) => {
+                ea.insert("threads beyond the CPUs", b);
+            }
+            None => {}
         }
         let e = energy.get(i).cloned().flatten();
         if let Some(e) = &e {
