@@ -229,6 +229,10 @@ pub struct Entry {
     /// Each file's figures when several measured the entry, oldest first (the newest [`MAX_REPEATS`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repeats: Vec<Measurement>,
+    /// Share of the speed point's parallel regions that other processes contended, where any did (the most of
+    /// every file that measured the entry): its speed measures a busy machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy: Option<f64>,
 }
 
 /// Duplicate runs listed at most (all are counted once regardless).
@@ -584,6 +588,10 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 decode_range: None,
                 prefill_range: None,
                 repeats: Vec::new(),
+                busy: sp.and_then(|s| s.pool).and_then(|p| {
+                    (p.contended > 0 && p.regions > 0)
+                        .then(|| p.contended.min(p.regions) as f64 / p.regions as f64)
+                }),
             };
             let key = (
                 m.id.clone(),
@@ -605,9 +613,14 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                         repeats.sort_by(|a, b| b.started_at.cmp(&a.started_at));
                         repeats.truncate(MAX_REPEATS);
                     }
+                    let busy = [old.busy, entry.busy]
+                        .into_iter()
+                        .flatten()
+                        .reduce(f64::max);
                     if entry.started_at > old.started_at {
                         *old = entry;
                     }
+                    old.busy = busy;
                     old.measurements = n;
                     old.repeats = repeats;
                 }
@@ -800,6 +813,24 @@ pub fn markdown(b: &Board) -> String {
     }
     if !energy {
         s.push_str("\nNo result file here carries energy figures, so there are no joule or dollar columns.\n");
+    }
+    let busy: Vec<&Entry> = b.entries.iter().filter(|e| e.busy.is_some()).collect();
+    if !busy.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nMeasured on a busy machine (other processes used CPUs the threads needed; the speed measures them \
+             too):\n"
+        );
+        for e in busy {
+            let _ = writeln!(
+                s,
+                "- {} on {}, {} threads: {:.0}% of the parallel regions",
+                md(&e.model),
+                md(&e.machine_label),
+                e.threads,
+                100.0 * e.busy.unwrap_or(0.0)
+            );
+        }
     }
     if !b.duplicates.is_empty() {
         let _ = writeln!(s, "\nFound twice:\n");

@@ -453,6 +453,48 @@ fn fixture_board(rank_by: RankBy) -> board::Board {
 }
 
 #[test]
+fn a_leaderboard_entry_measured_on_a_busy_machine_is_listed() {
+    let mut a = load("machine-a.json");
+    let Document::Meekbench { result, .. } = &mut a.document else {
+        panic!("a meekbench result")
+    };
+    let run = result.runs.iter_mut().find(|r| r.threads == 2).unwrap();
+    let model = run.model.id.clone();
+    let point = run
+        .speed
+        .iter_mut()
+        .find(|p| (p.n_prompt, p.n_gen) == (128, 64))
+        .unwrap();
+    // A crafted file's counts out of order say no more than all of the regions.
+    point.pool = Some(meek_schema::PoolRegions {
+        regions: 400,
+        contended: 900,
+        reduced: 0,
+    });
+    let b = board::build(&[a], Vec::new(), &board::Options::default());
+    let busy: Vec<&board::Entry> = b.entries.iter().filter(|e| e.busy.is_some()).collect();
+    assert_eq!(busy.len(), 1);
+    assert_eq!(busy[0].busy, Some(1.0));
+    let md = board::markdown(&b);
+    assert!(md.contains("Measured on a busy machine"), "{md}");
+    assert!(
+        md.contains(&format!("- {} on ", model.replace('_', "\\_"))),
+        "{md}"
+    );
+    assert!(
+        md.contains("2 threads: 100% of the parallel regions"),
+        "{md}"
+    );
+    // Without pool records there is no such section.
+    let b = board::build(
+        &[load("machine-a.json")],
+        Vec::new(),
+        &board::Options::default(),
+    );
+    assert!(!board::markdown(&b).contains("busy machine"));
+}
+
+#[test]
 fn leaderboard_groups_ranks_and_skips_bad_files() {
     let b = fixture_board(RankBy::Decode);
     assert_eq!(b.point, Some((128, 64)));
