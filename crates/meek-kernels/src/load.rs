@@ -10,10 +10,13 @@
 //! (`/proc/self/stat`), over windows of [`WINDOW`]. Only the CPUs this process may run on count (its affinity,
 //! `Cpus_allowed_list` in `/proc/self/status`, as `taskset` or a container's cpuset sets it): a neighbour on CPUs the
 //! pool cannot use takes nothing from it. Without `/proc` (not Linux) there is no reading, and the pool runs every
-//! region on every thread.
+//! region on every thread. A thread of its own ([`Sampler`]) reads the counters, so no region waits on `/proc`.
 
 use fs_err::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How often the counters are read (they count in ticks of 10 ms, so a window holds 10 per CPU).
@@ -37,7 +40,7 @@ pub(crate) struct Neighbours {
     /// The CPUs this process may run on, by number (`None`: every CPU).
     allowed: Option<Vec<bool>>,
     cpus: usize,
-    buf: String,
+    buf: Vec<u8>,
     last: Ticks,
     at: Instant,
     /// CPUs the other processes used, smoothed over the last windows.
@@ -49,7 +52,7 @@ impl Neighbours {
     pub(crate) fn open() -> Option<Self> {
         let mut stat = File::open("/proc/stat").ok()?;
         let mut own = File::open("/proc/self/stat").ok()?;
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         let allowed = fs_err::read_to_string("/proc/self/status")
             .ok()
             .and_then(|t| parse_allowed(&t));
@@ -66,7 +69,7 @@ impl Neighbours {
         })
     }
 
-    /// CPUs on the machine.
+    /// CPUs this process may run on (those counted).
     pub(crate) fn cpus(&self) -> usize {
         self.cpus
     }
@@ -91,22 +94,84 @@ impl Neighbours {
     }
 }
 
-/// Reads both counter files from their start.
+/// Reads both counter files from their start (as bytes: a process's name may be any bytes).
 fn read(
     stat: &mut File,
     own: &mut File,
     allowed: Option<&[bool]>,
-    buf: &mut String,
+    buf: &mut Vec<u8>,
 ) -> Option<(usize, Ticks)> {
     buf.clear();
     stat.seek(SeekFrom::Start(0)).ok()?;
-    stat.read_to_string(buf).ok()?;
-    let (cpus, total, busy) = parse_stat(buf, allowed)?;
+    stat.read_to_end(buf).ok()?;
+    let (cpus, total, busy) = parse_stat(&String::from_utf8_lossy(buf), allowed)?;
     buf.clear();
     own.seek(SeekFrom::Start(0)).ok()?;
-    own.read_to_string(buf).ok()?;
-    let own = parse_own(buf)?;
+    own.read_to_end(buf).ok()?;
+    let own = parse_own(&String::from_utf8_lossy(buf))?;
     Some((cpus, Ticks { total, busy, own }))
+}
+
+/// The last reading of [`Neighbours`], published by the sampler thread.
+struct Published {
+    /// CPUs the others use, as `f64` bits.
+    load: AtomicU64,
+    cpus: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// A thread that reads [`Neighbours`] every [`WINDOW`], so that no region waits on `/proc` (reading `/proc/stat`
+/// costs more the more CPUs and interrupts a machine has): a region reads two atomics. Stopped when dropped.
+pub(crate) struct Sampler {
+    published: Arc<Published>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Starts reading; `None` where the system has no counters or no thread can start.
+    pub(crate) fn start() -> Option<Self> {
+        let mut nb = Neighbours::open()?;
+        let published = Arc::new(Published {
+            load: AtomicU64::new(0f64.to_bits()),
+            cpus: AtomicUsize::new(nb.cpus()),
+            stop: AtomicBool::new(false),
+        });
+        let p = Arc::clone(&published);
+        let handle = std::thread::Builder::new()
+            .name("meek-load".into())
+            .spawn(move || {
+                while !p.stop.load(Ordering::Acquire) {
+                    std::thread::park_timeout(WINDOW);
+                    let load = nb.load(Instant::now());
+                    p.load.store(load.to_bits(), Ordering::Relaxed);
+                    p.cpus.store(nb.cpus(), Ordering::Relaxed);
+                }
+            })
+            .ok()?;
+        Some(Self {
+            published,
+            handle: Some(handle),
+        })
+    }
+
+    /// CPUs the other processes use, and the CPUs this process may run on, as last read.
+    pub(crate) fn read(&self) -> (f64, usize) {
+        let p = &self.published;
+        (
+            f64::from_bits(p.load.load(Ordering::Relaxed)),
+            p.cpus.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.published.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
 }
 
 /// The CPUs other processes used between two readings: the machine's busy time less this process's, as a share
@@ -286,6 +351,14 @@ mod tests {
             assert!(n.cpus() >= 1);
             let load = n.load(Instant::now() + WINDOW);
             assert!((0.0..=n.cpus() as f64).contains(&load), "{load}");
+        }
+        if let Some(s) = Sampler::start() {
+            std::thread::sleep(WINDOW * 2);
+            let (load, cpus) = s.read();
+            assert!(
+                cpus >= 1 && (0.0..=cpus as f64).contains(&load),
+                "{load} {cpus}"
+            );
         }
     }
 }

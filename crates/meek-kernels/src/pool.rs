@@ -15,15 +15,17 @@
 //! the three runnable threads on one core (measured on a 2-vCPU guest: the pool's two threads shared a core in 11
 //! of 13 samples), and two threads run a multiply no faster than one, or slower when one of them is descheduled
 //! holding a chunk. So the pool reads what other processes use ([`crate::load`]) and, while its threads and theirs
-//! want more CPUs than the machine has, runs each short region on as many threads as the others leave free (at
+//! want more CPUs than this process may run on, runs each short region on as many threads as the others leave free (at
 //! least the caller); the workers left out park rather than spin. A long region (a prompt's multiply, whose last
-//! call at the same site, [`Parallel::run_site`], took [`LONG`] or more) still runs on every thread: its many
+//! call at the same site, [`Parallel::run_site`], took [`LONG`] or more, its time scaled to every thread) still runs
+//! on every thread: its many
 //! chunks let the threads that run take a stalled one's share, and the threads together get more of the machine
 //! than the caller alone (measured at 1B: prompt 120-128 tokens/s on two threads, 115-119 on the free one).
 //! [`Pool::counts`] says how many regions ran on fewer threads.
 
 use std::any::Any;
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -31,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::Parallel;
-use crate::load::Neighbours;
+use crate::load::Sampler;
 
 /// How long an idle worker spins for the next region before it parks.
 const WORKER_SPIN: Duration = Duration::from_micros(100);
@@ -40,11 +42,11 @@ const CALLER_SPIN: Duration = Duration::from_micros(20);
 /// Chunks per thread in a region: enough that a late thread's share is taken by the others, few enough that
 /// claiming costs little.
 const CHUNKS_PER_THREAD: usize = 8;
-/// A region this long at its site's last call runs on every thread even when the machine is contended.
+/// A region this long at its site's last call (on every thread, or its time scaled to every thread) runs on every
+/// thread even when the machine is contended.
 pub(crate) const LONG: Duration = Duration::from_millis(2);
-/// Sites whose last call's length is remembered (a direct-mapped table; a site whose slot another took counts as
-/// short until it has run once more).
-const SITES: usize = 1024;
+/// Sites remembered at most (a model has a few hundred; past this the table starts again, every site short).
+const SITES: usize = 4096;
 /// CPUs beyond the machine's that the pool's threads and other processes together must want for the machine to
 /// count as contended (a quiet machine's daemons use a few hundredths of a CPU).
 const CONTENDED: f64 = 0.25;
@@ -82,8 +84,8 @@ struct Shared {
 struct Calls {
     generation: u32,
     counts: Counts,
-    /// The last call's site and nanoseconds, by slot.
-    sites: Vec<(u64, u64)>,
+    /// Each site's last call, in nanoseconds as if on every thread.
+    sites: HashMap<u64, u64>,
     /// What other processes use.
     others: Others,
 }
@@ -92,19 +94,19 @@ struct Calls {
 enum Others {
     /// The system does not say: every region runs on every thread.
     Unknown,
-    /// The kernel's counters ([`crate::load`]).
-    System(Neighbours),
+    /// The kernel's counters, read by a thread of their own ([`crate::load`]).
+    System(Sampler),
     /// A fixed load, for tests: CPUs the others use and the machine's CPUs.
     #[cfg(test)]
     Fixed(f64, usize),
 }
 
 impl Others {
-    /// CPUs the other processes use and the machine's CPUs, where known.
-    fn read(&mut self, now: Instant) -> Option<(f64, usize)> {
+    /// CPUs the other processes use and the CPUs this process may run on, where known.
+    fn read(&self) -> Option<(f64, usize)> {
         match self {
             Self::Unknown => None,
-            Self::System(nb) => Some((nb.load(now), nb.cpus())),
+            Self::System(s) => Some(s.read()),
             #[cfg(test)]
             Self::Fixed(load, cpus) => Some((*load, *cpus)),
         }
@@ -252,10 +254,10 @@ impl Pool {
             call: Mutex::new(Calls {
                 generation: 0,
                 counts: Counts::default(),
-                sites: vec![(0, 0); SITES],
+                sites: HashMap::new(),
                 others: match workers {
                     0 => Others::Unknown,
-                    _ => Neighbours::open().map_or(Others::Unknown, Others::System),
+                    _ => Sampler::start().map_or(Others::Unknown, Others::System),
                 },
             }),
         }
@@ -274,12 +276,24 @@ impl Pool {
 }
 
 impl Calls {
+    /// Records a site's call that began at `start` and ran on `used` of `threads`, as its time on every thread
+    /// (so that a site does not turn long because it ran on fewer, and short again on all).
+    fn remember(&mut self, site: Option<u64>, start: Instant, used: usize, threads: usize) {
+        let Some(site) = site else { return };
+        if self.sites.len() >= SITES && !self.sites.contains_key(&site) {
+            self.sites.clear();
+        }
+        let ns = start.elapsed().as_nanos().saturating_mul(used as u128) / threads.max(1) as u128;
+        self.sites
+            .insert(site, u64::try_from(ns).unwrap_or(u64::MAX));
+    }
+
     /// Threads for the next region, of `threads`: all of them, or, while the threads and other processes want more
     /// CPUs than this process may run on and the region is not long, as many as the others leave free (rounded),
     /// at least one. Counts the region.
     fn threads_now(&mut self, threads: usize, long: bool) -> usize {
         self.counts.regions += 1;
-        let Some((load, cpus)) = self.others.read(Instant::now()) else {
+        let Some((load, cpus)) = self.others.read() else {
             return threads;
         };
         let cpus = cpus as f64;
@@ -319,10 +333,9 @@ impl Pool {
             return;
         }
         let mut calls = self.call.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = site.map(|k| slot_of(k) % SITES);
-        let long = entry.is_some_and(|i| {
-            calls.sites[i].0 == site.unwrap_or(0) && calls.sites[i].1 >= LONG.as_nanos() as u64
-        });
+        let long = site
+            .and_then(|k| calls.sites.get(&k))
+            .is_some_and(|&ns| ns >= LONG.as_nanos() as u64);
         let threads = calls.threads_now(self.threads(), long);
         let start = Instant::now();
         if threads == 1 {
@@ -331,9 +344,7 @@ impl Pool {
             IN_POOL.with(|c| c.set(true));
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0..n)));
             IN_POOL.with(|c| c.set(false));
-            if let Some(i) = entry {
-                calls.sites[i] = (site.unwrap_or(0), start.elapsed().as_nanos() as u64);
-            }
+            calls.remember(site, start, 1, self.threads());
             drop(calls);
             if let Err(p) = r {
                 std::panic::resume_unwind(p);
@@ -389,24 +400,12 @@ impl Pool {
                     .0;
             }
         }
-        if let Some(i) = entry {
-            calls.sites[i] = (site.unwrap_or(0), start.elapsed().as_nanos() as u64);
-        }
+        calls.remember(site, start, threads, self.threads());
         drop(calls);
         if let Some(p) = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
             std::panic::resume_unwind(p);
         }
     }
-}
-
-/// A site's slot: every bit of the site mixed into the low ones (a site is a pointer with the token count in its
-/// top bits).
-fn slot_of(site: u64) -> usize {
-    let mut k = site;
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    k ^= k >> 33;
-    k as usize
 }
 
 impl Drop for Pool {
@@ -546,10 +545,10 @@ mod tests {
     #[test]
     fn a_long_site_keeps_every_thread_on_a_busy_machine() {
         let pool = beside(2, 1.0, 2);
-        // The site's first call is not known to be long: on the caller alone, 4 ms.
-        assert_eq!(threads_used(&pool, Some(7), 16, LONG / 8), 1);
+        // The site's first call is not known to be long: on the caller alone, 8 ms (4 ms on both threads).
+        assert_eq!(threads_used(&pool, Some(7), 16, LONG / 4), 1);
         let before = pool.counts();
-        threads_used(&pool, Some(7), 16, LONG / 8);
+        threads_used(&pool, Some(7), 16, LONG / 4);
         let after = pool.counts();
         assert_eq!(after.contended - before.contended, 1);
         assert_eq!(
