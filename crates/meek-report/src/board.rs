@@ -588,10 +588,7 @@ pub fn build(loaded: &[Loaded], mut skipped: Vec<Skipped>, opts: &Options) -> Bo
                 decode_range: None,
                 prefill_range: None,
                 repeats: Vec::new(),
-                busy: sp.and_then(|s| s.pool).and_then(|p| {
-                    (p.contended > 0 && p.regions > 0)
-                        .then(|| p.contended.min(p.regions) as f64 / p.regions as f64)
-                }),
+                busy: sp.and_then(|s| s.pool).and_then(|p| p.busy()),
             };
             let key = (
                 m.id.clone(),

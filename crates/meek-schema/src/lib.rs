@@ -625,6 +625,37 @@ pub struct PoolRegions {
     pub reduced: u64,
 }
 
+impl PoolRegions {
+    /// The share of regions from which a point counts as measured on a busy machine: fewer contended ones are a
+    /// blip (a daemon waking), not a neighbour.
+    pub const BUSY_FROM: f64 = 0.01;
+
+    /// Two records' counts together (a run's points), saturating.
+    pub fn plus(self, o: Self) -> Self {
+        Self {
+            regions: self.regions.saturating_add(o.regions),
+            contended: self.contended.saturating_add(o.contended.min(o.regions)),
+            reduced: self.reduced.saturating_add(o.reduced.min(o.regions)),
+        }
+    }
+
+    /// The share of the regions that other processes contended, where it is [`Self::BUSY_FROM`] or more (counts
+    /// out of order, as a crafted file may hold, say no more than all of them).
+    pub fn busy(&self) -> Option<f64> {
+        let share = self.share(self.contended)?;
+        (share >= Self::BUSY_FROM).then_some(share)
+    }
+
+    /// The share of the regions run on fewer threads, where there were regions.
+    pub fn reduced_share(&self) -> Option<f64> {
+        self.share(self.reduced)
+    }
+
+    fn share(&self, n: u64) -> Option<f64> {
+        (self.regions > 0).then(|| n.min(self.regions) as f64 / self.regions as f64)
+    }
+}
+
 /// How an energy figure was obtained. Nothing estimated is ever reported as `measured`.
 #[derive(
     Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,

@@ -27,34 +27,24 @@ fn busy(r: &BenchResult) -> String {
     let mut out = String::new();
     for run in &r.runs {
         for p in &run.speed {
-            let Some(pool) = p.pool.filter(|c| c.regions > 0) else {
-                continue;
-            };
-            let share = |n: u64| 100.0 * n.min(pool.regions) as f64 / pool.regions as f64;
-            if pool.contended == 0 {
-                if pool.reduced > 0 {
-                    out += &format!(
-                        "{} t={} pp{} tg{}: {:.0}% of the parallel regions ran on fewer threads: more threads than \
-                         the CPUs this process may run on\n",
-                        run.model.id,
-                        run.threads,
-                        p.n_prompt,
-                        p.n_gen,
-                        share(pool.reduced)
-                    );
-                }
-                continue;
-            }
-            out += &format!(
-                "{} t={} pp{} tg{}: the machine was busy: other processes used CPUs these threads needed during \
-                 {:.0}% of the parallel regions, {:.0}% ran on fewer threads (compare it with care)\n",
-                run.model.id,
-                run.threads,
-                p.n_prompt,
-                p.n_gen,
-                share(pool.contended),
-                share(pool.reduced)
+            let Some(pool) = p.pool else { continue };
+            let point = format!(
+                "{} t={} pp{} tg{}",
+                run.model.id, run.threads, p.n_prompt, p.n_gen
             );
+            let reduced = 100.0 * pool.reduced_share().unwrap_or(0.0);
+            if let Some(busy) = pool.busy() {
+                out += &format!(
+                    "{point}: the machine was busy: other processes used CPUs these threads needed during {:.0}% of \
+                     the parallel regions, {reduced:.0}% ran on fewer threads (compare it with care)\n",
+                    100.0 * busy
+                );
+            } else if pool.contended == 0 && pool.reduced > 0 {
+                out += &format!(
+                    "{point}: {reduced:.0}% of the parallel regions ran on fewer threads: more threads than the CPUs \
+                     this process may run on\n"
+                );
+            }
         }
     }
     out
@@ -376,6 +366,12 @@ mod tests {
             reduced: 0,
         });
         assert_eq!(busy(&r), "", "a quiet machine");
+        r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
+            regions: 200,
+            contended: 1,
+            reduced: 1,
+        });
+        assert_eq!(busy(&r), "", "one contended region in 200 is a blip");
         r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
             regions: 200,
             contended: 0,

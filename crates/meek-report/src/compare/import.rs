@@ -32,24 +32,20 @@ enum Busy {
 
 /// How much of a run's parallel regions other processes contended, or ran on fewer threads, where any.
 fn busy(speed: &[meek_schema::SpeedPoint]) -> Option<Busy> {
-    let (mut regions, mut contended, mut reduced) = (0u64, 0u64, 0u64);
-    for p in speed.iter().filter_map(|p| p.pool) {
-        regions = regions.saturating_add(p.regions);
-        contended = contended.saturating_add(p.contended.min(p.regions));
-        reduced = reduced.saturating_add(p.reduced.min(p.regions));
-    }
-    let share = |n: u64| 100.0 * n as f64 / regions as f64;
-    if contended > 0 {
+    let all = speed
+        .iter()
+        .filter_map(|p| p.pool)
+        .reduce(meek_schema::PoolRegions::plus)?;
+    let reduced = 100.0 * all.reduced_share()?;
+    if let Some(busy) = all.busy() {
         return Some(Busy::Neighbours(format!(
-            "{:.0}% of parallel regions contended, {:.0}% on fewer threads",
-            share(contended),
-            share(reduced)
+            "{:.0}% of parallel regions contended, {reduced:.0}% on fewer threads",
+            100.0 * busy
         )));
     }
-    (reduced > 0).then(|| {
+    (all.contended == 0 && all.reduced > 0).then(|| {
         Busy::Excess(format!(
-            "{:.0}% of parallel regions on fewer threads",
-            share(reduced)
+            "{reduced:.0}% of parallel regions on fewer threads"
         ))
     })
 }
