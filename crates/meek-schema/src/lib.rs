@@ -611,8 +611,9 @@ pub struct SpeedPoint {
 /// The parallel regions (multiplies, attention) of a speed point's measured repetitions: how many more than one
 /// thread could have run, how many of them ran while other processes used CPUs the point's threads needed (read
 /// from the kernel's CPU counters, over the CPUs the process may run on; Linux only), and how many the thread pool
-/// ran on fewer threads, as many as the other processes left free. Any contended region means the machine was
-/// busy while the point was measured; reduced ones mean the point measures fewer threads than it names.
+/// ran on fewer threads, as many as the other processes left free. Contended regions (from
+/// [`PoolRegions::BUSY_FROM`] of them) mean the machine was busy while the point was measured; reduced ones mean
+/// the point measures fewer threads than it names.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PoolRegions {
@@ -649,6 +650,14 @@ impl PoolRegions {
     /// The share of the regions run on fewer threads, where there were regions.
     pub fn reduced_share(&self) -> Option<f64> {
         self.share(self.reduced)
+    }
+
+    /// The share of the regions run on fewer threads where no other process contended any: the point named more
+    /// threads than the CPUs the process may run on.
+    pub fn excess(&self) -> Option<f64> {
+        (self.contended == 0 && self.reduced > 0)
+            .then(|| self.reduced_share())
+            .flatten()
     }
 
     fn share(&self, n: u64) -> Option<f64> {

@@ -32,17 +32,18 @@ fn busy(r: &BenchResult) -> String {
                 "{} t={} pp{} tg{}",
                 run.model.id, run.threads, p.n_prompt, p.n_gen
             );
-            let reduced = 100.0 * pool.reduced_share().unwrap_or(0.0);
             if let Some(busy) = pool.busy() {
                 out += &format!(
                     "{point}: the machine was busy: other processes used CPUs these threads needed during {:.0}% of \
-                     the parallel regions, {reduced:.0}% ran on fewer threads (compare it with care)\n",
-                    100.0 * busy
+                     the parallel regions, {:.0}% ran on fewer threads (compare it with care)\n",
+                    100.0 * busy,
+                    100.0 * pool.reduced_share().unwrap_or(0.0)
                 );
-            } else if pool.contended == 0 && pool.reduced > 0 {
+            } else if let Some(excess) = pool.excess() {
                 out += &format!(
-                    "{point}: {reduced:.0}% of the parallel regions ran on fewer threads: more threads than the CPUs \
-                     this process may run on\n"
+                    "{point}: {:.0}% of the parallel regions ran on fewer threads: more threads than the CPUs this \
+                     process may run on\n",
+                    100.0 * excess
                 );
             }
         }
@@ -358,25 +359,19 @@ mod tests {
             "../../meek-report/tests/fixtures/machine-a.json"
         ))
         .unwrap();
+        let pool = |regions, contended, reduced| {
+            Some(meek_schema::PoolRegions {
+                regions,
+                contended,
+                reduced,
+            })
+        };
         assert_eq!(busy(&r), "", "no pool record: nothing to say");
-        let p = &mut r.runs[0].speed[0];
-        p.pool = Some(meek_schema::PoolRegions {
-            regions: 200,
-            contended: 0,
-            reduced: 0,
-        });
+        r.runs[0].speed[0].pool = pool(200, 0, 0);
         assert_eq!(busy(&r), "", "a quiet machine");
-        r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
-            regions: 200,
-            contended: 1,
-            reduced: 1,
-        });
+        r.runs[0].speed[0].pool = pool(200, 1, 1);
         assert_eq!(busy(&r), "", "one contended region in 200 is a blip");
-        r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
-            regions: 200,
-            contended: 0,
-            reduced: 50,
-        });
+        r.runs[0].speed[0].pool = pool(200, 0, 50);
         let line = busy(&r);
         assert!(
             line.contains(
@@ -385,11 +380,7 @@ mod tests {
             "{line}"
         );
         // A crafted file's counts out of order cannot say more than all of them.
-        r.runs[0].speed[0].pool = Some(meek_schema::PoolRegions {
-            regions: 200,
-            contended: 150,
-            reduced: 900,
-        });
+        r.runs[0].speed[0].pool = pool(200, 150, 900);
         let line = busy(&r);
         assert!(
             line.contains("during 75% of the parallel regions, 100% ran on fewer threads"),

@@ -36,18 +36,18 @@ fn busy(speed: &[meek_schema::SpeedPoint]) -> Option<Busy> {
         .iter()
         .filter_map(|p| p.pool)
         .reduce(meek_schema::PoolRegions::plus)?;
-    let reduced = 100.0 * all.reduced_share()?;
     if let Some(busy) = all.busy() {
         return Some(Busy::Neighbours(format!(
-            "{:.0}% of parallel regions contended, {reduced:.0}% on fewer threads",
-            100.0 * busy
+            "{:.0}% of parallel regions contended, {:.0}% on fewer threads",
+            100.0 * busy,
+            100.0 * all.reduced_share().unwrap_or(0.0)
         )));
     }
-    (all.contended == 0 && all.reduced > 0).then(|| {
-        Busy::Excess(format!(
-            "{reduced:.0}% of parallel regions on fewer threads"
-        ))
-    })
+    let excess = all.excess()?;
+    Some(Busy::Excess(format!(
+        "{:.0}% of parallel regions on fewer threads",
+        100.0 * excess
+    )))
 }
 
 pub(super) fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
