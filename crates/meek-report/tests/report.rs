@@ -245,20 +245,31 @@ fn different_single_thread_counts_are_paired_and_flagged() {
     assert!(c.notes.iter().any(|n| n.contains("debug build")));
 }
 
-#[test]
-fn a_run_measured_on_a_busy_machine_is_flagged() {
+/// machine-a.json with its two-thread run's p128 g64 point carrying the pool counts given, and that run's model.
+fn machine_a_with_pool(regions: u64, contended: u64, reduced: u64) -> (Loaded, String) {
     let mut a = load("machine-a.json");
     let Document::Meekbench { result, .. } = &mut a.document else {
         panic!("a meekbench result")
     };
     let run = result.runs.iter_mut().find(|r| r.threads == 2).unwrap();
-    let (model, threads) = (run.model.id.clone(), run.threads);
-    // Counts out of order (a crafted file) say no more than all of the regions.
-    run.speed[0].pool = Some(meek_schema::PoolRegions {
-        regions: 400,
-        contended: 100,
-        reduced: 900,
+    let model = run.model.id.clone();
+    let point = run
+        .speed
+        .iter_mut()
+        .find(|p| (p.n_prompt, p.n_gen) == (128, 64))
+        .unwrap();
+    point.pool = Some(meek_schema::PoolRegions {
+        regions,
+        contended,
+        reduced,
     });
+    (a, model)
+}
+
+#[test]
+fn a_run_measured_on_a_busy_machine_is_flagged() {
+    // Counts out of order (a crafted file) say no more than all of the regions.
+    let (a, model) = machine_a_with_pool(400, 100, 900);
     let c = compare::compare(&[a, load("machine-b.json")], &compare::Options::default()).unwrap();
     let busy = c
         .differences
@@ -274,23 +285,14 @@ fn a_run_measured_on_a_busy_machine_is_flagged() {
     );
     assert!(
         c.notes.iter().any(|n| n.contains(&format!(
-            "A's {model} at {threads} threads was measured on a busy machine"
+            "A's {model} at 2 threads was measured on a busy machine"
         ))),
         "{:?}",
         c.notes
     );
     // A quiet pool record is nothing to say; threads beyond the CPUs, on a quiet machine, are not a neighbour.
     for (reduced, what) in [(0, None), (100, Some("threads beyond the CPUs"))] {
-        let mut a = load("machine-a.json");
-        let Document::Meekbench { result, .. } = &mut a.document else {
-            panic!("a meekbench result")
-        };
-        let run = result.runs.iter_mut().find(|r| r.threads == 2).unwrap();
-        run.speed[0].pool = Some(meek_schema::PoolRegions {
-            regions: 400,
-            contended: 0,
-            reduced,
-        });
+        let (a, _) = machine_a_with_pool(400, 0, reduced);
         let c =
             compare::compare(&[a, load("machine-b.json")], &compare::Options::default()).unwrap();
         assert!(!c.differences.iter().any(|d| d.what == "busy machine"));
@@ -454,23 +456,8 @@ fn fixture_board(rank_by: RankBy) -> board::Board {
 
 #[test]
 fn a_leaderboard_entry_measured_on_a_busy_machine_is_listed() {
-    let mut a = load("machine-a.json");
-    let Document::Meekbench { result, .. } = &mut a.document else {
-        panic!("a meekbench result")
-    };
-    let run = result.runs.iter_mut().find(|r| r.threads == 2).unwrap();
-    let model = run.model.id.clone();
-    let point = run
-        .speed
-        .iter_mut()
-        .find(|p| (p.n_prompt, p.n_gen) == (128, 64))
-        .unwrap();
     // A crafted file's counts out of order say no more than all of the regions.
-    point.pool = Some(meek_schema::PoolRegions {
-        regions: 400,
-        contended: 900,
-        reduced: 0,
-    });
+    let (a, model) = machine_a_with_pool(400, 900, 0);
     let b = board::build(&[a], Vec::new(), &board::Options::default());
     let busy: Vec<&board::Entry> = b.entries.iter().filter(|e| e.busy.is_some()).collect();
     assert_eq!(busy.len(), 1);
