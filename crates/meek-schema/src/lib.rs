@@ -631,12 +631,22 @@ impl PoolRegions {
     /// blip (a daemon waking), not a neighbour.
     pub const BUSY_FROM: f64 = 0.01;
 
-    /// Two records' counts together (a run's points), saturating.
+    /// Two records' counts together (a run's points), each clamped to its own regions first, saturating.
     pub fn plus(self, o: Self) -> Self {
+        let (a, b) = (self.clamped(), o.clamped());
         Self {
-            regions: self.regions.saturating_add(o.regions),
-            contended: self.contended.saturating_add(o.contended.min(o.regions)),
-            reduced: self.reduced.saturating_add(o.reduced.min(o.regions)),
+            regions: a.regions.saturating_add(b.regions),
+            contended: a.contended.saturating_add(b.contended),
+            reduced: a.reduced.saturating_add(b.reduced),
+        }
+    }
+
+    /// The counts with neither share above all of the regions (a crafted file may hold more).
+    fn clamped(self) -> Self {
+        Self {
+            regions: self.regions,
+            contended: self.contended.min(self.regions),
+            reduced: self.reduced.min(self.regions),
         }
     }
 
@@ -1034,6 +1044,28 @@ pub fn json_schema() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_counts_out_of_order_say_no_more_than_their_regions() {
+        let p = |regions, contended, reduced| PoolRegions {
+            regions,
+            contended,
+            reduced,
+        };
+        // A crafted first point cannot lend its excess to the next one's regions.
+        let run = p(400, 900, 0).plus(p(400, 0, 0));
+        assert_eq!(run, p(800, 400, 0));
+        assert_eq!(run.busy(), Some(0.5));
+        assert_eq!(p(200, 1, 0).busy(), None, "a blip");
+        assert_eq!(p(0, 5, 5).busy(), None);
+        assert_eq!(p(200, 0, 50).excess(), Some(0.25));
+        assert_eq!(
+            p(200, 10, 50).excess(),
+            None,
+            "a neighbour, not excess threads"
+        );
+        assert_eq!(p(u64::MAX, 1, 1).plus(p(5, 5, 5)).regions, u64::MAX);
+    }
 
     #[test]
     fn the_step_model_extrapolates_from_the_fewest_known_steps() {
