@@ -29,6 +29,7 @@ mod parallel;
 mod path;
 mod pool;
 mod portable;
+mod quota;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -10,7 +10,9 @@
 //! (`/proc/self/stat`), over windows of [`WINDOW`]. Only the CPUs this process may run on count (its affinity,
 //! `Cpus_allowed_list` in `/proc/self/status`, as `taskset` or a container's cpuset sets it): a neighbour on CPUs the
 //! pool cannot use takes nothing from it. Without `/proc` (not Linux) there is no reading, and the pool runs every
-//! region on every thread. A thread of its own ([`Sampler`]) reads the counters, so no region waits on `/proc`.
+//! region on every thread. A thread of its own ([`Sampler`]) reads the counters, so no region waits on `/proc`,
+//! and every [`REFRESH`] reads the affinity list and the control group's CPU quota ([`crate::quota`]) again, for
+//! either may change while a bench runs (`taskset -p`, `docker update --cpus`).
 
 use fs_err::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -21,6 +23,20 @@ use std::time::{Duration, Instant};
 
 /// How often the counters are read (they count in ticks of 10 ms, so a window holds 10 per CPU).
 pub(crate) const WINDOW: Duration = Duration::from_millis(100);
+
+/// How often the affinity list and the CPU quota are read again.
+pub(crate) const REFRESH: Duration = Duration::from_secs(1);
+
+/// What the pool's threads may count on, as last read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Room {
+    /// CPUs other processes use, of those this process may run on.
+    pub load: f64,
+    /// CPUs this process may run on.
+    pub cpus: usize,
+    /// CPUs' worth of time a control group allows this process (`f64::INFINITY`: no limit).
+    pub quota: f64,
+}
 
 /// The machine's CPU time counters at one moment, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,9 +56,12 @@ pub(crate) struct Neighbours {
     /// The CPUs this process may run on, by number (`None`: every CPU).
     allowed: Option<Vec<bool>>,
     cpus: usize,
+    quota: Option<f64>,
     buf: Vec<u8>,
     last: Ticks,
     at: Instant,
+    /// When the affinity list and the quota were last read.
+    refreshed: Instant,
     /// CPUs the other processes used, smoothed over the last windows.
     load: f64,
 }
@@ -53,18 +72,18 @@ impl Neighbours {
         let mut stat = File::open("/proc/stat").ok()?;
         let mut own = File::open("/proc/self/stat").ok()?;
         let mut buf = Vec::new();
-        let allowed = fs_err::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|t| parse_allowed(&t));
+        let allowed = read_allowed();
         let (cpus, last) = read(&mut stat, &mut own, allowed.as_deref(), &mut buf)?;
         Some(Self {
             stat,
             own,
             allowed,
             cpus,
+            quota: crate::quota::cpu_quota(),
             buf,
             last,
             at: Instant::now(),
+            refreshed: Instant::now(),
             load: 0.0,
         })
     }
@@ -74,6 +93,15 @@ impl Neighbours {
         self.cpus
     }
 
+    /// The last readings.
+    pub(crate) fn room(&self) -> Room {
+        Room {
+            load: self.load,
+            cpus: self.cpus,
+            quota: self.quota.unwrap_or(f64::INFINITY),
+        }
+    }
+
     /// CPUs the other processes used over the last windows, read again once [`WINDOW`] has passed since the last
     /// reading (a call within a window costs a clock comparison).
     pub(crate) fn load(&mut self, now: Instant) -> f64 {
@@ -81,6 +109,26 @@ impl Neighbours {
             return self.load;
         }
         self.at = now;
+        if now.saturating_duration_since(self.refreshed) >= REFRESH {
+            self.refreshed = now;
+            self.quota = crate::quota::cpu_quota();
+            let allowed = read_allowed();
+            if allowed != self.allowed {
+                // Another set of CPUs: the last reading summed other CPUs' lines, so start over from this one.
+                self.allowed = allowed;
+                if let Some((cpus, ticks)) = read(
+                    &mut self.stat,
+                    &mut self.own,
+                    self.allowed.as_deref(),
+                    &mut self.buf,
+                ) {
+                    self.cpus = cpus;
+                    self.last = ticks;
+                    self.load = self.load.min(cpus as f64);
+                }
+                return self.load;
+            }
+        }
         let allowed = self.allowed.as_deref();
         if let Some((cpus, ticks)) = read(&mut self.stat, &mut self.own, allowed, &mut self.buf) {
             if let Some(used) = others(self.last, ticks, cpus) {
@@ -92,6 +140,13 @@ impl Neighbours {
         }
         self.load
     }
+}
+
+/// The affinity list (`None`: unreadable, every CPU counts).
+fn read_allowed() -> Option<Vec<bool>> {
+    fs_err::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| parse_allowed(&t))
 }
 
 /// Reads both counter files from their start (as bytes: a process's name may be any bytes).
@@ -117,6 +172,8 @@ struct Published {
     /// CPUs the others use, as `f64` bits.
     load: AtomicU64,
     cpus: AtomicUsize,
+    /// The quota in CPUs, as `f64` bits.
+    quota: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -134,6 +191,7 @@ impl Sampler {
         let published = Arc::new(Published {
             load: AtomicU64::new(0f64.to_bits()),
             cpus: AtomicUsize::new(nb.cpus()),
+            quota: AtomicU64::new(nb.room().quota.to_bits()),
             stop: AtomicBool::new(false),
         });
         let p = Arc::clone(&published);
@@ -142,9 +200,11 @@ impl Sampler {
             .spawn(move || {
                 while !p.stop.load(Ordering::Acquire) {
                     std::thread::park_timeout(WINDOW);
-                    let load = nb.load(Instant::now());
-                    p.load.store(load.to_bits(), Ordering::Relaxed);
-                    p.cpus.store(nb.cpus(), Ordering::Relaxed);
+                    nb.load(Instant::now());
+                    let room = nb.room();
+                    p.load.store(room.load.to_bits(), Ordering::Relaxed);
+                    p.cpus.store(room.cpus, Ordering::Relaxed);
+                    p.quota.store(room.quota.to_bits(), Ordering::Relaxed);
                 }
             })
             .ok()?;
@@ -154,13 +214,15 @@ impl Sampler {
         })
     }
 
-    /// CPUs the other processes use, and the CPUs this process may run on, as last read.
-    pub(crate) fn read(&self) -> (f64, usize) {
+    /// The room as last read (each field on its own: a region may see one reading's load beside the next's
+    /// CPUs, which is as good as either).
+    pub(crate) fn read(&self) -> Room {
         let p = &self.published;
-        (
-            f64::from_bits(p.load.load(Ordering::Relaxed)),
-            p.cpus.load(Ordering::Relaxed),
-        )
+        Room {
+            load: f64::from_bits(p.load.load(Ordering::Relaxed)),
+            cpus: p.cpus.load(Ordering::Relaxed),
+            quota: f64::from_bits(p.quota.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -354,10 +416,10 @@ mod tests {
         }
         if let Some(s) = Sampler::start() {
             std::thread::sleep(WINDOW * 2);
-            let (load, cpus) = s.read();
+            let r = s.read();
             assert!(
-                cpus >= 1 && (0.0..=cpus as f64).contains(&load),
-                "{load} {cpus}"
+                r.cpus >= 1 && (0.0..=r.cpus as f64).contains(&r.load) && r.quota > 0.0,
+                "{r:?}"
             );
         }
     }

@@ -611,7 +611,7 @@ pub struct SpeedPoint {
 /// The parallel regions (multiplies, attention) of a speed point's measured repetitions: how many more than one
 /// thread could have run, how many of them ran while other processes used CPUs the point's threads needed (read
 /// from the kernel's CPU counters, over the CPUs the process may run on; Linux only), and how many the thread pool
-/// ran on fewer threads, as many as the other processes left free. Contended regions (from
+/// ran on fewer threads, as many as the other processes and the CPU quota left free. Contended regions (from
 /// [`PoolRegions::BUSY_FROM`] of them) mean the machine was busy while the point was measured; reduced ones mean
 /// the point measures fewer threads than it names.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -622,7 +622,7 @@ pub struct PoolRegions {
     /// Of those, run while other processes used CPUs the threads needed.
     pub contended: u64,
     /// Of those, run on fewer threads than the point names (other processes held the CPUs, or the point names
-    /// more threads than the CPUs the process may run on).
+    /// more threads than the CPUs the process may run on or its control group's CPU quota gives).
     pub reduced: u64,
 }
 

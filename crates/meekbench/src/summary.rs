@@ -42,7 +42,7 @@ fn busy(r: &BenchResult) -> String {
             } else if let Some(excess) = pool.excess() {
                 out += &format!(
                     "{point}: {:.0}% of the parallel regions ran on fewer threads: more threads than the CPUs this \
-                     process may run on\n",
+                     process may run on or its CPU quota gives\n",
                     100.0 * excess
                 );
             }

@@ -26,7 +26,8 @@ fn gib(bytes: u64) -> String {
 enum Busy {
     /// Other processes contended its parallel regions: its speed measures the neighbour too.
     Neighbours(String),
-    /// None did, but it had more threads than the CPUs it could run on, and ran regions on fewer.
+    /// None did, but it had more threads than the CPUs it could run on (or its CPU quota gave), and ran regions on
+    /// fewer.
     Excess(String),
 }
 
