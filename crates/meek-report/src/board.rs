@@ -866,7 +866,7 @@ pub fn csv(b: &Board) -> String {
          n_prompt,n_gen,prefill_tokens_per_second,decode_tokens_per_second,ttft_ms,peak_rss_mib,suite,accuracy,\
          accuracy_ci95_low,accuracy_ci95_high,accuracy_n,seconds_per_correct,energy_status,energy_label,\
          joules_per_decode_token,joules_per_correct,cost_per_million_tokens,cost_per_correct,currency,tool,status,source,\
-         started_at,measurements,decode_min,decode_max,prefill_min,prefill_max,loss_nats_per_token,loss_text\n",
+         started_at,measurements,decode_min,decode_max,prefill_min,prefill_max,loss_nats_per_token,loss_text,busy\n",
     );
     let f = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
     let t = |v: &Option<String>| v.as_deref().map_or_else(String::new, c);
@@ -917,6 +917,7 @@ pub fn csv(b: &Board) -> String {
             f(e.prefill_range.map(|r| r[1])),
             f(e.loss_nats_per_token),
             t(&e.loss_text),
+            f(e.busy),
         ];
         s.push_str(&cols.join(","));
         s.push('\n');

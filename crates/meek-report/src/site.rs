@@ -81,7 +81,7 @@ td.machine { min-width: 14em; }
 .nw { white-space: nowrap; }
 .muted { color: var(--muted); font-size: 12px; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 9px; font-size: 12px; background: #eef1f5; }
-.badge.measured { background: #dcf5e3; } .badge.estimated { background: #fff3cd; }
+.badge.measured { background: #dcf5e3; } .badge.estimated { background: #fff3cd; } .badge.busy { background: #fde2e1; }
 .charts { display: grid; grid-template-columns: 1fr; gap: 18px; }
 figure { margin: 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
@@ -196,7 +196,15 @@ fn entry_row(e: &Entry, energy: bool, loss: bool) -> String {
         esc(&e.device),
         esc(&e.kernel)
     );
-    r.push_str(&td_num(Some(e.threads as f64), Some(e.threads.to_string())));
+    r.push_str(&match e.busy {
+        // The mark beside the thread count: the speed of this row measured other processes too.
+        Some(share) => format!(
+            r#"<td class="n" data-v="{t}">{t}<div><span class="badge busy" title="other processes used CPUs these threads needed during {:.0}% of the parallel regions: the speed measures them too">busy machine</span></div></td>"#,
+            100.0 * share,
+            t = e.threads
+        ),
+        None => td_num(Some(e.threads as f64), Some(e.threads.to_string())),
+    });
     r.push_str(&td_spread(e.decode_tokens_per_second, e.decode_range, e));
     r.push_str(&td_spread(e.prefill_tokens_per_second, e.prefill_range, e));
     r.push_str(&td_num(e.ttft_ms, None));

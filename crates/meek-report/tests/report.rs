@@ -472,6 +472,19 @@ fn a_leaderboard_entry_measured_on_a_busy_machine_is_listed() {
         md.contains("2 threads: 100% of the parallel regions"),
         "{md}"
     );
+    // The site marks the row beside its thread count, the CSV gives the share.
+    let html = site::html(&b, &[]);
+    assert!(
+        html.contains(r#"<span class="badge busy" title="other processes used CPUs these threads needed during 100% of the parallel regions"#),
+        "{html}"
+    );
+    let csv = board::csv(&b);
+    assert!(csv.lines().next().unwrap().ends_with(",busy"));
+    assert_eq!(
+        csv.lines().filter(|l| l.ends_with(",1")).count(),
+        1,
+        "{csv}"
+    );
     // Without pool records there is no such section.
     let b = board::build(
         &[load("machine-a.json")],
@@ -479,6 +492,7 @@ fn a_leaderboard_entry_measured_on_a_busy_machine_is_listed() {
         &board::Options::default(),
     );
     assert!(!board::markdown(&b).contains("busy machine"));
+    assert!(!site::html(&b, &[]).contains("busy machine"));
 }
 
 #[test]
