@@ -12,7 +12,7 @@
 //! pool cannot use takes nothing from it. Without `/proc` (not Linux) there is no reading, and the pool runs every
 //! region on every thread. A thread of its own ([`Sampler`]) reads the counters, so no region waits on `/proc`,
 //! and every [`REFRESH`] reads the affinity list and the control group's CPU quota ([`crate::quota`]) again, for
-//! either may change while a bench runs (`taskset -p`, `docker update --cpus`).
+//! either may change while a bench runs (`taskset -a -p`, `docker update --cpus`).
 
 use fs_err::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -34,7 +34,8 @@ pub(crate) struct Room {
     pub load: f64,
     /// CPUs this process may run on.
     pub cpus: usize,
-    /// CPUs' worth of time a control group allows this process (`f64::INFINITY`: no limit).
+    /// CPUs' worth of time the control group of this process allows the processes in it (`f64::INFINITY`: no
+    /// limit).
     pub quota: f64,
 }
 
@@ -56,7 +57,9 @@ pub(crate) struct Neighbours {
     /// The CPUs this process may run on, by number (`None`: every CPU).
     allowed: Option<Vec<bool>>,
     cpus: usize,
+    /// The control group's quota, and its reader (`None`: no control group to read).
     quota: Option<f64>,
+    quotas: Option<crate::quota::Quota>,
     buf: Vec<u8>,
     last: Ticks,
     at: Instant,
@@ -74,23 +77,20 @@ impl Neighbours {
         let mut buf = Vec::new();
         let allowed = read_allowed();
         let (cpus, last) = read(&mut stat, &mut own, allowed.as_deref(), &mut buf)?;
+        let quotas = crate::quota::Quota::open();
         Some(Self {
             stat,
             own,
             allowed,
             cpus,
-            quota: crate::quota::cpu_quota(),
+            quota: quotas.as_ref().and_then(|q| q.read()),
+            quotas,
             buf,
             last,
             at: Instant::now(),
             refreshed: Instant::now(),
             load: 0.0,
         })
-    }
-
-    /// CPUs this process may run on (those counted).
-    pub(crate) fn cpus(&self) -> usize {
-        self.cpus
     }
 
     /// The last readings.
@@ -109,34 +109,35 @@ impl Neighbours {
             return self.load;
         }
         self.at = now;
+        // The previous set of CPUs, where this window reads another: the last reading summed the old set's lines,
+        // so this one only starts the new set's counting.
+        let mut moved = None;
         if now.saturating_duration_since(self.refreshed) >= REFRESH {
             self.refreshed = now;
-            self.quota = crate::quota::cpu_quota();
+            self.quota = self.quotas.as_ref().and_then(|q| q.read());
             let allowed = read_allowed();
             if allowed != self.allowed {
-                // Another set of CPUs: the last reading summed other CPUs' lines, so start over from this one.
-                self.allowed = allowed;
-                if let Some((cpus, ticks)) = read(
-                    &mut self.stat,
-                    &mut self.own,
-                    self.allowed.as_deref(),
-                    &mut self.buf,
-                ) {
-                    self.cpus = cpus;
-                    self.last = ticks;
-                    self.load = self.load.min(cpus as f64);
-                }
-                return self.load;
+                moved = Some(std::mem::replace(&mut self.allowed, allowed));
             }
         }
         let allowed = self.allowed.as_deref();
-        if let Some((cpus, ticks)) = read(&mut self.stat, &mut self.own, allowed, &mut self.buf) {
-            if let Some(used) = others(self.last, ticks, cpus) {
-                // Half of each new window: a neighbour that starts is seen within two windows.
-                self.load += (used - self.load) / 2.0;
+        match read(&mut self.stat, &mut self.own, allowed, &mut self.buf) {
+            Some((cpus, ticks)) => {
+                if moved.is_some() {
+                    self.load = self.load.min(cpus as f64);
+                } else if let Some(used) = others(self.last, ticks, cpus) {
+                    // Half of each new window: a neighbour that starts is seen within two windows.
+                    self.load += (used - self.load) / 2.0;
+                }
+                self.cpus = cpus;
+                self.last = ticks;
             }
-            self.cpus = cpus;
-            self.last = ticks;
+            // The last reading is still the old set's: the next refresh tries the new one again.
+            None => {
+                if let Some(old) = moved {
+                    self.allowed = old;
+                }
+            }
         }
         self.load
     }
@@ -177,6 +178,14 @@ struct Published {
     stop: AtomicBool,
 }
 
+impl Published {
+    fn store(&self, room: Room) {
+        self.load.store(room.load.to_bits(), Ordering::Relaxed);
+        self.cpus.store(room.cpus, Ordering::Relaxed);
+        self.quota.store(room.quota.to_bits(), Ordering::Relaxed);
+    }
+}
+
 /// A thread that reads [`Neighbours`] every [`WINDOW`], so that no region waits on `/proc` (reading `/proc/stat`
 /// costs more the more CPUs and interrupts a machine has): a region reads two atomics. Stopped when dropped.
 pub(crate) struct Sampler {
@@ -189,11 +198,12 @@ impl Sampler {
     pub(crate) fn start() -> Option<Self> {
         let mut nb = Neighbours::open()?;
         let published = Arc::new(Published {
-            load: AtomicU64::new(0f64.to_bits()),
-            cpus: AtomicUsize::new(nb.cpus()),
-            quota: AtomicU64::new(nb.room().quota.to_bits()),
+            load: AtomicU64::new(0),
+            cpus: AtomicUsize::new(0),
+            quota: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
+        published.store(nb.room());
         let p = Arc::clone(&published);
         let handle = std::thread::Builder::new()
             .name("meek-load".into())
@@ -201,10 +211,7 @@ impl Sampler {
                 while !p.stop.load(Ordering::Acquire) {
                     std::thread::park_timeout(WINDOW);
                     nb.load(Instant::now());
-                    let room = nb.room();
-                    p.load.store(room.load.to_bits(), Ordering::Relaxed);
-                    p.cpus.store(room.cpus, Ordering::Relaxed);
-                    p.quota.store(room.quota.to_bits(), Ordering::Relaxed);
+                    p.store(nb.room());
                 }
             })
             .ok()?;
@@ -410,9 +417,12 @@ mod tests {
     #[test]
     fn the_machine_reads_where_it_has_counters() {
         if let Some(mut n) = Neighbours::open() {
-            assert!(n.cpus() >= 1);
+            assert!(n.room().cpus >= 1);
             let load = n.load(Instant::now() + WINDOW);
-            assert!((0.0..=n.cpus() as f64).contains(&load), "{load}");
+            assert!((0.0..=n.room().cpus as f64).contains(&load), "{load}");
+            // A refresh (a second later) reads the same set and goes on counting.
+            let later = n.load(Instant::now() + REFRESH + WINDOW);
+            assert!((0.0..=n.room().cpus as f64).contains(&later), "{later}");
         }
         if let Some(s) = Sampler::start() {
             std::thread::sleep(WINDOW * 2);

@@ -18,12 +18,12 @@
 //! want more CPUs than this process may run on, runs each short region on as many threads as the others leave free (at
 //! least the caller); the workers left out park rather than spin. A long region (a prompt's multiply, whose last
 //! call at the same site, [`Parallel::run_site`], took [`LONG`] or more, its time scaled to every thread) still runs
-//! on every thread: its many
-//! chunks let the threads that run take a stalled one's share, and the threads together get more of the machine
-//! than the caller alone (measured at 1B: prompt 120-128 tokens/s on two threads, 115-119 on the free one).
-//! A control group's CPU quota ([`crate::quota`]) limits every region, long ones too: it caps the time of all the
-//! threads together, so threads beyond it only spin it away and stall at the end of each period (measured at 1B
-//! with a quota of one CPU on two: two threads decoded at 0.7 of one thread's speed before). [`Pool::counts`] says how many regions ran on fewer threads.
+//! on every thread: its many chunks let the threads that run take a stalled one's share, and the threads together
+//! get more of the machine than the caller alone (measured at 1B: prompt 120-128 tokens/s on two threads, 115-119
+//! on the free one). A control group's CPU quota ([`crate::quota`]) limits every region, long ones too, to the
+//! threads it gives (rounded): it caps the time of all the threads together, so threads beyond it only spin it
+//! away and stall at the end of each period (measured at 1B with a quota of one CPU on two: two threads decoded at
+//! 0.7 of one thread's speed before). [`Pool::counts`] says how many regions ran on fewer threads.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -49,8 +49,9 @@ const CHUNKS_PER_THREAD: usize = 8;
 pub(crate) const LONG: Duration = Duration::from_millis(2);
 /// Sites remembered at most (a model has a few hundred; past this the table starts again, every site short).
 const SITES: usize = 4096;
-/// CPUs beyond the machine's that the pool's threads and other processes together must want for the machine to
-/// count as contended (a quiet machine's daemons use a few hundredths of a CPU).
+/// CPUs beyond those this process may run on that the pool's threads (as many as the quota gives) and other
+/// processes together must want for the machine to count as contended (a quiet machine's daemons use a few
+/// hundredths of a CPU).
 const CONTENDED: f64 = 0.25;
 
 type Work = dyn Fn(Range<usize>) + Sync;
@@ -122,7 +123,7 @@ pub struct Counts {
     /// Of those, run while other processes used CPUs the pool's threads needed.
     pub contended: u64,
     /// Of those, run on fewer threads than the pool has: other processes held the others' CPUs, or the pool has
-    /// more threads than the CPUs this process may run on.
+    /// more threads than the CPUs this process may run on or its control group's CPU quota gives.
     pub reduced: u64,
 }
 
@@ -290,28 +291,30 @@ impl Calls {
             .insert(site, u64::try_from(ns).unwrap_or(u64::MAX));
     }
 
-    /// Threads for the next region, of `threads`: all of them, or, while the threads and other processes want more
-    /// CPUs than this process may run on and the region is not long, or while the threads want more than its quota,
-    /// as many as the others and the quota leave free (rounded), at least one. Counts the region.
+    /// Threads for the next region, of `threads`: as many as the quota gives (rounded, at least one; all where
+    /// there is none), and of those, while they and other processes want more CPUs than this process may run on
+    /// and the region is not long, as many as the others leave free (rounded), at least one. Counts the region.
     fn threads_now(&mut self, threads: usize, long: bool) -> usize {
         self.counts.regions += 1;
         let Some(Room { load, cpus, quota }) = self.others.read() else {
             return threads;
         };
         let (cpus, wanted) = (cpus as f64, threads as f64);
-        let beyond_cpus = wanted + load > cpus + CONTENDED;
-        let beyond_quota = wanted > quota + CONTENDED;
-        if !beyond_cpus && !beyond_quota {
+        // A quota caps the time of all threads together, so no region gains from more threads than it gives.
+        let given = quota.round().max(1.0).min(wanted);
+        let beyond_cpus = given + load > cpus + CONTENDED;
+        if !beyond_cpus && given == wanted {
             return threads;
         }
         // Threads beyond the CPUs or the quota with nobody else about are the pool's own excess, not a neighbour's
         // doing.
         self.counts.contended += u64::from(beyond_cpus && load > CONTENDED);
-        // A quota caps the time of all threads together, so no region gains from more threads than it gives.
-        if long && !beyond_quota {
-            return threads;
-        }
-        let free = ((cpus - load).min(quota).round().max(1.0) as usize).min(threads);
+        let room = if long || !beyond_cpus {
+            given
+        } else {
+            (cpus - load).round().max(1.0).min(given)
+        };
+        let free = room as usize;
         self.counts.reduced += u64::from(free < threads);
         free
     }
@@ -576,6 +579,15 @@ mod tests {
         threads_used(&pool, None, 64, Duration::ZERO);
         assert_eq!(pool.shared.active.load(Ordering::Relaxed), 1);
         assert_eq!(pool.counts().contended, 0, "the CPUs had room");
+        // Threads the quota gives that have their CPUs are no neighbour's concern.
+        let pool = limited(8, 1.0, 8, 2.0);
+        threads_used(&pool, None, 64, Duration::ZERO);
+        assert_eq!(pool.counts().contended, 0);
+        assert_eq!(pool.shared.active.load(Ordering::Relaxed), 1);
+        // A quota of 1.5 gives two threads (rounded): a long region beside a busy process keeps both.
+        let pool = limited(2, 1.0, 2, 1.5);
+        threads_used(&pool, Some(5), 16, LONG / 4);
+        assert_eq!(threads_used(&pool, Some(5), 16, LONG / 4), 2);
         // Long regions too: the quota caps the threads' time together.
         let pool = limited(2, 0.0, 2, 1.0);
         threads_used(&pool, Some(3), 16, LONG / 4);

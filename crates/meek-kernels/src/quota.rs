@@ -1,35 +1,53 @@
-//! The CPU time a control group lets this process use (`docker --cpus`, a Kubernetes CPU limit, systemd's
+//! The CPU time a control group lets its processes use (`docker --cpus`, a Kubernetes CPU limit, systemd's
 //! `CPUQuota=`), so that the pool does not size its regions for CPUs the kernel will not give it.
 //!
 //! A quota is not a set of CPUs: a process with a quota of one CPU on a two-CPU machine still runs its threads on
 //! both, and once the group has used its time for the period (100 ms by default) every thread stops until the next
 //! one. Two threads that spin for each other then burn the quota twice as fast as one, so a region is best run on as
 //! many threads as the quota allows. The limit is the smallest along the process's group and its ancestors, read from
-//! cgroup v2's `cpu.max` or v1's `cpu.cfs_quota_us` and `cpu.cfs_period_us`, under the mount that
-//! `/proc/self/mountinfo` names. A group outside the visible hierarchy (`/..`) or any file that does not read or
-//! parse gives no limit: the pool then sizes for the CPUs alone, as before.
+//! cgroup v2's `cpu.max` or v1's `cpu.cfs_quota_us` and `cpu.cfs_period_us`, under a mount that
+//! `/proc/self/mountinfo` names and whose root holds the group; a level whose files do not read or parse adds no
+//! limit. A group outside the visible hierarchy (`/..`) or no such mount gives no limit: the pool then sizes for
+//! the CPUs alone, as before. The quota is the group's: other processes in it share it, and count as other
+//! processes on the CPUs, not against the quota.
 
 use std::path::{Path, PathBuf};
 
 /// Most levels of groups walked (a deeper path is not believed).
 const MAX_DEPTH: usize = 64;
 
-/// The CPUs' worth of time this process may use per period, where a control group limits it.
-pub(crate) fn cpu_quota() -> Option<f64> {
-    let cgroup = fs_err::read_to_string("/proc/self/cgroup").ok()?;
-    let mounts = fs_err::read_to_string("/proc/self/mountinfo").ok()?;
-    let (version, group) = cpu_group(&cgroup)?;
-    let (root, mount) = cgroup_mount(&mounts, version)?;
-    let dirs = group_dirs(&mount, &root, &group)?;
-    dirs.iter()
-        .filter_map(|d| match version {
-            Version::V2 => parse_cpu_max(&fs_err::read_to_string(d.join("cpu.max")).ok()?),
-            Version::V1 => parse_cfs(
-                &fs_err::read_to_string(d.join("cpu.cfs_quota_us")).ok()?,
-                &fs_err::read_to_string(d.join("cpu.cfs_period_us")).ok()?,
-            ),
+/// Reads the quota of this process's control group, again at each call (a group's limit and the group a process
+/// is in may change); the mount table, which can be large on a container host, is read once.
+pub(crate) struct Quota {
+    mounts: String,
+}
+
+impl Quota {
+    /// `None` where the system has no mount table.
+    pub(crate) fn open() -> Option<Self> {
+        Some(Self {
+            mounts: fs_err::read_to_string("/proc/self/mountinfo").ok()?,
         })
-        .reduce(f64::min)
+    }
+
+    /// The CPUs' worth of time the group allows per period, where it has a limit.
+    pub(crate) fn read(&self) -> Option<f64> {
+        let cgroup = fs_err::read_to_string("/proc/self/cgroup").ok()?;
+        let (version, group) = cpu_group(&cgroup)?;
+        let dirs = cgroup_mounts(&self.mounts, version)
+            .into_iter()
+            .find_map(|(root, mount)| group_dirs(&mount, &root, &group))?;
+        let text = |d: &Path, name: &str| fs_err::read_to_string(d.join(name)).ok();
+        dirs.iter()
+            .filter_map(|d| match version {
+                Version::V2 => parse_cpu_max(&text(d, "cpu.max")?),
+                Version::V1 => parse_cfs(
+                    &text(d, "cpu.cfs_quota_us")?,
+                    &text(d, "cpu.cfs_period_us")?,
+                ),
+            })
+            .reduce(f64::min)
+    }
 }
 
 /// Which hierarchy holds the CPU controller.
@@ -56,22 +74,25 @@ pub(crate) fn cpu_group(text: &str) -> Option<(Version, String)> {
     v2.map(|p| (Version::V2, p))
 }
 
-/// `/proc/self/mountinfo`: the root inside the hierarchy and the mount point of its mount (`cgroup2`, or a v1
-/// `cgroup` mount whose options name `cpu`). A mount point with an escaped character is passed over.
-pub(crate) fn cgroup_mount(text: &str, version: Version) -> Option<(String, PathBuf)> {
-    text.lines().find_map(|line| {
-        let (mount, fs) = line.split_once(" - ")?;
-        let mut m = mount.split(' ');
-        let (root, point) = (m.nth(3)?, m.next()?);
-        let mut f = fs.split(' ');
-        let (fstype, options) = (f.next()?, f.nth(1).unwrap_or(""));
-        let ours = match version {
-            Version::V2 => fstype == "cgroup2",
-            Version::V1 => fstype == "cgroup" && options.split(',').any(|o| o == "cpu"),
-        };
-        (ours && !point.contains('\\') && !root.contains('\\'))
-            .then(|| (root.to_string(), PathBuf::from(point)))
-    })
+/// `/proc/self/mountinfo`: the root inside the hierarchy and the mount point of each of its mounts (`cgroup2`, or
+/// a v1 `cgroup` mount whose options name `cpu`), in the table's order. A mount point with an escaped character is
+/// passed over.
+pub(crate) fn cgroup_mounts(text: &str, version: Version) -> Vec<(String, PathBuf)> {
+    text.lines()
+        .filter_map(|line| {
+            let (mount, fs) = line.split_once(" - ")?;
+            let mut m = mount.split(' ');
+            let (root, point) = (m.nth(3)?, m.next()?);
+            let mut f = fs.split(' ');
+            let (fstype, options) = (f.next()?, f.nth(1).unwrap_or(""));
+            let ours = match version {
+                Version::V2 => fstype == "cgroup2",
+                Version::V1 => fstype == "cgroup" && options.split(',').any(|o| o == "cpu"),
+            };
+            (ours && !point.contains('\\') && !root.contains('\\'))
+                .then(|| (root.to_string(), PathBuf::from(point)))
+        })
+        .collect()
 }
 
 /// The directories of `group` and its ancestors under a mount of the hierarchy's `root` at `mount`, innermost
@@ -143,25 +164,34 @@ mod tests {
     }
 
     #[test]
-    fn the_mount_of_the_hierarchy_is_found() {
+    fn the_mounts_of_the_hierarchy_are_found() {
         let mounts = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
             32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n\
             34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n\
-            41 31 0:38 /inner /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
+            41 31 0:38 /inner /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n\
+            42 31 0:38 / /mnt/whole rw,relatime - cgroup2 cgroup2 rw\n";
+        let v1 = cgroup_mounts(mounts, Version::V1);
         assert_eq!(
-            cgroup_mount(mounts, Version::V1),
-            Some(("/".to_string(), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")))
+            v1,
+            [("/".into(), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"))]
         );
+        let v2 = cgroup_mounts(mounts, Version::V2);
         assert_eq!(
-            cgroup_mount(mounts, Version::V2),
-            Some((
-                "/inner".to_string(),
-                PathBuf::from("/sys/fs/cgroup/unified")
-            ))
+            v2,
+            [
+                ("/inner".into(), PathBuf::from("/sys/fs/cgroup/unified")),
+                ("/".into(), PathBuf::from("/mnt/whole"))
+            ]
         );
+        // A group outside the first mount's root is found under the next.
+        let dirs = v2
+            .iter()
+            .find_map(|(root, m)| group_dirs(m, root, "/other/x"))
+            .unwrap();
+        assert_eq!(dirs[0], Path::new("/mnt/whole/other/x"));
         let escaped = "41 31 0:38 / /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup_mount(escaped, Version::V2), None);
-        assert_eq!(cgroup_mount("garbage\n", Version::V2), None);
+        assert_eq!(cgroup_mounts(escaped, Version::V2), []);
+        assert_eq!(cgroup_mounts("garbage\n", Version::V2), []);
     }
 
     #[test]
@@ -202,7 +232,7 @@ mod tests {
 
     #[test]
     fn this_machine_reads_a_quota_or_none() {
-        if let Some(q) = cpu_quota() {
+        if let Some(q) = Quota::open().and_then(|q| q.read()) {
             assert!(q > 0.0 && q.is_finite(), "{q}");
         }
     }
