@@ -40,9 +40,9 @@ use std::io::{Read, Seek, SeekFrom};
 use candle_core::Device;
 use candle_core::quantized::gguf_file::Content;
 
-use meek_kernels::{KernelPath, Parallel, QActs, QMat, Shared, matmul, matmul_many};
+use meek_kernels::{KernelPath, QActs, QMat, Shared, matmul, matmul_many};
 
-use super::{EnginePool, format_of};
+use super::{EnginePool, format_of, parallel};
 
 /// SmolLM3: every this-many-th layer (counting from 1) has no rotary embedding.
 pub const SMOLLM3_NO_ROPE_STEP: usize = 4;
@@ -1135,9 +1135,6 @@ fn attention(
     if n == 1 && pos < 256 {
         work(0..c.heads);
     } else {
-        // One site per layer (its key cache) and query count: the cost grows with the context, and the pool plans a
-        // call by the last one at the site (a long one keeps every thread on a busy machine).
-        let site = kc.as_ptr() as u64 ^ ((n as u64) << 48);
-        EnginePool.run_site(site, n * c.heads, &work);
+        parallel(n * c.heads, work);
     }
 }

@@ -64,6 +64,11 @@ impl Parallel for EnginePool {
     }
 }
 
+/// Runs `f` over `0..n` split across the pool's threads.
+pub fn parallel(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    EnginePool.run(n, &f);
+}
+
 /// The kernels' format of a GGML type, when they support it.
 pub fn format_of(t: GgmlDType) -> Option<Format> {
     use GgmlDType as G;
