@@ -44,6 +44,8 @@ pub use generate::{
 pub use gguf::{GgufInfo, SUPPORTED_ARCHITECTURES};
 use load::CandleModel;
 pub use load::{Kernels, inspect, load_tokenizer, tokenizer_and_template};
+/// What the CPU pool sees of other processes and limits (for `doctor`).
+pub use meek_kernels::{CpuRoom, cpu_room};
 pub use tokenizer::{GgufTokenizer, TextTokenizer};
 
 /// Engine name and version for result files.

@@ -41,6 +41,7 @@ pub use format::{Format, QK, QK_K};
 pub use interleave::{
     X8_ROWS, dequantize_x8, dot_x8_portable, dot32_x8_portable, interleaves, x8_bytes,
 };
+pub use load::{CpuRoom, cpu_room};
 pub use matmul::{Layout, QActs, QMat, Shared, matmul, matmul_many};
 pub use parallel::{Parallel, Serial};
 pub use path::KernelPath;

@@ -27,9 +27,10 @@ pub(crate) const WINDOW: Duration = Duration::from_millis(100);
 /// How often the affinity list and the CPU quota are read again.
 pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 
-/// What the pool's threads may count on, as last read.
+/// What other processes and the control group leave this process's threads, as last read (by the pool, or by
+/// [`cpu_room`] for `meekbench doctor`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Room {
+pub struct CpuRoom {
     /// CPUs other processes use, of those this process may run on.
     pub load: f64,
     /// CPUs this process may run on.
@@ -37,6 +38,24 @@ pub(crate) struct Room {
     /// CPUs' worth of time the control group of this process allows the processes in it (`f64::INFINITY`: no
     /// limit).
     pub quota: f64,
+}
+
+/// Reads what other processes use over `over` (at least one [`WINDOW`]) and the limits, as the pool would;
+/// `None` without the kernel's counters (not Linux).
+pub fn cpu_room(over: Duration) -> Option<CpuRoom> {
+    let mut nb = Neighbours::open()?;
+    std::thread::sleep(over.max(WINDOW));
+    let (cpus, after) = read(
+        &mut nb.stat,
+        &mut nb.own,
+        nb.allowed.as_deref(),
+        &mut nb.buf,
+    )?;
+    Some(CpuRoom {
+        load: others(nb.last, after, cpus)?,
+        cpus,
+        quota: nb.quota.unwrap_or(f64::INFINITY),
+    })
 }
 
 /// The machine's CPU time counters at one moment, in clock ticks.
@@ -94,8 +113,8 @@ impl Neighbours {
     }
 
     /// The last readings.
-    pub(crate) fn room(&self) -> Room {
-        Room {
+    pub(crate) fn room(&self) -> CpuRoom {
+        CpuRoom {
             load: self.load,
             cpus: self.cpus,
             quota: self.quota.unwrap_or(f64::INFINITY),
@@ -179,7 +198,7 @@ struct Published {
 }
 
 impl Published {
-    fn store(&self, room: Room) {
+    fn store(&self, room: CpuRoom) {
         self.load.store(room.load.to_bits(), Ordering::Relaxed);
         self.cpus.store(room.cpus, Ordering::Relaxed);
         self.quota.store(room.quota.to_bits(), Ordering::Relaxed);
@@ -223,9 +242,9 @@ impl Sampler {
 
     /// The room as last read (each field on its own: a region may see one reading's load beside the next's
     /// CPUs, which is as good as either).
-    pub(crate) fn read(&self) -> Room {
+    pub(crate) fn read(&self) -> CpuRoom {
         let p = &self.published;
-        Room {
+        CpuRoom {
             load: f64::from_bits(p.load.load(Ordering::Relaxed)),
             cpus: p.cpus.load(Ordering::Relaxed),
             quota: f64::from_bits(p.quota.load(Ordering::Relaxed)),
@@ -423,6 +442,12 @@ mod tests {
             // A refresh (a second later) reads the same set and goes on counting.
             let later = n.load(Instant::now() + REFRESH + WINDOW);
             assert!((0.0..=n.room().cpus as f64).contains(&later), "{later}");
+        }
+        if let Some(r) = cpu_room(WINDOW) {
+            assert!(
+                r.cpus >= 1 && (0.0..=r.cpus as f64).contains(&r.load),
+                "{r:?}"
+            );
         }
         if let Some(s) = Sampler::start() {
             std::thread::sleep(WINDOW * 2);

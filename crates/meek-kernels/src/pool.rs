@@ -35,7 +35,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::Parallel;
-use crate::load::{Room, Sampler};
+use crate::load::{CpuRoom, Sampler};
 
 /// How long an idle worker spins for the next region before it parks.
 const WORKER_SPIN: Duration = Duration::from_micros(100);
@@ -101,12 +101,12 @@ enum Others {
     System(Sampler),
     /// A fixed reading, for tests.
     #[cfg(test)]
-    Fixed(Room),
+    Fixed(CpuRoom),
 }
 
 impl Others {
     /// CPUs the other processes use, the CPUs this process may run on and its quota, where known.
-    fn read(&self) -> Option<Room> {
+    fn read(&self) -> Option<CpuRoom> {
         match self {
             Self::Unknown => None,
             Self::System(s) => Some(s.read()),
@@ -291,32 +291,39 @@ impl Calls {
             .insert(site, u64::try_from(ns).unwrap_or(u64::MAX));
     }
 
-    /// Threads for the next region, of `threads`: as many as the quota gives (rounded, at least one; all where
-    /// there is none), and of those, while they and other processes want more CPUs than this process may run on
-    /// and the region is not long, as many as the others leave free (rounded), at least one. Counts the region.
+    /// Threads for the next region, of `threads` ([`CpuRoom::plan`]). Counts the region.
     fn threads_now(&mut self, threads: usize, long: bool) -> usize {
         self.counts.regions += 1;
-        let Some(Room { load, cpus, quota }) = self.others.read() else {
+        let Some(room) = self.others.read() else {
             return threads;
         };
-        let (cpus, wanted) = (cpus as f64, threads as f64);
+        let (free, contended) = room.plan(threads, long);
+        self.counts.contended += u64::from(contended);
+        self.counts.reduced += u64::from(free < threads);
+        free
+    }
+}
+
+impl CpuRoom {
+    /// How many of `threads` a region runs on, and whether other processes contend it: as many as the quota gives
+    /// (rounded, at least one; all where there is none), and of those, while they and other processes want more
+    /// CPUs than this process may run on and the region is not `long`, as many as the others leave free (rounded),
+    /// at least one. Threads beyond the CPUs or the quota with nobody else about are the pool's own excess, not
+    /// contention.
+    pub fn plan(&self, threads: usize, long: bool) -> (usize, bool) {
+        let (cpus, wanted) = (self.cpus as f64, threads as f64);
         // A quota caps the time of all threads together, so no region gains from more threads than it gives.
-        let given = quota.round().max(1.0).min(wanted);
-        let beyond_cpus = given + load > cpus + CONTENDED;
-        if !beyond_cpus && given == wanted {
-            return threads;
-        }
-        // Threads beyond the CPUs or the quota with nobody else about are the pool's own excess, not a neighbour's
-        // doing.
-        self.counts.contended += u64::from(beyond_cpus && load > CONTENDED);
+        let given = self.quota.round().max(1.0).min(wanted);
+        let beyond_cpus = given + self.load > cpus + CONTENDED;
         let room = if long || !beyond_cpus {
             given
         } else {
-            (cpus - load).round().max(1.0).min(given)
+            (cpus - self.load).round().max(1.0).min(given)
         };
-        let free = room as usize;
-        self.counts.reduced += u64::from(free < threads);
-        free
+        (
+            (room as usize).min(threads),
+            beyond_cpus && self.load > CONTENDED,
+        )
     }
 }
 
@@ -495,7 +502,7 @@ mod tests {
     /// The same, with a CPU quota of `quota` CPUs.
     fn limited(threads: usize, load: f64, cpus: usize, quota: f64) -> Pool {
         let pool = Pool::new(threads);
-        pool.call.lock().unwrap().others = Others::Fixed(Room { load, cpus, quota });
+        pool.call.lock().unwrap().others = Others::Fixed(CpuRoom { load, cpus, quota });
         pool
     }
 

@@ -1144,6 +1144,9 @@ fn doctor_says_what_can_be_measured() {
         assert!(text.contains(id), "{id} missing from:\n{text}");
     }
     assert!(text.contains("a bench here reports:"), "{text}");
+    // What the CPU pool sees, where the kernel has counters.
+    #[cfg(target_os = "linux")]
+    assert!(text.contains("CPUs this process may run on:"), "{text}");
 }
 
 /// A Hugging Face checkpoint directory as a `path` source, pinned by its digest: benched end to end, tokenized,

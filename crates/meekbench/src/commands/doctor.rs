@@ -1,10 +1,13 @@
 //! `meekbench doctor`: probes every energy backend (NVML for GPU 0 included, whatever device a bench would use)
-//! and prints what `meek_energy::doctor` says about them.
+//! and prints what `meek_energy::doctor` says about them, then what the CPU pool would see now: the CPUs this
+//! process may run on, its control group's quota and what other processes use, by the rule a bench's regions
+//! follow, so that a user learns before a bench whether its points would be marked as measured on a busy machine.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use meek_config::DeviceRequest;
+use meek_engine::CpuRoom;
 
 use super::load_config;
 use crate::cli::DoctorArgs;
@@ -29,5 +32,103 @@ pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
     if let Some(line) = doctor.live_reading(args.read) {
         println!("{line}");
     }
+    let threads = meek_hw::physical_cores().unwrap_or(machine.cpu.logical_cores);
+    print!(
+        "{}",
+        cpu_lines(meek_engine::cpu_room(ROOM_READING), threads)
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long other processes' use is read for.
+const ROOM_READING: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The CPU pool's view for a bench at `threads` (its default thread count), by [`CpuRoom::plan`].
+fn cpu_lines(room: Option<CpuRoom>, threads: usize) -> String {
+    let mut s =
+        format!("\nCPU threads (meekbench's own CPU path; a bench's default here: {threads})\n");
+    let Some(r) = room else {
+        s += "  no kernel CPU counters here (not Linux): every region runs on every thread, and a busy machine is \
+              not detected\n";
+        return s;
+    };
+    s += &format!("  CPUs this process may run on: {}\n", r.cpus);
+    if r.quota.is_finite() {
+        s += &format!(
+            "  its control group's CPU quota: {:.2} CPUs (regions run on at most {})\n",
+            r.quota,
+            count(r.plan(usize::MAX, true).0)
+        );
+    } else {
+        s += "  its control group's CPU quota: none found\n";
+    }
+    let secs = ROOM_READING.as_secs_f64();
+    let (free, contended) = r.plan(threads, false);
+    s += &if contended {
+        format!(
+            "  other processes used {:.2} CPUs over {secs:.1} s: a bench now would be measured on a busy machine at \
+             {} (short regions on the {} left free; its result marks the point)\n",
+            r.load,
+            count(threads),
+            if free == 1 {
+                "CPU".to_string()
+            } else {
+                format!("{free} CPUs")
+            }
+        )
+    } else if free < threads {
+        format!(
+            "  other processes used {:.2} CPUs over {secs:.1} s: room for {free} of {} (more threads than the CPUs \
+             or the quota give; its result counts the regions as reduced)\n",
+            r.load,
+            count(threads)
+        )
+    } else {
+        format!(
+            "  other processes used {:.2} CPUs over {secs:.1} s: room for {}\n",
+            r.load,
+            count(threads)
+        )
+    };
+    s
+}
+
+/// `1 thread`, `2 threads`.
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 thread".into()
+    } else {
+        format!("{n} threads")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_lines_say_what_a_bench_would_meet() {
+        let room = |load, cpus, quota| Some(CpuRoom { load, cpus, quota });
+        let quiet = cpu_lines(room(0.05, 2, f64::INFINITY), 2);
+        assert!(quiet.contains("CPUs this process may run on: 2"), "{quiet}");
+        assert!(quiet.contains("quota: none found"), "{quiet}");
+        assert!(quiet.contains("room for 2 threads"), "{quiet}");
+        let busy = cpu_lines(room(1.0, 2, f64::INFINITY), 2);
+        assert!(
+            busy.contains("busy machine at 2 threads (short regions on the CPU left free"),
+            "{busy}"
+        );
+        let limited = cpu_lines(room(0.0, 8, 1.5), 8);
+        assert!(
+            limited.contains("quota: 1.50 CPUs (regions run on at most 2 threads)"),
+            "{limited}"
+        );
+        assert!(limited.contains("room for 2 of 8 threads"), "{limited}");
+        let one = cpu_lines(room(0.0, 2, 1.0), 1);
+        assert!(
+            one.contains("at most 1 thread)") && one.contains("room for 1 thread\n"),
+            "{one}"
+        );
+        assert!(cpu_lines(None, 2).contains("not Linux"));
+    }
 }
