@@ -45,12 +45,7 @@ pub struct CpuRoom {
 pub fn cpu_room(over: Duration) -> Option<CpuRoom> {
     let mut nb = Neighbours::open()?;
     std::thread::sleep(over.max(WINDOW));
-    let (cpus, after) = read(
-        &mut nb.stat,
-        &mut nb.own,
-        nb.allowed.as_deref(),
-        &mut nb.buf,
-    )?;
+    let (cpus, after) = nb.sample()?;
     Some(CpuRoom {
         load: others(nb.last, after, cpus)?,
         cpus,
@@ -112,6 +107,12 @@ impl Neighbours {
         })
     }
 
+    /// The counters now, over the CPUs of the affinity list as last read.
+    fn sample(&mut self) -> Option<(usize, Ticks)> {
+        let allowed = self.allowed.as_deref();
+        read(&mut self.stat, &mut self.own, allowed, &mut self.buf)
+    }
+
     /// The last readings.
     pub(crate) fn room(&self) -> CpuRoom {
         CpuRoom {
@@ -139,8 +140,7 @@ impl Neighbours {
                 moved = Some(std::mem::replace(&mut self.allowed, allowed));
             }
         }
-        let allowed = self.allowed.as_deref();
-        match read(&mut self.stat, &mut self.own, allowed, &mut self.buf) {
+        match self.sample() {
             Some((cpus, ticks)) => {
                 if moved.is_some() {
                     self.load = self.load.min(cpus as f64);
@@ -206,7 +206,7 @@ impl Published {
 }
 
 /// A thread that reads [`Neighbours`] every [`WINDOW`], so that no region waits on `/proc` (reading `/proc/stat`
-/// costs more the more CPUs and interrupts a machine has): a region reads two atomics. Stopped when dropped.
+/// costs more the more CPUs and interrupts a machine has): a region reads three atomics. Stopped when dropped.
 pub(crate) struct Sampler {
     published: Arc<Published>,
     handle: Option<JoinHandle<()>>,

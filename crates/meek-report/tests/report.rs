@@ -291,7 +291,7 @@ fn a_run_measured_on_a_busy_machine_is_flagged() {
         c.notes
     );
     // A quiet pool record is nothing to say; threads beyond the CPUs, on a quiet machine, are not a neighbour.
-    for (reduced, what) in [(0, None), (100, Some("threads beyond the CPUs"))] {
+    for (reduced, what) in [(0, None), (100, Some("threads beyond the CPUs or quota"))] {
         let (a, _) = machine_a_with_pool(400, 0, reduced);
         let c =
             compare::compare(&[a, load("machine-b.json")], &compare::Options::default()).unwrap();
@@ -300,7 +300,7 @@ fn a_run_measured_on_a_busy_machine_is_flagged() {
         let excess = c
             .differences
             .iter()
-            .find(|d| d.what == "threads beyond the CPUs");
+            .find(|d| d.what == "threads beyond the CPUs or quota");
         assert_eq!(excess.map(|d| d.what.as_str()), what);
     }
 }

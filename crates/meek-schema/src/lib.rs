@@ -663,7 +663,7 @@ impl PoolRegions {
     }
 
     /// The share of the regions run on fewer threads where no other process contended any: the point named more
-    /// threads than the CPUs the process may run on.
+    /// threads than the CPUs the process may run on or its control group's CPU quota gives.
     pub fn excess(&self) -> Option<f64> {
         (self.contended == 0 && self.reduced > 0)
             .then(|| self.reduced_share())

@@ -108,7 +108,7 @@ pub(super) fn from_meekbench(l: &Loaded) -> Option<(Source, Input)> {
                 ea.insert("busy machine", b);
             }
             Some(Busy::Excess(b)) => {
-                ea.insert("threads beyond the CPUs", b);
+                ea.insert("threads beyond the CPUs or quota", b);
             }
             None => {}
         }

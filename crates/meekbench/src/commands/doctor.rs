@@ -45,11 +45,13 @@ const ROOM_READING: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The CPU pool's view for a bench at `threads` (its default thread count), by [`CpuRoom::plan`].
 fn cpu_lines(room: Option<CpuRoom>, threads: usize) -> String {
-    let mut s =
-        format!("\nCPU threads (meekbench's own CPU path; a bench's default here: {threads})\n");
+    let mut s = format!(
+        "\nCPU threads (meekbench's own CPU path; a bench's default here: {})\n",
+        count(threads, "thread")
+    );
     let Some(r) = room else {
-        s += "  no kernel CPU counters here (not Linux): every region runs on every thread, and a busy machine is \
-              not detected\n";
+        s += "  no reading of the kernel's CPU counters (not Linux, or /proc unreadable): every region runs on every \
+              thread, and a busy machine is not detected\n";
         return s;
     };
     s += &format!("  CPUs this process may run on: {}\n", r.cpus);
@@ -57,48 +59,48 @@ fn cpu_lines(room: Option<CpuRoom>, threads: usize) -> String {
         s += &format!(
             "  its control group's CPU quota: {:.2} CPUs (regions run on at most {})\n",
             r.quota,
-            count(r.plan(usize::MAX, true).0)
+            count(r.plan(usize::MAX, true).0, "thread")
         );
     } else {
         s += "  its control group's CPU quota: none found\n";
     }
-    let secs = ROOM_READING.as_secs_f64();
+    let used = format!(
+        "  other processes used {:.2} CPUs over {:.1} s",
+        r.load,
+        ROOM_READING.as_secs_f64()
+    );
     let (free, contended) = r.plan(threads, false);
-    s += &if contended {
+    s += &if threads < 2 {
+        // One thread runs every region inline: no pool, no counts, no mark.
+        format!("{used}: one thread does not use the pool, and its points are not marked busy\n")
+    } else if contended {
+        let regions = if free < threads {
+            format!("short regions on the {} left free", count(free, "CPU"))
+        } else {
+            "its regions keep every thread".into()
+        };
         format!(
-            "  other processes used {:.2} CPUs over {secs:.1} s: a bench now would be measured on a busy machine at \
-             {} (short regions on the {} left free; its result marks the point)\n",
-            r.load,
-            count(threads),
-            if free == 1 {
-                "CPU".to_string()
-            } else {
-                format!("{free} CPUs")
-            }
+            "{used}: a bench now would be measured on a busy machine at {} ({regions}; its result marks the point)\n",
+            count(threads, "thread")
         )
     } else if free < threads {
         format!(
-            "  other processes used {:.2} CPUs over {secs:.1} s: room for {free} of {} (more threads than the CPUs \
-             or the quota give; its result counts the regions as reduced)\n",
-            r.load,
-            count(threads)
+            "{used}: room for {free} of {} (more threads than the CPUs or the quota give; its result counts the \
+             regions as reduced)\n",
+            count(threads, "thread")
         )
     } else {
-        format!(
-            "  other processes used {:.2} CPUs over {secs:.1} s: room for {}\n",
-            r.load,
-            count(threads)
-        )
+        format!("{used}: room for {}\n", count(threads, "thread"))
     };
     s
 }
 
-/// `1 thread`, `2 threads`.
-fn count(n: usize) -> String {
+/// `1 thread`, `2 threads`; `1 CPU`, `2 CPUs`.
+fn count(n: usize, what: &str) -> String {
     if n == 1 {
-        "1 thread".into()
+        format!("1 {what}")
     } else {
-        format!("{n} threads")
+        format!("{n} {what}s")
     }
 }
 
@@ -114,21 +116,19 @@ mod tests {
         assert!(quiet.contains("quota: none found"), "{quiet}");
         assert!(quiet.contains("room for 2 threads"), "{quiet}");
         let busy = cpu_lines(room(1.0, 2, f64::INFINITY), 2);
-        assert!(
-            busy.contains("busy machine at 2 threads (short regions on the CPU left free"),
-            "{busy}"
-        );
+        let want = "busy machine at 2 threads (short regions on the 1 CPU left free";
+        assert!(busy.contains(want), "{busy}");
+        // A neighbour whose use rounds away contends without reducing.
+        let light = cpu_lines(room(0.3, 2, f64::INFINITY), 2);
+        let want = "busy machine at 2 threads (its regions keep every thread";
+        assert!(light.contains(want), "{light}");
         let limited = cpu_lines(room(0.0, 8, 1.5), 8);
-        assert!(
-            limited.contains("quota: 1.50 CPUs (regions run on at most 2 threads)"),
-            "{limited}"
-        );
+        let want = "quota: 1.50 CPUs (regions run on at most 2 threads)";
+        assert!(limited.contains(want), "{limited}");
         assert!(limited.contains("room for 2 of 8 threads"), "{limited}");
-        let one = cpu_lines(room(0.0, 2, 1.0), 1);
-        assert!(
-            one.contains("at most 1 thread)") && one.contains("room for 1 thread\n"),
-            "{one}"
-        );
+        let one = cpu_lines(room(0.5, 1, 1.0), 1);
+        assert!(one.contains("at most 1 thread)"), "{one}");
+        assert!(one.contains("one thread does not use the pool"), "{one}");
         assert!(cpu_lines(None, 2).contains("not Linux"));
     }
 }
