@@ -49,7 +49,7 @@ pub fn cpu_room(over: Duration) -> Option<CpuRoom> {
     Some(CpuRoom {
         load: others(nb.last, after, cpus)?,
         cpus,
-        quota: nb.quota.unwrap_or(f64::INFINITY),
+        quota: nb.quota,
     })
 }
 
@@ -71,8 +71,8 @@ pub(crate) struct Neighbours {
     /// The CPUs this process may run on, by number (`None`: every CPU).
     allowed: Option<Vec<bool>>,
     cpus: usize,
-    /// The control group's quota, and its reader (`None`: no control group to read).
-    quota: Option<f64>,
+    /// The control group's quota in CPUs (`f64::INFINITY`: none), and its reader (`None`: no mount table).
+    quota: f64,
     quotas: Option<crate::quota::Quota>,
     buf: Vec<u8>,
     last: Ticks,
@@ -97,7 +97,7 @@ impl Neighbours {
             own,
             allowed,
             cpus,
-            quota: quotas.as_ref().and_then(|q| q.read()),
+            quota: quota_of(quotas.as_ref()),
             quotas,
             buf,
             last,
@@ -118,7 +118,7 @@ impl Neighbours {
         CpuRoom {
             load: self.load,
             cpus: self.cpus,
-            quota: self.quota.unwrap_or(f64::INFINITY),
+            quota: self.quota,
         }
     }
 
@@ -134,7 +134,7 @@ impl Neighbours {
         let mut moved = None;
         if now.saturating_duration_since(self.refreshed) >= REFRESH {
             self.refreshed = now;
-            self.quota = self.quotas.as_ref().and_then(|q| q.read());
+            self.quota = quota_of(self.quotas.as_ref());
             let allowed = read_allowed();
             if allowed != self.allowed {
                 moved = Some(std::mem::replace(&mut self.allowed, allowed));
@@ -160,6 +160,11 @@ impl Neighbours {
         }
         self.load
     }
+}
+
+/// The quota in CPUs, `f64::INFINITY` where none limits this process or none can be read.
+fn quota_of(quotas: Option<&crate::quota::Quota>) -> f64 {
+    quotas.and_then(|q| q.read()).unwrap_or(f64::INFINITY)
 }
 
 /// The affinity list (`None`: unreadable, every CPU counts).

@@ -320,10 +320,8 @@ impl CpuRoom {
         } else {
             (cpus - self.load).round().max(1.0).min(given)
         };
-        (
-            (room as usize).min(threads),
-            beyond_cpus && self.load > CONTENDED,
-        )
+        // `room` is at most `given`, at most `threads`.
+        (room as usize, beyond_cpus && self.load > CONTENDED)
     }
 }
 
