@@ -34,6 +34,11 @@
 #   MEEKBENCH_PEER_AMX=1  keep llama.cpp's AMX kernels on CPUs that have AMX. By default they are compiled out:
 #                       in this version ggml_backend_amx_mul_mat crashes (SIGSEGV) on the first prompt, seen on an
 #                       AMX Xeon under KVM with tile permission granted. The AVX-512 and repacked kernels stay.
+#   MEEKBENCH_PEER_ISA  `native` (default: everything this CPU has, -DGGML_NATIVE=ON), `avx2` (AVX2, FMA, F16C,
+#                       BMI2: a laptop without AVX-512) or `avxvnni` (the same and AVX-VNNI: Intel since Alder Lake).
+#                       Each is its own build (build, build-avx2, build-avxvnni); `compare` then runs meekbench's
+#                       kernels of the same instruction set (MEEKBENCH_CPU_PATH), so an AVX-512 machine can measure
+#                       both tools as a laptop without it would run them (same cores and memory, fewer instructions).
 set -euo pipefail
 
 LLAMA_CPP_PY_VERSION="0.3.36"
@@ -41,7 +46,13 @@ CACHE_ROOT="${MEEKBENCH_CACHE:-$HOME/.cache/meekbench}"
 PEER_DIR="$CACHE_ROOT/peer/llama.cpp-$LLAMA_CPP_PY_VERSION"
 SDIST_DIR="$PEER_DIR/sdist"
 SRC_DIR="$PEER_DIR/src"
-BUILD_DIR="$PEER_DIR/build"
+PEER_ISA="${MEEKBENCH_PEER_ISA:-native}"
+case "$PEER_ISA" in
+    native) BUILD_DIR="$PEER_DIR/build" ;;
+    avx2|avxvnni) BUILD_DIR="$PEER_DIR/build-$PEER_ISA" ;;
+    *) printf 'peer-llama-bench: error: MEEKBENCH_PEER_ISA must be native, avx2 or avxvnni, not %s\n' "$PEER_ISA" >&2
+       exit 2 ;;
+esac
 BIN_DIR="$BUILD_DIR/bin"
 TARGETS=(llama-bench llama-tokenize llama-completion llama-quantize llama-perplexity)
 
@@ -64,7 +75,7 @@ is_built() {
 # The C/C++ flags the build adds, one line (recorded with the build so a change rebuilds).
 build_options() {
     local flags=""
-    if [[ "${MEEKBENCH_PEER_AMX:-0}" != "1" ]] && grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+    if [[ "$PEER_ISA" == native && "${MEEKBENCH_PEER_AMX:-0}" != "1" ]] && grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
         flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     fi
     printf '%s\n' "$flags"
@@ -149,9 +160,17 @@ extract_source() {
 
 configure() {
     # Wanted options; any that make configure fail are dropped (one at a time, from the end).
+    local isa=(-DGGML_NATIVE=ON)
+    if [[ "$PEER_ISA" != native ]]; then
+        # ggml's own switches, nothing from -march=native: what a build for such a laptop would have.
+        isa=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+             -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF
+             -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+        if [[ "$PEER_ISA" == avxvnni ]]; then isa+=(-DGGML_AVX_VNNI=ON); else isa+=(-DGGML_AVX_VNNI=OFF); fi
+    fi
     local wanted=(
         -DCMAKE_BUILD_TYPE=Release
-        -DGGML_NATIVE=ON
+        "${isa[@]}"
         -DBUILD_SHARED_LIBS=OFF
         -DLLAMA_CURL=OFF
         -DLLAMA_OPENSSL=OFF
@@ -325,6 +344,12 @@ cmd_compare() {
     log "building meekbench (release)"
     (cd "$here" && cargo build --release -q -p meekbench)
     meek="$here/target/release/meekbench"
+    if [[ "$PEER_ISA" != native ]]; then
+        [[ -z "${MEEKBENCH_CPU_PATH:-}" || "$MEEKBENCH_CPU_PATH" == "$PEER_ISA" ]] \
+            || die "MEEKBENCH_PEER_ISA=$PEER_ISA but MEEKBENCH_CPU_PATH=$MEEKBENCH_CPU_PATH: unset one of them"
+        export MEEKBENCH_CPU_PATH="$PEER_ISA"
+        log "llama.cpp built for $PEER_ISA only; meekbench on its $PEER_ISA kernels (MEEKBENCH_CPU_PATH)"
+    fi
     cat > "$out/bench.toml" <<TOML
 [run]
 device = "cpu"
