@@ -1038,10 +1038,12 @@ fn mix_body(weights: &[f32], vc: &[f32], kv_dim: usize, off: usize, first: usize
         }
         acc[b..b + 32].copy_from_slice(&r);
     }
-    let rest = &mut acc[whole..];
-    rest.fill(0.0);
-    for (j, &w) in weights.iter().enumerate().skip(first) {
-        axpy(w, &value(j)[whole..], rest);
+    if whole < hd {
+        let rest = &mut acc[whole..];
+        rest.fill(0.0);
+        for (j, &w) in weights.iter().enumerate().skip(first) {
+            axpy(w, &value(j)[whole..], rest);
+        }
     }
 }
 
@@ -1094,11 +1096,8 @@ fn scores_avx2(
         }
         j += 4;
     }
-    for (j, s) in scores.iter_mut().enumerate().skip(j) {
-        *s = dot_f32(qv, key(j)) * scale;
-        max = max.max(*s);
-    }
-    max
+    // The last keys, fewer than four: the portable loop from there.
+    max.max(scores_body(qv, kc, kv_dim, off, j, scale, scores))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1224,7 +1223,6 @@ mod tests {
                 let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
                 let ma = scores_body(&q, &kc, kv_dim, hd, first, 0.125, &mut a);
                 // SAFETY: the CPU has AVX2 and FMA (checked above).
-                #[allow(unused_unsafe)]
                 let mb = unsafe { scores_avx2(&q, &kc, kv_dim, hd, first, 0.125, &mut b) };
                 assert_eq!(a[first..], b[first..], "hd {hd}, len {len}");
                 assert_eq!(ma, mb, "hd {hd}, len {len}");
