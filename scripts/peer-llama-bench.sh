@@ -12,11 +12,15 @@
 #                                                           defaults: -p 128 -n 64 -t 1,2 -r 5
 #                                                           (each overridden by the same flag in ARGS)
 #   scripts/peer-llama-bench.sh compare MODEL.gguf [PROMPT GEN THREADS REPS] [--rounds N] [--contention]
+#                                                           [--decode-depth D]
 #                                                           llama-bench and meekbench on the same file and
 #                                                           points (default 128 64 1,2 5) in N alternating
 #                                                           rounds (default 3, or MEEKBENCH_COMPARE_ROUNDS):
 #                                                           median ratio and its range; --contention runs one
-#                                                           busy process beside both the whole time
+#                                                           busy process beside both the whole time; llama-bench
+#                                                           generates after D cached tokens (default PROMPT, as
+#                                                           meekbench decodes after its prompt; 0: its own
+#                                                           default, from an empty cache)
 #   scripts/peer-llama-bench.sh perplexity MODEL.gguf TEXT.txt [CONTEXT CHUNKS THREADS]
 #                                                           llama-perplexity on the text (default 512 tokens a
 #                                                           chunk, every chunk, 2 threads); prints its final
@@ -322,12 +326,17 @@ PY
 # over minutes weighs on both alike, and the median ratio meekbench / llama-bench over the rounds with its range.
 # With --contention, one busy process at normal priority (a shell loop on one core) runs beside both tools the
 # whole time, to measure how each tool degrades on a busy machine (compare with a run without it).
+# meekbench's decode follows its prompt, so its tokens attend to PROMPT..PROMPT+GEN cached positions, while
+# llama-bench's tg test starts from an empty cache; its generation is therefore run at depth PROMPT (`-d`), a second
+# llama-bench call beside the prompt-only one (measured: 1B shape, 2 threads, tg64 16.5 tok/s at depth 0 and 15.5 at
+# 128). --decode-depth 0 gives llama-bench's own default.
 cmd_compare() {
-    local rounds="${MEEKBENCH_COMPARE_ROUNDS:-3}" contention=0 positional=()
+    local rounds="${MEEKBENCH_COMPARE_ROUNDS:-3}" contention=0 depth="" positional=()
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --rounds) rounds="${2:?--rounds needs a number}"; shift 2 ;;
             --contention) contention=1; shift ;;
+            --decode-depth) depth="${2:?--decode-depth needs a number}"; shift 2 ;;
             *) positional+=("$1"); shift ;;
         esac
     done
@@ -335,6 +344,8 @@ cmd_compare() {
     [[ $# -ge 1 ]] || die "usage: $0 compare MODEL.gguf [PROMPT GEN THREADS REPS] [--rounds N] [--contention]"
     [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive number, not '$rounds'"
     local model="$1" p="${2:-128}" n="${3:-64}" threads="${4:-1,2}" reps="${5:-5}"
+    depth="${depth:-$p}"
+    [[ "$depth" =~ ^[0-9]+$ ]] || die "--decode-depth must be a number of tokens, not '$depth'"
     [[ -f "$model" ]] || die "model not found: $model"
     build
     local here out sha meek busy=""
@@ -379,9 +390,16 @@ TOML
         (( r % 2 == 0 )) && order=(meek peer)
         for tool in "${order[@]}"; do
             if [[ $tool == peer ]]; then
-                log "round $r/$rounds: llama-bench -p $p -n $n -t $threads -r $reps"
-                "$BIN_DIR/llama-bench" -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" -o json \
+                log "round $r/$rounds: llama-bench -p $p -n 0 -t $threads -r $reps, then -p 0 -n $n -d $depth"
+                "$BIN_DIR/llama-bench" -m "$model" -p "$p" -n 0 -t "$threads" -r "$reps" -o json \
+                    > "$out/llama-bench-$r-pp.json"
+                "$BIN_DIR/llama-bench" -m "$model" -p 0 -n "$n" -d "$depth" -t "$threads" -r "$reps" -o json \
+                    > "$out/llama-bench-$r-tg.json"
+                # One file per round, both tests in it, as one llama-bench call with both would write.
+                python3 -c 'import json, sys; json.dump([t for f in sys.argv[1:] for t in json.load(open(f))],
+                    sys.stdout, indent=1)' "$out/llama-bench-$r-pp.json" "$out/llama-bench-$r-tg.json" \
                     > "$out/llama-bench-$r.json"
+                rm -f "$out/llama-bench-$r-pp.json" "$out/llama-bench-$r-tg.json"
             else
                 log "round $r/$rounds: meekbench, the same points"
                 "$meek" bench --quiet --json "$out/bench.toml" > "$out/meekbench-$r.json"
@@ -392,9 +410,9 @@ TOML
         kill "$busy" 2>/dev/null || true
         trap - EXIT
     fi
-    python3 - "$out" "$rounds" "$contention" <<'PY'
+    python3 - "$out" "$rounds" "$contention" "$depth" <<'PY'
 import json, statistics, sys
-out, rounds, contention = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+out, rounds, contention, depth = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
 rows = {}  # (threads, test) -> list of (peer, ours)
 kernel = ""
 for r in range(1, rounds + 1):
@@ -411,7 +429,8 @@ for r in range(1, rounds + 1):
                        and (x["n_gen"] == 0 if kind == "pp" else x["n_prompt"] == 0)]
                 if ref:
                     rows.setdefault((t, f"{kind}{n}"), []).append((ref[0]["avg_ts"], pt[key]["median"]))
-print(f"{rounds} alternating rounds{', one busy process beside both' if contention else ''}; kernel {kernel}")
+print(f"{rounds} alternating rounds{', one busy process beside both' if contention else ''}; kernel {kernel}; "
+      f"llama-bench generates after {depth} cached tokens")
 print(f"{'threads':>7}  {'test':<8} {'llama-bench t/s':>16} {'meekbench t/s':>14} {'ratio':>6}  ratio range")
 for (t, test), pairs in sorted(rows.items()):
     ratios = [b / a for a, b in pairs]

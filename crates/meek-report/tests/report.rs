@@ -414,7 +414,51 @@ fn llama_bench_json_and_jsonl_compare_on_the_same_file() {
         assert!(matched_by.values[1].contains("SmolLM2-135M-Instruct.Q4_1.gguf"));
         assert!(c.differences.iter().any(|d| d.what == "program"));
         assert!(c.notes.iter().any(|n| n.contains("tg<N>")));
+        // llama-bench's tg8 starts from an empty cache, meekbench's decode after its 16-token prompt: matched, and
+        // said.
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n.contains("follows 16 cached tokens") && n.contains("-d 16")),
+            "{:?}",
+            c.notes
+        );
     }
+}
+
+#[test]
+fn llama_bench_generation_at_the_prompts_depth_is_the_same_point() {
+    let mut tests: Vec<serde_json::Value> = serde_json::from_str(
+        &fs::read_to_string(fixtures().join("llama-bench-epyc.json")).unwrap(),
+    )
+    .unwrap();
+    for t in &mut tests {
+        if t["n_prompt"] == 0 {
+            t["n_depth"] = 16.into();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let peer = dir.path().join("llama-bench-d16.json");
+    fs::write(&peer, serde_json::to_string(&tests).unwrap()).unwrap();
+    let peer = input::load(&peer, &SchemaCheck::new()).unwrap();
+    let c = compare::compare(
+        &[load("meekbench-epyc-p16g8.json"), peer],
+        &compare::Options::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        row(&c, 1, Metric::DecodeTokensPerSecond).point,
+        "p16 g8 = tg8 d16"
+    );
+    assert_eq!(
+        row(&c, 1, Metric::PrefillTokensPerSecond).point,
+        "p16 g8 = pp16"
+    );
+    assert!(
+        !c.notes.iter().any(|n| n.contains("follows")),
+        "{:?}",
+        c.notes
+    );
 }
 
 #[test]

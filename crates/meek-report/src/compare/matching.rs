@@ -212,8 +212,9 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
     if any_llama {
         notes.push(
             "llama-bench figures: a pp<N> test processes a prompt with no generation and is matched with prefill \
-             at an N-token prompt; a tg<N> test generates from an empty context and is matched with decode of N \
-             tokens; llama-bench records no file hash, so its tests match on the model's file name. The median of \
+             at an N-token prompt; a tg<N> test generates N tokens after its depth's cached tokens (none unless \
+             llama-bench ran with -d) and is matched with decode of N tokens after a prompt as long, or else the \
+             nearest; llama-bench records no file hash, so its tests match on the model's file name. The median of \
              llama-bench's samples is shown (llama-bench itself prints their mean)."
                 .to_string(),
         );
@@ -302,7 +303,7 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
                     if j == 0 {
                         Some(f)
                     } else {
-                        p.and_then(|o| o.figures.iter().find(|g| f.matches(g)))
+                        p.and_then(|o| f.counterpart(&o.figures))
                     }
                 })
                 .collect();
@@ -316,6 +317,26 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
                     g.map(|g| versus(f.metric, f, g, opts, opts.seed))
                 })
                 .collect();
+            if let [Some(a), rest @ ..] = found.as_slice() {
+                for (j, b) in rest.iter().enumerate() {
+                    if let Some(b) = b.filter(|b| b.context() != a.context()) {
+                        notes.push(format!(
+                            "{}: {} of {} at {} threads follows {} cached tokens, {}'s {} follows {}: the longer \
+                             cache costs attention on every token, which the ratio includes (llama-bench -d {} \
+                             measures the same point)",
+                            e.model.name,
+                            a.point(),
+                            described[0].name,
+                            e.threads,
+                            a.context(),
+                            described[j + 1].name,
+                            b.point(),
+                            b.context(),
+                            a.context(),
+                        ));
+                    }
+                }
+            }
             let point = found
                 .iter()
                 .flatten()

@@ -6,8 +6,11 @@
 //! hash, so its tests match on the file name (and the comparison says so). Runs match on equal thread counts;
 //! when each side measured a model at exactly one thread count and those differ, the two are compared anyway and
 //! the difference is flagged. Speed figures match on the workload point (prompt and generated tokens). A
-//! llama-bench `pp<N>` test (prompt only) matches prefill at an N-token prompt, and `tg<N>` (generation from an
-//! empty context) matches decode with N generated tokens, as `scripts/peer-llama-bench.sh` compares them.
+//! llama-bench `pp<N>` test (prompt only) matches prefill at an N-token prompt, and `tg<N>` matches decode with N
+//! generated tokens after as many cached tokens: meekbench decodes after its prompt, so `tg64` at depth 128
+//! (`llama-bench -d 128`, as `scripts/peer-llama-bench.sh` runs it) is the counterpart of `p128 g64`. Where the
+//! other file has `tg<N>` only at another depth (llama-bench's default is an empty cache), the nearest is matched
+//! and a note says so: a longer cache costs attention on every token.
 //!
 //! **Significance.** For figures with raw samples on both sides (two or more each), a 95% percentile-bootstrap
 //! interval of the ratio of medians (2000 resamples, fixed seed, so reruns print the same interval); the
@@ -188,7 +191,21 @@ impl Figure {
         format!("p{} g{}", self.n_prompt, self.n_gen)
     }
 
+    /// Tokens in the cache before the figure's work: a llama-bench test's depth; a meekbench decode also follows
+    /// its prompt.
+    fn context(&self) -> usize {
+        match (self.isolated, self.metric) {
+            (false, Metric::DecodeTokensPerSecond) => self.depth + self.n_prompt,
+            _ => self.depth,
+        }
+    }
+
     fn matches(&self, o: &Figure) -> bool {
+        self.matches_at_some_context(o) && self.context() == o.context()
+    }
+
+    /// [`Figure::matches`] but for the cache length, which only an isolated test's counterpart may differ in.
+    fn matches_at_some_context(&self, o: &Figure) -> bool {
         if self.metric != o.metric || self.suite != o.suite {
             return false;
         }
@@ -196,9 +213,6 @@ impl Figure {
             return true;
         }
         if self.isolated || o.isolated {
-            if self.depth != o.depth {
-                return false;
-            }
             return match self.metric {
                 Metric::PrefillTokensPerSecond => self.n_prompt == o.n_prompt,
                 Metric::DecodeTokensPerSecond => self.n_gen == o.n_gen,
@@ -206,6 +220,19 @@ impl Figure {
             };
         }
         (self.n_prompt, self.n_gen, self.depth) == (o.n_prompt, o.n_gen, o.depth)
+    }
+
+    /// The figure in `others` that matches this one; failing that, a decode test at the nearest other cache length
+    /// (flagged by the caller), never a prefill at another one.
+    fn counterpart<'a>(&self, others: &'a [Figure]) -> Option<&'a Figure> {
+        others.iter().find(|g| self.matches(g)).or_else(|| {
+            others
+                .iter()
+                .filter(|g| {
+                    self.metric == Metric::DecodeTokensPerSecond && self.matches_at_some_context(g)
+                })
+                .min_by_key(|g| g.context().abs_diff(self.context()))
+        })
     }
 
     fn cell(&self) -> Cell {
