@@ -341,7 +341,7 @@ cmd_compare() {
         esac
     done
     set -- "${positional[@]}"
-    [[ $# -ge 1 ]] || die "usage: $0 compare MODEL.gguf [PROMPT GEN THREADS REPS] [--rounds N] [--contention]"
+    [[ $# -ge 1 ]] || die "usage: $0 compare MODEL.gguf [PROMPT GEN THREADS REPS] [--rounds N] [--contention] [--decode-depth D]"
     [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive number, not '$rounds'"
     local model="$1" p="${2:-128}" n="${3:-64}" threads="${4:-1,2}" reps="${5:-5}"
     depth="${depth:-$p}"

@@ -423,6 +423,19 @@ fn llama_bench_json_and_jsonl_compare_on_the_same_file() {
             "{:?}",
             c.notes
         );
+        // The same with llama-bench as the baseline: the advice is still meekbench's depth.
+        let c = compare::compare(
+            &[load(peer), load("meekbench-epyc-p16g8.json")],
+            &compare::Options::default(),
+        )
+        .unwrap();
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n.contains("follows 0 cached tokens") && n.contains("-d 16")),
+            "{:?}",
+            c.notes
+        );
     }
 }
 

@@ -320,6 +320,8 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
             if let [Some(a), rest @ ..] = found.as_slice() {
                 for (j, b) in rest.iter().enumerate() {
                     if let Some(b) = b.filter(|b| b.context() != a.context()) {
+                        // The point llama-bench should have run: the other figure's (a meekbench decode's) context.
+                        let same = if a.isolated { b.context() } else { a.context() };
                         notes.push(format!(
                             "{}: {} of {} at {} threads follows {} cached tokens, {}'s {} follows {}: the longer \
                              cache costs attention on every token, which the ratio includes (llama-bench -d {} \
@@ -332,7 +334,7 @@ pub fn compare(inputs: &[Loaded], opts: &Options) -> Result<Comparison, ReportEr
                             described[j + 1].name,
                             b.point(),
                             b.context(),
-                            a.context(),
+                            same,
                         ));
                     }
                 }
