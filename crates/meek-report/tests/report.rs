@@ -97,6 +97,15 @@ macro_rules! report_snapshot {
     }};
 }
 
+/// Asserts that one of the comparison's notes holds every part.
+fn assert_note(c: &Comparison, parts: &[&str]) {
+    assert!(
+        c.notes.iter().any(|n| parts.iter().all(|p| n.contains(p))),
+        "no note with {parts:?}: {:?}",
+        c.notes
+    );
+}
+
 fn row(c: &Comparison, threads: usize, metric: Metric) -> &compare::Row {
     c.rows
         .iter()
@@ -416,26 +425,14 @@ fn llama_bench_json_and_jsonl_compare_on_the_same_file() {
         assert!(c.notes.iter().any(|n| n.contains("tg<N>")));
         // llama-bench's tg8 starts from an empty cache, meekbench's decode after its 16-token prompt: matched, and
         // said.
-        assert!(
-            c.notes
-                .iter()
-                .any(|n| n.contains("follows 16 cached tokens") && n.contains("-d 16")),
-            "{:?}",
-            c.notes
-        );
+        assert_note(&c, &["follows 16 cached tokens", "-d 16"]);
         // The same with llama-bench as the baseline: the advice is still meekbench's depth.
         let c = compare::compare(
             &[load(peer), load("meekbench-epyc-p16g8.json")],
             &compare::Options::default(),
         )
         .unwrap();
-        assert!(
-            c.notes
-                .iter()
-                .any(|n| n.contains("follows 0 cached tokens") && n.contains("-d 16")),
-            "{:?}",
-            c.notes
-        );
+        assert_note(&c, &["follows 0 cached tokens", "-d 16"]);
     }
 }
 
